@@ -1,0 +1,83 @@
+"""Where the local stack lives: one data folder and one port map.
+
+The same `StackConfig` drives `sentinel up` (fixed, documented ports) and the test suite
+(free ports, a temporary data folder), so tests exercise the exact wiring users run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_data_dir() -> Path:
+    """The git-ignored folder that holds all local state (`SENTINEL_DATA_DIR` overrides)."""
+    return Path(os.environ.get("SENTINEL_DATA_DIR", str(REPO_ROOT / ".data")))
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports of every local component. Defaults are the documented local-stack ports."""
+
+    front_door: int = 18080
+    api: int = 8080
+    api_metrics: int = 9090
+    ingest: int = 8081
+    ingest_metrics: int = 9091
+    ui: int = 8082
+    processor: int = 8085
+    processor_metrics: int = 9102
+    dispatcher_metrics: int = 9104
+    sample_mcp: int = 8090
+    sidecar_a: int = 8091
+    sidecar_a_metrics: int = 9103
+    sidecar_b: int = 8092
+    sidecar_b_metrics: int = 9113
+    clickhouse_http: int = 18123
+    kafka: int = 19092
+    s3: int = 19300
+    kube_api: int = 16443
+    postgres: int = 15432
+    temporal: int = 17233
+    temporal_ui: int = 18233
+    temporal_http: int = 17243
+    temporal_metrics: int = 17244
+    worker_metrics: int = 9105
+    prometheus: int = 19090
+
+    @classmethod
+    def free(cls) -> Ports:
+        """A port map of currently free loopback ports (for tests running beside a live stack)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        socks = []
+        try:
+            for _ in names:
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                socks.append(s)
+            return cls(**{n: s.getsockname()[1] for n, s in zip(names, socks, strict=True)})
+        finally:
+            for s in socks:
+                s.close()
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything a component needs to know about its neighbours in the local stack."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    ports: Ports = field(default_factory=Ports)
+    host: str = "127.0.0.1"
+
+    def url(self, port_name: str, path: str = "") -> str:
+        """`http://127.0.0.1:<port><path>` for a named port."""
+        return f"http://{self.host}:{getattr(self.ports, port_name)}{path}"
+
+    def path(self, *parts: str) -> Path:
+        """A path under the data folder (created lazily by the component that owns it)."""
+        return self.data_dir.joinpath(*parts)
