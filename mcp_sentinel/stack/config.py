@@ -73,10 +73,24 @@ class StackConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     ports: Ports = field(default_factory=Ports)
     host: str = "127.0.0.1"
+    # Local-only credentials; production reads these from Secrets (knative/).
+    admin_api_key: str = "sentinel-local-admin-key"
+    ingest_api_key: str = "sentinel-local-ingest-key"
+    jwt_secret: str = "sentinel-local-jwt-secret-change-me-in-production"
+    namespace: str = "mcp-servers"
 
     def url(self, port_name: str, path: str = "") -> str:
         """`http://127.0.0.1:<port><path>` for a named port."""
         return f"http://{self.host}:{getattr(self.ports, port_name)}{path}"
+
+    def policy_file(self, server: str, namespace: str = "mcp-servers") -> Path:
+        """Where the API renders a server's policy in local mode and its sidecar reads it."""
+        return self.data_dir / "policies" / namespace / f"{server}.json"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Kubeconfig pointing the official client at the local API server."""
+        return self.data_dir / "kube" / "kubeconfig"
 
     def path(self, *parts: str) -> Path:
         """A path under the data folder (created lazily by the component that owns it)."""
