@@ -1,0 +1,351 @@
+"""The one mapping between `Envelope` and CloudEvents 1.0, in every binding the pipeline uses.
+
+| Envelope     | CloudEvent attribute                                  |
+|--------------|-------------------------------------------------------|
+| `id`         | `id` (producer-generated, stable across redelivery)   |
+| `source`     | `source`                                              |
+| `event_type` | `type`                                                |
+| `timestamp`  | `time`                                                |
+| `trace_id`   | the trace-id part of the `traceparent` extension      |
+| `payload`    | `data` (`datacontenttype: application/json`)          |
+
+Decoding (HTTP structured, binary and batch; the seed's plain JSON; Kafka binary) is done here,
+not by the SDK, so that every bad attribute is reported at once with its name. Encoding to
+the binary bindings uses the `cloudevents` SDK (`cloudevents.core`).
+
+Module-level imports are stdlib-only because the sidecar builds its structured batches with
+`to_structured()` / `encode_batch()`; the SDK is imported inside the binding encoders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from mcp_sentinel.envelope import Envelope, EnvelopeError, FieldError, envelope_from_dict, envelope_from_fields
+
+if TYPE_CHECKING:
+    from cloudevents.core.v1.event import CloudEvent  # lazy: see module docstring
+
+SPECVERSION = "1.0"
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+JSON_CONTENT_TYPE = "application/json"
+
+TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
+"""W3C trace-context headers copied beside the ce_* headers on Kafka records (processor reads these)."""
+
+_TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_JSON_CT_RE = re.compile(r"^(application|text)/([a-z0-9.+-]+\+)?json$")
+_EXT_NAME_RE = re.compile(r"^[a-z0-9]{1,20}$")
+_CORE_ATTRS = frozenset({"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject"})
+
+# Envelope field -> CloudEvent attribute, used to rename validation errors.
+_CE_NAME = {
+    "id": "id",
+    "source": "source",
+    "event_type": "type",
+    "timestamp": "time",
+    "trace_id": "traceparent",
+    "payload": "data",
+}
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    """One event decoded from a request or record, with the trace context it carried."""
+
+    envelope: Envelope
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+
+@dataclass(frozen=True)
+class DecodedRequest:
+    """What an HTTP request carried: `mode` is `plain`, `structured`, `binary` or `batch`."""
+
+    mode: str
+    events: tuple[DecodedEvent, ...]
+
+
+def traceparent_trace_id(traceparent: str) -> str | None:
+    """The trace id inside a valid W3C `traceparent`, else None."""
+    m = _TRACEPARENT_RE.fullmatch(traceparent.strip().lower())
+    if not m or m.group(1) == "ff" or m.group(2) == "0" * 32 or m.group(3) == "0" * 16:
+        return None
+    return m.group(2)
+
+
+def synthetic_traceparent(env: Envelope) -> str:
+    """A valid `traceparent` for an envelope that has a trace id but no live span.
+
+    The span id is derived from the event id, so re-encoding the same event is byte-stable.
+    """
+    span = hashlib.sha256(env.id.encode()).hexdigest()[:16]
+    if span == "0" * 16:
+        span = "0" * 15 + "1"
+    return f"00-{env.trace_id}-{span}-01"
+
+
+def cloudevent_attributes(
+    env: Envelope, *, traceparent: str | None = None, tracestate: str | None = None
+) -> dict[str, str]:
+    """The CloudEvent context attributes of an envelope (everything but `data`), as strings.
+
+    `traceparent` defaults to a synthetic one when the envelope has a trace id.
+    """
+    attrs = {
+        "specversion": SPECVERSION,
+        "id": env.id,
+        "source": env.source,
+        "type": env.event_type,
+        "time": env.timestamp_rfc3339,
+        "datacontenttype": JSON_CONTENT_TYPE,
+    }
+    if traceparent:
+        attrs["traceparent"] = traceparent
+    elif env.trace_id:
+        attrs["traceparent"] = synthetic_traceparent(env)
+    if tracestate and "traceparent" in attrs:
+        attrs["tracestate"] = tracestate
+    return attrs
+
+
+def to_structured(env: Envelope, *, traceparent: str | None = None, tracestate: str | None = None) -> dict[str, Any]:
+    """The structured-mode JSON object of an envelope (one element of a batch)."""
+    out: dict[str, Any] = dict(cloudevent_attributes(env, traceparent=traceparent, tracestate=tracestate))
+    out["data"] = dict(env.payload)
+    return out
+
+
+def encode_batch(events: Iterable[Envelope | tuple[Envelope, str | None]]) -> bytes:
+    """The body of an `application/cloudevents-batch+json` POST (what the sidecar sends to ingest).
+
+    Elements are envelopes or `(envelope, traceparent)` pairs.
+    """
+    items = []
+    for item in events:
+        env, tp = item if isinstance(item, tuple) else (item, None)
+        items.append(to_structured(env, traceparent=tp))
+    return json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def envelope_from_cloudevent(attrs: Mapping[str, Any], data: Any, *, has_data: bool = True) -> DecodedEvent:
+    """Validate CloudEvent attributes plus data and build the envelope; errors use CloudEvent names.
+
+    Unknown extension attributes are tolerated (KafkaSource adds its own) but must be validly named.
+    """
+    errors: list[FieldError] = []
+    spec = attrs.get("specversion")
+    if spec is None:
+        errors.append(FieldError("specversion", "required"))
+    elif spec != SPECVERSION:
+        errors.append(FieldError("specversion", f"must be {SPECVERSION!r}"))
+    ce_id = attrs.get("id")
+    if ce_id is None:
+        errors.append(FieldError("id", "required"))
+    elif isinstance(ce_id, str) and not ce_id.strip():
+        errors.append(FieldError("id", "must not be blank"))
+    ct = attrs.get("datacontenttype")
+    if ct is not None and (not isinstance(ct, str) or not _JSON_CT_RE.fullmatch(ct.split(";")[0].strip().lower())):
+        errors.append(FieldError("datacontenttype", "must be application/json"))
+    errors.extend(
+        FieldError(name, "invalid extension attribute name (lowercase letters and digits, at most 20)")
+        for name in attrs
+        if name not in _CORE_ATTRS and name not in ("traceparent", "tracestate") and not _EXT_NAME_RE.fullmatch(name)
+    )
+    errors.extend(
+        FieldError(name, "must be a string")
+        for name in ("dataschema", "subject")
+        if name in attrs and not isinstance(attrs[name], str)
+    )
+
+    traceparent = attrs.get("traceparent")
+    trace_id = ""
+    if traceparent is not None:
+        tid = traceparent_trace_id(traceparent) if isinstance(traceparent, str) else None
+        if tid is None:
+            errors.append(FieldError("traceparent", "must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)"))
+        else:
+            trace_id = tid
+    tracestate = attrs.get("tracestate")
+    if tracestate is not None and not isinstance(tracestate, str):
+        errors.append(FieldError("tracestate", "must be a string"))
+        tracestate = None
+
+    fields: dict[str, Any] = {
+        "id": attrs.get("id"),
+        "source": attrs.get("source"),
+        "event_type": attrs.get("type"),
+        "timestamp": attrs.get("time"),
+        "trace_id": trace_id,
+    }
+    if has_data:
+        fields["payload"] = data
+    try:
+        env = envelope_from_fields(fields)
+    except EnvelopeError as exc:
+        errors.extend(FieldError(_CE_NAME.get(e.field, e.field), e.reason) for e in exc.errors)
+    if errors:
+        raise EnvelopeError(list(dict.fromkeys(errors)))
+    return DecodedEvent(env, traceparent if trace_id else None, tracestate)
+
+
+def _structured(obj: Any) -> DecodedEvent:
+    if not isinstance(obj, dict):
+        raise EnvelopeError([FieldError("$", "a structured CloudEvent must be a JSON object")])
+    attrs = {k: v for k, v in obj.items() if k not in ("data", "data_base64")}
+    errors: list[FieldError] = []
+    if "data_base64" in obj:
+        errors.append(FieldError("data_base64", "binary data is not accepted; send JSON in data"))
+    try:
+        decoded = envelope_from_cloudevent(attrs, obj.get("data"), has_data="data" in obj)
+    except EnvelopeError as exc:
+        raise EnvelopeError([*errors, *exc.errors]) from None
+    if errors:
+        raise EnvelopeError(errors)
+    return decoded
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError([FieldError("$", f"body is not valid JSON ({exc})")]) from None
+
+
+def decode_batch(items: Any) -> tuple[DecodedEvent, ...]:
+    """Decode a parsed batch array; every bad element's errors are reported as `[i].<attr>`."""
+    if not isinstance(items, list):
+        raise EnvelopeError([FieldError("$", "a CloudEvents batch must be a JSON array")])
+    if not items:
+        raise EnvelopeError([FieldError("$", "batch is empty")])
+    out: list[DecodedEvent] = []
+    errors: list[FieldError] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(_structured(item))
+        except EnvelopeError as exc:
+            errors.extend(exc.prefixed(f"[{i}].").errors)
+    if errors:
+        raise EnvelopeError(errors)
+    return tuple(out)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def decode_http(headers: Mapping[str, str], body: bytes) -> DecodedRequest:
+    """Decode an ingest `POST /events` body in any accepted mode.
+
+    * `Content-Type: application/cloudevents-batch+json` → batch (JSON array of structured events);
+    * `application/cloudevents+json` → structured;
+    * any `ce-*` header → binary (body = data);
+    * otherwise JSON: an object with `specversion` is structured, anything else the seed's plain envelope.
+
+    Raises EnvelopeError naming every bad field; a batch with one bad element is rejected whole.
+    """
+    ct = (_header(headers, "content-type") or "").split(";")[0].strip().lower()
+    if ct == BATCH_CONTENT_TYPE:
+        return DecodedRequest("batch", decode_batch(_loads(body)))
+    if ct == STRUCTURED_CONTENT_TYPE:
+        return DecodedRequest("structured", (_structured(_loads(body)),))
+    ce = {k.lower()[3:]: v for k, v in headers.items() if k.lower().startswith("ce-")}
+    if ce:
+        attrs: dict[str, Any] = {name: unquote(value) for name, value in ce.items()}
+        if ct:
+            attrs["datacontenttype"] = ct
+        has_data = bool(body.strip())
+        data = _loads(body) if has_data else None
+        return DecodedRequest("binary", (envelope_from_cloudevent(attrs, data, has_data=has_data),))
+    if ct and not _JSON_CT_RE.fullmatch(ct):
+        raise EnvelopeError([FieldError("content-type", f"unsupported content type {ct!r}")])
+    obj = _loads(body)
+    if isinstance(obj, dict) and "specversion" in obj:
+        return DecodedRequest("structured", (_structured(obj),))
+    if isinstance(obj, list):
+        raise EnvelopeError([FieldError("$", f"send batches as a JSON array with Content-Type {BATCH_CONTENT_TYPE}")])
+    return DecodedRequest("plain", (DecodedEvent(envelope_from_dict(obj)),))
+
+
+# --- binary bindings (cloudevents SDK) -------------------------------------------------------
+
+
+def to_cloudevent(env: Envelope, *, traceparent: str | None = None, tracestate: str | None = None) -> CloudEvent:
+    """The SDK `CloudEvent` for an envelope."""
+    from cloudevents.core.v1.event import CloudEvent  # lazy: see module docstring
+
+    attrs: dict[str, Any] = dict(cloudevent_attributes(env, traceparent=traceparent, tracestate=tracestate))
+    attrs["time"] = env.timestamp
+    return CloudEvent(attrs, dict(env.payload))
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """A Kafka record in the CloudEvents Kafka binary binding, ready for kafka-python `send()`."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def to_kafka_binary(
+    env: Envelope,
+    *,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+    baggage: str | None = None,
+) -> KafkaRecord:
+    """Encode an envelope as a Kafka binary-mode record: key `<namespace>/<server>`, ce_* headers,
+    value = the JSON payload; the W3C headers are also set verbatim for OTel propagators."""
+    from cloudevents.core.bindings import kafka as kafka_binding
+    from cloudevents.core.formats.json import JSONFormat
+
+    msg = kafka_binding.to_binary(to_cloudevent(env, traceparent=traceparent, tracestate=tracestate), JSONFormat())
+    headers = sorted(msg.headers.items())
+    extra = {"traceparent": msg.headers.get("ce_traceparent"), "tracestate": msg.headers.get("ce_tracestate")}
+    if baggage:
+        extra["baggage"] = baggage.encode()
+    headers.extend((k, v) for k, v in extra.items() if v)
+    return KafkaRecord(env.partition_key.encode(), msg.value, headers)
+
+
+def kafka_headers_are_cloudevent(headers: Sequence[tuple[str, bytes | None]]) -> bool:
+    """True when a record's headers carry the Kafka binary binding (`ce_specversion`)."""
+    return any(k.lower() == "ce_specversion" for k, _ in headers)
+
+
+def from_kafka_binary(headers: Sequence[tuple[str, bytes | None]], value: bytes | None) -> DecodedEvent:
+    """Decode a Kafka binary-mode record back to an envelope (errors name CloudEvent attributes)."""
+    attrs: dict[str, Any] = {}
+    for key, raw in headers:
+        lk = key.lower()
+        text = (raw or b"").decode("utf-8", errors="replace")
+        if lk.startswith("ce_"):
+            attrs[lk[3:]] = text
+        elif lk == "content-type":
+            attrs["datacontenttype"] = text
+    has_data = bool(value and value.strip())
+    data = _loads(value) if has_data and value is not None else None
+    return envelope_from_cloudevent(attrs, data, has_data=has_data)
+
+
+def to_http_binary(
+    env: Envelope, *, traceparent: str | None = None, tracestate: str | None = None
+) -> tuple[dict[str, str], bytes]:
+    """HTTP binary-mode headers and body for an envelope."""
+    from cloudevents.core.bindings import http as http_binding
+    from cloudevents.core.formats.json import JSONFormat
+
+    msg = http_binding.to_binary(to_cloudevent(env, traceparent=traceparent, tracestate=tracestate), JSONFormat())
+    return dict(msg.headers), msg.body
+
