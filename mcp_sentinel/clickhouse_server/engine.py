@@ -1,0 +1,194 @@
+"""The chdb session, serialised behind one lock, with per-request settings and database.
+
+chdb keeps `SET` values and `USE` on the session, so a request's settings would leak into the
+next request; `Engine.execute` applies them for one statement and restores the previous values
+before releasing the lock. That gives the per-request scoping a real ClickHouse HTTP server has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_CODE_RE = re.compile(r"Code: (\d+)\.")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SET_RE = re.compile(r"^\s*SET\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_SET_NAME_RE = re.compile(r"(?:^|,)\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+class EngineError(Exception):
+    """A ClickHouse exception: `code` is the ClickHouse error code, `message` its full text."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Result:
+    """Raw output bytes of one statement plus the counters ClickHouse reports in its summary."""
+
+    data: bytes
+    read_rows: int = 0
+    read_bytes: int = 0
+    written_rows: int = 0
+    written_bytes: int = 0
+    elapsed_ns: int = 0
+
+
+def error_from(exc: BaseException) -> EngineError:
+    """Map a chdb exception to the ClickHouse code/message pair (code 1000 when unknown)."""
+    text = str(exc)
+    start = text.find("Code: ")
+    message = text[start:].strip() if start >= 0 else text.strip()
+    match = _CODE_RE.search(message)
+    code = int(match.group(1)) if match else 1000
+    if not message.startswith("Code: "):
+        message = f"Code: {code}. DB::Exception: {message}"
+    return EngineError(code, message)
+
+
+def quote_setting(value: str) -> str:
+    """A setting value as an SQL literal (numbers bare, everything else quoted)."""
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class Engine:
+    """One chdb connection owning `path`; every call is serialised by a lock."""
+
+    def __init__(self, path: Path, *, tmp_dir: Path | None = None) -> None:
+        import chdb  # imported here so importing the package stays cheap
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        shm = Path("/dev/shm")
+        self.tmp_dir = tmp_dir or (shm if shm.is_dir() and os.access(shm, os.W_OK) else path / "tmp_http")
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._conn: Any = chdb.connect(str(path))  # type: ignore[no-untyped-call]
+        self._lock = threading.Lock()
+        self._database = "default"
+        # Session defaults (value, changed) per setting, read once: we always restore after a
+        # request, so the baseline never moves.
+        self._baseline: dict[str, tuple[str, bool]] = {}
+
+    def close(self) -> None:
+        """Release the data directory."""
+        with self._lock, contextlib.suppress(Exception):
+            self._conn.close()
+
+    def _raw(self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
+        try:
+            return self._conn.query(sql, fmt, params=dict(params or {}))
+        except Exception as exc:  # chdb raises a plain ChdbError/RuntimeError for every DB error
+            raise error_from(exc) from exc
+
+    def _baseline_of(self, names: list[str]) -> None:
+        missing = [n for n in names if n not in self._baseline]
+        if not missing:
+            return
+        rows = self._raw(
+            "SELECT name, value, changed FROM system.settings WHERE name IN {names:Array(String)}",
+            params={"names": "[" + ",".join(f"'{n}'" for n in missing) + "]"},  # names checked by _NAME_RE
+        ).bytes()
+        for line in rows.decode().splitlines():
+            name, value, changed = line.split("\t")
+            self._baseline[name] = (value, changed == "1")
+
+    def _set(self, name: str, value: str) -> None:
+        if not _NAME_RE.match(name):
+            raise EngineError(115, f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)")
+        self._raw(f"SET {name} = {quote_setting(value)}")
+
+    def _restore(self, names: list[str]) -> None:
+        for name in names:
+            base = self._baseline.get(name)
+            with contextlib.suppress(EngineError):
+                if base is not None and base[1]:
+                    self._raw(f"SET {name} = {quote_setting(base[0])}")
+                else:
+                    self._raw(f"SET {name} = DEFAULT")
+
+    def _use(self, database: str) -> None:
+        if database == self._database:
+            return
+        if not _NAME_RE.match(database):
+            raise EngineError(81, f"Code: 81. DB::Exception: Database {database} does not exist. (UNKNOWN_DATABASE)")
+        self._raw(f"USE {database}")
+        self._database = database
+
+    def execute(
+        self,
+        sql: str,
+        *,
+        fmt: str = "TabSeparated",
+        params: Mapping[str, str] | None = None,
+        settings: Mapping[str, str] | None = None,
+        database: str = "default",
+        insert_data: bytes | None = None,
+    ) -> Result:
+        """Run one statement with settings and database scoped to it.
+
+        With `insert_data`, `sql` must be an `INSERT … FORMAT <fmt>` head; the data is fed through
+        a temporary file because chdb has no other way to stream a client's data block.
+        """
+        settings = dict(settings or {})
+        set_stmt = _SET_RE.match(sql)
+        touched = list(settings)
+        if set_stmt:
+            # A SET without a session only lasts for its own request on a real server.
+            touched += _SET_NAME_RE.findall(set_stmt.group(1))
+        with self._lock:
+            self._baseline_of([n for n in touched if _NAME_RE.match(n)])
+            applied: list[str] = []
+            try:
+                self._use(database)
+                for name, value in settings.items():
+                    self._set(name, value)
+                    applied.append(name)
+                if set_stmt:
+                    applied = touched
+                if insert_data is None:
+                    res = self._raw(sql, fmt, params)
+                else:
+                    res = self._insert(sql, insert_data, params)
+                return Result(
+                    data=res.bytes(),
+                    read_rows=int(res.rows_read()),
+                    read_bytes=int(res.bytes_read()),
+                    written_rows=int(res.rows_written()),
+                    written_bytes=int(res.bytes_written()),
+                    elapsed_ns=int(res.elapsed() * 1e9),
+                )
+            finally:
+                self._restore(applied)
+
+    def _insert(self, head: str, data: bytes, params: Mapping[str, str] | None) -> Any:
+        match = re.search(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*$", head, re.IGNORECASE)
+        if match is None:
+            msg = "Code: 62. DB::Exception: INSERT with data must end with FORMAT <name>. (SYNTAX_ERROR)"
+            raise EngineError(62, msg)
+        fmt = match.group(1)
+        prefix = head[: match.start()].rstrip()
+        settings_clause = ""
+        smatch = re.search(r"\bSETTINGS\b", prefix, re.IGNORECASE)
+        if smatch is not None:
+            prefix, settings_clause = prefix[: smatch.start()].rstrip(), " " + prefix[smatch.start() :]
+        fd, name = tempfile.mkstemp(prefix="ch-insert-", dir=self.tmp_dir)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            quoted = "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            return self._raw(f"{prefix} FROM INFILE {quoted}{settings_clause} FORMAT {fmt}", "TabSeparated", params)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
