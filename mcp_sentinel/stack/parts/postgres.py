@@ -44,7 +44,7 @@ def find_bindir(environ: Mapping[str, str] | None = None) -> Path:
         candidates.extend(p / "bin" for p in majors)
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)  # noqa: S603
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             candidates.append(Path(out.stdout.strip()))
     on_path = shutil.which("initdb")
@@ -100,16 +100,18 @@ def prepare(data: Path, bindir: Path) -> Path:
         pw = pwd.getpwnam(PG_USER)
         os.chown(data, pw.pw_uid, pw.pw_gid)
         # A postgres-owned folder inside a root-only (0700) parent would still be unreachable.
-        check = subprocess.run(_as_pg(["test", "-w", str(data)]), check=False)  # noqa: S603
+        check = subprocess.run(_as_pg(["test", "-w", str(data)]), check=False)
         if check.returncode != 0:
             raise PermissionError(f"the {PG_USER} OS user cannot write {data}; make its parent folders traversable")
     if not (pgdata / "PG_VERSION").is_file():
-        subprocess.run(  # noqa: S603
-            _as_pg([str(bindir / "initdb"), "-D", str(pgdata), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--no-sync"]),
+        subprocess.run(
+            _as_pg(
+                [str(bindir / "initdb"), "-D", str(pgdata), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--no-sync"]
+            ),
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        single = subprocess.run(  # noqa: S603
+        single = subprocess.run(
             _as_pg([str(bindir / "postgres"), "--single", "-D", str(pgdata), "postgres"]),
             input=f"CREATE DATABASE {DATABASE};\n",
             text=True,
@@ -148,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
     )
     sys.stdout.flush()
-    os.execvp(server[0], server)  # noqa: S606 - replace the launcher so signals reach postgres
+    os.execvp(server[0], server)  # replace the launcher so signals reach postgres
 
 
 if __name__ == "__main__":
