@@ -1,0 +1,286 @@
+"""The policy evaluator (upstream §3.3), compiled once per document for a fast hot path.
+
+`CompiledPolicy(doc)` builds its indexes at load time: grants by subject key (each field either
+the value or "" for "not constrained"), sessions by name, tools by name, and expiry instants as
+epoch floats. `authorize` then does a handful of dict lookups: with N grants, an identity probes
+at most 8 subject keys instead of scanning N grants.
+
+Deliberate differences from upstream (decisions.md, "Policy"):
+* §11 #1: an all-empty grant subject is a wildcard matching any caller with an identity.
+* §11 #3: `tool_not_granted` always denies (403), even under `default_decision: allow`.
+* §11 #4: observe mode allows but reports the allow-list verdict in `would_deny_reason`.
+* §11 #6: same-named sessions in several namespaces are tried in (namespace, name) order.
+* §11 #7: unparseable `expires_at` means expired; expired iff `now >= expires_at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import product
+
+from mcp_sentinel.policy import reasons as R
+from mcp_sentinel.policy.decode import parse_document
+from mcp_sentinel.policy.document import Grant, PolicyDocument, SessionBinding
+from mcp_sentinel.policy.normalize import fold, parse_rfc3339, risk_level, side_effect, trust_label, trust_rank
+from mcp_sentinel.policy.types import TOOL_CALL_METHODS, AuthzRequest, Decision, Identity
+from mcp_sentinel.policy.validate import validate
+
+_SubjectKey = tuple[str, str, str]
+_UNKNOWN_TOOL = (1, "", "")
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledGrant:
+    order: int
+    grant: Grant
+    policy_version: str
+    max_rank: int
+    effects: frozenset[str]
+    # None: no tool rules (covers every tool); else tool name -> (is_deny, required rank).
+    rules: dict[str, tuple[bool, int]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledSession:
+    binding: SessionBinding
+    subject: _SubjectKey
+    policy_version: str
+    consented_rank: int  # 0 when consented_trust is empty (then admin trust applies)
+    expires: float | None  # None: never; -inf: unparseable, i.e. always expired
+
+    def matches(self, identity: Identity) -> bool:
+        h, a, t = self.subject
+        return (
+            (not h or h == identity.human_id)
+            and (not a or a == identity.agent_id)
+            and (not t or t == identity.team_id)
+            and bool(h or a or t)
+        )
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
+
+
+class CompiledPolicy:
+    """A validated-or-not document plus the indexes `authorize` needs; immutable after construction."""
+
+    __slots__ = (
+        "_by_subject",
+        "_default_allow",
+        "_observe",
+        "_session_required",
+        "_sessions",
+        "_tools",
+        "_version",
+        "doc",
+    )
+
+    def __init__(self, doc: PolicyDocument) -> None:
+        self.doc = doc
+        policy = doc.policy
+        self._version = policy.policy_version if policy else ""
+        self._observe = policy is not None and fold(policy.mode) == "observe"
+        self._default_allow = policy is not None and fold(policy.default_decision) == "allow"
+        self._session_required = doc.session is not None and doc.session.required
+        self._tools: dict[str, tuple[int, str, str]] = {}
+        for tool in doc.tools:
+            rank = trust_rank(tool.required_trust)
+            effect = side_effect(tool.side_effect)
+            self._tools.setdefault(tool.name, (rank, effect, risk_level(tool.risk_level, effect, rank)))
+        self._by_subject: dict[_SubjectKey, list[_CompiledGrant]] = {}
+        ordered = sorted(doc.grants, key=lambda g: (g.namespace, g.name))
+        for order, grant in enumerate(ordered):
+            compiled = _CompiledGrant(
+                order=order,
+                grant=grant,
+                policy_version=grant.policy_version or self._version,
+                max_rank=trust_rank(grant.max_trust),
+                effects=frozenset(e for e in map(side_effect, grant.allowed_side_effects) if e),
+                rules=_compile_rules(grant) if grant.tool_rules else None,
+            )
+            key = (grant.human_id, grant.agent_id, grant.team_id)
+            self._by_subject.setdefault(key, []).append(compiled)
+        self._sessions: dict[str, list[_CompiledSession]] = {}
+        for binding in sorted(doc.sessions, key=lambda s: (s.namespace, s.name)):
+            expires = None
+            if binding.expires_at:
+                parsed = parse_rfc3339(binding.expires_at)
+                expires = float("-inf") if parsed is None else parsed
+            self._sessions.setdefault(binding.name, []).append(
+                _CompiledSession(
+                    binding=binding,
+                    subject=(binding.human_id, binding.agent_id, binding.team_id),
+                    policy_version=binding.policy_version or self._version,
+                    consented_rank=trust_rank(binding.consented_trust) if binding.consented_trust else 0,
+                    expires=expires,
+                )
+            )
+
+    @property
+    def revision(self) -> str:
+        """The document's revision (what `/config/status` and audit events report)."""
+        return self.doc.revision
+
+    def _matching_grants(self, identity: Identity) -> list[_CompiledGrant]:
+        found: list[_CompiledGrant] = []
+        index = self._by_subject
+        h, a, t = identity.human_id, identity.agent_id, identity.team_id
+        for key in product((h, "") if h else ("",), (a, "") if a else ("",), (t, "") if t else ("",)):
+            hits = index.get(key)
+            if hits:
+                found.extend(hits)
+        if len(found) > 1:
+            found.sort(key=_order)
+        return found
+
+    def authorize(self, req: AuthzRequest, now: float) -> Decision:
+        """Decide one request at epoch time `now` (upstream §3.3 order, with the documented changes)."""
+        if req.rpc_method not in TOOL_CALL_METHODS:
+            return Decision(policy_version=self._version)
+        tool = self._tools.get(req.tool_name, _UNKNOWN_TOOL)
+        if not self._observe:
+            return self._evaluate(req, now, tool)
+        verdict = self._evaluate(req, now, tool)
+        if not verdict.allowed:
+            verdict.would_deny_reason = verdict.reason
+        verdict.allowed, verdict.status, verdict.reason = True, 200, R.ALLOWED
+        return verdict
+
+    def tool_visible(self, identity: Identity, tool_name: str, now: float) -> bool:
+        """True iff a `tools/call` of `tool_name` by `identity` at `now` would be allowed."""
+        return self.authorize(AuthzRequest(identity, "tools/call", tool_name), now).allowed
+
+    def visible_tools(self, identity: Identity, tool_names: Iterable[str], now: float) -> list[str]:
+        """The subset of `tool_names` (order kept) that `identity` may call; for filtering `tools/list`."""
+        return [name for name in tool_names if self.tool_visible(identity, name, now)]
+
+    def _default(self, d: Decision, reason: str) -> Decision:
+        d.reason = reason
+        if not self._default_allow:
+            d.allowed, d.status = False, 403
+        return d
+
+    def _evaluate(self, req: AuthzRequest, now: float, tool: tuple[int, str, str]) -> Decision:
+        required, effect, risk = tool
+        d = Decision(policy_version=self._version, risk_level=risk)
+        ident = req.identity
+        if not (ident.human_id or ident.agent_id or ident.team_id):
+            return _deny(d, 401, R.MISSING_IDENTITY)
+        session_id = ident.session_id
+        if self._session_required and not session_id:
+            return _deny(d, 401, R.MISSING_SESSION)
+        session: _CompiledSession | None = None
+        if session_id:
+            for candidate in self._sessions.get(session_id, ()):
+                if candidate.matches(ident):
+                    session = candidate
+                    break
+        if self._session_required:
+            if session is None:
+                return _deny(d, 401, R.SESSION_NOT_FOUND)
+            if session.binding.revoked or session.expired(now):
+                _attribute_session(d, session)
+                d.policy_version = session.policy_version
+                return _deny(d, 401, R.SESSION_REVOKED if session.binding.revoked else R.SESSION_EXPIRED)
+        elif session is not None and (session.binding.revoked or session.expired(now)):
+            session = None  # optional sessions that are dead are ignored, not fatal
+        if session is not None:
+            _attribute_session(d, session)
+
+        grants = self._matching_grants(ident)
+        if not grants:
+            return self._default(d, R.NO_MATCHING_GRANT)
+
+        covered = effect_ok = False
+        attributed: _CompiledGrant | None = None
+        admin = 0
+        for g in grants:
+            if g.grant.disabled:
+                continue
+            allows_effect = effect in g.effects
+            if g.rules is None:
+                covered = True
+                if attributed is None:
+                    attributed = g
+                if allows_effect:
+                    if not effect_ok or g.max_rank > admin:
+                        attributed = g
+                    effect_ok = True
+                    admin = max(admin, g.max_rank)
+                continue
+            rule = g.rules.get(req.tool_name)
+            if rule is None:
+                continue
+            is_deny, rule_rank = rule
+            if is_deny:
+                _attribute_grant(d, g)
+                return _deny(d, 403, R.TOOL_DENIED)
+            covered = True
+            if attributed is None:
+                attributed = g
+            if allows_effect:
+                if not effect_ok or g.max_rank > admin:
+                    attributed = g
+                effect_ok = True
+                if rule_rank > required:
+                    required = rule_rank
+                    attributed = g
+                admin = max(admin, g.max_rank)
+
+        if not covered or attributed is None:
+            # §11 #3: the caller is known to the policy, so the default decision does not apply.
+            return _deny(d, 403, R.TOOL_NOT_GRANTED)
+        _attribute_grant(d, attributed)
+        d.required_trust = trust_label(required)
+        if not effect:
+            return _deny(d, 403, R.TOOL_SIDE_EFFECT_UNKNOWN)
+        d.required_side_effect = effect
+        if not effect_ok:
+            return _deny(d, 403, R.SIDE_EFFECT_NOT_ALLOWED)
+        consented = session.consented_rank if session is not None and session.consented_rank else admin
+        effective = min(admin, consented)
+        d.admin_trust, d.consented_trust, d.effective_trust = (
+            trust_label(admin),
+            trust_label(consented),
+            trust_label(effective),
+        )
+        if effective < required:
+            return _deny(d, 403, R.TRUST_TOO_LOW)
+        return d
+
+
+def _order(g: _CompiledGrant) -> int:
+    return g.order
+
+
+def _compile_rules(grant: Grant) -> dict[str, tuple[bool, int]]:
+    rules: dict[str, tuple[bool, int]] = {}
+    for rule in grant.tool_rules:
+        rules.setdefault(rule.name, (fold(rule.decision) == "deny", trust_rank(rule.required_trust)))
+    return rules
+
+
+def _deny(d: Decision, status: int, reason: str) -> Decision:
+    d.allowed, d.status, d.reason = False, status, reason
+    return d
+
+
+def _attribute_grant(d: Decision, g: _CompiledGrant) -> None:
+    d.matched_grant, d.matched_grant_namespace = g.grant.name, g.grant.namespace
+    d.policy_version = g.policy_version
+
+
+def _attribute_session(d: Decision, s: _CompiledSession) -> None:
+    d.matched_session, d.matched_session_namespace = s.binding.name, s.binding.namespace
+
+
+def load_policy(raw: bytes | str) -> CompiledPolicy:
+    """Parse, validate (fail-closed) and compile `policy.json` text.
+
+    Raises:
+        PolicyError: the document does not decode or fails any §2.7 check.
+    """
+    doc = parse_document(raw)
+    validate(doc)
+    return CompiledPolicy(doc)

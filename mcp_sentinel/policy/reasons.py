@@ -1,0 +1,37 @@
+"""Reason strings the evaluator emits (upstream §3.4); audit and metrics key on these exact values."""
+
+from __future__ import annotations
+
+ALLOWED = "allowed"
+MISSING_IDENTITY = "missing_identity"
+MISSING_SESSION = "missing_session"
+SESSION_NOT_FOUND = "session_not_found"
+SESSION_REVOKED = "session_revoked"
+SESSION_EXPIRED = "session_expired"
+NO_MATCHING_GRANT = "no_matching_grant"
+TOOL_NOT_GRANTED = "tool_not_granted"
+TOOL_DENIED = "tool_denied"
+TOOL_SIDE_EFFECT_UNKNOWN = "tool_side_effect_unknown"
+SIDE_EFFECT_NOT_ALLOWED = "side_effect_not_allowed"
+TRUST_TOO_LOW = "trust_too_low"
+# Kept for compatibility with upstream's reason set; unreachable (decisions.md, §11 #8): a grant that
+# allows the side effect always contributes a trust rank >= 1, so admin trust is never 0 there.
+GRANT_WITHOUT_TRUST = "grant_without_trust"
+
+EVALUATOR_REASONS = frozenset(
+    {
+        ALLOWED,
+        MISSING_IDENTITY,
+        MISSING_SESSION,
+        SESSION_NOT_FOUND,
+        SESSION_REVOKED,
+        SESSION_EXPIRED,
+        NO_MATCHING_GRANT,
+        TOOL_NOT_GRANTED,
+        TOOL_DENIED,
+        TOOL_SIDE_EFFECT_UNKNOWN,
+        SIDE_EFFECT_NOT_ALLOWED,
+        TRUST_TOO_LOW,
+        GRANT_WITHOUT_TRUST,
+    }
+)

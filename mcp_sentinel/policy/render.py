@@ -1,0 +1,226 @@
+"""Render a server's policy document from Kubernetes objects (upstream §2.2, §2.4, §2.6).
+
+Inputs are plain dicts as the Kubernetes API returns custom objects (`metadata`, camelCase
+`spec`). The API and the workflows call `render_policy`; the sidecar only reads its output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from mcp_sentinel.policy.decode import parse_document
+from mcp_sentinel.policy.document import (
+    SCHEMA_VERSION,
+    AuthBlock,
+    Grant,
+    PolicyBlock,
+    PolicyDocument,
+    ServerInfo,
+    SessionBinding,
+    SessionBlock,
+    Tool,
+    ToolRule,
+)
+from mcp_sentinel.policy.encode import compute_revision, to_pretty_json
+from mcp_sentinel.policy.errors import PolicyError
+from mcp_sentinel.policy.normalize import format_rfc3339, go_trim, parse_rfc3339
+from mcp_sentinel.policy.validate import validate
+
+Obj = Mapping[str, Any]
+
+
+def _map(obj: Any, key: str) -> Mapping[str, Any]:
+    value = obj.get(key) if isinstance(obj, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str(obj: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = obj.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise PolicyError(f"{key}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _meta(obj: Obj) -> tuple[str, str]:
+    meta = _map(obj, "metadata")
+    return _str(meta, "name"), _str(meta, "namespace")
+
+
+def _targets(obj: Obj, server_name: str, server_ns: str) -> bool:
+    ref = _map(_map(obj, "spec"), "serverRef")
+    own_ns = _meta(obj)[1]
+    return _str(ref, "name") == server_name and (_str(ref, "namespace") or own_ns) == server_ns
+
+
+def _auth(spec: Mapping[str, Any]) -> AuthBlock:
+    a = _map(spec, "auth")
+    return AuthBlock(
+        mode=_str(a, "mode", "header"),
+        human_id_header=_str(a, "humanIDHeader", "X-MCP-Human-ID"),
+        agent_id_header=_str(a, "agentIDHeader", "X-MCP-Agent-ID"),
+        team_id_header=_str(a, "teamIDHeader", "X-MCP-Team-ID"),
+        session_id_header=_str(a, "sessionIDHeader", "X-MCP-Agent-Session"),
+        token_header=_str(a, "tokenHeader", "Authorization"),
+        issuer_url=_str(a, "issuerURL"),
+        audience=_str(a, "audience"),
+        trust_domain=_str(a, "trustDomain"),
+    )
+
+
+def _policy(spec: Mapping[str, Any]) -> PolicyBlock:
+    p = _map(spec, "policy")
+    return PolicyBlock(
+        mode=_str(p, "mode", "allow-list"),
+        default_decision=_str(p, "defaultDecision", "deny"),
+        enforce_on=_str(p, "enforceOn", "call_tool"),
+        policy_version=_str(p, "policyVersion", "v1"),
+    )
+
+
+def _session(spec: Mapping[str, Any]) -> SessionBlock:
+    s = _map(spec, "session")
+    return SessionBlock(
+        required=s.get("required") is True,
+        store=_str(s, "store", "kubernetes"),
+        header_name=_str(s, "headerName", "X-MCP-Agent-Session"),
+        max_lifetime=_str(s, "maxLifetime", "24h"),
+        idle_timeout=_str(s, "idleTimeout", "1h"),
+        upstream_token_header=_str(s, "upstreamTokenHeader", "Authorization"),
+    )
+
+
+def _tool(t: Mapping[str, Any]) -> Tool:
+    labels = _map(t, "labels")
+    return Tool(
+        name=_str(t, "name"),
+        description=_str(t, "description"),
+        required_trust=_str(t, "requiredTrust", "low"),
+        side_effect=_str(t, "sideEffect"),
+        risk_level=_str(t, "riskLevel"),
+        labels={str(k): str(v) for k, v in labels.items()},
+    )
+
+
+def _subject(spec: Mapping[str, Any], server_team: str) -> tuple[str, str, str]:
+    # Identity headers are trimmed by the gateway, so untrimmed subjects could never match.
+    subject = _map(spec, "subject")
+    team = go_trim(_str(subject, "teamID"))
+    # §11 #2 (kept deliberately): the server's team is a tenancy boundary, so it fills an empty team.
+    return go_trim(_str(subject, "humanID")), go_trim(_str(subject, "agentID")), team or server_team
+
+
+def _grant(obj: Obj, server_team: str) -> Grant:
+    name, namespace = _meta(obj)
+    spec = _map(obj, "spec")
+    human, agent, team = _subject(spec, server_team)
+    effects = spec.get("allowedSideEffects") or []
+    rules = spec.get("toolRules") or []
+    return Grant(
+        name=name,
+        namespace=namespace,
+        human_id=human,
+        agent_id=agent,
+        team_id=team,
+        max_trust=_str(spec, "maxTrust", "low"),
+        allowed_side_effects=tuple(str(e) for e in effects),
+        policy_version=_str(spec, "policyVersion"),
+        disabled=spec.get("disabled") is True,
+        tool_rules=tuple(
+            ToolRule(
+                name=_str(r, "name"),
+                decision=_str(r, "decision", "allow"),
+                required_trust=_str(r, "requiredTrust", "low"),
+            )
+            for r in rules
+            if isinstance(r, Mapping)
+        ),
+    )
+
+
+def _expires(value: str) -> str:
+    if not value:
+        return ""
+    parsed = parse_rfc3339(value)
+    # Unparseable text is kept verbatim: the evaluator then treats the session as expired (fail-closed).
+    return value if parsed is None else format_rfc3339(parsed)
+
+
+def _session_binding(obj: Obj, server_team: str) -> SessionBinding:
+    name, namespace = _meta(obj)
+    spec = _map(obj, "spec")
+    human, agent, team = _subject(spec, server_team)
+    ref = _map(spec, "upstreamTokenSecretRef")
+    ref_name, ref_key = _str(ref, "name"), _str(ref, "key")
+    return SessionBinding(
+        name=name,
+        namespace=namespace,
+        human_id=human,
+        agent_id=agent,
+        team_id=team,
+        consented_trust=_str(spec, "consentedTrust", "low"),
+        revoked=spec.get("revoked") is True,
+        expires_at=_expires(_str(spec, "expiresAt")),
+        policy_version=_str(spec, "policyVersion"),
+        upstream_token_ref=f"{ref_name}/{ref_key}" if ref_name and ref_key else "",
+    )
+
+
+def render_document(
+    server: Obj, grants: Iterable[Obj], sessions: Iterable[Obj], *, cluster: str = "local"
+) -> PolicyDocument:
+    """The server's document with its revision set and no `generated_at` (not yet validated)."""
+    name, namespace = _meta(server)
+    spec = _map(server, "spec")
+    team = go_trim(_str(spec, "teamID"))
+    gateway_on = _map(spec, "gateway").get("enabled") is True
+    doc = PolicyDocument(
+        schema_version=SCHEMA_VERSION,
+        server=ServerInfo(name=name, namespace=namespace, team_id=team, cluster=cluster),
+        auth=_auth(spec) if gateway_on or "auth" in spec else None,
+        policy=_policy(spec) if gateway_on or "policy" in spec else None,
+        session=_session(spec) if gateway_on or "session" in spec else None,
+        tools=tuple(_tool(t) for t in spec.get("tools") or [] if isinstance(t, Mapping)),
+        grants=tuple(_grant(g, team) for g in grants if _targets(g, name, namespace)),
+        sessions=tuple(_session_binding(s, team) for s in sessions if _targets(s, name, namespace)),
+    )
+    return dataclasses.replace(doc, revision=compute_revision(doc))
+
+
+def _unchanged(existing_text: str | bytes | None, revision: str) -> bool:
+    if not existing_text:
+        return False
+    try:
+        existing = parse_document(existing_text)
+    except PolicyError:
+        return False
+    return existing.revision == revision and compute_revision(existing) == existing.revision
+
+
+def render_policy(
+    server: Obj,
+    grants: Iterable[Obj],
+    sessions: Iterable[Obj],
+    *,
+    cluster: str = "local",
+    existing_text: str | bytes | None = None,
+    now: float | datetime,
+) -> str:
+    """Pretty `policy.json` text for `server`; reuses `existing_text` byte-for-byte when nothing changed.
+
+    `now` (epoch seconds or an aware datetime) becomes `generated_at` only when the text is rewritten.
+
+    Raises:
+        PolicyError: the rendered document fails validation (the caller keeps the old policy).
+    """
+    doc = render_document(server, grants, sessions, cluster=cluster)
+    validate(doc)
+    if _unchanged(existing_text, doc.revision):
+        assert existing_text is not None
+        return existing_text.decode("utf-8") if isinstance(existing_text, bytes) else existing_text
+    epoch = now.timestamp() if isinstance(now, datetime) else now
+    return to_pretty_json(dataclasses.replace(doc, generated_at=format_rfc3339(epoch)))
