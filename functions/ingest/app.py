@@ -1,0 +1,184 @@
+"""The ingest function: `POST /events` → validated envelopes → Kafka (CloudEvents Kafka binary binding).
+
+Accepts the seed's plain JSON envelope and CloudEvents structured, binary and batch modes. A
+request is all-or-nothing: any invalid event rejects the whole request (400 naming every bad
+field) and nothing is produced; 202 is returned only once the broker acknowledged every record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from functions.ingest.auth import Authenticator
+from functions.ingest.producer import EventProducer, ProduceError
+from functions.ingest.settings import IngestSettings
+from mcp_sentinel import telemetry
+from mcp_sentinel.cloudevents_codec import DecodedEvent, KafkaRecord, decode_http, to_kafka_binary
+from mcp_sentinel.envelope import EnvelopeError, FieldError
+from mcp_sentinel.kafka.admin import broker_reachable
+
+SERVICE_NAME = "mcp-sentinel-ingest"
+
+
+class IngestMetrics:
+    """Prometheus families of the ingest function, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter("ingest_events_accepted_total", "Events acknowledged by Kafka", ["mode"],
+                                registry=registry)
+        self.rejected = Counter("ingest_requests_rejected_total", "Requests refused, by reason", ["reason"],
+                                registry=registry)
+        self.produce_seconds = Histogram(
+            "ingest_produce_duration_seconds", "Time from first send to the broker's ack of the whole request",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry,
+        )
+        self.batch_events = Histogram("ingest_request_events", "Events per accepted request",
+                                      buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000), registry=registry)
+
+
+def _error(status: int, error: str, message: str = "", **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"ok": False, "error": error}
+    if message:
+        body["message"] = message
+    body.update(extra)
+    return JSONResponse(body, status_code=status)
+
+
+def create_app(
+    settings: IngestSettings,
+    *,
+    producer: EventProducer | None = None,
+    tracer_provider: TracerProvider | None = None,
+    registry: CollectorRegistry | None = None,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
+    """Build the ingest ASGI app; `registry` receives its metrics (served on the metrics port)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    provider = tracer_provider or telemetry.setup_tracing(SERVICE_NAME, {})
+    tracer = provider.get_tracer("mcp_sentinel.ingest")
+    metrics = IngestMetrics(registry)
+    auth = authenticator or Authenticator(settings)
+    prod = producer or EventProducer(settings.brokers, timeout_ms=settings.produce_timeout_ms,
+                                     linger_ms=settings.linger_ms)
+    brokers = list(settings.brokers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(prod.close)
+
+    app = FastAPI(title="mcp-sentinel ingest", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.producer = prod
+
+    @app.middleware("http")
+    async def server_span(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Every handler runs inside an `http.server` span continuing the caller's W3C trace.
+        ctx = telemetry.extract_http(dict(request.headers))
+        with tracer.start_as_current_span("http.server", context=ctx, kind=SpanKind.SERVER) as span:
+            span.set_attribute("http.request.method", request.method)
+            span.set_attribute("url.path", request.url.path)
+            response = await call_next(request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    @app.get("/live")
+    @app.get("/health")
+    async def live() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        if await asyncio.to_thread(broker_reachable, brokers, 2.0):
+            return JSONResponse({"ok": True})
+        return _error(503, "kafka_unavailable", "no Kafka broker reachable at " + ",".join(brokers))
+
+    async def read_body(request: Request) -> bytes | None:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > settings.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def encode(events: tuple[DecodedEvent, ...], baggage: str | None) -> tuple[list[KafkaRecord], list[Any]]:
+        records, spans = [], []
+        parent = trace.get_current_span().get_span_context()
+        for ev in events:
+            # A batch element carries its originating request's trace; otherwise continue ours.
+            ctx = telemetry.extract_http({"traceparent": ev.traceparent, "tracestate": ev.tracestate or ""}) \
+                if ev.traceparent else trace.set_span_in_context(trace.NonRecordingSpan(parent))
+            span = tracer.start_span("kafka.produce", context=ctx, kind=SpanKind.PRODUCER,
+                                     attributes={"kafka.topic": settings.topic, "cloudevents.event_id": ev.envelope.id})
+            w3c = telemetry.inject_http(context=trace.set_span_in_context(span))
+            env = ev.envelope.with_trace_id(telemetry.trace_id_hex(span))
+            records.append(to_kafka_binary(env, traceparent=w3c.get("traceparent"), tracestate=w3c.get("tracestate"),
+                                           baggage=baggage))
+            spans.append(span)
+        return records, spans
+
+    @app.post("/events")
+    async def post_events(request: Request) -> JSONResponse:
+        result = auth.check(request.headers)
+        if not result.ok:
+            metrics.rejected.labels(result.error).inc()
+            return _error(result.status, result.error, result.message)
+        body = await read_body(request)
+        if body is None:
+            metrics.rejected.labels("payload_too_large").inc()
+            return _error(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes",
+                          limit=settings.max_body_bytes)
+        try:
+            decoded = decode_http(request.headers, body)
+        except EnvelopeError as exc:
+            not_json = any(e.field == "$" and e.reason.startswith("body is not valid JSON") for e in exc.errors)
+            reason = "invalid_json" if not_json else "invalid_event"
+            metrics.rejected.labels(reason).inc()
+            return _error(400, reason, str(exc), errors=[e.to_dict() for e in exc.errors])
+        forged = [
+            FieldError(f"[{i}].source" if decoded.mode == "batch" else "source",
+                       "this credential may not write events for this source")
+            for i, ev in enumerate(decoded.events) if not result.source_allowed(ev.envelope.source)
+        ]
+        if forged:
+            metrics.rejected.labels("source_not_allowed").inc()
+            return _error(403, "source_not_allowed", "credential is bound to other sources",
+                          errors=[e.to_dict() for e in forged])
+
+        records, spans = encode(decoded.events, request.headers.get("baggage"))
+        t0 = time.perf_counter()
+        try:
+            await asyncio.to_thread(prod.send_all, settings.topic, records)
+        except ProduceError as exc:
+            for span in spans:
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                span.end()
+            metrics.rejected.labels("kafka_unavailable").inc()
+            return _error(503, "kafka_unavailable", "Kafka did not acknowledge the events; retry later")
+        metrics.produce_seconds.observe(time.perf_counter() - t0)
+        for span in spans:
+            span.end()
+        n = len(records)
+        metrics.accepted.labels(decoded.mode).inc(n)
+        metrics.batch_events.observe(n)
+        if decoded.mode == "batch":
+            return JSONResponse({"ok": True, "accepted": n}, status_code=202)
+        return JSONResponse({"ok": True}, status_code=202)
+
+    return app

@@ -1,0 +1,49 @@
+"""Topic provisioning and broker reachability checks."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterable
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+
+def parse_brokers(value: str) -> list[str]:
+    """`KAFKA_BROKERS` (comma list, blanks ignored) as a list of `host:port`."""
+    return [b.strip() for b in value.split(",") if b.strip()]
+
+
+def broker_reachable(brokers: Iterable[str], timeout: float = 2.0) -> bool:
+    """True when at least one broker accepts a TCP connection within `timeout` seconds in total."""
+    deadline = time.monotonic() + timeout
+    for broker in brokers:
+        host, _, port = broker.rpartition(":")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        with contextlib.suppress(OSError, ValueError), socket.create_connection((host or broker, int(port)), remaining):
+            return True
+    return False
+
+
+def ensure_topics(
+    brokers: list[str], topics: Iterable[str], *, partitions: int = 3, replication: int = 1, timeout: float = 10.0
+) -> None:
+    """Create the topics that do not exist yet (idempotent); raises KafkaError when the broker refuses."""
+    ms = int(timeout * 1000)
+    admin = KafkaAdminClient(bootstrap_servers=brokers, request_timeout_ms=ms, client_id="sentinel-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(t, partitions, replication) for t in topics if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing, timeout_ms=ms)
+    finally:
+        admin.close()
+
+
+__all__ = ["KafkaError", "broker_reachable", "ensure_topics", "parse_brokers"]

@@ -1,0 +1,35 @@
+"""The `ingest` part: `python -m functions.ingest` on the local ports, producing to the local broker."""
+
+from __future__ import annotations
+
+from mcp_sentinel.kafka import DEFAULT_TOPIC
+from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.parts.kafka import bootstrap
+from mcp_sentinel.stack.supervisor import PYTHON, Component
+
+
+def ingest_env(cfg: StackConfig) -> dict[str, str]:
+    """The environment the local ingest runs with (same variable names as in Knative)."""
+    return {
+        "PORT": str(cfg.ports.ingest),
+        "METRICS_PORT": str(cfg.ports.ingest_metrics),
+        "HOST": cfg.host,
+        "KAFKA_BROKERS": bootstrap(cfg),
+        "KAFKA_TOPIC": DEFAULT_TOPIC,
+        "INGEST_API_KEYS": cfg.ingest_api_key,
+        "OTEL_SERVICE_NAME": "mcp-sentinel-ingest",
+    }
+
+
+def components(cfg: StackConfig) -> list[Component]:
+    """The ingest function process."""
+    return [
+        Component(
+            name="ingest",
+            argv=[PYTHON, "-m", "functions.ingest"],
+            env=ingest_env(cfg),
+            health_url=cfg.url("ingest", "/live"),
+            startup_timeout=60.0,
+            description=f"(POST {cfg.url('ingest', '/events')})",
+        )
+    ]

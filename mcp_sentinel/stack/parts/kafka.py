@@ -1,0 +1,67 @@
+"""The `kafka` part: the tansu broker on loopback, durable in s3rver, with the pipeline's topics.
+
+Storage is `s3://tansu/` on the local s3rver (the `s3` part) so topics, messages and committed
+offsets survive restarts; without s3rver it falls back to `memory://` and says so loudly.
+The health check creates `mcp.events` and `mcp.events.dlq` (3 partitions), so the component is
+only "ready" once producers and the dispatcher can use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable
+
+from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC, DEFAULT_PARTITIONS, DEFAULT_TOPIC, tansu_binary
+from mcp_sentinel.kafka.admin import KafkaError, ensure_topics
+from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.parts.s3 import s3_env, s3rver_binary
+from mcp_sentinel.stack.supervisor import Component, tcp_open
+
+log = logging.getLogger(__name__)
+
+TOPICS = (DEFAULT_TOPIC, DEFAULT_DLQ_TOPIC)
+
+
+def bootstrap(cfg: StackConfig) -> str:
+    """`KAFKA_BROKERS` value for the local broker."""
+    return f"{cfg.host}:{cfg.ports.kafka}"
+
+
+def _ready(cfg: StackConfig) -> Callable[[], bool]:
+    def check() -> bool:
+        if not tcp_open(cfg.ports.kafka, cfg.host):
+            return False
+        with contextlib.suppress(KafkaError, OSError):
+            ensure_topics([bootstrap(cfg)], TOPICS, partitions=DEFAULT_PARTITIONS, timeout=5.0)
+            return True
+        return False
+
+    return check
+
+
+def components(cfg: StackConfig) -> list[Component]:
+    """The tansu broker process."""
+    listener = f"tcp://{cfg.host}:{cfg.ports.kafka}"
+    env: dict[str, str] = {}
+    if s3rver_binary() is not None:
+        storage = "s3://tansu/"
+        env.update(s3_env(cfg))
+    else:
+        storage = "memory://tansu/"
+        msg = ("WARNING: s3rver (npm) not found - the local Kafka broker keeps topics and messages in MEMORY; "
+               "they are lost when it stops. Run ./dev (with npm installed) to get durable storage.")
+        log.warning(msg)
+        print(msg, file=sys.stderr)  # noqa: T201 - must be visible in `./dev up` output without logging config
+    return [
+        Component(
+            name="kafka",
+            argv=[str(tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+                  "--storage-engine", storage],
+            env=env,
+            health_check=_ready(cfg),
+            startup_timeout=60.0,
+            description=f"(tansu, {storage})",
+        )
+    ]
