@@ -1,0 +1,134 @@
+"""The local front door, run as the real process the `front_door` part defines."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mcp_sentinel.front_door.proxy import route
+from mcp_sentinel.front_door.settings import FrontDoorSettings, SettingsError, parse_servers
+from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
+from mcp_sentinel.stack.parts import front_door
+from mcp_sentinel.stack.supervisor import Supervisor
+from tests.deploy.upstreams import serve_upstreams
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackConfig, object]]:
+    cfg = StackConfig(data_dir=tmp_path_factory.mktemp("fd"), ports=Ports.free())
+    # server-b deliberately has no listener: its route must fail cleanly with 502.
+    upstreams = {"ui": cfg.ports.ui, "ingest": cfg.ports.ingest, "server-a": cfg.ports.sidecar_a}
+    with serve_upstreams(upstreams) as release, Supervisor(cfg) as sup:
+        sup.start_all(front_door.components(cfg))
+        yield cfg, release
+
+
+def _get(cfg: StackConfig, path: str, **kw: object) -> httpx.Response:
+    return httpx.request(str(kw.pop("method", "GET")), cfg.url("front_door", path), timeout=10, **kw)  # type: ignore[arg-type]
+
+
+def test_root_and_api_go_to_ui_unchanged(stack: tuple[StackConfig, object]) -> None:
+    cfg, _ = stack
+    root = _get(cfg, "/").json()
+    assert (root["upstream"], root["path"]) == ("ui", "/")
+    api = _get(cfg, "/api/events?limit=5&decision=deny", headers={"x-api-key": "k"}).json()
+    assert (api["upstream"], api["path"], api["query"]) == ("ui", "/api/events", "limit=5&decision=deny")
+    assert api["headers"]["x-api-key"] == "k"
+    assert api["headers"]["X-Forwarded-Host"] == f"127.0.0.1:{cfg.ports.front_door}"
+
+
+def test_ingest_prefix_is_stripped_and_body_streams_through(stack: tuple[StackConfig, object]) -> None:
+    cfg, _ = stack
+    body = json.dumps({"source": "s", "event_type": "t", "payload": {"x": "y" * 3_000_000}}).encode()
+    got = _get(cfg, "/ingest/events", method="POST", content=body, headers={"content-type": "application/json"}).json()
+    assert (got["upstream"], got["method"], got["path"]) == ("ingest", "POST", "/events")
+    assert got["body_len"] == len(body)
+    assert got["body_head"] == body[:64].decode()
+
+
+def test_server_mcp_goes_to_its_sidecar(stack: tuple[StackConfig, object]) -> None:
+    cfg, _ = stack
+    got = _get(cfg, "/server-a/mcp", method="POST", content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}').json()
+    assert (got["upstream"], got["path"]) == ("server-a", "/mcp")
+    assert got["headers"]["X-Forwarded-Prefix"] == "/server-a"
+    # Only configured server names are MCP routes; anything else is the UI's business.
+    other = _get(cfg, "/unknown-server/mcp").json()
+    assert (other["upstream"], other["path"]) == ("ui", "/unknown-server/mcp")
+
+
+def test_sse_events_are_not_buffered(stack: tuple[StackConfig, object]) -> None:
+    cfg, release = stack
+    with httpx.stream("GET", cfg.url("front_door", "/server-a/mcp/sse"), timeout=15) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        lines = resp.iter_lines()
+        seen = []
+        for line in lines:
+            if line.startswith("data:"):
+                seen.append(line)
+                if line == "data: first":
+                    release.set()  # type: ignore[attr-defined]
+                if line == "data: second":
+                    break
+    assert seen == ["data: first", "data: second"]
+
+
+def test_unreachable_upstream_is_a_clear_502(stack: tuple[StackConfig, object]) -> None:
+    cfg, _ = stack
+    resp = _get(cfg, "/server-b/mcp", method="POST", content=b"{}")
+    assert resp.status_code == 502
+    assert resp.json() == {"error": "upstream_unavailable", "upstream": "server-b"}
+
+
+def test_route_table() -> None:
+    s = FrontDoorSettings(servers={"server-a": "http://h:1"})
+    assert route(s, "/ingest/events") == ("ingest", s.ingest_url, "/events")
+    assert route(s, "/server-a/mcp") == ("server-a", "http://h:1", "/mcp")
+    assert route(s, "/server-a/mcp/x") == ("server-a", "http://h:1", "/mcp/x")
+    assert route(s, "/server-a/other") == ("ui", s.ui_url, "/server-a/other")
+    assert route(s, "/ingestion") == ("ui", s.ui_url, "/ingestion")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "eighty"}, "PORT must be an integer"),
+        ({"MCP_SERVERS": "server-a"}, "name=http://host:port"),
+        ({"MCP_SERVERS": "Bad_Name=http://h:1"}, "name=http://host:port"),
+        ({"MCP_SERVERS": "a=ftp://h"}, "absolute http(s) URL"),
+        ({"UI_UPSTREAM": "localhost:8082"}, "UI_UPSTREAM must be an absolute"),
+    ],
+)
+def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        FrontDoorSettings.from_env(env)
+
+
+def test_bad_settings_stop_the_process_with_exit_2() -> None:
+    env = {**os.environ, "MCP_SERVERS": "nonsense", "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcp_sentinel.front_door"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "MCP_SERVERS entries must look like" in proc.stderr
+
+
+def test_parse_servers_keeps_order_and_trims() -> None:
+    assert parse_servers(" a=http://h:1/ , b=http://h:2") == {"a": "http://h:1", "b": "http://h:2"}
+
+
+def test_health_endpoint_is_the_front_doors_own(stack: tuple[StackConfig, object]) -> None:
+    cfg, _ = stack
+    with urllib.request.urlopen(cfg.url("front_door", "/__front_door/health"), timeout=5) as resp:
+        assert json.loads(resp.read()) == {"ok": True}
+    assert Path(cfg.data_dir, "logs", "front_door.log").exists()
+
+
