@@ -1,0 +1,29 @@
+"""`python -m functions.api`: serve the API on PORT and Prometheus metrics on METRICS_PORT."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import uvicorn
+from prometheus_client import CollectorRegistry, start_http_server
+
+from functions.api.app import create_app
+from functions.api.settings import ApiSettings
+
+
+def main() -> None:
+    """Run until SIGTERM (Knative-style single process)."""
+    fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
+    settings = ApiSettings.from_env(os.environ)
+    registry = CollectorRegistry()
+    start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+    app = create_app(settings, registry=registry)
+    # proxy_headers=False: the lockout and audit peer address must be the real transport peer,
+    # never a client-supplied X-Forwarded-For (uvicorn would otherwise trust it from loopback).
+    uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=False, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

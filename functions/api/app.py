@@ -1,0 +1,148 @@
+"""The API function's app factory.
+
+Routers live in `functions/api/routes/<resource>.py` and are mounted from `ROUTERS` (append
+yours there). Backends (identity store, ClickHouse, Kubernetes, Temporal) are optional and are
+exposed on `app.state.ctx` (`ApiContext`); pass pre-built ones to `create_app` or let the
+lifespan build the identity store from settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from functions.api.context import ApiContext, StoreOnlyProvisioner, TeamProvisioner
+from functions.api.errors import install_error_handlers
+from functions.api.limits import BodyLimitMiddleware
+from functions.api.oidc import OidcVerifier
+from functions.api.routes import admin, auth, health, keys, registry, teams, users
+from functions.api.settings import ApiSettings
+from mcp_sentinel.identity.lockout import LoginLockout
+from mcp_sentinel.identity.passwords import PasswordHasher
+from mcp_sentinel.identity.store import IdentityStore
+from mcp_sentinel.identity.tokens import TokenIssuer
+
+log = logging.getLogger(__name__)
+
+ROUTERS: list[APIRouter] = [
+    health.router,
+    auth.router,
+    users.router,
+    keys.router,
+    registry.router,
+    admin.router,
+    teams.router,
+]
+
+
+async def seed_users(ctx: ApiContext) -> None:
+    """Local test-mode and bootstrap admin accounts (existing accounts are left untouched)."""
+    s, store = ctx.settings, ctx.store
+    if store is None:
+        return
+    seeds: list[tuple[str, str, str]] = []
+    if s.dev_login_enabled:
+        seeds += [(s.dev_user_email, s.dev_user_password, "user"), (s.dev_admin_email, s.dev_admin_password, "admin")]
+    if s.admin_email and s.admin_password:
+        seeds.append((s.admin_email, s.admin_password, "admin"))
+    for email, password, role in seeds:
+        if await store.get_user_by_email(email) is None:
+            await store.ensure_password_user(email, role, await ctx.hasher.hash(password))
+            log.info("seeded %s user %s", role, email)
+
+
+async def open_store(settings: ApiSettings) -> IdentityStore:
+    """Connect to Postgres, retrying every 2 s for up to PLATFORM_DB_STARTUP_TIMEOUT seconds."""
+    deadline = time.monotonic() + settings.db_startup_timeout
+    while True:
+        try:
+            return await IdentityStore.open(settings.postgres_dsn, wait_seconds=10.0)
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("identity store not reachable yet; retrying", exc_info=True)
+            await asyncio.sleep(2.0)
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    store: IdentityStore | None = None,
+    provisioner: TeamProvisioner | None = None,
+    registry: CollectorRegistry | None = None,
+    extra_routers: list[APIRouter] | None = None,
+    **backends: Any,
+) -> FastAPI:
+    """The API app. `backends` may carry `clickhouse`, `kube`, `temporal` clients (each optional)."""
+    ring = settings.key_ring()
+    ctx = ApiContext(
+        settings=settings,
+        hasher=PasswordHasher(settings.hash_params),
+        lockout=LoginLockout(),
+        provisioner=provisioner or StoreOnlyProvisioner(),
+        store=store,
+        tokens=TokenIssuer(ring, settings.access_token_ttl) if ring else None,
+        clickhouse=backends.pop("clickhouse", None),
+        kube=backends.pop("kube", None),
+        temporal=backends.pop("temporal", None),
+        extras=backends,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        owns_store = ctx.store is None and bool(settings.postgres_dsn)
+        if owns_store:
+            ctx.store = await open_store(settings)
+        if settings.oidc_enabled and ctx.oidc is None:
+            ctx.oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
+        try:
+            await seed_users(ctx)
+            yield
+        finally:
+            if ctx.oidc is not None:
+                await ctx.oidc.aclose()
+            if owns_store and ctx.store is not None:
+                await ctx.store.close()
+                ctx.store = None
+
+    app = FastAPI(
+        title="mcp-sentinel API",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for router in [*ROUTERS, *(extra_routers or [])]:
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware)
+    _install_metrics(app, registry or CollectorRegistry())
+    return app
+
+
+def _install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+    requests = Counter(
+        "sentinel_api_requests", "API requests by route and status", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram("sentinel_api_request_seconds", "API request latency", ["route"], registry=registry)
+    app.state.metrics_registry = registry
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        # The route template, never the raw path: raw paths carry ids and would explode cardinality.
+        name = getattr(route, "path", "unmatched")
+        requests.labels(request.method, name, str(response.status_code)).inc()
+        latency.labels(name).observe(time.perf_counter() - t0)
+        return response

@@ -1,0 +1,205 @@
+"""Request authentication (§7.2) and the FastAPI dependencies routes use.
+
+Order: `x-api-key` (configured service keys, then user keys), then `Authorization: Bearer`
+(platform JWT, then OIDC ID token). Every user credential is resolved against the store on every
+request, so a disabled or deleted user, or a revoked key, stops working immediately (§11.26).
+Ingest keys are never accepted here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, Request
+
+from functions.api.context import ApiContext
+from functions.api.errors import ApiError, unauthorized, unavailable
+from functions.api.oidc import OidcError
+from mcp_sentinel.identity.principal import Principal
+from mcp_sentinel.identity.store import AuditEntry, IdentityStore, User
+from mcp_sentinel.identity.tokens import TokenError
+
+log = logging.getLogger(__name__)
+SOURCES = frozenset({"ui", "cli", "api"})
+
+
+def ctx_of(request: Request) -> ApiContext:
+    """The process context built by `create_app`."""
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def require_store(request: Request) -> IdentityStore:
+    """The identity store, or 503 when POSTGRES_DSN is not configured/reachable."""
+    store = ctx_of(request).store
+    if store is None:
+        raise unavailable("identity store not configured (set POSTGRES_DSN)")
+    return store
+
+
+def peer_address(request: Request) -> str:
+    """The transport peer (never X-Forwarded-For, which the client controls)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _in(keys: frozenset[str], candidate: str) -> bool:
+    # Compare against every key so timing does not reveal which (or how many) matched.
+    found = False
+    for k in keys:
+        found |= hmac.compare_digest(k.encode(), candidate.encode())
+    return found
+
+
+async def _user_principal(ctx: ApiContext, user: User | None, auth_type: str, key_id: str | None = None) -> Principal:
+    if user is None or user.disabled:
+        raise unauthorized("account disabled or deleted" if user else "unknown user")
+    assert ctx.store is not None
+    return await ctx.store.load_principal(user, auth_type=auth_type, api_key_id=key_id)
+
+
+async def authenticate(request: Request) -> Principal | None:
+    """The caller's principal, None when no credentials were sent; raises 401/500/503 on bad ones."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    ctx = ctx_of(request)
+    try:
+        principal = await _authenticate(ctx, request)
+    except psycopg.Error:
+        log.exception("credential lookup failed")
+        raise ApiError(500, "auth_failed", "authentication failed") from None
+    request.state.principal = principal
+    return principal
+
+
+async def _authenticate(ctx: ApiContext, request: Request) -> Principal | None:
+    s = ctx.settings
+    api_key = request.headers.get("x-api-key", "").strip()
+    bearer = ""
+    authz = request.headers.get("authorization", "").strip()
+    if authz[:7].lower() == "bearer ":
+        bearer = authz[7:].strip()
+    if api_key:
+        # §11.30: a key listed only in ADMIN_API_KEYS is an admin key too.
+        if _in(s.admin_api_keys, api_key):
+            return Principal(role="admin", auth_type="service_api_key", is_service=True)
+        if _in(s.api_keys, api_key):
+            return Principal(role="user", auth_type="service_api_key", is_service=True)
+        if not _in(s.ingest_api_keys, api_key) and ctx.store is not None:
+            found = await ctx.store.resolve_key("api_keys", api_key)
+            if found is not None:
+                return await _user_principal(ctx, found[0], "user_api_key", found[1])
+        if not bearer:
+            raise unauthorized("invalid API key")
+    if not bearer:
+        return None
+    if ctx.oidc is not None and ctx.oidc.looks_like_oidc(bearer):
+        return await principal_from_oidc(ctx, bearer)
+    if ctx.tokens is None:
+        raise unauthorized("bearer tokens are not accepted (no JWT keys configured)")
+    try:
+        claims = ctx.tokens.verify(bearer)
+    except TokenError as exc:
+        log.info("rejected bearer token: %s", exc)
+        raise unauthorized("invalid or expired token") from None
+    if ctx.store is None:
+        raise unavailable("identity store not configured (set POSTGRES_DSN)")
+    return await _user_principal(ctx, await ctx.store.get_user(claims.subject), "platform_jwt")
+
+
+async def principal_from_oidc(ctx: ApiContext, id_token: str) -> Principal:
+    """Verify an OIDC ID token, upsert its user, and return the principal (401 when invalid)."""
+    if ctx.oidc is None:
+        raise unavailable("OIDC is not configured")
+    if ctx.store is None:
+        raise unavailable("identity store not configured (set POSTGRES_DSN)")
+    try:
+        ident = await ctx.oidc.verify(id_token)
+    except OidcError as exc:
+        log.info("rejected OIDC token: %s", exc)
+        raise unauthorized("invalid ID token") from None
+    admins = ctx.settings.admin_users
+    # An unverified email must not confer admin (anyone can claim any address at some IdPs).
+    email_counts = ident.email_verified is not False and ident.email in admins
+    user = await ctx.store.upsert_oidc_user(
+        ident.issuer, ident.subject, ident.email, make_admin=ident.subject in admins or email_counts
+    )
+    return await _user_principal(ctx, user, "oidc_jwt")
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """Dependency: the principal if credentials were sent, else None."""
+    return await authenticate(request)
+
+
+async def require_principal(request: Request) -> Principal:
+    """Dependency: any authenticated caller (401 otherwise)."""
+    p = await authenticate(request)
+    if p is None:
+        raise unauthorized()
+    return p
+
+
+async def require_user(request: Request) -> Principal:
+    """Dependency: an authenticated *user* (service keys have no subject → 401)."""
+    p = await require_principal(request)
+    if not p.subject:
+        raise unauthorized("a user credential is required (service API keys have no user)")
+    return p
+
+
+async def require_admin(request: Request) -> Principal:
+    """Dependency: role admin (401 anonymous, 403 otherwise)."""
+    p = await require_principal(request)
+    if not p.is_admin:
+        raise ApiError(403, "forbidden", "insufficient permissions")
+    return p
+
+
+AnyPrincipal = Annotated[Principal, Depends(require_principal)]
+UserPrincipal = Annotated[Principal, Depends(require_user)]
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
+Store = Annotated[IdentityStore, Depends(require_store)]
+
+
+def request_id(request: Request) -> str:
+    """The caller's `x-request-id`, or a fresh one."""
+    rid = request.headers.get("x-request-id", "").strip()[:128]
+    return rid or uuid.uuid4().hex
+
+
+def audit_entry(
+    request: Request,
+    principal: Principal | None,
+    *,
+    action: str,
+    resource: str,
+    status: str,
+    message: str | None = None,
+    user: User | None = None,
+    email: str | None = None,
+    **extra: str | None,
+) -> AuditEntry:
+    """An audit row carrying the request's actor, peer, request id and source."""
+    src = request.headers.get("x-mcp-source", "").strip().lower()
+    source = src if src in SOURCES else "api"
+    if principal is not None:
+        source = f"{source}:{principal.auth_type}"
+    return AuditEntry(
+        action=action,
+        resource=resource,
+        status=status,
+        message=message,
+        user_id=(user.id if user else principal.subject if principal else None),
+        email=email or (user.email if user else principal.email if principal else None),
+        actor_ip=peer_address(request),
+        request_id=request_id(request),
+        source=source,
+        auth_identity=principal.auth_identity if principal else None,
+        **extra,
+    )

@@ -1,0 +1,58 @@
+"""Per-process dependencies of the API, built from settings and kept on `app.state.ctx`.
+
+Every backend is optional: a route that needs a missing one answers 503 with a clear message
+(see `require_store`, `require_clickhouse`, ...), the rest of the API keeps working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from functions.api.oidc import OidcVerifier
+from functions.api.settings import ApiSettings
+from mcp_sentinel.identity.lockout import LoginLockout
+from mcp_sentinel.identity.passwords import PasswordHasher
+from mcp_sentinel.identity.store import IdentityStore, Team
+from mcp_sentinel.identity.tokens import TokenIssuer
+
+
+class TeamProvisioner(Protocol):
+    """Creates/removes what a team needs outside the identity store (e.g. its Kubernetes namespace).
+
+    `provision` runs after the team row exists; if it raises, the API deletes the team again.
+    """
+
+    async def provision(self, team: Team) -> None:
+        """Make the team usable (idempotent)."""
+
+    async def deprovision(self, team: Team) -> None:
+        """Tear down what `provision` made (idempotent)."""
+
+
+class StoreOnlyProvisioner:
+    """Default provisioner: the identity store rows are all a team needs."""
+
+    async def provision(self, team: Team) -> None:
+        """Nothing beyond the store."""
+
+    async def deprovision(self, team: Team) -> None:
+        """Nothing beyond the store."""
+
+
+@dataclass
+class ApiContext:
+    """Long-lived collaborators shared by all requests of one API process."""
+
+    settings: ApiSettings
+    hasher: PasswordHasher
+    lockout: LoginLockout
+    provisioner: TeamProvisioner
+    store: IdentityStore | None = None
+    tokens: TokenIssuer | None = None
+    oidc: OidcVerifier | None = None
+    # Filled by the other areas' wiring; None means "not configured" (their routes answer 503).
+    clickhouse: Any = None
+    kube: Any = None
+    temporal: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""One module per resource; `functions.api.app.ROUTERS` lists the routers in mount order."""

@@ -1,0 +1,66 @@
+"""`/api/users`: admin user management."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from functions.api.auth import AdminPrincipal, Store, audit_entry
+from functions.api.errors import ApiError, not_found
+from functions.api.routes.auth import SignupBody, create_password_user
+from mcp_sentinel.identity.store import NotFound
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+class UserPatch(BaseModel):
+    """Fields an admin may change on a user."""
+
+    disabled: bool
+
+
+@router.post("", status_code=201)
+async def create_user(request: Request, body: SignupBody, store: Store, admin: AdminPrincipal) -> dict[str, Any]:
+    """Create a password user (admin only)."""
+    user = await create_password_user(request, store, body, admin)
+    await store.audit(
+        audit_entry(request, admin, action="user_create", resource=f"user/{user.id}", status="success", user=None)
+    )
+    return {"user": user.to_json()}
+
+
+@router.get("")
+async def list_users(store: Store, _admin: AdminPrincipal) -> dict[str, Any]:
+    """Every live user (admin only)."""
+    return {"users": [u.to_json() for u in await store.list_users()]}
+
+
+@router.patch("/{user_id}")
+async def patch_user(
+    request: Request, user_id: str, body: UserPatch, store: Store, admin: AdminPrincipal
+) -> dict[str, Any]:
+    """Disable or re-enable a user; their tokens and keys stop (or resume) working at once."""
+    if admin.subject == user_id and body.disabled:
+        raise ApiError(409, "conflict", "admins cannot disable themselves")
+    try:
+        user = await store.set_user_disabled(user_id, body.disabled)
+    except NotFound:
+        raise not_found("user not found") from None
+    action = "user_disable" if body.disabled else "user_enable"
+    await store.audit(audit_entry(request, admin, action=action, resource=f"user/{user.id}", status="success"))
+    return {"user": user.to_json()}
+
+
+@router.delete("/{user_id}")
+async def delete_user(request: Request, user_id: str, store: Store, admin: AdminPrincipal) -> dict[str, Any]:
+    """Soft-delete a user (admin only)."""
+    if admin.subject == user_id:
+        raise ApiError(409, "conflict", "admins cannot delete themselves")
+    try:
+        await store.delete_user(user_id)
+    except NotFound:
+        raise not_found("user not found") from None
+    await store.audit(audit_entry(request, admin, action="user_delete", resource=f"user/{user_id}", status="success"))
+    return {"success": True, "id": user_id}

@@ -1,0 +1,109 @@
+"""API settings, read once from the environment (same names locally and in production)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mcp_sentinel.identity.passwords import HashParams
+from mcp_sentinel.identity.tokens import KeyRing
+
+
+def _csv(value: str | None) -> frozenset[str]:
+    return frozenset(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything the API function reads from its environment."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    metrics_port: int = 9090
+    api_keys: frozenset[str] = frozenset()
+    admin_api_keys: frozenset[str] = frozenset()
+    ingest_api_keys: frozenset[str] = frozenset()
+    admin_users: frozenset[str] = frozenset()
+    jwt_keys: str = ""
+    jwt_secret: str = ""
+    access_token_ttl: int = 900
+    postgres_dsn: str = ""
+    db_startup_timeout: float = 90.0
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""
+    dev_login_enabled: bool = False
+    dev_user_email: str = "test@mcpruntime.org"
+    dev_user_password: str = "test@123"
+    dev_admin_email: str = "admin@mcpruntime.org"
+    dev_admin_password: str = "admin@123"
+    admin_email: str = ""
+    admin_password: str = ""
+    hash_params: HashParams = HashParams()
+
+    def __post_init__(self) -> None:
+        if bool(self.oidc_issuer) != bool(self.oidc_audience):
+            raise ValueError("OIDC_ISSUER and OIDC_AUDIENCE must be set together")
+        if self.oidc_jwks_url and not self.oidc_issuer:
+            raise ValueError("OIDC_JWKS_URL needs OIDC_ISSUER and OIDC_AUDIENCE")
+        self.key_ring()  # fail at start-up on malformed or short JWT keys
+
+    def key_ring(self) -> KeyRing | None:
+        """The JWT key ring, or None when neither JWT_KEYS nor JWT_SECRET is set."""
+        if not self.jwt_keys and not self.jwt_secret:
+            return None
+        return KeyRing.parse(self.jwt_keys, self.jwt_secret)
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """True when OIDC ID tokens are accepted."""
+        return bool(self.oidc_issuer)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ApiSettings:
+        """Build from an environment mapping (raises ValueError with the variable name on bad values)."""
+        d = cls()
+        e = environ
+
+        def num(name: str, default: float) -> float:
+            raw = e.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+        return cls(
+            host=e.get("HOST", d.host),
+            port=int(num("PORT", d.port)),
+            metrics_port=int(num("METRICS_PORT", d.metrics_port)),
+            api_keys=_csv(e.get("API_KEYS")),
+            admin_api_keys=_csv(e.get("ADMIN_API_KEYS")),
+            ingest_api_keys=_csv(e.get("INGEST_API_KEYS")),
+            admin_users=frozenset(u.lower() for u in _csv(e.get("ADMIN_USERS"))),
+            jwt_keys=e.get("JWT_KEYS", ""),
+            jwt_secret=e.get("JWT_SECRET", ""),
+            access_token_ttl=int(num("ACCESS_TOKEN_TTL_SECONDS", d.access_token_ttl)),
+            postgres_dsn=e.get("POSTGRES_DSN") or e.get("DATABASE_URL", ""),
+            db_startup_timeout=num("PLATFORM_DB_STARTUP_TIMEOUT", d.db_startup_timeout),
+            oidc_issuer=e.get("OIDC_ISSUER", "").rstrip("/"),
+            oidc_audience=e.get("OIDC_AUDIENCE", ""),
+            oidc_jwks_url=e.get("OIDC_JWKS_URL", ""),
+            dev_login_enabled=_bool(e.get("PLATFORM_DEV_LOGIN_ENABLED")),
+            dev_user_email=e.get("PLATFORM_DEV_USER_EMAIL", d.dev_user_email),
+            dev_user_password=e.get("PLATFORM_DEV_USER_PASSWORD", d.dev_user_password),
+            dev_admin_email=e.get("PLATFORM_DEV_ADMIN_EMAIL", d.dev_admin_email),
+            dev_admin_password=e.get("PLATFORM_DEV_ADMIN_PASSWORD", d.dev_admin_password),
+            admin_email=e.get("PLATFORM_ADMIN_EMAIL", ""),
+            admin_password=e.get("PLATFORM_ADMIN_PASSWORD", ""),
+            hash_params=HashParams(
+                time_cost=int(num("PASSWORD_HASH_TIME_COST", d.hash_params.time_cost)),
+                memory_cost_kib=int(num("PASSWORD_HASH_MEMORY_KIB", d.hash_params.memory_cost_kib)),
+                parallelism=int(num("PASSWORD_HASH_PARALLELISM", d.hash_params.parallelism)),
+            ),
+        )

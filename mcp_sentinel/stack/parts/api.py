@@ -1,0 +1,39 @@
+"""The `api` part: `python -m functions.api` wired to the local Postgres, with local test logins."""
+
+from __future__ import annotations
+
+from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.parts.postgres import postgres_dsn
+from mcp_sentinel.stack.supervisor import PYTHON, Component
+
+
+def api_env(cfg: StackConfig) -> dict[str, str]:
+    """Environment of the local API process (the same variable names production uses)."""
+    return {
+        "HOST": cfg.host,
+        "PORT": str(cfg.ports.api),
+        "METRICS_PORT": str(cfg.ports.api_metrics),
+        "POSTGRES_DSN": postgres_dsn(cfg),
+        "ADMIN_API_KEYS": cfg.admin_api_key,
+        "INGEST_API_KEYS": cfg.ingest_api_key,
+        "JWT_SECRET": cfg.jwt_secret,
+        "PLATFORM_DEV_LOGIN_ENABLED": "true",
+        "CLICKHOUSE_URL": cfg.url("clickhouse_http"),
+        "KUBECONFIG": str(cfg.kubeconfig),
+        "TEMPORAL_ADDRESS": f"{cfg.host}:{cfg.ports.temporal}",
+        "POLICY_OUTPUT_DIR": str(cfg.path("policies")),
+    }
+
+
+def components(cfg: StackConfig) -> list[Component]:
+    """The API function (needs the `postgres` part)."""
+    return [
+        Component(
+            name="api",
+            argv=[PYTHON, "-m", "functions.api"],
+            env=api_env(cfg),
+            health_url=cfg.url("api", "/ready"),
+            startup_timeout=60.0,
+            description=f"(platform API, {cfg.url('api')})",
+        )
+    ]
