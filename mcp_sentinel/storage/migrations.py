@@ -1,0 +1,74 @@
+"""Apply schema migrations once each, in order, recording them in `schema_migrations`.
+
+Every statement is idempotent (`IF NOT EXISTS`), so two processes migrating at the same time
+(processor and API starting together) cannot break the schema; the version table only saves work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from mcp_sentinel.storage.client import validate_database
+from mcp_sentinel.storage.schema import EVENTS_TABLE, MIGRATIONS, MIGRATIONS_TABLE, Migration
+
+
+def applied_versions(client: Any, database: str) -> list[int]:
+    """Versions recorded in `<db>.schema_migrations`, ascending ([] before the first run)."""
+    db = validate_database(database)
+    exists = client.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": db, "t": MIGRATIONS_TABLE},
+    ).result_rows[0][0]
+    if not exists:
+        return []
+    rows = client.query(f"SELECT DISTINCT version FROM {db}.{MIGRATIONS_TABLE} FINAL ORDER BY version").result_rows
+    return [int(r[0]) for r in rows]
+
+
+def migrate(
+    client: Any, database: str, *, retention_days: int = 90, migrations: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
+    """Create the database and apply pending migrations; returns the versions applied by this call.
+
+    Also brings the events TTL in line with `retention_days` when it changed since creation.
+    """
+    db = validate_database(database)
+    if retention_days < 1:
+        raise ValueError("retention_days must be positive")
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} "
+        "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = set(applied_versions(client, db))
+    applied: list[int] = []
+    for mig in sorted(migrations, key=lambda m: m.version):
+        if mig.version in done:
+            continue
+        for stmt in mig.statements:
+            client.command(stmt.format(db=db, retention_days=int(retention_days)))
+        client.insert(f"{db}.{MIGRATIONS_TABLE}", [[mig.version, mig.name]], column_names=["version", "name"])
+        applied.append(mig.version)
+    apply_retention(client, db, retention_days)
+    return applied
+
+
+def apply_retention(client: Any, database: str, retention_days: int) -> bool:
+    """Set the events TTL to `retention_days` if it differs; True when it was changed."""
+    db = validate_database(database)
+    create = client.query(
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": db, "t": EVENTS_TABLE},
+    ).result_rows
+    if not create:
+        return False
+    match = re.search(r"TTL .*?INTERVAL (\d+) DAY", create[0][0])
+    if match and int(match.group(1)) == retention_days:
+        return False
+    client.command(
+        f"ALTER TABLE {db}.{EVENTS_TABLE} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY"
+    )
+    return True

@@ -1,0 +1,470 @@
+"""Parameterised read queries behind the API (upstream §6.4 / §7.4), with typed results.
+
+All user input travels as server-side `{name:Type}` parameters; the only text spliced into SQL is
+the validated database name and column names from fixed tables in this module. Every query
+reads `events FINAL`, so a redelivered event never shows twice, merged or not.
+
+Deliberate differences from upstream (§11.29): empty lists are `[]`, never `null`; `has_more`
+is exact (one extra row is fetched) rather than "the page was full"; pages are keyset cursors on
+`(timestamp, event_id)`, so events arriving while a client pages do not shift or repeat rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from mcp_sentinel.storage.client import validate_database
+from mcp_sentinel.storage.schema import EVENTS_TABLE
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 100_000
+_ROW_COLUMNS = (
+    "event_id", "timestamp", "trace_id", "source", "event_type", "server", "namespace", "team_id", "cluster",
+    "human_id", "agent_id", "session_id", "decision", "tool_name", "reason", "rpc_method", "subject_team_id",
+    "payload",
+)  # fmt: skip
+
+
+def rfc3339(ts: datetime) -> str:
+    """UTC RFC 3339 with milliseconds and `Z` (stored precision)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One stored event as the API returns it (empty strings omitted by `to_dict`)."""
+
+    id: str
+    timestamp: str
+    trace_id: str
+    source: str
+    event_type: str
+    server: str
+    namespace: str
+    team_id: str
+    cluster: str
+    human_id: str
+    agent_id: str
+    session_id: str
+    decision: str
+    tool_name: str
+    reason: str
+    rpc_method: str
+    subject_team_id: str
+    payload: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape of §6.4 plus `id`, `reason`, `rpc_method`, `subject_team_id`; empty strings left out."""
+        return {k: v for k, v in asdict(self).items() if k == "payload" or v != ""}
+
+
+def _row(values: tuple[Any, ...]) -> EventRow:
+    data = dict(zip(_ROW_COLUMNS, values, strict=True))
+    try:
+        payload: Any = json.loads(data["payload"])
+    except (TypeError, ValueError):
+        payload = data["payload"]
+    return EventRow(
+        id=data["event_id"],
+        timestamp=rfc3339(data["timestamp"]),
+        payload=payload,
+        **{k: str(data[k]) for k in _ROW_COLUMNS if k not in ("event_id", "timestamp", "payload")},
+    )
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Exact-match filters (empty = not filtered), ANDed; `since`/`until` bound the timestamp."""
+
+    trace_id: str = ""
+    source: str = ""
+    event_type: str = ""
+    server: str = ""
+    namespace: str = ""
+    team_id: str = ""
+    cluster: str = ""
+    human_id: str = ""
+    agent_id: str = ""
+    session_id: str = ""
+    decision: str = ""
+    tool_name: str = ""
+    reason: str = ""
+    rpc_method: str = ""
+    subject_team_id: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[list[str], dict[str, Any]]:
+        """SQL conditions and their parameters."""
+        conds: list[str] = []
+        params: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("since", "until") or not value:
+                continue
+            conds.append(f"{f.name} = {{f_{f.name}:String}}")  # column name from this dataclass only
+            params[f"f_{f.name}"] = value
+        if self.since is not None:
+            conds.append("timestamp >= {f_since:DateTime64(3, 'UTC')}")
+            params["f_since"] = self.since
+        if self.until is not None:
+            conds.append("timestamp < {f_until:DateTime64(3, 'UTC')}")
+            params["f_until"] = self.until
+        return conds, params
+
+
+FILTER_NAMES = tuple(f.name for f in fields(EventFilter) if f.name not in ("since", "until"))
+"""Query-string names the events endpoint accepts as filters."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position: the last row a page returned."""
+
+    timestamp: datetime
+    event_id: str
+
+    def encode(self) -> str:
+        """Opaque base64url (unpadded) token."""
+        raw = json.dumps({"t": rfc3339(self.timestamp), "id": self.event_id}, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """Parse a token from `encode`; ValueError("cursor is invalid") otherwise."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            obj = json.loads(raw)
+            ts = datetime.fromisoformat(obj["t"].replace("Z", "+00:00"))
+            event_id = obj["id"]
+            if not isinstance(event_id, str) or ts.tzinfo is None:
+                raise ValueError
+            return cls(ts, event_id)
+        except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+            raise ValueError("cursor is invalid") from None
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """A page of events, newest first; `next_cursor` is set exactly when more rows exist."""
+
+    events: list[EventRow]
+    limit: int
+    has_more: bool
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CountRow:
+    """A (value, count) pair of `sources` / `event_types`."""
+
+    value: str
+    count: int
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    """Event-side numbers of the dashboard summary; `"-"` placeholders when there are no events."""
+
+    total_events: int
+    active_servers: int
+    latest_source: str
+    last_event_type: str
+    last_event_time: str | None
+
+
+class EventQueries:
+    """Read queries over `<database>.events` through a clickhouse-connect client."""
+
+    def __init__(self, client: Any, database: str = "mcp") -> None:
+        self.client = client
+        self.database = validate_database(database)
+        self.table = f"{self.database}.{EVENTS_TABLE} FINAL"
+
+    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return list(self.client.query(sql, parameters=params or {}).result_rows)
+
+    def events(
+        self,
+        filters: EventFilter | None = None,
+        *,
+        limit: int = 100,
+        cursor: Cursor | None = None,
+        offset: int = 0,
+    ) -> EventPage:
+        """Events newest first, filtered; page with `cursor` (preferred) or `offset` (≤ 100000)."""
+        limit = min(max(limit, 1), MAX_LIMIT)
+        offset = min(max(offset, 0), MAX_OFFSET)
+        conds, params = (filters or EventFilter()).where()
+        if cursor is not None:
+            conds.append("(timestamp, event_id) < ({c_ts:DateTime64(3, 'UTC')}, {c_id:String})")
+            params.update(c_ts=cursor.timestamp, c_id=cursor.event_id)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        params.update(lim=limit + 1, off=offset)
+        rows = self._rows(
+            f"SELECT {', '.join(_ROW_COLUMNS)} FROM {self.table} {where} "
+            "ORDER BY timestamp DESC, event_id DESC LIMIT {lim:UInt32} OFFSET {off:UInt32}",
+            params,
+        )
+        events = [_row(r) for r in rows[:limit]]
+        has_more = len(rows) > limit
+        next_cursor = None
+        if has_more:
+            last = rows[limit - 1]
+            next_cursor = Cursor(last[1] if last[1].tzinfo else last[1].replace(tzinfo=UTC), last[0]).encode()
+        return EventPage(events, limit, has_more, next_cursor)
+
+    def server_events(self, namespace: str, server: str, limit: int = 20) -> list[EventRow]:
+        """Newest events of one server (limit clamped 1..100)."""
+        page = self.events(EventFilter(namespace=namespace, server=server), limit=min(max(limit, 1), 100))
+        return page.events
+
+    def count(self) -> int:
+        """Total stored events."""
+        return int(self._rows(f"SELECT count() FROM {self.table}")[0][0])
+
+    def _counts(self, column: str) -> list[CountRow]:
+        sql = f"SELECT {column}, count() AS c FROM {self.table} GROUP BY {column} ORDER BY c DESC, {column}"
+        rows = self._rows(sql)
+        return [CountRow(str(v), int(c)) for v, c in rows]
+
+    def sources(self) -> list[CountRow]:
+        """Sources by event count, descending (`[]` on an empty table)."""
+        return self._counts("source")
+
+    def event_types(self) -> list[CountRow]:
+        """Event types by event count, descending (`[]` on an empty table)."""
+        return self._counts("event_type")
+
+    def dashboard_summary(self) -> DashboardSummary:
+        """Totals for the dashboard; the API adds grants/sessions from Kubernetes."""
+        total, servers, src, etype, last = self._rows(
+            "SELECT count(), uniqExactIf(server, server != ''), argMax(source, (timestamp, event_id)), "
+            f"argMax(event_type, (timestamp, event_id)), max(timestamp) FROM {self.table}"
+        )[0]
+        if not total:
+            return DashboardSummary(0, 0, "-", "-", None)
+        return DashboardSummary(int(total), int(servers), str(src) or "-", str(etype) or "-", rfc3339(last))
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    """Usage analytics parameters; `scoped` restricts to `namespaces`/`team_ids` (server's team)."""
+
+    window_days: int = 30
+    limit: int = 10
+    server: str = ""
+    decision: str = ""
+    tool_name: str = ""
+    namespaces: tuple[str, ...] = ()
+    team_ids: tuple[str, ...] = ()
+    scoped: bool = False
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Window totals."""
+
+    events: int = 0
+    allowed: int = 0
+    denied: int = 0
+    unique_servers: int = 0
+    unique_humans: int = 0
+    unique_agents: int = 0
+    unique_sessions: int = 0
+
+
+@dataclass(frozen=True)
+class UsageServer:
+    """Per-server usage."""
+
+    server: str
+    namespace: str
+    team_id: str
+    events: int
+    allowed: int
+    denied: int
+    unique_humans: int
+    unique_agents: int
+    last_seen: str
+
+
+@dataclass(frozen=True)
+class UsageActor:
+    """Per (human, agent) usage."""
+
+    human_id: str
+    agent_id: str
+    events: int
+    unique_servers: int
+    unique_tools: int
+    denied: int
+    last_seen: str
+
+
+@dataclass(frozen=True)
+class UsageTool:
+    """Per (server, tool, human, team, agent) usage; `team_id` is the server's team."""
+
+    server: str
+    tool_name: str
+    human_id: str
+    team_id: str
+    agent_id: str
+    events: int
+    denied: int
+    last_seen: str
+
+
+@dataclass(frozen=True)
+class UsageDecision:
+    """Events per decision (`unknown` for empty)."""
+
+    decision: str
+    events: int
+
+
+@dataclass(frozen=True)
+class UsageBucket:
+    """One series bucket (hourly when window_days ≤ 2, else daily), ascending."""
+
+    bucket: str
+    events: int
+    allowed: int
+    denied: int
+
+
+@dataclass(frozen=True)
+class UsageRecent:
+    """A recent event, reduced to its dimensions."""
+
+    timestamp: str
+    server: str
+    namespace: str
+    team_id: str
+    human_id: str
+    agent_id: str
+    session_id: str
+    decision: str
+    tool_name: str
+    event_type: str
+
+
+@dataclass(frozen=True)
+class UsageResponse:
+    """Everything `GET /analytics/usage` returns."""
+
+    window_days: int
+    totals: UsageTotals = field(default_factory=UsageTotals)
+    servers: list[UsageServer] = field(default_factory=list)
+    actors: list[UsageActor] = field(default_factory=list)
+    tools: list[UsageTool] = field(default_factory=list)
+    decisions: list[UsageDecision] = field(default_factory=list)
+    series: list[UsageBucket] = field(default_factory=list)
+    recent: list[UsageRecent] = field(default_factory=list)
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """§7.4 shape: `series`/`recent` omitted when empty, empty strings in `recent` omitted."""
+        out = asdict(self)
+        out["recent"] = [{k: v for k, v in r.items() if v != ""} for r in out["recent"]]
+        for key in ("series", "recent"):
+            if not out[key]:
+                del out[key]
+        return out
+
+
+def usage(queries: EventQueries, q: UsageQuery) -> UsageResponse:
+    """Usage analytics over the last `window_days` (clamped 1..365), top `limit` (1..50) per list."""
+    window = min(max(q.window_days, 1), 365)
+    limit = min(max(q.limit, 1), 50)
+    filters: dict[str, Any] = {}
+    if q.namespaces:
+        filters["namespaces"] = list(q.namespaces)
+    if q.team_ids:
+        filters["team_ids"] = list(q.team_ids)
+    for name in ("server", "decision", "tool_name"):
+        if getattr(q, name):
+            filters[name] = getattr(q, name)
+    if q.scoped and not q.namespaces and not q.team_ids:
+        return UsageResponse(window_days=window, filters=filters)
+    conds = ["timestamp >= now64(3) - toIntervalDay({u_window:UInt32})"]
+    params: dict[str, Any] = {"u_window": window, "u_limit": limit}
+    if q.scoped:
+        conds.append("(namespace IN {u_ns:Array(String)} OR team_id IN {u_teams:Array(String)})")
+        params.update(u_ns=list(q.namespaces), u_teams=list(q.team_ids))
+    elif q.namespaces or q.team_ids:
+        if q.namespaces:
+            conds.append("namespace IN {u_ns:Array(String)}")
+            params["u_ns"] = list(q.namespaces)
+        if q.team_ids:
+            conds.append("team_id IN {u_teams:Array(String)}")
+            params["u_teams"] = list(q.team_ids)
+    for name in ("server", "decision", "tool_name"):
+        if getattr(q, name):
+            conds.append(f"{name} = {{u_{name}:String}}")
+            params[f"u_{name}"] = getattr(q, name)
+    src = f"FROM {queries.table} WHERE {' AND '.join(conds)}"
+    allow, deny = "countIf(decision = 'allow')", "countIf(decision = 'deny')"
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        return queries._rows(sql, params)
+
+    t = rows(
+        f"SELECT count(), {allow}, {deny}, uniqExactIf(server, server != ''), uniqExactIf(human_id, human_id != ''), "
+        f"uniqExactIf(agent_id, agent_id != ''), uniqExactIf(session_id, session_id != '') {src}"
+    )[0]
+    totals = UsageTotals(*(int(v) for v in t))
+    servers = [
+        UsageServer(str(s), str(ns), str(team), int(e), int(a), int(d), int(h), int(ag), rfc3339(ls))
+        for s, ns, team, e, a, d, h, ag, ls in rows(
+            f"SELECT server, namespace, team_id, count() AS e, {allow}, {deny}, uniqExactIf(human_id, human_id != ''), "
+            f"uniqExactIf(agent_id, agent_id != ''), max(timestamp) {src} AND server != '' "
+            "GROUP BY server, namespace, team_id ORDER BY e DESC, server LIMIT {u_limit:UInt32}"
+        )
+    ]
+    actors = [
+        UsageActor(str(h), str(a), int(e), int(us), int(ut), int(d), rfc3339(ls))
+        for h, a, e, us, ut, d, ls in rows(
+            f"SELECT human_id, agent_id, count() AS e, uniqExactIf(server, server != ''), "
+            f"uniqExactIf(tool_name, tool_name != ''), {deny}, max(timestamp) {src} "
+            "AND (human_id != '' OR agent_id != '') GROUP BY human_id, agent_id "
+            "ORDER BY e DESC, human_id, agent_id LIMIT {u_limit:UInt32}"
+        )
+    ]
+    tools = [
+        UsageTool(str(s), str(tn), str(h), str(team), str(a), int(e), int(d), rfc3339(ls))
+        for s, tn, h, team, a, e, d, ls in rows(
+            f"SELECT server, tool_name, human_id, team_id, agent_id, count() AS e, {deny}, max(timestamp) {src} "
+            "AND tool_name != '' GROUP BY server, tool_name, human_id, team_id, agent_id "
+            "ORDER BY e DESC, server, tool_name LIMIT {u_limit:UInt32}"
+        )
+    ]
+    decisions = [
+        UsageDecision(str(dv), int(e))
+        for dv, e in rows(
+            f"SELECT if(decision = '', 'unknown', decision) AS dv, count() AS e {src} GROUP BY dv ORDER BY e DESC, dv"
+        )
+    ]
+    bucket_fn = "toStartOfHour" if window <= 2 else "toStartOfDay"
+    series = [
+        UsageBucket(rfc3339(b), int(e), int(a), int(d))
+        for b, e, a, d in rows(
+            f"SELECT {bucket_fn}(timestamp) AS b, count(), {allow}, {deny} {src} GROUP BY b ORDER BY b"
+        )
+    ]
+    recent = [
+        UsageRecent(rfc3339(ts), *(str(v) for v in rest))
+        for ts, *rest in rows(
+            "SELECT timestamp, server, namespace, team_id, human_id, agent_id, session_id, decision, tool_name, "
+            f"event_type {src} ORDER BY timestamp DESC, event_id DESC LIMIT {{u_limit:UInt32}}"
+        )
+    ]
+    return UsageResponse(window, totals, servers, actors, tools, decisions, series, recent, filters)
