@@ -1,0 +1,36 @@
+"""`python -m workflows`: run the Temporal worker until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+
+async def _main() -> int:
+    from workflows.worker import WorkerSettings, run_worker
+
+    try:
+        settings = WorkerSettings.from_env(os.environ)
+    except ValueError as exc:
+        logging.getLogger("workflows").error("%s", exc)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    code = asyncio.run(_main())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK's Rust bridge can crash during interpreter teardown (infra.md §1 quirk 2).
+    os._exit(code)

@@ -1,0 +1,114 @@
+"""Provisioning activities: each one idempotent (create-or-get) with a matching undo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.cluster import Cluster, Invalid, Ref, ensure
+
+
+@dataclass
+class TeamRecord:
+    """A team as the identity store knows it; `created` is True when this call inserted it."""
+
+    id: str
+    slug: str
+    name: str
+    namespace: str
+    created: bool = False
+
+
+@dataclass
+class EnsureTeam:
+    """Create-or-get the team record for a slug."""
+
+    slug: str
+    name: str
+    created_by: str
+    namespace: str
+
+
+@dataclass
+class Membership:
+    """One user's role in one team."""
+
+    team_id: str
+    user_id: str
+    role: str = "owner"
+
+
+@dataclass
+class ApplyObject:
+    """Create-or-get one Kubernetes object."""
+
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+class TeamStore(Protocol):
+    """What provisioning needs from the identity store (Postgres in production)."""
+
+    def ensure_team(self, slug: str, name: str, created_by: str, namespace: str) -> tuple[TeamRecord, bool]:
+        """The live team with this slug, created if missing; the flag says whether it was created now."""
+
+    def delete_team(self, team_id: str) -> bool:
+        """Remove a team (and its namespace rows and memberships); False when it was already gone."""
+
+    def ensure_membership(self, team_id: str, user_id: str, role: str) -> bool:
+        """Add the membership if missing; True when it was added now."""
+
+    def remove_membership(self, team_id: str, user_id: str) -> bool:
+        """Remove the membership; False when it was already gone."""
+
+
+class TeamConflict(ValueError):
+    """The slug belongs to a live team with a different display name (not ours to reuse)."""
+
+
+class ProvisioningActivities:
+    """Activities for ProvisionTeam, bound to an identity store and a cluster."""
+
+    def __init__(self, teams: TeamStore, cluster: Cluster) -> None:
+        self.teams = teams
+        self.cluster = cluster
+
+    @activity.defn(name="provisioning.ensure_team")
+    def ensure_team(self, req: EnsureTeam) -> TeamRecord:
+        """Create-or-get the team record."""
+        try:
+            team, created = self.teams.ensure_team(req.slug, req.name, req.created_by, req.namespace)
+        except TeamConflict as exc:
+            raise ApplicationError(str(exc), type="TeamConflict", non_retryable=True) from exc
+        team.created = created
+        return team
+
+    @activity.defn(name="provisioning.delete_team")
+    def delete_team(self, team_id: str) -> bool:
+        """Undo of ensure_team."""
+        return self.teams.delete_team(team_id)
+
+    @activity.defn(name="provisioning.apply_object")
+    def apply_object(self, req: ApplyObject) -> bool:
+        """Create-or-get one object; True when created by this call."""
+        try:
+            return ensure(self.cluster, req.manifest)
+        except Invalid as exc:
+            raise ApplicationError(str(exc), type="Invalid", non_retryable=True) from exc
+
+    @activity.defn(name="provisioning.delete_object")
+    def delete_object(self, ref: Ref) -> bool:
+        """Undo of apply_object."""
+        return self.cluster.delete(ref)
+
+    @activity.defn(name="provisioning.ensure_membership")
+    def ensure_membership(self, m: Membership) -> bool:
+        """Add the creator as owner."""
+        return self.teams.ensure_membership(m.team_id, m.user_id, m.role)
+
+    @activity.defn(name="provisioning.remove_membership")
+    def remove_membership(self, m: Membership) -> bool:
+        """Undo of ensure_membership."""
+        return self.teams.remove_membership(m.team_id, m.user_id)

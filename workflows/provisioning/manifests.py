@@ -1,0 +1,130 @@
+"""Kubernetes objects of a team namespace (pure functions: called from workflow code)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from workflows.cluster import Obj
+
+SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+NAMESPACE_PREFIX = "mcp-team-"
+RESERVED_NAMESPACES = frozenset(
+    {
+        "mcp-servers",
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "mcp-runtime",
+        "mcp-sentinel",
+        "registry",
+        "traefik",
+    }
+)
+MANAGED_BY = {"app.kubernetes.io/managed-by": "mcp-sentinel"}
+
+
+@dataclass(frozen=True)
+class TeamShape:
+    """Limits and network neighbours applied to every team namespace."""
+
+    gateway_namespace: str = "mcp-sentinel"
+    ingress_namespace: str = "ingress"
+    quota_pods: str = "20"
+    quota_cpu: str = "8"
+    quota_memory: str = "16Gi"
+    default_cpu: str = "500m"
+    default_memory: str = "512Mi"
+
+
+def team_namespace(slug: str) -> str:
+    """`mcp-team-<slug>`."""
+    return NAMESPACE_PREFIX + slug
+
+
+def slug_problem(slug: str) -> str:
+    """Why a slug is unusable ('' when it is fine)."""
+    if not SLUG_RE.match(slug):
+        return f"invalid team slug {slug!r}: use lower-case letters, digits and '-' (DNS-1123 label)"
+    if len(team_namespace(slug)) > 63:
+        return f"invalid team slug {slug!r}: at most {63 - len(NAMESPACE_PREFIX)} characters"
+    if team_namespace(slug) in RESERVED_NAMESPACES:
+        return f"invalid team slug {slug!r}: reserved"
+    return ""
+
+
+def team_objects(slug: str, team_id: str, owner_user_id: str, shape: TeamShape) -> list[Obj]:
+    """The namespace first, then the objects inside it, in creation order."""
+    ns = team_namespace(slug)
+    labels = {**MANAGED_BY, "mcp-sentinel.io/team-id": team_id, "mcp-sentinel.io/team-slug": slug}
+
+    def meta(name: str) -> Obj:
+        return {"name": name, "namespace": ns, "labels": dict(labels)}
+
+    def from_namespace(name: str) -> Obj:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": dict(labels)}},
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": meta("team-quota"),
+            "spec": {
+                "hard": {
+                    "pods": shape.quota_pods,
+                    "requests.cpu": shape.quota_cpu,
+                    "requests.memory": shape.quota_memory,
+                }
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": meta("team-limits"),
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": {"cpu": shape.default_cpu, "memory": shape.default_memory},
+                        "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta("default-deny-ingress"),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta("allow-gateway-and-ingress"),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {"podSelector": {}},
+                            from_namespace(shape.gateway_namespace),
+                            from_namespace(shape.ingress_namespace),
+                        ]
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta("team-owners"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": owner_user_id},
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": f"mcp-team:{slug}"},
+            ],
+        },
+    ]

@@ -1,0 +1,1 @@
+"""Periodic policy reconciliation: re-render every server's policy and report drift."""

@@ -1,0 +1,1 @@
+"""Component restarts: Kubernetes rollouts or local processes, each with a readiness deadline."""

@@ -1,0 +1,1 @@
+"""Agent-session expiry: one durable timer per MCPAgentSession, steered by signals."""

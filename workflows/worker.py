@@ -1,0 +1,180 @@
+"""The worker: every workflow and activity, on every task queue, with Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule
+from workflows.cluster import Cluster
+from workflows.provisioning.activities import ProvisioningActivities, TeamStore
+from workflows.provisioning.workflows import ProvisionTeam
+from workflows.reconcile.activities import PolicyActivities, Renderer
+from workflows.reconcile.workflows import PolicyReconcile
+from workflows.restarts.activities import KubernetesRestarts, LocalRestarts, RestartActivities, RestartBackend
+from workflows.restarts.workflows import RestartComponent
+from workflows.sessions.activities import SessionActivities
+from workflows.sessions.workflows import SessionExpiry
+
+log = logging.getLogger("workflows.worker")
+
+WORKFLOWS: Sequence[type] = (ProvisionTeam, RestartComponent, SessionExpiry, PolicyReconcile)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Worker configuration; every field has an environment variable (see `from_env`)."""
+
+    temporal: TemporalSettings = TemporalSettings()
+    kubeconfig: str = ""
+    postgres_dsn: str = ""
+    policy_output_dir: str = ""
+    restart_backend: str = "kubernetes"
+    restart_namespace: str = "mcp-sentinel"
+    run_dir: str = ""
+    metrics_port: int = 9105
+    metrics_host: str = "127.0.0.1"
+    cluster_name: str = "local"
+    reconcile_every_seconds: float = 300.0
+    task_queue_prefix: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
+        """`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `KUBECONFIG`, `POSTGRES_DSN`, `POLICY_OUTPUT_DIR`,
+        `RESTART_BACKEND` (kubernetes|local), `RESTART_NAMESPACE`, `SENTINEL_RUN_DIR` (local backend),
+        `METRICS_PORT`, `METRICS_HOST`, `MCP_CLUSTER_NAME`, `RECONCILE_INTERVAL_SECONDS` (0 disables),
+        `TASK_QUEUE_PREFIX` (isolates several stacks on one Temporal namespace)."""
+        backend = environ.get("RESTART_BACKEND", "kubernetes").strip().lower() or "kubernetes"
+        if backend not in ("kubernetes", "local"):
+            raise ValueError(f"RESTART_BACKEND must be kubernetes or local, not {backend!r}")
+        try:
+            port = int(environ.get("METRICS_PORT", "9105"))
+            every = float(environ.get("RECONCILE_INTERVAL_SECONDS", "300"))
+        except ValueError as exc:
+            raise ValueError(f"invalid worker setting: {exc}") from None
+        if backend == "local" and not environ.get("SENTINEL_RUN_DIR"):
+            raise ValueError("RESTART_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
+        return cls(
+            temporal=TemporalSettings.from_env(environ),
+            kubeconfig=environ.get("KUBECONFIG", ""),
+            postgres_dsn=environ.get("POSTGRES_DSN", ""),
+            policy_output_dir=environ.get("POLICY_OUTPUT_DIR", ""),
+            restart_backend=backend,
+            restart_namespace=environ.get("RESTART_NAMESPACE", "mcp-sentinel"),
+            run_dir=environ.get("SENTINEL_RUN_DIR", ""),
+            metrics_port=port,
+            metrics_host=environ.get("METRICS_HOST", "127.0.0.1"),
+            cluster_name=environ.get("MCP_CLUSTER_NAME", "local"),
+            reconcile_every_seconds=every,
+            task_queue_prefix=environ.get("TASK_QUEUE_PREFIX", ""),
+        )
+
+
+class _UnconfiguredTeams:
+    """Stands in when POSTGRES_DSN is unset: provisioning fails clearly (and retries once it is fixed)."""
+
+    def _fail(self, *_args: Any) -> Any:
+        raise RuntimeError("POSTGRES_DSN is not set: the worker cannot reach the identity store")
+
+    ensure_team = delete_team = ensure_membership = remove_membership = _fail
+
+
+def build_activities(
+    settings: WorkerSettings,
+    *,
+    cluster: Cluster | None = None,
+    teams: TeamStore | None = None,
+    renderer: Renderer | None = None,
+    restart_backend: RestartBackend | None = None,
+) -> list[Callable[..., Any]]:
+    """Every activity, bound to real clients built from settings (any of them can be passed in)."""
+    if cluster is None:
+        from workflows.kube import KubeCluster
+
+        cluster = KubeCluster(settings.kubeconfig)
+    if teams is None:
+        if settings.postgres_dsn:
+            from workflows.provisioning.teams_pg import PostgresTeamStore
+
+            teams = PostgresTeamStore(settings.postgres_dsn)
+        else:
+            teams = _UnconfiguredTeams()
+    if restart_backend is None:
+        if settings.restart_backend == "local":
+            restart_backend = LocalRestarts(Path(settings.run_dir))
+        else:
+            restart_backend = KubernetesRestarts(cluster, settings.restart_namespace)
+    prov = ProvisioningActivities(teams, cluster)
+    policy = PolicyActivities(
+        cluster,
+        renderer=renderer,
+        output_dir=Path(settings.policy_output_dir) if settings.policy_output_dir else None,
+        cluster_name=settings.cluster_name,
+    )
+    sess = SessionActivities(cluster)
+    rst = RestartActivities(restart_backend)
+    return [
+        prov.ensure_team,
+        prov.delete_team,
+        prov.apply_object,
+        prov.delete_object,
+        prov.ensure_membership,
+        prov.remove_membership,
+        policy.list_servers,
+        policy.render_server,
+        policy.report_drift,
+        sess.mark,
+        rst.list_components,
+        rst.trigger,
+        rst.wait_ready,
+    ]
+
+
+def new_worker(
+    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]], executor: ThreadPoolExecutor
+) -> Worker:
+    """A worker for every workflow and the given activities on one task queue."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=list(activities),
+        activity_executor=executor,
+        max_concurrent_activities=16,
+    )
+
+
+async def run_worker(settings: WorkerSettings, stop: asyncio.Event, **overrides: Any) -> None:
+    """Serve every task queue until `stop` is set; metrics on `metrics_host:metrics_port`."""
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"{settings.metrics_host}:{settings.metrics_port}")
+        )
+    )
+    client = await Client.connect(settings.temporal.address, namespace=settings.temporal.namespace, runtime=runtime)
+    activities = build_activities(settings, **overrides)
+    queues = [settings.task_queue_prefix + q for q in TASK_QUEUES]
+    if settings.reconcile_every_seconds > 0:
+        await ensure_reconcile_schedule(
+            client,
+            timedelta(seconds=settings.reconcile_every_seconds),
+            task_queue=queues[-1],
+            schedule_id=settings.task_queue_prefix + "policy-reconcile",
+        )
+    with ThreadPoolExecutor(max_workers=16 * len(queues)) as executor:
+        workers = [new_worker(client, q, activities, executor) for q in queues]
+        runs = [asyncio.create_task(w.run()) for w in workers]
+        log.info("worker serving %s on %s", ", ".join(queues), settings.temporal.address)
+        await stop.wait()
+        await asyncio.gather(*(w.shutdown() for w in workers))
+        await asyncio.gather(*runs, return_exceptions=True)
