@@ -1,0 +1,1 @@
+"""Kubernetes access: the official client wiring, typed resource helpers, and a local API server."""
