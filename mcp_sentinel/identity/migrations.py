@@ -141,7 +141,7 @@ async def apply_migrations(conn: psycopg.AsyncConnection[Any]) -> list[int]:
             " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         cur = await conn.execute("SELECT version FROM schema_migrations")
-        done = {int(row[0]) for row in await cur.fetchall()}
+        done = {int(row["version"] if isinstance(row, dict) else row[0]) for row in await cur.fetchall()}
         for mig in MIGRATIONS:
             if mig.version in done:
                 continue

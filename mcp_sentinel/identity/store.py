@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from mcp_sentinel.identity import keys as keymod
 from mcp_sentinel.identity.migrations import apply_migrations
@@ -47,6 +48,10 @@ LAST_USED_GRANULARITY = "5 minutes"
 
 class StoreError(Exception):
     """Base class for identity-store failures callers are expected to handle."""
+
+
+class StoreUnavailable(StoreError):
+    """Postgres could not be reached."""
 
 
 class Conflict(StoreError):
@@ -276,7 +281,13 @@ class IdentityStore:
         pool = AsyncConnectionPool(
             dsn, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": True, "row_factory": dict_row}
         )
-        await pool.open(wait=True, timeout=wait_seconds)
+        try:
+            await pool.open(wait=True, timeout=wait_seconds)
+        except PoolTimeout:
+            await pool.close()
+            info = conninfo_to_dict(dsn)  # named without the password
+            where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+            raise StoreUnavailable(f"could not connect to Postgres at {where} within {wait_seconds:g} s") from None
         store = cls(pool)
         try:
             await store.migrate()
