@@ -1,0 +1,177 @@
+"""JSON-RPC 2.0 inspection for MCP request bodies, and JSON-RPC error bodies for denials.
+
+Stdlib only: the sidecar imports this on its hot path. Inspection never raises on client
+input; it returns an `Inspection` whose `error` says what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_sentinel.policy.types import TOOL_CALL_METHODS
+
+# JSON-RPC / MCP error codes used by the sidecar.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+HEADER_MISMATCH = -32020  # MCP 2026-07-28 "HeaderMismatch"
+# Server-defined range (-32000..-32099): one code per HTTP class of denial.
+UNAUTHENTICATED = -32001
+FORBIDDEN = -32003
+UNAVAILABLE = -32004
+UPSTREAM_ERROR = -32005
+BODY_TOO_LARGE = -32006
+
+# Methods whose `Mcp-Name` header names the target (MCP 2026-07-28 "Request Metadata").
+_NAME_PARAM = {"tools/call": "name", "call_tool": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One JSON-RPC message of a POST body."""
+
+    kind: str  # "request", "notification" or "response" (a client answering a server request)
+    id: Any = None
+    method: str = ""
+    tool_name: str = ""
+    params: Any = None
+
+    @property
+    def is_tool_call(self) -> bool:
+        """True for `tools/call` (and the legacy `call_tool` alias)."""
+        return self.method in TOOL_CALL_METHODS
+
+    @property
+    def has_id(self) -> bool:
+        """True when the message expects a response."""
+        return self.kind == "request"
+
+
+@dataclass(slots=True)
+class Inspection:
+    """The result of inspecting one POST body."""
+
+    messages: list[Message] = field(default_factory=list)
+    batch: bool = False
+    error: str = ""  # empty when the body is a well-formed JSON-RPC message or batch
+    error_code: int = 0
+    error_id: Any = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the body could be inspected."""
+        return not self.error
+
+    @property
+    def tool_calls(self) -> list[Message]:
+        """Every `tools/call` in the body."""
+        return [m for m in self.messages if m.is_tool_call]
+
+    @property
+    def first_method(self) -> str:
+        """The first message's method (for metrics and audit), empty for responses."""
+        for m in self.messages:
+            if m.method:
+                return m.method
+        return ""
+
+
+def _message(obj: Any) -> Message | tuple[str, int, Any]:
+    if not isinstance(obj, dict):
+        return ("JSON-RPC message must be an object", INVALID_REQUEST, None)
+    msg_id = obj.get("id")
+    if isinstance(msg_id, (dict, list, bool)):
+        return ("JSON-RPC id must be a string, number or null", INVALID_REQUEST, None)
+    method = obj.get("method")
+    if method is None:
+        if "id" in obj and ("result" in obj or "error" in obj):
+            # A client answering a server->client request (sampling, elicitation, roots).
+            return Message(kind="response", id=msg_id)
+        return ("JSON-RPC message has no method", INVALID_REQUEST, msg_id)
+    if not isinstance(method, str) or not method.strip():
+        return ("JSON-RPC method must be a non-empty string", INVALID_REQUEST, msg_id)
+    params = obj.get("params")
+    kind = "request" if "id" in obj else "notification"
+    tool_name = ""
+    if method in TOOL_CALL_METHODS:
+        if not isinstance(params, dict):
+            return ("tools/call params must be an object", INVALID_PARAMS, msg_id)
+        name = params.get("name")
+        if not isinstance(name, str) or not name:
+            return ("tools/call params.name must be a non-empty string", INVALID_PARAMS, msg_id)
+        tool_name = name
+    elif params is not None and not isinstance(params, (dict, list)):
+        return ("JSON-RPC params must be an object or array", INVALID_PARAMS, msg_id)
+    return Message(kind=kind, id=msg_id, method=method, tool_name=tool_name, params=params)
+
+
+def inspect_body(body: bytes) -> Inspection:
+    """Parse a POST body as one JSON-RPC message or a batch; never raises."""
+    if not body.strip():
+        return Inspection(error="empty request body", error_code=INVALID_REQUEST)
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Inspection(error=f"malformed JSON: {exc}", error_code=PARSE_ERROR)
+    if isinstance(doc, list):
+        if not doc:
+            return Inspection(batch=True, error="empty JSON-RPC batch", error_code=INVALID_REQUEST)
+        out = Inspection(batch=True)
+        for item in doc:
+            m = _message(item)
+            if isinstance(m, tuple):
+                return Inspection(batch=True, error=m[0], error_code=m[1], error_id=m[2])
+            out.messages.append(m)
+        return out
+    m = _message(doc)
+    if isinstance(m, tuple):
+        return Inspection(error=m[0], error_code=m[1], error_id=m[2])
+    return Inspection(messages=[m])
+
+
+def header_mismatch(insp: Inspection, mcp_method: str | None, mcp_name: str | None) -> str:
+    """Why the MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` headers disagree with the body ("" if they agree).
+
+    The body is the source of truth for authorization; the headers exist so intermediaries can
+    route without parsing, so any disagreement is rejected rather than trusted.
+    """
+    if mcp_method is None and mcp_name is None:
+        return ""
+    if insp.batch or len(insp.messages) != 1:
+        return "Mcp-Method/Mcp-Name headers are not allowed on a batch"
+    msg = insp.messages[0]
+    if mcp_method is not None and mcp_method.strip() != msg.method:
+        return f"Mcp-Method header {mcp_method.strip()!r} does not match body method {msg.method!r}"
+    if mcp_name is not None:
+        key = _NAME_PARAM.get(msg.method)
+        body_name = msg.params.get(key) if key and isinstance(msg.params, dict) else None
+        if body_name is None or mcp_name.strip() != str(body_name):
+            return f"Mcp-Name header {mcp_name.strip()!r} does not match body {key or 'name'} {body_name!r}"
+    elif msg.method in _NAME_PARAM and mcp_method is not None:
+        return f"Mcp-Name header is required for {msg.method}"
+    return ""
+
+
+def error_object(msg_id: Any, code: int, message: str, reason: str, **data: Any) -> dict[str, Any]:
+    """A JSON-RPC error response; `error.data.reason` carries the sidecar's reason string."""
+    return {
+        "jsonrpc": "2.0",
+        "id": msg_id,
+        "error": {"code": code, "message": message, "data": {"reason": reason, **data}},
+    }
+
+
+def error_body(msg_id: Any, code: int, message: str, reason: str, **data: Any) -> bytes:
+    """`error_object` encoded as compact JSON bytes."""
+    return json.dumps(error_object(msg_id, code, message, reason, **data), separators=(",", ":")).encode()
+
+
+def code_for_status(status: int) -> int:
+    """The JSON-RPC error code the sidecar uses for a denial HTTP status."""
+    if status == 401:
+        return UNAUTHENTICATED
+    if status == 503:
+        return UNAVAILABLE
+    return FORBIDDEN

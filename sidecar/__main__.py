@@ -1,0 +1,64 @@
+"""`python -m sidecar`: run the proxy and the metrics listener until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from sidecar.app import build_state, create_app, create_metrics_app
+from sidecar.settings import SettingsError, SidecarSettings
+
+
+async def serve(settings: SidecarSettings) -> None:
+    """Serve both listeners until a stop signal arrives."""
+    state = build_state(settings)
+    app = create_app(settings, state)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    mrunner = web.AppRunner(create_metrics_app(state), access_log=None, handle_signals=False)
+    await runner.setup()
+    await mrunner.setup()
+    await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()
+    await web.TCPSite(mrunner, settings.host, settings.metrics_port).start()
+    logging.getLogger("sidecar").info(
+        "sidecar listening on %s:%d (metrics %d) -> %s",
+        settings.host,
+        settings.port,
+        settings.metrics_port,
+        settings.upstream_url,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()  # drains in-flight exchanges, then stops the audit sender (spool stays on disk)
+    await mrunner.cleanup()
+
+
+def main() -> None:
+    """Entry point."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        settings = SidecarSettings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"sidecar: {exc}", file=sys.stderr)  # noqa: T201 - fatal configuration error
+        raise SystemExit(2) from exc
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Loss-free audit delivery: an append-only on-disk spool and an in-order batch sender.
+
+Every event is written to the current segment file (one compact CloudEvent JSON per line,
+a single `write(2)` on an O_APPEND descriptor, so a process crash cannot lose it) before the
+request path moves on; a background task ships batches from a committed cursor and advances
+the cursor only after ingest answers 2xx. Event ids are uuid4s fixed at creation, so retries
+and restart replays resend the same ids and the ingest side deduplicates them.
+
+Upstream (§4.9, §11.21) kept 256 events in memory with no retry; here ingest being down only
+grows the spool, up to `max_bytes`, after which drops are counted explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger("sidecar.audit")
+
+SEGMENT_BYTES = 4 * 1024 * 1024
+_SEG_PREFIX = "seg-"
+_SEG_SUFFIX = ".jsonl"
+
+
+@dataclass
+class AuditCounters:
+    """Plain counters the metrics module exports (kept here so the spool works without Prometheus)."""
+
+    spooled: int = 0
+    sent: int = 0
+    replayed: int = 0
+    dropped_full: int = 0
+    dropped_rejected: int = 0
+    dropped_corrupt: int = 0
+    depth: int = 0
+
+
+def make_event(
+    payload: dict[str, Any], *, source: str, event_type: str, traceparent: str = "", event_id: str = ""
+) -> dict[str, Any]:
+    """A CloudEvents 1.0 structured-mode event around an audit payload."""
+    ev: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": event_type,
+        "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+    }
+    if traceparent:
+        ev["traceparent"] = traceparent
+    ev["data"] = payload
+    return ev
+
+
+def _seg_name(seq: int) -> str:
+    return f"{_SEG_PREFIX}{seq:012d}{_SEG_SUFFIX}"
+
+
+def _seg_seq(path: Path) -> int:
+    return int(path.name[len(_SEG_PREFIX) : -len(_SEG_SUFFIX)])
+
+
+class AuditSpool:
+    """Append-only segment files plus a committed cursor `(segment, byte offset)`."""
+
+    def __init__(self, directory: str | Path, *, max_bytes: int = 256 * 1024 * 1024) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.counters = AuditCounters()
+        self._lock = threading.Lock()
+        self._cursor_path = self.dir / "cursor"
+        segs = self.segments()
+        self.cursor_seq, self.cursor_off = self._read_cursor(segs)
+        # Never append to a segment a previous process may have left with a torn tail.
+        self.first_own_seq = (_seg_seq(segs[-1]) + 1) if segs else 1
+        self.write_seq = self.first_own_seq
+        self._fd = self._open_segment(self.write_seq)
+        self._write_off = 0
+        self.bytes_on_disk = sum(p.stat().st_size for p in segs) - self._committed_bytes_in(segs)
+        self.counters.depth = self._count_backlog(segs)
+        self._dirty = False
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def segments(self) -> list[Path]:
+        """Segment files in order."""
+        return sorted(self.dir.glob(f"{_SEG_PREFIX}*{_SEG_SUFFIX}"), key=_seg_seq)
+
+    def _open_segment(self, seq: int) -> int:
+        return os.open(self.dir / _seg_name(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def _read_cursor(self, segs: list[Path]) -> tuple[int, int]:
+        try:
+            seq_s, off_s = self._cursor_path.read_text().split()
+            return int(seq_s), int(off_s)
+        except (OSError, ValueError):
+            return (_seg_seq(segs[0]) if segs else 1), 0
+
+    def _committed_bytes_in(self, segs: list[Path]) -> int:
+        return sum(self.cursor_off for p in segs if _seg_seq(p) == self.cursor_seq)
+
+    def _count_backlog(self, segs: list[Path]) -> int:
+        n = 0
+        for p in segs:
+            seq = _seg_seq(p)
+            if seq < self.cursor_seq:
+                continue
+            with open(p, "rb") as fh:
+                if seq == self.cursor_seq:
+                    fh.seek(self.cursor_off)
+                n += fh.read().count(b"\n")
+        return n
+
+    # -- writing (request path) ----------------------------------------------------------------
+
+    def append(self, event: dict[str, Any]) -> bool:
+        """Durably append one event; False (and a counted drop) when the spool is full."""
+        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        with self._lock:
+            if self.bytes_on_disk + len(line) > self.max_bytes:
+                self.counters.dropped_full += 1
+                if self.counters.dropped_full & (self.counters.dropped_full - 1) == 0:
+                    log.error(
+                        "audit spool full (%d bytes): %d events dropped", self.max_bytes, self.counters.dropped_full
+                    )
+                return False
+            if self._write_off >= SEGMENT_BYTES:
+                os.close(self._fd)
+                self.write_seq += 1
+                self._fd = self._open_segment(self.write_seq)
+                self._write_off = 0
+            os.write(self._fd, line)
+            self._write_off += len(line)
+            self.bytes_on_disk += len(line)
+            self.counters.spooled += 1
+            self.counters.depth += 1
+            self._dirty = True
+        return True
+
+    def sync(self) -> None:
+        """fsync the current segment (group commit, called off the request path)."""
+        with self._lock:
+            if not self._dirty:
+                return
+            self._dirty = False
+            fd = self._fd
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+
+    # -- reading (sender) ----------------------------------------------------------------------
+
+    def read_batch(self, limit: int) -> tuple[list[bytes], tuple[int, int]]:
+        """Up to `limit` uncommitted lines from the cursor, and the cursor position after them."""
+        lines: list[bytes] = []
+        seq, off = self.cursor_seq, self.cursor_off
+        while len(lines) < limit:
+            path = self.dir / _seg_name(seq)
+            if not path.exists():
+                if seq < self.write_seq:
+                    seq, off = seq + 1, 0
+                    continue
+                break
+            with open(path, "rb") as fh:
+                fh.seek(off)
+                chunk = fh.read(1024 * 1024)
+            pos = 0
+            while len(lines) < limit:
+                nl = chunk.find(b"\n", pos)
+                if nl < 0:
+                    break
+                lines.append(chunk[pos:nl])
+                pos = nl + 1
+            off += pos
+            if len(lines) >= limit:
+                break
+            eof = len(chunk) < 1024 * 1024
+            if not eof and pos > 0:
+                continue  # more complete lines further on in this segment
+            if seq >= self.write_seq:
+                break  # caught up with the writer
+            if pos < len(chunk):
+                self.counters.dropped_corrupt += 1  # torn tail left by a crashed writer
+            seq, off = seq + 1, 0
+        return lines, (seq, off)
+
+    def commit(self, position: tuple[int, int], count: int, nbytes: int) -> None:
+        """Advance the cursor after a 2xx; delete fully shipped segments."""
+        seq, off = position
+        tmp = self._cursor_path.with_suffix(".tmp")
+        tmp.write_text(f"{seq} {off}\n")
+        os.replace(tmp, self._cursor_path)
+        old = self.cursor_seq
+        self.cursor_seq, self.cursor_off = seq, off
+        with self._lock:
+            self.bytes_on_disk = max(0, self.bytes_on_disk - nbytes)
+            self.counters.depth = max(0, self.counters.depth - count)
+        for s in range(old, seq):
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / _seg_name(s)).unlink()
+
+    def close(self) -> None:
+        """Flush and close the current segment."""
+        self.sync()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+class AuditSender:
+    """Ships spooled events to ingest in order, retrying with backoff until 2xx."""
+
+    def __init__(
+        self,
+        spool: AuditSpool,
+        url: str,
+        *,
+        api_key: str = "",
+        batch_size: int = 500,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+    ) -> None:
+        self.spool = spool
+        self.url = url
+        self.batch_size = batch_size
+        self.headers = {"Content-Type": "application/cloudevents-batch+json"}
+        if api_key:
+            self.headers["x-api-key"] = api_key
+        self._wake = asyncio.Event()
+        self._session_factory = session_factory or (
+            lambda: aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10, connect=3))
+        )
+        self.last_error = ""
+
+    def notify(self) -> None:
+        """Wake the sender (called after each append)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send forever (cancel to stop); survives ingest outages by retrying the same batch."""
+        backoff = 0.1
+        async with self._session_factory() as session:
+            while True:
+                lines, pos = self.spool.read_batch(self.batch_size)
+                if not lines:
+                    if pos != (self.spool.cursor_seq, self.spool.cursor_off):
+                        self.spool.commit(pos, 0, 0)  # skipped empty/torn segments
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                    continue
+                outcome = await self._post(session, lines)
+                if outcome == "retry":
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.1
+                nbytes = sum(len(x) + 1 for x in lines)
+                replayed = self._replayed_count(len(lines))
+                self.spool.commit(pos, len(lines), nbytes)
+                if outcome == "sent":
+                    self.spool.counters.sent += len(lines)
+                    self.spool.counters.replayed += replayed
+                else:
+                    self.spool.counters.dropped_rejected += len(lines)
+
+    def _replayed_count(self, n: int) -> int:
+        # Events in segments written by an earlier process are replays of a previous run.
+        return n if self.spool.cursor_seq < self.spool.first_own_seq else 0
+
+    async def _post(self, session: aiohttp.ClientSession, lines: list[bytes]) -> str:
+        body = b"[" + b",".join(lines) + b"]"
+        headers = dict(self.headers)
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            tp = json.loads(lines[0]).get("traceparent")
+            if tp:
+                headers["traceparent"] = tp
+        try:
+            async with session.post(self.url, data=body, headers=headers) as resp:
+                await resp.read()
+                if 200 <= resp.status < 300:
+                    self.last_error = ""
+                    return "sent"
+                self.last_error = f"ingest answered {resp.status}"
+                if resp.status in (400, 413, 422):
+                    # The batch itself is unacceptable; retrying would block every later event.
+                    log.error("ingest rejected %d audit events with %d; dropping them", len(lines), resp.status)
+                    return "rejected"
+                return "retry"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.last_error = f"ingest unreachable: {exc.__class__.__name__}: {exc}"
+            return "retry"
+
+
+async def sync_loop(spool: AuditSpool, interval: float = 0.2) -> None:
+    """Group-commit fsync of the spool (cancel to stop)."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(spool.sync)
