@@ -65,8 +65,8 @@ def apply_retention(client: Any, database: str, retention_days: int) -> bool:
     ).result_rows
     if not create:
         return False
-    match = re.search(r"TTL .*?INTERVAL (\d+) DAY", create[0][0])
-    if match and int(match.group(1)) == retention_days:
+    match = re.search(r"TTL .*?(?:INTERVAL (\d+) DAY|toIntervalDay\((\d+)\))", create[0][0])
+    if match and int(match.group(1) or match.group(2)) == retention_days:
         return False
     client.command(
         f"ALTER TABLE {db}.{EVENTS_TABLE} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY"
