@@ -61,7 +61,6 @@ async def _basic_principal(request: Request) -> Principal | None:
     return await ctx.store.load_principal(user, auth_type="registry_credential", api_key_id=key_id)
 
 
-@router.api_route("/api/registry/authz", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], status_code=204)
 async def registry_authz(request: Request) -> Response:
     """Forward-auth for the image registry: 204 allow, 401 challenge, 403 out of scope."""
     principal = await _basic_principal(request)
@@ -77,6 +76,17 @@ async def registry_authz(request: Request) -> Response:
             {"error": "forbidden", "message": f"repository out of scope for {method.upper()}"}, status_code=403
         )
     return Response(status_code=204)
+
+
+for _method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+    router.add_api_route(
+        "/api/registry/authz",
+        registry_authz,
+        methods=[_method],
+        status_code=204,
+        operation_id=f"registry_authz_{_method.lower()}",
+        include_in_schema=_method == "GET",
+    )
 
 
 class ImagePublish(BaseModel):

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mcp_sentinel.stack.config import StackConfig
-from mcp_sentinel.stack.supervisor import PYTHON, Component
+from mcp_sentinel.stack.supervisor import PYTHON, Component, tcp_open
 
 DATABASE = "sentinel"
 PG_USER = "postgres"
@@ -59,6 +59,20 @@ def find_bindir(environ: Mapping[str, str] | None = None) -> Path:
     )
 
 
+def accepts_connections(cfg: StackConfig) -> bool:
+    """True once the server completes a real login (an open port alone may still say "starting up")."""
+    if not tcp_open(cfg.ports.postgres, cfg.host):
+        return False
+    import psycopg  # lazy: only the supervisor process needs it, and only for this check
+
+    try:
+        with psycopg.connect(postgres_dsn(cfg), connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
 def components(cfg: StackConfig) -> list[Component]:
     """The local identity-store cluster on `cfg.ports.postgres`."""
     return [
@@ -75,7 +89,7 @@ def components(cfg: StackConfig) -> list[Component]:
                 "--host",
                 cfg.host,
             ],
-            health_port=cfg.ports.postgres,
+            health_check=lambda: accepts_connections(cfg),
             startup_timeout=60.0,
             description=f"(identity store, {postgres_dsn(cfg)})",
             # SIGINT = Postgres "fast" shutdown; SIGTERM ("smart") would wait for every client to leave.
