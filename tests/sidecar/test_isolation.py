@@ -16,7 +16,8 @@ def _call(url: str, headers: dict[str, str], tool: str, args: dict[str, object] 
     meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
     params = {"name": tool, "arguments": args or {}, "_meta": meta}
     body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
-    h = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", **headers}
+    h = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+         "Mcp-Method": "tools/call", "Mcp-Name": tool, **headers}
     return httpx2.post(url, content=json.dumps(body), headers=h, timeout=30)
 
 
