@@ -14,7 +14,7 @@ from functions.api.app import create_app
 from functions.api.settings import ApiSettings
 from mcp_sentinel.identity.passwords import HashParams
 from mcp_sentinel.identity.store import IdentityStore
-from tests.fixtures.postgres import pg_cluster, pg_dsn  # noqa: F401 - re-exported fixtures
+from tests.fixtures.postgres import *  # noqa: F403 - pg_cluster, pg_dsn fixtures
 
 ADMIN_KEY = "test-admin-service-key"
 USER_SERVICE_KEY = "test-user-service-key"
