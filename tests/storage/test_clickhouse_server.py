@@ -14,7 +14,6 @@ import pytest
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 
 
-
 def _post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, data=body, headers=headers or {}, method="POST")
     try:

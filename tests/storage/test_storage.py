@@ -46,7 +46,8 @@ def test_migrations_are_versioned_and_idempotent(clickhouse_url: str) -> None:
     extra = Migration(99, "add a column", ("ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS note String DEFAULT ''",))
     assert migrate(client, db, migrations=[*MIGRATIONS, extra]) == [99]
     assert migrate(client, db, migrations=[*MIGRATIONS, extra]) == []
-    cols = {r[0] for r in client.query(f"SELECT name FROM system.columns WHERE database='{db}' AND table='events'").result_rows}
+    sql = f"SELECT name FROM system.columns WHERE database='{db}' AND table='events'"
+    cols = {r[0] for r in client.query(sql).result_rows}
     assert {"note", "event_id", "reason", "rpc_method", "subject_team_id"} <= cols
     client.command(f"DROP DATABASE {db}")
 
@@ -62,7 +63,8 @@ def test_retention_is_configurable(clickhouse_url: str, ch_database: str) -> Non
 
 
 def test_settings_from_env_validate() -> None:
-    s = ClickHouseSettings.from_env({"CLICKHOUSE_URL": "http://u:p@h:1", "CLICKHOUSE_DB": "x", "EVENTS_RETENTION_DAYS": "3"})
+    env = {"CLICKHOUSE_URL": "http://u:p@h:1", "CLICKHOUSE_DB": "x", "EVENTS_RETENTION_DAYS": "3"}
+    s = ClickHouseSettings.from_env(env)
     assert (s.url, s.database, s.retention_days) == ("http://u:p@h:1", "x", 3)
     with pytest.raises(ValueError, match="CLICKHOUSE_DB"):
         ClickHouseSettings.from_env({"CLICKHOUSE_DB": "x;drop"})
@@ -179,7 +181,8 @@ def test_usage_analytics_shapes_and_scoping(ch_client: Any, ch_database: str) ->
     assert usage(q, UsageQuery(scoped=True)).totals.events == 0  # empty scope: no query, empty answer
     assert usage(q, UsageQuery(window_days=365)).totals.events == 10
     body = resp.to_dict()
-    assert set(body) == {"window_days", "totals", "servers", "actors", "tools", "decisions", "series", "recent", "filters"}
+    keys = {"window_days", "totals", "servers", "actors", "tools", "decisions", "series", "recent", "filters"}
+    assert set(body) == keys
 
 
 def test_server_events_and_summary(ch_client: Any, ch_database: str) -> None:

@@ -1,0 +1,28 @@
+"""`python -m functions.processor`: serve the processor on `PORT` with metrics on `METRICS_PORT`."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import uvicorn
+from prometheus_client import start_http_server
+
+from functions.processor.app import create_app
+from functions.processor.settings import ProcessorSettings
+
+
+def main() -> None:
+    """Knative-style entry: all configuration from the environment."""
+    fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
+    settings = ProcessorSettings.from_env()
+    app = create_app(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=os.environ.get("METRICS_ADDR", "0.0.0.0"),
+                          registry=app.state.metrics.registry)  # fmt: skip
+    uvicorn.run(app, host=os.environ.get("HOST", "0.0.0.0"), port=settings.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

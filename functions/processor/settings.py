@@ -1,0 +1,53 @@
+"""Processor settings (environment names shared with production manifests)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mcp_sentinel.storage.client import ClickHouseSettings
+
+DEFAULT_PORT = 8085
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """`PORT` (8085), `METRICS_PORT` (9102), ClickHouse settings, and micro-batching knobs.
+
+    `BATCH_MAX_EVENTS` (5000) and `BATCH_MAX_WAIT_MS` (20) bound one INSERT; `MAX_PENDING_EVENTS`
+    (50000) is where intake pauses (requests wait) until ClickHouse catches up.
+    """
+
+    port: int = DEFAULT_PORT
+    metrics_port: int = 9102
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    batch_max_events: int = 5000
+    batch_max_wait_ms: int = 20
+    max_pending_events: int = 50_000
+    service_name: str = "mcp-sentinel-processor"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
+        """Read settings; ValueError names the bad variable."""
+        env = os.environ if environ is None else environ
+        return cls(
+            port=_int(env, "PORT", DEFAULT_PORT),
+            metrics_port=_int(env, "METRICS_PORT", 9102, minimum=0),
+            clickhouse=ClickHouseSettings.from_env(env),
+            batch_max_events=_int(env, "BATCH_MAX_EVENTS", 5000),
+            batch_max_wait_ms=_int(env, "BATCH_MAX_WAIT_MS", 20, minimum=0),
+            max_pending_events=_int(env, "MAX_PENDING_EVENTS", 50_000),
+            service_name=env.get("OTEL_SERVICE_NAME", "mcp-sentinel-processor"),
+        )

@@ -1,0 +1,33 @@
+"""The `processor` part: `python -m functions.processor` writing to the embedded ClickHouse."""
+
+from __future__ import annotations
+
+from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.parts.clickhouse import clickhouse_url
+from mcp_sentinel.stack.supervisor import PYTHON, Component
+
+
+def processor_env(cfg: StackConfig) -> dict[str, str]:
+    """Environment of the local processor (same names as in production)."""
+    return {
+        "PORT": str(cfg.ports.processor),
+        "HOST": cfg.host,
+        "METRICS_PORT": str(cfg.ports.processor_metrics),
+        "METRICS_ADDR": cfg.host,
+        "CLICKHOUSE_URL": clickhouse_url(cfg),
+        "CLICKHOUSE_DB": "mcp",
+    }
+
+
+def components(cfg: StackConfig) -> list[Component]:
+    """The processor; ready once its own `/live` answers (it reconnects to ClickHouse by itself)."""
+    return [
+        Component(
+            name="processor",
+            argv=[PYTHON, "-m", "functions.processor"],
+            env=processor_env(cfg),
+            health_url=cfg.url("processor", "/live"),
+            startup_timeout=60.0,
+            description=f"processor on :{cfg.ports.processor} (metrics :{cfg.ports.processor_metrics})",
+        )
+    ]
