@@ -93,6 +93,7 @@ class AuditSpool:
         self.bytes_on_disk = sum(p.stat().st_size for p in segs) - self._committed_bytes_in(segs)
         self.counters.depth = self._count_backlog(segs)
         self._dirty = False
+        self.last_batch_replayed = 0
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -166,6 +167,7 @@ class AuditSpool:
     def read_batch(self, limit: int) -> tuple[list[bytes], tuple[int, int]]:
         """Up to `limit` uncommitted lines from the cursor, and the cursor position after them."""
         lines: list[bytes] = []
+        self.last_batch_replayed = 0  # how many of these lines an earlier process wrote
         seq, off = self.cursor_seq, self.cursor_off
         while len(lines) < limit:
             path = self.dir / _seg_name(seq)
@@ -178,6 +180,7 @@ class AuditSpool:
                 fh.seek(off)
                 chunk = fh.read(1024 * 1024)
             pos = 0
+            before = len(lines)
             while len(lines) < limit:
                 nl = chunk.find(b"\n", pos)
                 if nl < 0:
@@ -185,6 +188,8 @@ class AuditSpool:
                 lines.append(chunk[pos:nl])
                 pos = nl + 1
             off += pos
+            if seq < self.first_own_seq:
+                self.last_batch_replayed += len(lines) - before
             if len(lines) >= limit:
                 break
             eof = len(chunk) < 1024 * 1024
@@ -267,17 +272,13 @@ class AuditSender:
                     continue
                 backoff = 0.1
                 nbytes = sum(len(x) + 1 for x in lines)
-                replayed = self._replayed_count(len(lines))
+                replayed = self.spool.last_batch_replayed
                 self.spool.commit(pos, len(lines), nbytes)
                 if outcome == "sent":
                     self.spool.counters.sent += len(lines)
                     self.spool.counters.replayed += replayed
                 else:
                     self.spool.counters.dropped_rejected += len(lines)
-
-    def _replayed_count(self, n: int) -> int:
-        # Events in segments written by an earlier process are replays of a previous run.
-        return n if self.spool.cursor_seq < self.spool.first_own_seq else 0
 
     async def _post(self, session: aiohttp.ClientSession, lines: list[bytes]) -> str:
         body = b"[" + b",".join(lines) + b"]"
