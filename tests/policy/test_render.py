@@ -1,0 +1,183 @@
+"""Rendering Kubernetes objects into policy.json (upstream §2.2, §2.4, §2.6)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mcp_sentinel.policy import (
+    PolicyError,
+    compute_revision,
+    load_policy,
+    parse_document,
+    render_document,
+    render_policy,
+    to_pretty_json,
+)
+
+PAYMENTS = Path(__file__).with_name("payments_example.json")
+TEAM = "7d0a0b8f-7c25-4761-a632-3cf0108e31d6"
+NOW = datetime(2026, 5, 4, 18, 0, tzinfo=UTC)
+
+SERVER = {
+    "metadata": {"name": "payments", "namespace": "mcp-servers"},
+    "spec": {
+        "image": "example/payments",
+        "teamID": f" {TEAM} ",
+        "gateway": {"enabled": True},
+        "session": {"required": True},
+        "tools": [
+            {"name": "list_invoices", "description": "List invoices for a customer account.",
+             "sideEffect": "read", "riskLevel": "low"},
+            {"name": "refund_invoice", "description": "Issue a refund for an invoice.",
+             "requiredTrust": "high", "sideEffect": "destructive", "riskLevel": "high"},
+        ],
+    },
+}
+GRANT = {
+    "metadata": {"name": "payments-ops-agent", "namespace": "mcp-servers"},
+    "spec": {
+        "serverRef": {"name": "payments"},
+        "subject": {"humanID": "user-123", "agentID": "ops-agent"},
+        "maxTrust": "high",
+        "allowedSideEffects": ["read", "destructive"],
+        "policyVersion": "v1",
+        "toolRules": [{"name": "list_invoices", "decision": "allow"},
+                      {"name": "refund_invoice", "decision": "allow", "requiredTrust": "high"}],
+    },
+}
+SESSION = {
+    "metadata": {"name": "sess-8f1b9d", "namespace": "mcp-servers"},
+    "spec": {
+        "serverRef": {"name": "payments", "namespace": "mcp-servers"},
+        "subject": {"humanID": "user-123", "agentID": "ops-agent"},
+        "consentedTrust": "medium",
+        "expiresAt": "2026-03-26T14:00:00.750+02:00",
+        "upstreamTokenSecretRef": {"name": "payments-upstream-token", "key": "access-token"},
+    },
+}
+
+
+def _obj(kind: dict, name: str, ns: str, ref: dict) -> dict:
+    out = copy.deepcopy(kind)
+    out["metadata"] = {"name": name, "namespace": ns}
+    out["spec"]["serverRef"] = ref
+    return out
+
+
+def test_payments_render_reproduces_the_documented_example() -> None:
+    text = render_policy(SERVER, [GRANT], [SESSION], cluster="local", now=NOW)
+    assert json.loads(text) == json.loads(PAYMENTS.read_text())
+    assert text == to_pretty_json(parse_document(PAYMENTS.read_text()))
+    d = parse_document(text)
+    assert d.revision == "sha256:879763c5561c4841cb367cfb15be5d4bef2d4789d03ba8132dbd12c1c92cfe8e"
+    assert d.generated_at == "2026-05-04T18:00:00Z"
+    load_policy(text)
+
+
+def test_filtering_by_server_ref_name_and_effective_namespace() -> None:
+    grants = [
+        _obj(GRANT, "same-ns-implicit", "mcp-servers", {"name": "payments"}),
+        _obj(GRANT, "other-ns-explicit", "team-a", {"name": "payments", "namespace": "mcp-servers"}),
+        _obj(GRANT, "other-ns-implicit", "team-a", {"name": "payments"}),
+        _obj(GRANT, "other-server", "mcp-servers", {"name": "billing"}),
+        _obj(GRANT, "wrong-explicit-ns", "mcp-servers", {"name": "payments", "namespace": "elsewhere"}),
+    ]
+    d = render_document(SERVER, grants, [])
+    assert [(g.namespace, g.name) for g in d.grants] == [("mcp-servers", "same-ns-implicit"),
+                                                         ("team-a", "other-ns-explicit")]
+
+
+def test_team_defaulting_and_explicit_foreign_team_kept() -> None:
+    foreign = copy.deepcopy(GRANT)
+    foreign["spec"]["subject"]["teamID"] = "other-team"
+    d = render_document(SERVER, [GRANT, _obj(foreign, "delegated", "mcp-servers", {"name": "payments"})], [SESSION])
+    assert [g.team_id for g in d.grants] == [TEAM, "other-team"]
+    assert d.sessions[0].team_id == TEAM
+    no_team = copy.deepcopy(SERVER)
+    del no_team["spec"]["teamID"]
+    d = render_document(no_team, [GRANT], [])
+    assert d.grants[0].team_id == "" and d.server.team_id == ""
+
+
+def test_defaults_for_trust_rules_and_blocks() -> None:
+    bare_grant = {"metadata": {"name": "g", "namespace": "mcp-servers"},
+                  "spec": {"serverRef": {"name": "payments"}, "subject": {"humanID": "h"},
+                           "toolRules": [{"name": "list_invoices"}]}}
+    bare_session = {"metadata": {"name": "s", "namespace": "mcp-servers"},
+                    "spec": {"serverRef": {"name": "payments"}, "subject": {"agentID": "a"}, "revoked": True}}
+    d = render_document(SERVER, [bare_grant], [bare_session])
+    g, s = d.grants[0], d.sessions[0]
+    assert (g.max_trust, g.allowed_side_effects, g.disabled, g.policy_version) == ("low", (), False, "")
+    assert (g.tool_rules[0].decision, g.tool_rules[0].required_trust) == ("allow", "low")
+    assert (s.consented_trust, s.revoked, s.expires_at, s.upstream_token_ref) == ("low", True, "", "")
+    assert d.tools[0].required_trust == "low"
+    assert d.auth is not None and d.auth.mode == "header" and d.auth.token_header == "Authorization"
+    assert d.policy is not None and (d.policy.mode, d.policy.default_decision, d.policy.policy_version) == (
+        "allow-list", "deny", "v1")
+
+
+def test_blocks_absent_without_gateway_unless_configured() -> None:
+    server = {"metadata": {"name": "x", "namespace": "n"}, "spec": {"policy": {"mode": "observe"}}}
+    d = render_document(server, [], [])
+    assert d.auth is None and d.session is None
+    assert d.policy is not None and d.policy.mode == "observe"
+
+
+def test_expires_at_rendered_in_utc_seconds() -> None:
+    d = render_document(SERVER, [], [SESSION])
+    assert d.sessions[0].expires_at == "2026-03-26T12:00:00Z"
+
+
+def test_churn_avoidance_keeps_existing_text_byte_for_byte() -> None:
+    first = render_policy(SERVER, [GRANT], [SESSION], existing_text=None, now=NOW)
+    odd_but_valid = first.replace("\n", "\r\n")  # same content, different bytes
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    assert render_policy(SERVER, [GRANT], [SESSION], existing_text=odd_but_valid, now=later) == odd_but_valid
+    assert render_policy(SERVER, [GRANT], [SESSION], existing_text=odd_but_valid.encode(), now=later) == odd_but_valid
+
+
+def test_changed_content_is_rewritten_with_new_generated_at() -> None:
+    first = render_policy(SERVER, [GRANT], [SESSION], now=NOW)
+    revoked = copy.deepcopy(SESSION)
+    revoked["spec"]["revoked"] = True
+    second = render_policy(SERVER, [GRANT], [revoked], existing_text=first, now=1893456000.0)
+    assert second != first
+    d = parse_document(second)
+    assert d.generated_at == "2030-01-01T00:00:00Z" and d.sessions[0].revoked
+    assert compute_revision(d) == d.revision
+
+
+@pytest.mark.parametrize("existing", ["", "not json", "[]"])
+def test_undecodable_existing_text_is_rewritten(existing: str) -> None:
+    assert parse_document(render_policy(SERVER, [GRANT], [SESSION], existing_text=existing, now=NOW)).revision
+
+
+def test_tampered_existing_text_is_rewritten() -> None:
+    first = render_policy(SERVER, [GRANT], [SESSION], now=NOW)
+    tampered = first.replace('"max_trust": "high"', '"max_trust": "low"').replace(
+        '"generated_at": "2026-05-04T18:00:00Z"', '"generated_at": "1999-01-01T00:00:00Z"')
+    # Same claimed revision, but content no longer hashes to it: rewrite.
+    out = render_policy(SERVER, [GRANT], [SESSION], existing_text=tampered, now=NOW)
+    assert out != tampered and '"max_trust": "high"' in out
+
+
+def test_invalid_render_raises_and_names_the_problem() -> None:
+    bad = copy.deepcopy(GRANT)
+    bad["spec"]["allowedSideEffects"] = ["read", "exec"]
+    with pytest.raises(PolicyError, match=r'allowed_side_effects\[1\] "exec"'):
+        render_policy(SERVER, [bad], [], now=NOW)
+    with pytest.raises(PolicyError, match="maxTrust: expected a string"):
+        render_policy(SERVER, [{"metadata": {"name": "g", "namespace": "mcp-servers"},
+                                "spec": {"serverRef": {"name": "payments"}, "maxTrust": 3}}], [], now=NOW)
+
+
+def test_same_named_grants_from_two_namespaces_render() -> None:
+    # §11 #6: upstream got stuck on the last good policy here.
+    a = _obj(GRANT, "ops", "team-a", {"name": "payments", "namespace": "mcp-servers"})
+    b = _obj(GRANT, "ops", "team-b", {"name": "payments", "namespace": "mcp-servers"})
+    load_policy(render_policy(SERVER, [a, b], [], now=NOW))
