@@ -93,7 +93,10 @@ def _lost(orig: Any, dumped: Any, path: str = "") -> list[str]:
     if isinstance(orig, dict):
         if not isinstance(dumped, dict):
             return [path or "."]
-        return [p for k, v in orig.items() for p in (_lost(v, dumped[k], f"{path}.{k}") if k in dumped else [f"{path}.{k}"])]
+        out: list[str] = []
+        for k, v in orig.items():
+            out.extend(_lost(v, dumped[k], f"{path}.{k}") if k in dumped else [f"{path}.{k}"])
+        return out
     if isinstance(orig, list):
         if not isinstance(dumped, list) or len(dumped) != len(orig):
             return [path]

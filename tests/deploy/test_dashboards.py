@@ -36,14 +36,17 @@ def _dashboards() -> dict[str, dict[str, Any]]:
 
 def _expressions() -> list[tuple[str, str]]:
     """(where, expr) for every dashboard target and alert rule."""
-    out = []
-    for name, dash in _dashboards().items():
-        for panel in dash["panels"]:
-            for target in panel.get("targets", []):
-                out.append((f"{name}.json: {panel['title']}", target["expr"]))
-    for group in yaml.safe_load(RULES.read_text())["groups"]:
-        for rule in group["rules"]:
-            out.append((f"rule {rule['alert']}", rule["expr"]))
+    out = [
+        (f"{name}.json: {panel['title']}", target["expr"])
+        for name, dash in _dashboards().items()
+        for panel in dash["panels"]
+        for target in panel.get("targets", [])
+    ]
+    out.extend(
+        (f"rule {rule['alert']}", rule["expr"])
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+    )
     return out
 
 
@@ -99,7 +102,8 @@ def test_catalog_expands_client_suffixes(tmp_path: Path) -> None:
     pkg = tmp_path / "sidecar"
     pkg.mkdir()
     (pkg / "m.py").write_text(
-        'Counter("a_total", "d")\nHistogram(\n    "b_seconds", "d")\nCounterMetricFamily("c", "d", 1)\nGauge("g", "d")\n'
+        'Counter("a_total", "d")\nHistogram(\n    "b_seconds", "d")\n'
+        'CounterMetricFamily("c", "d", 1)\nGauge("g", "d")\n'
     )
     found = exported_series(tmp_path)
     assert {"a_total", "b_seconds_bucket", "b_seconds_count", "c_total", "g"} <= set(found)
@@ -133,7 +137,7 @@ def _tsc(tmp_path: Path, dashboards: dict[str, str]) -> subprocess.CompletedProc
 
 
 @pytest.mark.skipif(
-    shutil.which("node") is None or not TSC.exists() or not (REPO_ROOT / "node_modules" / "@grafana" / "schema").exists(),
+    shutil.which("node") is None or not TSC.exists() or not (REPO_ROOT / "node_modules/@grafana/schema").exists(),
     reason="node, typescript or @grafana/schema is missing (run ./dev with npm installed)",
 )
 def test_dashboards_type_check_against_grafana_schema(tmp_path: Path) -> None:

@@ -59,7 +59,9 @@ def test_kustomization_resources_exist_and_parse() -> None:
     assert shipped - listed == set(), sorted(str(p) for p in shipped - listed)
 
 
-@pytest.mark.parametrize(("path", "doc"), DOCS, ids=[f"{p.parent.name}/{p.name}:{d['kind']}/{d['metadata']['name']}" for p, d in DOCS])
+@pytest.mark.parametrize(
+    ("path", "doc"), DOCS, ids=[f"{p.parent.name}/{p.name}:{d['kind']}/{d['metadata']['name']}" for p, d in DOCS]
+)
 def test_document_validates(path: Path, doc: dict[str, Any]) -> None:
     validate(doc)
 
