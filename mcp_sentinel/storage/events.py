@@ -60,16 +60,17 @@ class EventWriter:
         self.table = f"{self.database}.{EVENTS_TABLE}"
 
     def existing_ids(self, records: Sequence[EventRecord]) -> set[str]:
-        """Ids among `records` already stored (bounded by the batch's time range for index pruning)."""
+        """Ids among `records` already stored, whatever timestamp they were stored with.
+
+        Not bounded by time: a producer that re-sends an id with another timestamp must still not
+        create a second row (the sort key alone would not collapse it). The `event_id` bloom
+        filter keeps this to the granules that may hold the ids.
+        """
         if not records:
             return set()
-        lo = min(r.timestamp for r in records)
-        hi = max(r.timestamp for r in records)
         rows = self.client.query(
-            f"SELECT DISTINCT event_id FROM {self.table} "
-            "WHERE timestamp >= {lo:DateTime64(3, 'UTC')} AND timestamp <= {hi:DateTime64(3, 'UTC')} "
-            "AND event_id IN {ids:Array(String)}",
-            parameters={"lo": lo, "hi": hi, "ids": [r.event_id for r in records]},
+            f"SELECT DISTINCT event_id FROM {self.table} WHERE event_id IN {{ids:Array(String)}}",
+            parameters={"ids": [r.event_id for r in records]},
         ).result_rows
         return {str(r[0]) for r in rows}
 

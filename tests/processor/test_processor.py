@@ -1,0 +1,188 @@
+"""The processor as a real process (the stack's `processor` part) writing to the embedded ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from functions.processor.settings import ProcessorSettings
+from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.parts import clickhouse as clickhouse_part
+from mcp_sentinel.stack.parts import processor as processor_part
+from mcp_sentinel.stack.supervisor import Supervisor
+from mcp_sentinel.storage.client import clickhouse_client_from_url
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def payload(**extra: Any) -> dict[str, Any]:
+    body = {"server": "srv", "namespace": "ns", "team_id": "owner-team", "cluster": "c", "human_id": "alice",
+            "agent_id": "bot", "session_id": "sess", "decision": "deny", "tool_name": "rm", "reason": "no_grant",
+            "rpc_method": "tools/call", "subject_team_id": "caller-team"}  # fmt: skip
+    body.update(extra)
+    return body
+
+
+def binary_headers(event_id: str, **extra: str) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-source": "mcp-gateway",
+        "ce-type": "mcp.request",
+        "ce-time": datetime.now(UTC).isoformat(),
+        "ce-traceparent": f"00-{TRACE}-00f067aa0ba902b7-01",
+        "ce-partition": "2",
+        "ce-offset": "41",
+        "ce-key": "ns/srv",
+        **extra,
+    }
+
+
+def structured(event_id: str, **data: Any) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": event_id, "source": "mcp-gateway", "type": "mcp.request",
+            "time": datetime.now(UTC).isoformat(), "datacontenttype": "application/json",
+            "data": payload(**data)}  # fmt: skip
+
+
+@dataclasses.dataclass
+class Proc:
+    url: str
+    database: str
+    ch_url: str
+
+    def rows(self, event_id_prefix: str) -> list[tuple[Any, ...]]:
+        client = clickhouse_client_from_url(self.ch_url, self.database)
+        try:
+            return list(client.query(
+                "SELECT event_id, trace_id, server, namespace, team_id, human_id, decision, tool_name, reason, "
+                "rpc_method, subject_team_id FROM events FINAL WHERE startsWith(event_id, {p:String}) "
+                "ORDER BY event_id",
+                parameters={"p": event_id_prefix},
+            ).result_rows)  # fmt: skip
+        finally:
+            client.close()
+
+
+def _start_processor(sup: Supervisor, cfg: StackConfig, database: str) -> None:
+    (comp,) = processor_part.components(cfg)
+    sup.start(dataclasses.replace(comp, env={**comp.env, "CLICKHOUSE_DB": database}))
+
+
+@pytest.fixture(scope="module")
+def proc(clickhouse_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    ports = dataclasses.replace(Ports.free(), clickhouse_http=clickhouse_stack.config.ports.clickhouse_http)
+    cfg = StackConfig(data_dir=tmp_path_factory.mktemp("processor"), ports=ports)
+    database = f"p_{uuid.uuid4().hex[:10]}"
+    with Supervisor(cfg) as sup:
+        _start_processor(sup, cfg, database)
+        yield Proc(cfg.url("processor"), database, clickhouse_stack.url)
+
+
+def test_binary_delivery_stores_row_with_materialized_fields_and_trace(proc: Proc) -> None:
+    eid = f"bin-{uuid.uuid4()}"
+    r = httpx.post(proc.url + "/", headers=binary_headers(eid), content=json.dumps(payload()), timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"inserted": 1, "duplicates": 0}
+    assert proc.rows(eid) == [(eid, TRACE, "srv", "ns", "owner-team", "alice", "deny", "rm", "no_grant", "tools/call",
+                               "caller-team")]  # fmt: skip
+
+
+def test_structured_and_batch_deliveries(proc: Proc) -> None:
+    prefix = f"st-{uuid.uuid4()}"
+    r = httpx.post(proc.url + "/", json=structured(prefix + "-0"),
+                   headers={"content-type": "application/cloudevents+json"}, timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    batch = [structured(f"{prefix}-{i}", tool_name=f"t{i}") for i in range(1, 4)]
+    r = httpx.post(proc.url + "/", content=json.dumps(batch),
+                   headers={"content-type": "application/cloudevents-batch+json"}, timeout=30)  # fmt: skip
+    assert r.status_code == 200 and r.json() == {"inserted": 3, "duplicates": 0}
+    assert [row[7] for row in proc.rows(prefix)] == ["rm", "t1", "t2", "t3"]
+
+
+def test_redelivery_is_idempotent(proc: Proc) -> None:
+    eid = f"dup-{uuid.uuid4()}"
+    headers = binary_headers(eid)
+    for expected in ({"inserted": 1, "duplicates": 0}, {"inserted": 0, "duplicates": 1}):
+        r = httpx.post(proc.url + "/", headers=headers, content=json.dumps(payload()), timeout=30)
+        assert r.json() == expected
+    # A producer re-sending the id with a fresh time is still the same event.
+    r = httpx.post(proc.url + "/", headers=binary_headers(eid), content=json.dumps(payload()), timeout=30)
+    assert r.json() == {"inserted": 0, "duplicates": 1}
+    assert len(proc.rows(eid)) == 1
+
+
+def test_invalid_envelope_is_400_naming_the_field_and_writes_nothing(proc: Proc) -> None:
+    eid = f"bad-{uuid.uuid4()}"
+    headers = binary_headers(eid)
+    del headers["ce-source"]
+    r = httpx.post(proc.url + "/", headers=headers, content=json.dumps(payload()), timeout=30)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_event"
+    assert [e["field"] for e in r.json()["errors"]] == ["source"]
+    r = httpx.post(proc.url + "/", headers=binary_headers(eid), content=b"{not json", timeout=30)
+    assert r.status_code == 400
+    batch = [structured(eid + "-0"), {**structured(eid + "-1"), "type": ""}]
+    r = httpx.post(proc.url + "/", content=json.dumps(batch),
+                   headers={"content-type": "application/cloudevents-batch+json"}, timeout=30)  # fmt: skip
+    assert r.status_code == 400 and r.json()["errors"][0]["field"].startswith("[1].type")
+    assert proc.rows(eid) == []
+
+
+async def test_concurrent_deliveries_share_inserts(proc: Proc) -> None:
+    prefix = f"conc-{uuid.uuid4()}"
+    async with httpx.AsyncClient(base_url=proc.url, timeout=60) as client:
+        before = _metric(await client.get("/metrics"), "processor_batch_size_count")
+        results = await asyncio.gather(*(
+            client.post("/", headers=binary_headers(f"{prefix}-{i:03d}"), content=json.dumps(payload()))
+            for i in range(60)
+        ))  # fmt: skip
+        after = _metric(await client.get("/metrics"), "processor_batch_size_count")
+    assert all(r.status_code == 200 for r in results)
+    assert len(proc.rows(prefix)) == 60
+    assert after - before < 60  # fewer INSERTs than deliveries
+
+
+def _metric(resp: httpx.Response, name: str) -> float:
+    for line in resp.text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} missing")
+
+
+def test_clickhouse_down_is_503_then_recovers_after_restart(tmp_path: Path) -> None:
+    cfg = StackConfig(data_dir=tmp_path, ports=Ports.free())
+    with Supervisor(cfg) as sup:
+        sup.start_all(clickhouse_part.components(cfg))
+        _start_processor(sup, cfg, "mcp")
+        url = cfg.url("processor")
+        eid = f"down-{uuid.uuid4()}"
+        assert httpx.get(url + "/ready", timeout=30).status_code == 200
+        sup.stop("clickhouse")
+        r = httpx.post(url + "/", headers=binary_headers(eid), content=json.dumps(payload()), timeout=30)
+        assert r.status_code == 503 and r.json()["error"] == "storage_unavailable"
+        assert httpx.get(url + "/ready", timeout=30).status_code == 503
+        assert httpx.get(url + "/live", timeout=30).status_code == 200
+        sup.start_all(clickhouse_part.components(cfg))
+        r = httpx.post(url + "/", headers=binary_headers(eid), content=json.dumps(payload()), timeout=30)
+        assert r.status_code == 200 and r.json()["inserted"] == 1
+        client = clickhouse_client_from_url(cfg.url("clickhouse_http"), "mcp")
+        assert client.query("SELECT count() FROM events FINAL WHERE event_id = {e:String}",
+                            parameters={"e": eid}).result_rows == [(1,)]  # fmt: skip
+
+
+def test_settings_from_env() -> None:
+    s = ProcessorSettings.from_env({"PORT": "9000", "BATCH_MAX_WAIT_MS": "0", "CLICKHOUSE_URL": "http://h:1"})
+    assert (s.port, s.metrics_port, s.batch_max_wait_ms, s.clickhouse.url) == (9000, 9102, 0, "http://h:1")
+    with pytest.raises(ValueError, match="PORT"):
+        ProcessorSettings.from_env({"PORT": "x"})
+    with pytest.raises(ValueError, match="BATCH_MAX_EVENTS"):
+        ProcessorSettings.from_env({"BATCH_MAX_EVENTS": "0"})
