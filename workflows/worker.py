@@ -83,7 +83,7 @@ class WorkerSettings:
 class _UnconfiguredTeams:
     """Stands in when POSTGRES_DSN is unset: provisioning fails clearly (and retries once it is fixed)."""
 
-    def _fail(self, *_args: Any) -> Any:
+    async def _fail(self, *_args: Any) -> Any:
         raise RuntimeError("POSTGRES_DSN is not set: the worker cannot reach the identity store")
 
     ensure_team = delete_team = ensure_membership = remove_membership = _fail
@@ -104,9 +104,9 @@ def build_activities(
         cluster = KubeCluster(settings.kubeconfig)
     if teams is None:
         if settings.postgres_dsn:
-            from workflows.provisioning.teams_pg import PostgresTeamStore
+            from workflows.provisioning.teams import IdentityTeamStore
 
-            teams = PostgresTeamStore(settings.postgres_dsn)
+            teams = IdentityTeamStore(settings.postgres_dsn)
         else:
             teams = _UnconfiguredTeams()
     if restart_backend is None:

@@ -51,21 +51,25 @@ class ApplyObject:
 class TeamStore(Protocol):
     """What provisioning needs from the identity store (Postgres in production)."""
 
-    def ensure_team(self, slug: str, name: str, created_by: str, namespace: str) -> tuple[TeamRecord, bool]:
+    async def ensure_team(self, slug: str, name: str, created_by: str, namespace: str) -> tuple[TeamRecord, bool]:
         """The live team with this slug, created if missing; the flag says whether it was created now."""
 
-    def delete_team(self, team_id: str) -> bool:
+    async def delete_team(self, team_id: str) -> bool:
         """Remove a team (and its namespace rows and memberships); False when it was already gone."""
 
-    def ensure_membership(self, team_id: str, user_id: str, role: str) -> bool:
+    async def ensure_membership(self, team_id: str, user_id: str, role: str) -> bool:
         """Add the membership if missing; True when it was added now."""
 
-    def remove_membership(self, team_id: str, user_id: str) -> bool:
+    async def remove_membership(self, team_id: str, user_id: str) -> bool:
         """Remove the membership; False when it was already gone."""
 
 
 class TeamConflict(ValueError):
     """The slug belongs to a live team with a different display name (not ours to reuse)."""
+
+
+class UnknownUser(LookupError):
+    """The creator is not a user of the platform."""
 
 
 class ProvisioningActivities:
@@ -76,19 +80,19 @@ class ProvisioningActivities:
         self.cluster = cluster
 
     @activity.defn(name="provisioning.ensure_team")
-    def ensure_team(self, req: EnsureTeam) -> TeamRecord:
+    async def ensure_team(self, req: EnsureTeam) -> TeamRecord:
         """Create-or-get the team record."""
         try:
-            team, created = self.teams.ensure_team(req.slug, req.name, req.created_by, req.namespace)
-        except TeamConflict as exc:
-            raise ApplicationError(str(exc), type="TeamConflict", non_retryable=True) from exc
+            team, created = await self.teams.ensure_team(req.slug, req.name, req.created_by, req.namespace)
+        except (TeamConflict, UnknownUser) as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
         team.created = created
         return team
 
     @activity.defn(name="provisioning.delete_team")
-    def delete_team(self, team_id: str) -> bool:
+    async def delete_team(self, team_id: str) -> bool:
         """Undo of ensure_team."""
-        return self.teams.delete_team(team_id)
+        return await self.teams.delete_team(team_id)
 
     @activity.defn(name="provisioning.apply_object")
     def apply_object(self, req: ApplyObject) -> bool:
@@ -104,11 +108,14 @@ class ProvisioningActivities:
         return self.cluster.delete(ref)
 
     @activity.defn(name="provisioning.ensure_membership")
-    def ensure_membership(self, m: Membership) -> bool:
+    async def ensure_membership(self, m: Membership) -> bool:
         """Add the creator as owner."""
-        return self.teams.ensure_membership(m.team_id, m.user_id, m.role)
+        try:
+            return await self.teams.ensure_membership(m.team_id, m.user_id, m.role)
+        except UnknownUser as exc:
+            raise ApplicationError(str(exc), type="UnknownUser", non_retryable=True) from exc
 
     @activity.defn(name="provisioning.remove_membership")
-    def remove_membership(self, m: Membership) -> bool:
+    async def remove_membership(self, m: Membership) -> bool:
         """Undo of ensure_membership."""
-        return self.teams.remove_membership(m.team_id, m.user_id)
+        return await self.teams.remove_membership(m.team_id, m.user_id)

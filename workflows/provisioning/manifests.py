@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from workflows.cluster import Obj
 
-SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+# Same rule as the identity store (`mcp_sentinel.identity.store.SLUG_RE`): at most 42 characters.
+SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 NAMESPACE_PREFIX = "mcp-team-"
 RESERVED_NAMESPACES = frozenset(
     {
@@ -46,9 +47,7 @@ def team_namespace(slug: str) -> str:
 def slug_problem(slug: str) -> str:
     """Why a slug is unusable ('' when it is fine)."""
     if not SLUG_RE.match(slug):
-        return f"invalid team slug {slug!r}: use lower-case letters, digits and '-' (DNS-1123 label)"
-    if len(team_namespace(slug)) > 63:
-        return f"invalid team slug {slug!r}: at most {63 - len(NAMESPACE_PREFIX)} characters"
+        return f"invalid team slug {slug!r}: use lower-case letters, digits and '-' (DNS label, at most 42 characters)"
     if team_namespace(slug) in RESERVED_NAMESPACES:
         return f"invalid team slug {slug!r}: reserved"
     return ""

@@ -25,7 +25,7 @@ STEP_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=5,
-    non_retryable_error_types=["Invalid", "TeamConflict"],
+    non_retryable_error_types=["Invalid", "TeamConflict", "UnknownUser"],
 )
 # Undo steps must not give up quickly: a half-undone team is exactly what the saga prevents.
 UNDO_RETRY = RetryPolicy(

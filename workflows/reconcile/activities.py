@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,7 +93,7 @@ class PolicyActivities:
         self,
         cluster: Cluster,
         *,
-        renderer: Renderer | Callable[[], Renderer] | None = None,
+        renderer: Renderer | None = None,
         output_dir: Path | None = None,
         cluster_name: str = "local",
     ) -> None:
@@ -106,7 +105,7 @@ class PolicyActivities:
     def _render_fn(self) -> Renderer:
         if self._renderer is None:
             self._renderer = default_renderer()
-        return self._renderer  # type: ignore[return-value]
+        return self._renderer
 
     @activity.defn(name="policy.list_servers")
     def list_servers(self) -> list[ServerRef]:

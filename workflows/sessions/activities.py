@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from temporalio import activity
 
@@ -17,6 +18,7 @@ class MarkSession:
     name: str
     phase: str
     at: str
+    expires_at: str = ""
 
 
 @dataclass
@@ -26,6 +28,7 @@ class SessionServer:
     found: bool
     namespace: str = ""
     server: str = ""
+    extended_to: str = ""
 
 
 class SessionActivities:
@@ -44,6 +47,11 @@ class SessionActivities:
         spec = current.get("spec") or {}
         server_ref = spec.get("serverRef") or {}
         found = SessionServer(True, str(server_ref.get("namespace") or req.namespace), str(server_ref.get("name", "")))
+        spec_expiry = str(spec.get("expiresAt") or "")
+        if req.phase == "Expired" and spec_expiry and req.expires_at and _later(spec_expiry, req.expires_at):
+            # Extended out of band (kubectl edit, no signal): the CR is the source of truth, keep waiting.
+            found.extended_to = spec_expiry
+            return found
         try:
             if req.phase == "Revoked" and not spec.get("revoked"):
                 self.cluster.merge_patch(ref, {"spec": {"revoked": True}})
@@ -52,3 +60,10 @@ class SessionActivities:
         except NotFound:
             return SessionServer(False, found.namespace, found.server)
         return found
+
+
+def _later(a: str, b: str) -> bool:
+    try:
+        return datetime.fromisoformat(a.replace("Z", "+00:00")) > datetime.fromisoformat(b.replace("Z", "+00:00"))
+    except ValueError:
+        return False  # an unparseable spec expiry counts as expired (as the evaluator does)

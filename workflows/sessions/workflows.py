@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -79,7 +79,7 @@ class SessionExpiry:
     @workflow.query
     def expires_at(self) -> str:
         """The current expiry."""
-        return self._expires_at.isoformat()
+        return _rfc3339(self._expires_at)
 
     def _changed(self, seen: datetime) -> Callable[[], bool]:
         return lambda: bool(self._action) or self._expires_at != seen
@@ -87,35 +87,32 @@ class SessionExpiry:
     @workflow.run
     async def run(self, inp: SessionExpiryInput) -> SessionExpiryResult:
         """Wait, then act exactly once."""
-        while not self._action:
-            remaining = (self._expires_at - workflow.now()).total_seconds()
-            if remaining <= 0:
-                self._action = "expired"
-                break
-            try:
-                await workflow.wait_condition(self._changed(self._expires_at), timeout=timedelta(seconds=remaining))
-            except TimeoutError:
-                continue
-            if not self._action and workflow.info().is_continue_as_new_suggested():
-                # Many extensions grow the history; carry the current expiry into a fresh run.
-                workflow.continue_as_new(
-                    SessionExpiryInput(
-                        inp.namespace, inp.name, self._expires_at.isoformat(), inp.server, inp.server_namespace
-                    )
-                )
-        result = SessionExpiryResult(self._action, self._expires_at.isoformat())
         server_ns, server = inp.server_namespace or inp.namespace, inp.server
-        if self._action in ("expired", "revoked"):
+        while True:
+            await self._wait(inp)
+            result = SessionExpiryResult(self._action, _rfc3339(self._expires_at))
+            if self._action not in ("expired", "revoked"):
+                break
             marked = await workflow.execute_activity_method(
                 SessionActivities.mark,
-                MarkSession(inp.namespace, inp.name, self._action.capitalize(), workflow.now().isoformat()),
+                MarkSession(
+                    inp.namespace,
+                    inp.name,
+                    self._action.capitalize(),
+                    _rfc3339(workflow.now()),
+                    _rfc3339(self._expires_at),
+                ),
                 start_to_close_timeout=ACT_TIMEOUT,
                 retry_policy=ACT_RETRY,
             )
+            if marked.extended_to and self._action == "expired":
+                self._expires_at, self._action = parse_time(marked.extended_to), ""
+                continue
             if marked.server:
                 server_ns, server = marked.namespace, marked.server
             if not marked.found:
                 result.outcome = "deleted"
+            break
         if server:
             rendered = await workflow.execute_activity_method(
                 PolicyActivities.render_server,
@@ -125,3 +122,25 @@ class SessionExpiry:
             )
             result.policy_changed, result.policy_error = rendered.changed, rendered.error
         return result
+
+    async def _wait(self, inp: SessionExpiryInput) -> None:
+        while not self._action:
+            remaining = (self._expires_at - workflow.now()).total_seconds()
+            if remaining <= 0:
+                self._action = "expired"
+                return
+            try:
+                await workflow.wait_condition(self._changed(self._expires_at), timeout=timedelta(seconds=remaining))
+            except TimeoutError:
+                continue
+            if not self._action and workflow.info().is_continue_as_new_suggested():
+                # Many extensions grow the history; carry the current expiry into a fresh run.
+                workflow.continue_as_new(
+                    SessionExpiryInput(
+                        inp.namespace, inp.name, _rfc3339(self._expires_at), inp.server, inp.server_namespace
+                    )
+                )
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
