@@ -83,7 +83,8 @@ async def make_api(clean_db: str) -> AsyncIterator[AppFactory]:
     stack: list[Any] = []
 
     async def build(peer: str = "127.0.0.1", **overrides: Any) -> Api:
-        app = create_app(base_settings(clean_db, **overrides), **overrides.pop("_backends", {}))
+        backends = overrides.pop("_backends", {})
+        app = create_app(base_settings(clean_db, **overrides), **backends)
         cm = app.router.lifespan_context(app)
         await cm.__aenter__()
         stack.append(cm)

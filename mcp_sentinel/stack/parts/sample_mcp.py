@@ -11,7 +11,15 @@ def components(cfg: StackConfig) -> list[Component]:
     return [
         Component(
             name="sample_mcp",
-            argv=[PYTHON, "-m", "examples.workspace_assistant", "--host", cfg.host, "--port", str(cfg.ports.sample_mcp)],
+            argv=[
+                PYTHON,
+                "-m",
+                "examples.workspace_assistant",
+                "--host",
+                cfg.host,
+                "--port",
+                str(cfg.ports.sample_mcp),
+            ],
             health_port=cfg.ports.sample_mcp,
             startup_timeout=60.0,
             description=f"(workspace assistant MCP server, {cfg.url('sample_mcp', '/mcp')})",

@@ -1,0 +1,141 @@
+"""OIDC against a real local issuer (discovery + JWKS over HTTP), and the api+postgres stack parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.parts import api as api_part
+from mcp_sentinel.stack.parts import postgres as pg_part
+from mcp_sentinel.stack.supervisor import Supervisor
+from tests.api.conftest import AppFactory
+
+
+class Issuer:
+    """A tiny OIDC provider: discovery document, JWKS, and token minting."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        jwk.update({"kid": "idp-1", "use": "sig", "alg": "RS256"})
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
+                elif self.path == "/jwks":
+                    body = {"keys": [jwk]}
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, **claims: object) -> str:
+        now = int(time.time())
+        base: dict[str, object] = {"iss": self.url, "aud": "sentinel", "sub": "idp-user-1", "iat": now,
+                                   "exp": now + 300, "email": "Oidc@Example.com"}
+        base.update(claims)
+        return jwt.encode(base, self.key, algorithm="RS256", headers={"kid": "idp-1"})
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    idp = Issuer()
+    yield idp
+    idp.server.shutdown()
+
+
+async def test_oidc_exchange(make_api: AppFactory, issuer: Issuer) -> None:
+    api = await make_api(oidc_issuer=issuer.url, oidc_audience="sentinel", admin_users=frozenset({"boss@example.com"}))
+    r = await api.client.post("/api/auth/oidc", json={"id_token": issuer.token()})
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["email"] == "oidc@example.com" and r.json()["user"]["role"] == "user"
+    token = r.json()["access_token"]
+    me = await api.client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200
+    # The ID token itself is accepted as a bearer too.
+    me = await api.client.get("/api/auth/me", headers={"Authorization": f"Bearer {issuer.token()}"})
+    assert me.json()["principal"]["authType"] == "oidc_jwt"
+    # Same subject again → same user.
+    again = await api.client.post("/api/auth/oidc", json={"id_token": issuer.token()})
+    assert again.json()["user"]["id"] == r.json()["user"]["id"]
+    for bad in (issuer.token(aud="other"), issuer.token(iss="http://evil"), issuer.token(exp=int(time.time()) - 10)):
+        r = await api.client.post("/api/auth/oidc", json={"id_token": bad})
+        assert r.status_code == 401 and r.json()["message"] == "invalid ID token"
+    r = await api.client.post("/api/auth/oidc", json={"id_token": ""})
+    assert r.status_code == 400 and r.json()["message"] == "id_token is required"
+    # An unverified email in ADMIN_USERS does not make an admin.
+    r = await api.client.post(
+        "/api/auth/oidc",
+        json={"id_token": issuer.token(sub="s2", email="boss@example.com", email_verified=False)},
+    )
+    assert r.json()["user"]["role"] == "user"
+    r = await api.client.post("/api/auth/oidc", json={"id_token": issuer.token(sub="s3", email="Boss@example.com")})
+    assert r.status_code == 200 and r.json()["user"]["role"] == "admin"
+
+
+async def test_oidc_not_configured(make_api: AppFactory) -> None:
+    api = await make_api()
+    r = await api.client.post("/api/auth/oidc", json={"id_token": "x"})
+    assert r.status_code == 503 and r.json()["message"] == "OIDC is not configured"
+
+
+def test_api_and_postgres_stack_parts() -> None:
+    data = Path(tempfile.mkdtemp(prefix="sentinel-api-"))
+    data.chmod(0o755)
+    cfg = StackConfig(data_dir=data, ports=Ports.free())
+    os.environ.setdefault("SENTINEL_PG_FSYNC", "off")
+    try:
+        with Supervisor(cfg) as sup:
+            sup.start_all(pg_part.components(cfg) + api_part.components(cfg))
+            login = httpx.post(
+                cfg.url("api", "/api/auth/login"), json={"email": "test@mcpruntime.org", "password": "test@123"}
+            )
+            assert login.status_code == 200 and login.json()["user"]["role"] == "user"
+            admin = httpx.post(
+                cfg.url("api", "/api/auth/login"), json={"email": "admin@mcpruntime.org", "password": "admin@123"}
+            )
+            assert admin.json()["user"]["role"] == "admin"
+            # X-Forwarded-For is ignored: the audited peer is the real loopback client.
+            httpx.post(cfg.url("api", "/api/auth/login"), json={"email": "test@mcpruntime.org", "password": "bad"},
+                       headers={"X-Forwarded-For": "10.9.8.7"})
+            rows = httpx.get(cfg.url("api", "/api/admin/audit"), headers={"x-api-key": cfg.admin_api_key}).json()
+            assert {r["actor_ip"] for r in rows["audit_logs"]} == {"127.0.0.1"}
+            metrics = httpx.get(cfg.url("api_metrics", "/metrics")).text
+            assert 'sentinel_api_requests_total{method="POST",route="/api/auth/login",status="200"}' in metrics
+            assert httpx.get(cfg.url("api", "/metrics")).status_code == 404  # metrics only on the metrics port
+            # Restart keeps data (persistent cluster) and seeding stays idempotent.
+            sup.restart("api")
+            again = httpx.post(
+                cfg.url("api", "/api/auth/login"), json={"email": "test@mcpruntime.org", "password": "test@123"}
+            )
+            assert again.json()["user"]["id"] == login.json()["user"]["id"]
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
