@@ -87,12 +87,23 @@ def _kind_of(value: Any) -> str:
     return "a string" if isinstance(value, str) else "null"
 
 
+_LOOKUPS: dict[type, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def _lookup(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    # Per-class key tables, built once: large documents decode thousands of grants.
+    tables = _LOOKUPS.get(cls)
+    if tables is None:
+        fields = dataclasses.fields(cls)
+        tables = ({f.metadata["json"]: f for f in fields}, {_key_fold(f.metadata["json"]): f for f in fields})
+        _LOOKUPS[cls] = tables
+    return tables
+
+
 def _decode_object(cls: type[T], value: Any, path: str) -> T:
     if not _is_object(value):
         raise PolicyError(f"{path}: expected an object, got {_kind_of(value)}")
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    exact = {f.metadata["json"]: f for f in fields}
-    folded = {_key_fold(f.metadata["json"]): f for f in fields}
+    exact, folded = _lookup(cls)
     out: dict[str, Any] = {}
     for key, item in value:
         fld = exact.get(key) or folded.get(_key_fold(key))

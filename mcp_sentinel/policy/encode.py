@@ -42,21 +42,33 @@ def _is_empty(value: Any) -> bool:
     return value is None or value is False or value == "" or (isinstance(value, (tuple, Mapping)) and not value)
 
 
+_LAYOUTS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
+
+
+def _layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    # dataclasses.fields() is slow enough to dominate large documents; compute each class once.
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = tuple((f.name, f.metadata["json"], f.metadata["omitempty"]) for f in dataclasses.fields(cls))
+        _LAYOUTS[cls] = layout
+    return layout
+
+
 def _plain(value: Any) -> Any:
     """Dataclasses → ordered lists of (key, value) with omitempty applied; the encoders walk this."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        pairs = []
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            if f.metadata["omitempty"] and _is_empty(item):
-                continue
-            pairs.append((f.metadata["json"], _plain(item)))
-        return _Pairs(pairs)
-    if isinstance(value, Mapping):
-        return _Pairs((k, value[k]) for k in sorted(value))
+    if isinstance(value, (str, bool)) or value is None:
+        return value
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
-    return value
+    if isinstance(value, Mapping):
+        return _Pairs((k, value[k]) for k in sorted(value))
+    pairs = _Pairs()
+    for name, key, omitempty in _layout(type(value)):
+        item = getattr(value, name)
+        if omitempty and _is_empty(item):
+            continue
+        pairs.append((key, _plain(item)))
+    return pairs
 
 
 class _Pairs(list):  # type: ignore[type-arg]
