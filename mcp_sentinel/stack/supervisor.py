@@ -54,7 +54,7 @@ def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
 def http_ok(url: str) -> bool:
     """True when GET url answers 2xx."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback health URL
+        with urllib.request.urlopen(url, timeout=2) as resp:  # loopback health URL
             return 200 <= int(resp.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -105,7 +105,7 @@ class Supervisor:
         t0 = time.monotonic()
         self._echo(f"starting {comp.name} {comp.description}".rstrip())
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - argv built from our own component table
+            proc = subprocess.Popen(  # argv comes from our own component table
                 argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT), start_new_session=True
             )
         (self.run_dir / f"{comp.name}.pid").write_text(str(proc.pid))
@@ -120,7 +120,9 @@ class Supervisor:
                 return running
             time.sleep(0.05)
         self.stop(comp.name)
-        raise StartError(f"{comp.name} not healthy after {comp.startup_timeout:.0f}s; see {log_path}:\n{tail(log_path)}")
+        raise StartError(
+            f"{comp.name} not healthy after {comp.startup_timeout:.0f}s; see {log_path}:\n{tail(log_path)}"
+        )
 
     @staticmethod
     def _healthy(comp: Component) -> bool:
