@@ -14,9 +14,10 @@ import threading
 from collections.abc import Sequence
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaConnectionError, KafkaError
 
 from mcp_sentinel.cloudevents_codec import KafkaRecord
+from mcp_sentinel.kafka.admin import broker_reachable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ class EventProducer:
     def _get(self) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
+                # kafka-python blocks for many seconds bootstrapping against a dead broker; a TCP
+                # dial answers "Kafka is down" at once so the caller gets its 503 promptly.
+                if not broker_reachable(self._brokers, timeout=min(2.0, self._timeout_ms / 1000)):
+                    raise KafkaConnectionError(f"no broker reachable at {','.join(self._brokers)}")
                 request_ms = max(1000, self._timeout_ms // 2)
                 self._producer = KafkaProducer(
                     bootstrap_servers=self._brokers,
@@ -57,7 +62,7 @@ class EventProducer:
             producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):
-                producer.close(timeout=1)
+                producer.close(timeout=0.5)
 
     def send_all(self, topic: str, records: Sequence[KafkaRecord]) -> None:
         """Produce `records` in order and block until the broker acknowledged all of them.
