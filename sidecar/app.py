@@ -443,16 +443,10 @@ class Sidecar:
         auth = ex.policy.doc.auth if ex.policy is not None else None
         if auth is not None and auth.token_header:
             drop.add(auth.token_header.lower())
-        out: dict[str, str] = {}
-        for k, v in request.headers.items():
-            lk = k.lower()
-            if lk in _HOP or lk in drop:
-                continue
-            out[k] = v
+        out = {k: v for k, v in request.headers.items() if k.lower() not in _HOP and k.lower() not in drop}
         ident = ex.identity
-        for name, value in zip(names, (ident.human_id, ident.agent_id, ident.team_id, ident.session_id), strict=True):
-            if value:
-                out[name] = value
+        values = (ident.human_id, ident.agent_id, ident.team_id, ident.session_id)
+        out.update({n: v for n, v in zip(names, values, strict=True) if v})
         if token and state.settings.forward_bearer_token:
             sess = ex.policy.doc.session if ex.policy is not None else None
             hdr = (sess.upstream_token_header if sess is not None else "") or "Authorization"

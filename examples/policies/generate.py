@@ -35,8 +35,12 @@ TOOLS = (
     Tool(name="create_document", description="Create a document.", required_trust="medium", side_effect="write"),
     Tool(name="update_document", description="Replace a document.", required_trust="medium", side_effect="write"),
     Tool(name="delete_document", description="Delete a document.", required_trust="high", side_effect="destructive"),
-    Tool(name="archive_document", description="Archive after confirming.", required_trust="high",
-         side_effect="destructive"),
+    Tool(
+        name="archive_document",
+        description="Archive after confirming.",
+        required_trust="high",
+        side_effect="destructive",
+    ),
 )
 GRANTED = ("list_documents", "read_document", "search", "summarize_workspace", "create_document", "update_document")
 
@@ -71,7 +75,11 @@ def document(server: str, human: str, session: str) -> PolicyDocument:
         ),
         sessions=(
             SessionBinding(
-                name=session, namespace=NAMESPACE, human_id=human, agent_id=AGENT, consented_trust="medium",
+                name=session,
+                namespace=NAMESPACE,
+                human_id=human,
+                agent_id=AGENT,
+                consented_trust="medium",
                 expires_at="2099-01-01T00:00:00Z",
             ),
         ),

@@ -40,8 +40,11 @@ def _upstream() -> web.Application:
 
 
 async def _calls(port: int, start: int, n: int) -> None:
-    hdrs = {"Content-Type": "application/json", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            **ALICE}
+    hdrs = {
+        "Content-Type": "application/json",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        **ALICE,
+    }
     sem = asyncio.Semaphore(16)
     async with httpx2.AsyncClient(timeout=30) as client:
 
@@ -59,10 +62,16 @@ async def test_ingest_down_and_crash_then_all_events_arrive_exactly_once(tmp_pat
     policy = tmp_path / "server-a.json"
     policy.write_bytes(POLICY.read_bytes())
     env = {
-        "PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
-        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(policy),
-        "ANALYTICS_INGEST_URL": f"http://127.0.0.1:{ports.ingest}/events", "ANALYTICS_API_KEY": "k-test",
-        "ANALYTICS_SOURCE": "server-a-gateway", "AUDIT_SPOOL_DIR": str(tmp_path / "spool"), "AUDIT_BATCH_SIZE": "200",
+        "PORT": str(ports.sidecar_a),
+        "METRICS_PORT": str(ports.sidecar_a_metrics),
+        "LISTEN_HOST": "127.0.0.1",
+        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}",
+        "POLICY_FILE": str(policy),
+        "ANALYTICS_INGEST_URL": f"http://127.0.0.1:{ports.ingest}/events",
+        "ANALYTICS_API_KEY": "k-test",
+        "ANALYTICS_SOURCE": "server-a-gateway",
+        "AUDIT_SPOOL_DIR": str(tmp_path / "spool"),
+        "AUDIT_BATCH_SIZE": "200",
     }
     upstream = await _start(_upstream(), ports.sample_mcp)
     received: list[dict[str, Any]] = []

@@ -16,8 +16,13 @@ def _call(url: str, headers: dict[str, str], tool: str, args: dict[str, object] 
     meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
     params = {"name": tool, "arguments": args or {}, "_meta": meta}
     body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
-    h = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-         "Mcp-Method": "tools/call", "Mcp-Name": tool, **headers}
+    h = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": tool,
+        **headers,
+    }
     return httpx2.post(url, content=json.dumps(body), headers=h, timeout=30)
 
 
@@ -55,8 +60,13 @@ async def test_denials_reach_official_client_as_errors(sidecar_stack: SidecarSta
         ("server-b", BOB, "read_document", 200, None),
         ("server-a", {**ALICE, "X-MCP-Agent-Session": "sess-nope"}, "read_document", 401, "session_not_found"),
         ("server-a", {"X-MCP-Agent-Session": "sess-alice-a"}, "read_document", 401, "missing_identity"),
-        ("server-a", {k: v for k, v in ALICE.items() if k != "X-MCP-Agent-Session"}, "read_document", 401,
-         "missing_session"),
+        (
+            "server-a",
+            {k: v for k, v in ALICE.items() if k != "X-MCP-Agent-Session"},
+            "read_document",
+            401,
+            "missing_session",
+        ),
     ],
 )
 def test_matrix_status_and_jsonrpc_error_body(

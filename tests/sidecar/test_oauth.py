@@ -61,15 +61,29 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
     doc = dataclasses.replace(doc, auth=AuthBlock(mode="oauth", issuer_url=issuer, audience=AUD), revision="")
     doc = dataclasses.replace(doc, revision=compute_revision(doc))
     (tmp_path / "p.json").write_text(to_pretty_json(doc))
-    sc = await asyncio.to_thread(SidecarProcess, {
-        "PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
-        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(tmp_path / "p.json"),
-    }, tmp_path / "sc.log")
+    sc = await asyncio.to_thread(
+        SidecarProcess,
+        {
+            "PORT": str(ports.sidecar_a),
+            "METRICS_PORT": str(ports.sidecar_a_metrics),
+            "LISTEN_HOST": "127.0.0.1",
+            "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}",
+            "POLICY_FILE": str(tmp_path / "p.json"),
+        },
+        tmp_path / "sc.log",
+    )
     base = f"http://127.0.0.1:{ports.sidecar_a}"
 
     def token(**over: Any) -> str:
-        claims = {"iss": issuer, "aud": AUD, "sub": "alice", "azp": "workspace-agent", "sid": "sess-alice-a",
-                  "exp": int(time.time()) + 300, "iat": int(time.time())}
+        claims = {
+            "iss": issuer,
+            "aud": AUD,
+            "sub": "alice",
+            "azp": "workspace-agent",
+            "sid": "sess-alice-a",
+            "exp": int(time.time()) + 300,
+            "iat": int(time.time()),
+        }
         claims.update(over)
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
 
@@ -81,10 +95,12 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
         async with httpx2.AsyncClient(timeout=30) as c:
             return await c.post(f"{base}/mcp", content=json.dumps(body), headers=hdrs)
 
-    none_tok = jwt.encode({"iss": issuer, "aud": AUD, "sub": "alice", "exp": int(time.time()) + 300}, None,
-                          algorithm="none")
-    hs_tok = jwt.encode({"iss": issuer, "aud": AUD, "sub": "alice", "exp": int(time.time()) + 300}, "s" * 32,
-                        algorithm="HS256")
+    none_tok = jwt.encode(
+        {"iss": issuer, "aud": AUD, "sub": "alice", "exp": int(time.time()) + 300}, None, algorithm="none"
+    )
+    hs_tok = jwt.encode(
+        {"iss": issuer, "aud": AUD, "sub": "alice", "exp": int(time.time()) + 300}, "s" * 32, algorithm="HS256"
+    )
     try:
         ok = await call(f"Bearer {token()}")
         assert ok.status_code == 200, ok.text
@@ -109,8 +125,11 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
             assert ('error="invalid_token"' in challenge) == (reason == "invalid_token")
         meta = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp", timeout=10)
         assert meta.status_code == 200
-        assert meta.json() == {"resource": f"{base}/mcp", "authorization_servers": [issuer],
-                               "bearer_methods_supported": ["header"]}
+        assert meta.json() == {
+            "resource": f"{base}/mcp",
+            "authorization_servers": [issuer],
+            "bearer_methods_supported": ["header"],
+        }
         assert httpx2.post(f"{base}/.well-known/oauth-protected-resource", timeout=10).status_code == 405
     finally:
         await asyncio.to_thread(sc.stop)
@@ -121,24 +140,39 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
 async def test_oauth_provider_down_is_503(tmp_path: Path) -> None:
     ports = Ports.free()
     doc = parse_document(POLICY.read_bytes())
-    doc = dataclasses.replace(doc, auth=AuthBlock(mode="oauth", issuer_url=f"http://127.0.0.1:{ports.api}"),
-                              revision="")
+    doc = dataclasses.replace(
+        doc, auth=AuthBlock(mode="oauth", issuer_url=f"http://127.0.0.1:{ports.api}"), revision=""
+    )
     doc = dataclasses.replace(doc, revision=compute_revision(doc))
     (tmp_path / "p.json").write_text(to_pretty_json(doc))
-    sc = await asyncio.to_thread(SidecarProcess, {
-        "PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
-        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(tmp_path / "p.json"),
-    }, tmp_path / "sc.log")
+    sc = await asyncio.to_thread(
+        SidecarProcess,
+        {
+            "PORT": str(ports.sidecar_a),
+            "METRICS_PORT": str(ports.sidecar_a_metrics),
+            "LISTEN_HOST": "127.0.0.1",
+            "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}",
+            "POLICY_FILE": str(tmp_path / "p.json"),
+        },
+        tmp_path / "sc.log",
+    )
     try:
         async with httpx2.AsyncClient(timeout=30) as c:
-            resp = await c.post(f"http://127.0.0.1:{ports.sidecar_a}/mcp", content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
-                                headers={"Content-Type": "application/json", "Authorization": "Bearer a.b.c"})
+            resp = await c.post(
+                f"http://127.0.0.1:{ports.sidecar_a}/mcp",
+                content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+                headers={"Content-Type": "application/json", "Authorization": "Bearer a.b.c"},
+            )
         assert resp.status_code == 401  # malformed token rejected before any provider call
-        tok = jwt.encode({"sub": "a"}, rsa.generate_private_key(public_exponent=65537, key_size=2048),
-                         algorithm="RS256")
+        tok = jwt.encode(
+            {"sub": "a"}, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256"
+        )
         async with httpx2.AsyncClient(timeout=30) as c:
-            resp = await c.post(f"http://127.0.0.1:{ports.sidecar_a}/mcp", content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
-                                headers={"Content-Type": "application/json", "Authorization": f"Bearer {tok}"})
+            resp = await c.post(
+                f"http://127.0.0.1:{ports.sidecar_a}/mcp",
+                content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {tok}"},
+            )
         assert resp.status_code == 503 and resp.json()["error"]["data"]["reason"] == "oauth_provider_unavailable"
     finally:
         await asyncio.to_thread(sc.stop)

@@ -11,8 +11,12 @@ import httpx2
 from tests.fixtures.sidecar import ALICE, SidecarStack, mcp_client
 
 META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
-BASE = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-        "MCP-Protocol-Version": "2026-07-28", **ALICE}
+BASE = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2026-07-28",
+    **ALICE,
+}
 
 
 def _post(url: str, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None) -> httpx2.Response:
@@ -24,7 +28,12 @@ def _tool(name: str, args: dict[str, Any], id_: int = 1, token: str | None = Non
     meta = dict(META)
     if token:
         meta["progressToken"] = token
-    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": name, "arguments": args, "_meta": meta}}
+    return {
+        "jsonrpc": "2.0",
+        "id": id_,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": args, "_meta": meta},
+    }
 
 
 def test_sse_progress_streams_incrementally(sidecar_stack: SidecarStack) -> None:
@@ -37,7 +46,7 @@ def test_sse_progress_streams_incrementally(sidecar_stack: SidecarStack) -> None
         assert resp.headers["content-type"].startswith("text/event-stream")
         for line in resp.iter_lines():
             if line.startswith("data:"):
-                arrivals.append((time.monotonic() - t0, json.loads(line[5:])))
+                arrivals.append((time.monotonic() - t0, json.loads(line[5:])))  # noqa: PERF401 - timing per line
     progress = [m for _t, m in arrivals if m.get("method") == "notifications/progress"]
     assert [p["params"]["progress"] for p in progress] == [1, 2, 3, 4, 5, 6]
     final = arrivals[-1][1]
@@ -95,20 +104,27 @@ def test_mcp_name_header_mismatch_is_rejected(sidecar_stack: SidecarStack) -> No
     resp = _post(sidecar_stack.url("server-a"), body, headers={"Mcp-Method": "tools/call", "Mcp-Name": "search"})
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == -32020 and resp.json()["id"] == 11
-    resp = _post(sidecar_stack.url("server-a"), body, headers={"Mcp-Method": "tools/list", "Mcp-Name": "delete_document"})
+    resp = _post(
+        sidecar_stack.url("server-a"), body, headers={"Mcp-Method": "tools/list", "Mcp-Name": "delete_document"}
+    )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == -32020
 
 
 def test_batch_with_a_denied_call_forwards_nothing(sidecar_stack: SidecarStack) -> None:
-    batch = [_tool("create_document", {"title": "batch-doc", "body": "x"}, id_=1),
-             _tool("delete_document", {"title": "welcome"}, id_=2)]
+    batch = [
+        _tool("create_document", {"title": "batch-doc", "body": "x"}, id_=1),
+        _tool("delete_document", {"title": "welcome"}, id_=2),
+    ]
     resp = _post(sidecar_stack.url("server-a"), batch)
     assert resp.status_code == 403
     out = {m["id"]: m["error"]["data"]["reason"] for m in resp.json()}
     assert out == {1: "batch_rejected", 2: "tool_not_granted"}
     # Nothing reached the upstream: the allowed half of the batch did not create its document.
-    check = _post(sidecar_stack.url("server-a"), _tool("read_document", {"title": "batch-doc"}, id_=3),
-                  headers={"Mcp-Method": "tools/call", "Mcp-Name": "read_document"})
+    check = _post(
+        sidecar_stack.url("server-a"),
+        _tool("read_document", {"title": "batch-doc"}, id_=3),
+        headers={"Mcp-Method": "tools/call", "Mcp-Name": "read_document"},
+    )
     assert check.json()["result"]["isError"] is True  # read_document: no such document
 
 
@@ -132,8 +148,12 @@ def test_host_rewritten_origin_checked_by_upstream(sidecar_stack: SidecarStack) 
 
 def test_get_and_delete_are_proxied(sidecar_stack: SidecarStack) -> None:
     # Legacy handshake to get a session id, then DELETE it through the sidecar.
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     hdrs = {k: v for k, v in BASE.items() if k != "MCP-Protocol-Version"}
     r = httpx2.post(sidecar_stack.url("server-a"), content=json.dumps(init), headers=hdrs, timeout=30)
     assert r.status_code == 200
@@ -151,12 +171,23 @@ def test_upstream_down_is_502_jsonrpc(tmp_path: Any) -> None:
     ports = Ports.free()
     policy = tmp_path / "p.json"
     policy.write_bytes(open("examples/policies/server-a.json", "rb").read())
-    sc = SidecarProcess({"PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics),
-                         "LISTEN_HOST": "127.0.0.1", "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}",
-                         "POLICY_FILE": str(policy)}, tmp_path / "sc.log")
+    sc = SidecarProcess(
+        {
+            "PORT": str(ports.sidecar_a),
+            "METRICS_PORT": str(ports.sidecar_a_metrics),
+            "LISTEN_HOST": "127.0.0.1",
+            "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}",
+            "POLICY_FILE": str(policy),
+        },
+        tmp_path / "sc.log",
+    )
     try:
-        resp = httpx2.post(f"http://127.0.0.1:{ports.sidecar_a}/mcp", content=json.dumps(_tool("search", {"query": "a"},
-                           id_=42)), headers={**BASE, "Mcp-Method": "tools/call", "Mcp-Name": "search"}, timeout=30)
+        resp = httpx2.post(
+            f"http://127.0.0.1:{ports.sidecar_a}/mcp",
+            content=json.dumps(_tool("search", {"query": "a"}, id_=42)),
+            headers={**BASE, "Mcp-Method": "tools/call", "Mcp-Name": "search"},
+            timeout=30,
+        )
         assert resp.status_code == 502
         assert resp.json()["id"] == 42 and resp.json()["error"]["data"]["reason"] == "upstream_unavailable"
     finally:

@@ -13,13 +13,23 @@ from mcp_sentinel.policy import compute_revision, parse_document, to_pretty_json
 from tests.fixtures.sidecar import ALICE, SidecarStack
 
 META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
-HDRS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-        "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "search", **ALICE}
+HDRS = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2026-07-28",
+    "Mcp-Method": "tools/call",
+    "Mcp-Name": "search",
+    **ALICE,
+}
 
 
 def _search(stack: SidecarStack) -> httpx2.Response:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "search", "arguments": {"query": "q"}, "_meta": META}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "search", "arguments": {"query": "q"}, "_meta": META},
+    }
     return httpx2.post(stack.url("server-a"), content=json.dumps(body), headers=HDRS, timeout=30)
 
 
@@ -65,14 +75,26 @@ def test_no_policy_means_503_for_tool_calls(sidecar_stack: SidecarStack, tmp_pat
     from tests.fixtures.sidecar import SidecarProcess
 
     ports = Ports.free()
-    sc = SidecarProcess({"PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics),
-                         "LISTEN_HOST": "127.0.0.1", "UPSTREAM_URL": sidecar_stack.cfg.url("sample_mcp"),
-                         "POLICY_FILE": str(sidecar_stack.cfg.path("policies", "absent.json"))},
-                        sidecar_stack.cfg.path("logs", "nopolicy.log"))
+    sc = SidecarProcess(
+        {
+            "PORT": str(ports.sidecar_a),
+            "METRICS_PORT": str(ports.sidecar_a_metrics),
+            "LISTEN_HOST": "127.0.0.1",
+            "UPSTREAM_URL": sidecar_stack.cfg.url("sample_mcp"),
+            "POLICY_FILE": str(sidecar_stack.cfg.path("policies", "absent.json")),
+        },
+        sidecar_stack.cfg.path("logs", "nopolicy.log"),
+    )
     try:
-        body = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
-                "params": {"name": "search", "arguments": {"query": "q"}, "_meta": META}}
-        resp = httpx2.post(f"http://127.0.0.1:{ports.sidecar_a}/mcp", content=json.dumps(body), headers=HDRS, timeout=30)
+        body = {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {"name": "search", "arguments": {"query": "q"}, "_meta": META},
+        }
+        resp = httpx2.post(
+            f"http://127.0.0.1:{ports.sidecar_a}/mcp", content=json.dumps(body), headers=HDRS, timeout=30
+        )
         assert resp.status_code == 503 and resp.json()["error"]["data"]["reason"] == "policy_unavailable"
         ready = httpx2.get(f"http://127.0.0.1:{ports.sidecar_a}/.sentinel/ready", timeout=10)
         assert ready.status_code == 503 and ready.json()["reason"] == "policy_not_loaded"
