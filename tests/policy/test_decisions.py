@@ -87,3 +87,22 @@ def test_8_grant_without_trust_is_kept_but_never_emitted() -> None:
     # Lowest possible trust on a side-effect-allowing grant is still rank 1, so the step is unreachable.
     d = ask(doc(grants=(grant("g", h="a", trust=""),)), "read_doc", h="a")
     assert (d.allowed, d.admin_trust) == (True, "low")
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2027-01-15T08:00:00Z", NOW),
+        ("2027-01-15t08:00:00z", NOW),
+        ("2027-01-15T09:30:00+01:30", NOW),
+        ("2027-01-15T08:00:00.25Z", NOW + 0.25),
+        ("\u0662027-01-15T08:00:00Z", None),  # non-ASCII digit
+        ("2027-01-15T08:00:00", None),
+        ("2027-01-15T24:00:00Z", None),
+        ("2027-01-15T08:00:00+25:00", None),
+    ],
+)
+def test_7_rfc3339_parsing(text: str, epoch: float | None) -> None:
+    from mcp_sentinel.policy.normalize import parse_rfc3339
+
+    assert parse_rfc3339(text) == epoch
