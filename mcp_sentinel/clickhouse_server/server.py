@@ -15,6 +15,8 @@ import logging
 import re
 import uuid
 import zlib
+from email import policy as email_policy
+from email.parser import BytesParser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -74,6 +76,23 @@ def decode_body(data: bytes, encoding: str) -> bytes:
     raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported by the embedded server")
 
 
+def form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """Fields of a multipart form body (external-data files are not supported)."""
+    head = b"Content-Type: " + content_type.encode() + b"\r\n\r\n"
+    msg = BytesParser(policy=email_policy.HTTP).parsebytes(head + body)
+    if not msg.is_multipart():
+        raise UnsupportedEncoding("malformed multipart/form-data body")
+    fields: dict[str, str] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if part.get_param("filename", header="content-disposition") is not None:
+            raise UnsupportedEncoding("external data tables are not supported by the embedded server")
+        if isinstance(name, str):
+            raw = part.get_payload(decode=True)
+            fields[name] = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw or "")
+    return fields
+
+
 class ClickHouseHandler(BaseHTTPRequestHandler):
     """One HTTP exchange; the engine is attached to the server instance."""
 
@@ -122,6 +141,16 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, b"There is no handle " + url.path.encode() + b"\n", {})
             return
         params = dict(parse_qsl(url.query, keep_blank_values=True))
+        ctype = self.headers.get("Content-Type", "")
+        # Only multipart: curl and urllib label raw SQL bodies x-www-form-urlencoded, as ClickHouse tolerates.
+        if ctype.startswith("multipart/form-data"):
+            # clickhouse-connect moves the query and large `param_*` values into a form body.
+            try:
+                params.update(form_fields(ctype, body))
+            except UnsupportedEncoding as exc:
+                self._error(EngineError(1000, f"Code: 1000. DB::Exception: {exc}"))
+                return
+            body = b""
         query_id = params.get("query_id") or self.headers.get("X-ClickHouse-Query-Id") or str(uuid.uuid4())
         database = params.get("database") or self.headers.get("X-ClickHouse-Database") or "default"
         fmt = params.get("default_format") or self.headers.get("X-ClickHouse-Format") or "TabSeparated"

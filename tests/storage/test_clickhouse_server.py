@@ -118,3 +118,9 @@ def test_undecodable_body_is_a_clear_error(clickhouse_url: str) -> None:
     assert status == 500 and b"cannot read request body" in body
     status, _, body = _post(clickhouse_url + "/?query=SELECT%201", b"x", {"Content-Encoding": "br"})
     assert status == 500 and b"not supported" in body
+
+
+def test_form_encoded_query_and_large_parameters(clickhouse_url: str) -> None:
+    client = clickhouse_client_from_url(clickhouse_url, form_encode_query_params=True)
+    ids = [f"id-{i}" for i in range(3000)]
+    assert client.query("SELECT length({ids:Array(String)})", parameters={"ids": ids}).result_rows == [(3000,)]
