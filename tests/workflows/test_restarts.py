@@ -174,12 +174,12 @@ async def test_local_backend_restarts_supervised_processes(
 
 
 def _scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=5) as resp:
         return resp.read().decode()
 
 
-async def _wait_for(pred: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_for(pred: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if pred():  # type: ignore[operator]
             return
@@ -199,7 +199,7 @@ async def _wait_until_waiting(handle: WorkflowHandle[RestartComponent, object]) 
 
 
 def start_worker(tmp: Path, env: dict[str, str], tag: str) -> subprocess.Popen[bytes]:
-    log = open(tmp / f"worker-{tag}.log", "wb")  # noqa: SIM115 - handed to the child
+    log = open(tmp / f"worker-{tag}.log", "wb")
     return subprocess.Popen(
         [sys.executable, "-m", "workflows"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
