@@ -8,6 +8,8 @@ import signal
 import sys
 import time
 
+from mcp_sentinel.cli import local, remote
+from mcp_sentinel.cli.client import ApiClient, CliError
 from mcp_sentinel.stack.config import StackConfig
 
 
@@ -63,10 +65,25 @@ def cmd_down(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument(
+        "--api-url", default=os.environ.get("SENTINEL_API_URL"),
+        help="API base URL (env SENTINEL_API_URL; default: the local stack's API)",
+    )
+    common.add_argument(
+        "--api-key", default=os.environ.get("SENTINEL_API_KEY"),
+        help="admin API key (env SENTINEL_API_KEY; default: the local stack's admin key)",
+    )
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests)."""
     parser = argparse.ArgumentParser(prog="sentinel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    common = _common()
     up = sub.add_parser("up", help="start the local stack and its demo")
     up.add_argument("--no-demo", action="store_true", help="skip the demo calls")
     up.add_argument("--detach", action="store_true", help="return once started; stop with `sentinel down`")
@@ -74,14 +91,62 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop a detached local stack")
     down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", parents=[common], help="health of each local component")
+    status.add_argument("--only", help="comma-separated parts to check")
+    status.set_defaults(run=lambda a, c, _cl: local.cmd_status(a, c))
+
+    logs = sub.add_parser("logs", parents=[common], help="print a component's log from <data>/logs")
+    logs.add_argument("component", help="component name, e.g. ingest, api, sidecar-a")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.set_defaults(run=lambda a, c, _cl: local.cmd_logs(a, c))
+
+    events = sub.add_parser("events", parents=[common], help="recent audit events (newest first)")
+    events.add_argument("--limit", type=int, default=20, help="1..1000 (default 20)")
+    for name in remote.EVENT_FILTERS:
+        events.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"only events with this {name}")
+    events.set_defaults(run=lambda a, _c, cl: remote.cmd_events(a, cl))
+
+    restart = sub.add_parser("restart", parents=[common], help="restart a component (or --all) through the API")
+    restart.add_argument("component", nargs="?", help="component key")
+    restart.add_argument("--all", action="store_true", help="restart every component")
+    restart.set_defaults(run=lambda a, _c, cl: remote.cmd_restart(a, cl))
+
+    policy = sub.add_parser("policy", help="rendered gateway policies")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    inspect = psub.add_parser("inspect", parents=[common], help="the rendered document and its revision")
+    inspect.add_argument("server", help="MCP server name")
+    inspect.add_argument("--namespace", "-N", default="mcp-servers", help="server namespace (default mcp-servers)")
+    inspect.set_defaults(run=lambda a, c, cl: remote.cmd_policy_inspect(a, cl, c))
+
+    for resource in ("grants", "sessions"):
+        singular = resource[:-1]
+        p = sub.add_parser(singular, help=f"access {resource}")
+        rsub = p.add_subparsers(dest=f"{singular}_command", required=True)
+        apply = rsub.add_parser("apply", parents=[common], help=f"create or update {resource} from YAML/JSON")
+        apply.add_argument("-f", "--file", required=True, help="file with one or more documents ('-' = stdin)")
+        apply.set_defaults(run=lambda a, _c, cl, r=resource: remote.cmd_apply(a, cl, r))
+        lst = rsub.add_parser("list", parents=[common], help=f"list {resource}")
+        lst.add_argument("--namespace", "-N", help="namespace (default: the API's default)")
+        lst.set_defaults(run=lambda a, _c, cl, r=resource: remote.cmd_list(a, cl, r))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `sentinel` console script."""
+def main(argv: list[str] | None = None, *, config: StackConfig | None = None) -> int:
+    """Entry point of the `sentinel` console script (`config` lets tests point it at their stack)."""
     args = build_parser().parse_args(argv)
-    rc: int = args.func(args)
-    return rc
+    if hasattr(args, "func"):
+        rc: int = args.func(args)
+        return rc
+    cfg = config or StackConfig()
+    client = ApiClient(args.api_url or cfg.url("api"), args.api_key or cfg.admin_api_key)
+    try:
+        result: int = args.run(args, cfg, client)
+        return result
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":
