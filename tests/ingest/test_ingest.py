@@ -233,7 +233,8 @@ def test_api_keys_fallback_and_settings_guards():
 async def test_api_keys_fallback_accepts_writes(kafka_stack):
     h = Harness(kafka_stack, api_keys=IngestSettings.from_env({"API_KEYS": "legacy"}).api_keys)
     async with h.client() as c:
-        r = await c.post("/events", json={"source": "s", "event_type": "t", "payload": {}}, headers={"x-api-key": "legacy"})
+        doc = {"source": "s", "event_type": "t", "payload": {}}
+        r = await c.post("/events", json=doc, headers={"x-api-key": "legacy"})
     assert r.status_code == 202
 
 
