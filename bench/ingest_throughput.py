@@ -1,0 +1,102 @@
+"""Ingest → Kafka throughput per instance (batch mode) vs the raw kafka-python producer.
+
+Both sides produce the same CloudEvents Kafka-binary records to a real tansu broker with
+acks=all; the baseline is measured in the same run. Target: ingest ≥ 80% of raw and ≥ 10k events/s.
+Run: `python -m bench.ingest_throughput [events] [batch] [clients]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from kafka import KafkaProducer
+
+from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, to_kafka_binary
+from mcp_sentinel.envelope import new_envelope
+from mcp_sentinel.kafka import ensure_topics
+from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.parts import ingest as ingest_part
+from mcp_sentinel.stack.parts import kafka as kafka_part
+from mcp_sentinel.stack.parts import s3 as s3_part
+from mcp_sentinel.stack.supervisor import Supervisor
+
+
+def sample(i: int):
+    return new_envelope("mcp-gateway", "mcp.request", {
+        "namespace": "bench", "server": f"srv{i % 8}", "method": "POST", "path": "/mcp", "status": 200,
+        "latency_ms": 3, "decision": "allow", "reason": "allowed", "rpc_method": "tools/call", "tool_name": "add",
+        "human_id": "alice", "agent_id": "agent-1", "team_id": "team-a", "i": i})
+
+
+def raw_producer(bootstrap: str, topic: str, n: int) -> float:
+    events = [sample(i) for i in range(n)]
+    p = KafkaProducer(bootstrap_servers=[bootstrap], acks="all", linger_ms=5, batch_size=256 * 1024)
+    t0 = time.perf_counter()
+    futures = []
+    for e in events:
+        rec = to_kafka_binary(e)  # same encoding work as ingest does
+        futures.append(p.send(topic, key=rec.key, value=rec.value, headers=rec.headers))
+    for f in futures:
+        f.get(timeout=60)
+    dt = time.perf_counter() - t0
+    p.close()
+    return n / dt
+
+
+def through_ingest(url: str, key: str, n: int, batch: int, clients: int) -> float:
+    bodies = [encode_batch([sample(i) for i in range(s, min(n, s + batch))]) for s in range(0, n, batch)]
+    headers = {"content-type": BATCH_CONTENT_TYPE, "x-api-key": key}
+
+    def post(chunk: list[bytes]) -> int:
+        accepted = 0
+        with httpx.Client(timeout=60) as c:
+            for body in chunk:
+                r = c.post(url, content=body, headers=headers)
+                r.raise_for_status()
+                accepted += r.json()["accepted"]
+        return accepted
+
+    chunks = [bodies[i::clients] for i in range(clients)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        total = sum(pool.map(post, chunks))
+    dt = time.perf_counter() - t0
+    assert total == n, (total, n)
+    return n / dt
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 500
+    clients = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = StackConfig(data_dir=Path(tmp), ports=Ports.free())
+        with Supervisor(cfg) as sup:
+            sup.start_all([*s3_part.components(cfg), *kafka_part.components(cfg)])
+            [ingest] = ingest_part.components(cfg)
+            env = {**ingest.env, "KAFKA_TOPIC": "bench.ingest", "LOG_LEVEL": "WARNING"}
+            sup.start(dataclasses.replace(ingest, env=env))
+            boot = kafka_part.bootstrap(cfg)
+            ensure_topics([boot], ["bench.raw", "bench.ingest"])
+            # warm-up both paths (connections, metadata, producer id)
+            raw_producer(boot, "bench.raw", 500)
+            through_ingest(cfg.url("ingest", "/events"), cfg.ingest_api_key, 1000, batch, 1)
+            raw = raw_producer(boot, "bench.raw", n)
+            via = through_ingest(cfg.url("ingest", "/events"), cfg.ingest_api_key, n, batch, clients)
+    ratio = via / raw
+    print(f"events={n} batch={batch} clients={clients}")
+    print(f"raw kafka-python producer : {raw:10.0f} events/s")
+    print(f"ingest (batch mode)       : {via:10.0f} events/s")
+    print(f"ratio ingest/raw          : {ratio:10.2f}  (target >= 0.80)")
+    print(f"absolute target 10k/s     : {'met' if via >= 10000 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
