@@ -188,7 +188,10 @@ def test_malformed_label_selector_is_400(core, kube_namespace) -> None:
 def test_field_selectors_on_name_and_namespace(core, kube_namespace) -> None:
     for name in ("one", "two"):
         core.create_namespaced_config_map(kube_namespace, cm(name))
-    names = {i.metadata.name for i in core.list_namespaced_config_map(kube_namespace, field_selector="metadata.name=one").items}
+    names = {
+        i.metadata.name
+        for i in core.list_namespaced_config_map(kube_namespace, field_selector="metadata.name=one").items
+    }
     assert names == {"one"}
     others = core.list_namespaced_config_map(kube_namespace, field_selector="metadata.name!=one").items
     assert {i.metadata.name for i in others} == {"two"}
@@ -203,11 +206,18 @@ def test_patch_flavours(core, kube_namespace, kube_cluster) -> None:
     core.create_namespaced_config_map(kube_namespace, cm("p", data={"a": "1", "b": "2"}))
     merged = core.patch_namespaced_config_map("p", kube_namespace, {"data": {"a": None, "c": "3"}})
     assert merged.data == {"b": "2", "c": "3"}
-    patched = core.patch_namespaced_config_map("p", kube_namespace, [{"op": "replace", "path": "/data/b", "value": "9"}])
+    patched = core.patch_namespaced_config_map(
+        "p", kube_namespace, [{"op": "replace", "path": "/data/b", "value": "9"}]
+    )
     assert patched.data == {"b": "9", "c": "3"}
     path = f"/api/v1/namespaces/{kube_namespace}/configmaps/p"
-    status, body = raw(kube_cluster, "PATCH", path, [{"op": "test", "path": "/data/b", "value": "0"}],
-                       content_type="application/json-patch+json")
+    status, body = raw(
+        kube_cluster,
+        "PATCH",
+        path,
+        [{"op": "test", "path": "/data/b", "value": "0"}],
+        content_type="application/json-patch+json",
+    )
     assert status == 422 and body["reason"] == "Invalid"
     status, body = raw(kube_cluster, "PATCH", path, {"data": {"x": "1"}}, content_type="application/apply-patch+yaml")
     assert status == 415 and body["reason"] == "UnsupportedMediaType"
@@ -275,7 +285,9 @@ def test_deployment_rollout_readiness_is_controllable(kube_cluster, kube_namespa
     }
     held = apps.create_namespaced_deployment(kube_namespace, dep)
     assert not held.status.ready_replicas and held.status.unavailable_replicas == 2
-    released = apps.patch_namespaced_deployment("d", kube_namespace, {"metadata": {"annotations": {"kube.mcp-sentinel.dev/rollout": None}}})
+    released = apps.patch_namespaced_deployment(
+        "d", kube_namespace, {"metadata": {"annotations": {"kube.mcp-sentinel.dev/rollout": None}}}
+    )
     assert released.status.ready_replicas == 2 and released.status.observed_generation == released.metadata.generation
     restarted = apps.patch_namespaced_deployment(
         "d", kube_namespace, {"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}}
@@ -348,7 +360,9 @@ def test_watch_from_a_resource_version_replays_later_events_only(core, kube_name
     core.delete_namespaced_config_map("before", kube_namespace)
     seen = [
         (e["type"], e["object"].metadata.name)
-        for e in watch.Watch().stream(core.list_namespaced_config_map, kube_namespace, resource_version=rv, timeout_seconds=1)
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map, kube_namespace, resource_version=rv, timeout_seconds=1
+        )
     ]
     assert seen == [("ADDED", "after"), ("DELETED", "before")]
 
@@ -361,7 +375,11 @@ def test_watch_with_selector_reports_objects_leaving_and_entering_it(core, kube_
     seen = [
         e["type"]
         for e in watch.Watch().stream(
-            core.list_namespaced_config_map, kube_namespace, label_selector="team=a", resource_version=rv, timeout_seconds=1
+            core.list_namespaced_config_map,
+            kube_namespace,
+            label_selector="team=a",
+            resource_version=rv,
+            timeout_seconds=1,
         )
     ]
     assert seen == ["DELETED", "ADDED"]
@@ -370,7 +388,9 @@ def test_watch_with_selector_reports_objects_leaving_and_entering_it(core, kube_
 def test_watch_of_custom_objects_carries_dicts_with_resource_versions(co, kube_namespace) -> None:
     co.create_namespaced_custom_object(GROUP, VERSION, kube_namespace, "mcpservers", server_body("ws"))
     events = list(
-        watch.Watch().stream(co.list_namespaced_custom_object, GROUP, VERSION, kube_namespace, "mcpservers", timeout_seconds=1)
+        watch.Watch().stream(
+            co.list_namespaced_custom_object, GROUP, VERSION, kube_namespace, "mcpservers", timeout_seconds=1
+        )
     )
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "ws")]
     assert events[0]["object"]["kind"] == "MCPServer"
