@@ -12,6 +12,7 @@ tracer around. `install_global=True` additionally sets it as the process-wide pr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -28,8 +29,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 PROPAGATED_HEADERS = ("traceparent", "tracestate", "baggage")
 
 
+@functools.cache
 def propagator() -> CompositePropagator:
-    """W3C tracecontext + baggage, the only propagators the project uses."""
+    """W3C tracecontext + baggage, the only propagators the project uses (stateless, built once)."""
     return CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
 
