@@ -17,6 +17,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowFailureError,
+    WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
@@ -35,7 +36,7 @@ from workflows.reconcile.workflows import TASK_QUEUE as RECONCILE_QUEUE
 from workflows.restarts.workflows import TASK_QUEUE as RESTARTS_QUEUE
 from workflows.restarts.workflows import RestartComponent, RestartInput, RestartResult
 from workflows.sessions.workflows import TASK_QUEUE as SESSIONS_QUEUE
-from workflows.sessions.workflows import SessionExpiry, SessionExpiryInput, session_workflow_id
+from workflows.sessions.workflows import SessionExpiry, SessionExpiryInput, SessionExpiryResult, session_workflow_id
 
 TASK_QUEUES = (PROVISIONING_QUEUE, RESTARTS_QUEUE, SESSIONS_QUEUE, RECONCILE_QUEUE)
 
@@ -162,10 +163,10 @@ async def schedule_session_expiry(
     server: str = "",
     server_namespace: str = "",
     task_queue: str = SESSIONS_QUEUE,
-) -> str:
-    """Start the session's timer, or move it if one runs (signal-with-start); returns the workflow id."""
+) -> WorkflowHandle[SessionExpiry, SessionExpiryResult]:
+    """Start the session's timer, or move it if one runs (signal-with-start); `.id` is the workflow id."""
     wid = session_workflow_id(namespace, name)
-    await client.start_workflow(
+    return await client.start_workflow(
         SessionExpiry.run,
         SessionExpiryInput(namespace, name, expires_at, server, server_namespace),
         id=wid,
@@ -173,7 +174,6 @@ async def schedule_session_expiry(
         start_signal="extend",
         start_signal_args=[expires_at],
     )
-    return wid
 
 
 async def _signal(client: Client, namespace: str, name: str, signal: str) -> bool:
