@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import posixpath
 import time
 from dataclasses import dataclass, field
@@ -131,6 +132,19 @@ def _public_url(state: SidecarState, request: web.Request, path: str) -> str:
     return f"{scheme}://{request.host}{clean}"
 
 
+def _child_traceparent(inbound: str) -> str:
+    """A traceparent for our hop: same trace id and flags as `inbound` (if valid), fresh span id."""
+    parts = inbound.split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16 and parts[1] != "0" * 32:
+        try:
+            int(parts[1], 16)
+            int(parts[2], 16)
+            return f"00-{parts[1]}-{os.urandom(8).hex()}-{parts[3][:2]}"
+        except ValueError:
+            pass
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+
+
 def _json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
@@ -213,7 +227,7 @@ class Sidecar:
             return await self.oauth_metadata(request, policy)
         ex = Exchange(method=request.method, path=path, started=time.perf_counter(), policy=policy)
         scope = _scope(state, policy)
-        inflight = state.metrics.inflight.labels(*scope)
+        inflight = state.metrics.child(state.metrics.inflight, *scope)
         inflight.inc()
         try:
             resp = await self._pipeline(request, ex)
@@ -320,8 +334,9 @@ class Sidecar:
 
     def _traceparent(self, inbound: str) -> str:
         tracer = self.state.tracer
-        if tracer is None:
-            return inbound
+        if tracer is None or not self.state.settings.otel_endpoint:
+            # No exporter: spans would go nowhere, so only continue (or start) the W3C trace cheaply.
+            return _child_traceparent(inbound)
         ctx = self.state.propagator.extract({"traceparent": inbound} if inbound else {})
         span = tracer.start_span("http.server", context=ctx, kind=trace.SpanKind.SERVER)
         carrier: dict[str, str] = {}
@@ -578,13 +593,17 @@ class Sidecar:
         decision = "deny" if denied else "allow"
         m = state.metrics
         m.observe_request(scope, ex.method, rpc, decision, status, elapsed, ex.bytes_in, ex.bytes_out)
-        m.added_latency.labels("tools/call" if rpc == "tools/call" else "other").observe(
+        m.child(m.added_latency, "tools/call" if rpc == "tools/call" else "other").observe(
             max(0.0, elapsed - ex.upstream_wait)
         )
         for msg, d in ex.decisions:
             if msg.is_tool_call or not d.allowed:
-                m.decisions.labels(
-                    *scope, d.decision, d.reason or ("allowed" if d.allowed else "denied"), msg.method or "none"
+                m.child(
+                    m.decisions,
+                    *scope,
+                    d.decision,
+                    d.reason or ("allowed" if d.allowed else "denied"),
+                    msg.method or "none",
                 ).inc()
         if not ex.audit or state.spool is None or ex.identity.agent_id == PROBE_AGENT:
             return

@@ -110,6 +110,15 @@ class SidecarMetrics:
         )
         r.register(_AuditCollector(audit_counters))
         self._children: dict[tuple[str, ...], tuple[Any, Any, Any, Any]] = {}
+        self._single: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """A cached labelled child: `labels()` costs a lock and a tuple build, too much per request."""
+        key = (id(metric), *labels)
+        ch = self._single.get(key)
+        if ch is None:
+            ch = self._single[key] = metric.labels(*labels)
+        return ch
 
     def observe_request(
         self,
