@@ -217,6 +217,9 @@ def _loads(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError([FieldError("$", f"body is not valid JSON ({exc})")]) from None
+    except RecursionError:
+        # Hostile nesting must be a 400 like any other bad body, not an unhandled 500.
+        raise EnvelopeError([FieldError("$", "body is not valid JSON (nested too deeply)")]) from None
 
 
 def decode_batch(items: Any) -> tuple[DecodedEvent, ...]:

@@ -115,6 +115,9 @@ def inspect_body(body: bytes) -> Inspection:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return Inspection(error=f"malformed JSON: {exc}", error_code=PARSE_ERROR)
+    except RecursionError:
+        # Hostile nesting would otherwise escape as an unhandled error (a 500 on the hot path).
+        return Inspection(error="malformed JSON: nested too deeply", error_code=PARSE_ERROR)
     if isinstance(doc, list):
         if not doc:
             return Inspection(batch=True, error="empty JSON-RPC batch", error_code=INVALID_REQUEST)
