@@ -193,7 +193,7 @@ def test_rbac_is_least_privilege(role: str) -> None:
     cr = _find("ClusterRole", role)
     for rule in cr["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
-        assert set(rule["verbs"]) <= _API_ALLOWED
+        assert set(rule["verbs"]) <= _API_ALLOWED | ({"bind"} if rule.get("resourceNames") == ["admin"] else set())
         assert "secrets" not in rule["resources"], "no workload reads Secrets through the API"
     if role in {"mcp-sentinel-prometheus", "mcp-sentinel-promtail"}:
         assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in cr["rules"])
@@ -272,3 +272,22 @@ def test_prometheus_scrapes_what_the_workloads_annotate() -> None:
     }
     assert annotated <= namespaces
     assert cfg["rule_files"] == ["/etc/prometheus/rules/*.yaml"]
+
+
+def test_worker_role_covers_every_kind_the_workflows_touch() -> None:
+    from workflows.kube import KINDS
+
+    cluster = _find("ClusterRole", "mcp-sentinel-worker")
+    granted = {res for rule in cluster["rules"] for res in rule["resources"]}
+    role = _find("Role", "mcp-sentinel-worker-restarts")
+    granted |= {res for rule in role["rules"] for res in rule["resources"]}
+    missing = {plural for plural, _ in KINDS.values()} - granted
+    assert not missing, f"workflows touch kinds the worker may not: {missing}"
+
+
+def test_api_role_has_no_workload_or_rbac_rights() -> None:
+    api = _find("ClusterRole", "mcp-sentinel-api")
+    resources = {res for rule in api["rules"] for res in rule["resources"]}
+    assert resources == {"mcpservers", "mcpaccessgrants", "mcpagentsessions", "configmaps"}
+    assert not [d for _, d in DOCS if d["kind"] in {"Role", "RoleBinding"}
+                and d["metadata"]["name"].startswith("mcp-sentinel-api")]
