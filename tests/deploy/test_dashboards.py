@@ -84,8 +84,9 @@ def test_every_expression_references_some_metric() -> None:
 
 def test_required_alerts_are_present() -> None:
     rules = {r["alert"]: r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
-    # audit spool growing, audit loss, deny spike, policy reload failures (brief); each has a severity.
-    for alert in ("AuditSpoolGrowing", "AuditEventsDropped", "PolicyDenySpike", "PolicyReloadFailures"):
+    # audit spool growing, dead letters, deny spike, consumer lag, policy reload failures; each has a severity.
+    for alert in ("AuditSpoolGrowing", "AuditEventsDropped", "AuditEventsDeadLettered", "AuditConsumerLagHigh",
+                  "PolicyDenySpike", "PolicyReloadFailures"):
         assert alert in rules
         assert rules[alert]["labels"]["severity"] in {"warning", "critical"}
 
