@@ -1,0 +1,90 @@
+"""The `temporal` and `worker` local-stack parts, started the way `sentinel up` starts them."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.parts import temporal as temporal_part
+from mcp_sentinel.stack.parts import worker as worker_part
+from mcp_sentinel.stack.supervisor import Supervisor
+from tests.workflows.conftest import worker_env
+from workflows.worker import WorkerSettings
+
+
+def get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return int(resp.status), resp.read().decode(errors="replace")
+
+
+def test_temporal_and_worker_parts_start_and_serve(tmp_path: Path) -> None:
+    cfg = StackConfig(data_dir=tmp_path, ports=Ports.free())
+    with Supervisor(cfg) as sup:
+        sup.start_all(temporal_part.components(cfg) + worker_part.components(cfg))
+        status, _ = get(cfg.url("temporal_ui"))
+        assert status == 200  # the Temporal UI is served (README link)
+        status, metrics = get(cfg.url("worker_metrics", "/metrics"))
+        assert status == 200 and "temporal_" in metrics
+
+        async def schedule_exists() -> bool:
+            client = await Client.connect(f"{cfg.host}:{cfg.ports.temporal}")
+            for _ in range(100):  # the worker creates it right after it opens its metrics port
+                try:
+                    desc = await client.get_schedule_handle("policy-reconcile").describe()
+                except RPCError:
+                    await asyncio.sleep(0.1)
+                    continue
+                return desc.id == "policy-reconcile"
+            return False
+
+        assert asyncio.run(schedule_exists())
+    assert (tmp_path / "temporal" / "temporal.db").exists()  # durable across `sentinel up` runs
+
+
+def test_worker_part_environment_matches_the_conventions(tmp_path: Path) -> None:
+    cfg = StackConfig(data_dir=tmp_path, ports=Ports.free())
+    settings = WorkerSettings.from_env(worker_part.worker_env(cfg))
+    assert settings.temporal.address == f"127.0.0.1:{cfg.ports.temporal}"
+    assert settings.restart_backend == "local" and settings.run_dir == str(tmp_path / "run")
+    assert settings.policy_output_dir == str(tmp_path / "policies")
+    assert settings.kubeconfig == str(cfg.kubeconfig)
+    assert settings.metrics_port == cfg.ports.worker_metrics
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RESTART_BACKEND": "docker"}, "RESTART_BACKEND must be kubernetes or local"),
+        ({"RESTART_BACKEND": "local"}, "RESTART_BACKEND=local needs SENTINEL_RUN_DIR"),
+        ({"METRICS_PORT": "many"}, "invalid worker setting"),
+        ({"RECONCILE_INTERVAL_SECONDS": "often"}, "invalid worker setting"),
+    ],
+)
+def test_bad_worker_settings_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WorkerSettings.from_env(env)
+
+
+def test_worker_process_exits_with_a_clear_error_on_bad_settings() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "workflows"],
+        env=worker_env(RESTART_BACKEND="docker"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert b"RESTART_BACKEND must be kubernetes or local" in proc.stderr
+
+
+def test_settings_defaults_follow_the_documented_local_ports() -> None:
+    s = WorkerSettings.from_env({})
+    assert s.temporal.address == "127.0.0.1:17233" and s.temporal.namespace == "default"
+    assert s.restart_backend == "kubernetes" and s.metrics_port == 9105
