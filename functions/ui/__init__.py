@@ -1,0 +1,1 @@
+"""The dashboard UI function: sign-in, session-backed `/api` proxy and the static pages."""

@@ -1,0 +1,156 @@
+"""`/auth/login`, `/auth/logout`, `/auth/status`, `/auth/admin-check`."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from functions.ui.context import COOKIE, UiContext, ctx_of, error
+from functions.ui.login import Credential, LoginFailed
+from functions.ui.security import csrf_ok, is_https, same_origin
+
+router = APIRouter()
+MAX_LOGIN_BODY = 8 * 1024
+_ALL = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _secure(ctx: UiContext, request: Request) -> bool:
+    return ctx.settings.secure_cookies or is_https(request)
+
+
+def _public_principal(p: dict[str, Any]) -> dict[str, Any]:
+    keys = ("role", "subject", "email", "namespace", "allowed_namespaces", "teams", "auth_type")
+    return {k: p[k] for k in keys if k in p}
+
+
+def _status_body(principal: dict[str, Any], csrf: str, expires_at: float) -> dict[str, Any]:
+    return {
+        "authenticated": True,
+        "principal": _public_principal(principal),
+        "csrf_token": csrf,
+        "expires_at": int(expires_at),
+    }
+
+
+async def _read_json(request: Request) -> dict[str, Any] | JSONResponse:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_LOGIN_BODY:
+        return error(413, "request_too_large", f"request body exceeds {MAX_LOGIN_BODY} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGIN_BODY:
+            return error(413, "request_too_large", f"request body exceeds {MAX_LOGIN_BODY} bytes")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return error(400, "invalid_request", "body must be a JSON object")
+    if not isinstance(data, dict):
+        return error(400, "invalid_request", "body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value.strip() if isinstance(value, str) else ""
+
+
+@router.post("/auth/login")
+async def login(request: Request) -> Response:
+    """Sign in with `{email,password}`, `{id_token}` or `{api_key}`; sets the session cookie."""
+    ctx = ctx_of(request)
+    if not same_origin(request):
+        return error(403, "csrf_rejected", "cross-site sign-in refused")
+    client = ctx.client_ip(request)
+    wait = ctx.limiter.attempt(client)
+    if wait > 0:
+        retry = str(max(1, math.ceil(wait)))
+        return error(429, "too_many_requests", f"too many sign-in attempts; retry in {retry} s", {"Retry-After": retry})
+    data = await _read_json(request)
+    if isinstance(data, JSONResponse):
+        return data
+    email, password = _text(data, "email"), data.get("password")
+    id_token, api_key = _text(data, "id_token"), _text(data, "api_key")
+    try:
+        if email and isinstance(password, str) and password:
+            cred = await ctx.login.password(email, password, client)
+        elif id_token:
+            cred = await ctx.login.id_token(id_token, client)
+        elif api_key:
+            cred = Credential("api_key", api_key, None)
+        else:
+            return error(400, "missing_credentials", "send email and password, an id_token, or an api_key")
+        principal = await ctx.login.principal(cred, client)
+    except LoginFailed as exc:
+        if exc.bad_credentials:
+            ctx.limiter.failure(client)
+        headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+        return error(exc.status, exc.code, exc.message, headers)
+    ctx.limiter.success(client)
+    principal.setdefault("auth_type", "user_api_key" if cred.kind == "api_key" else "platform_jwt")
+    ttl = ctx.settings.session_ttl
+    if cred.expires_at is not None:
+        ttl = min(ttl, cred.expires_at - time.time())
+    if ttl <= 1:
+        return error(401, "unauthorized", "the credential is already expired")
+    try:
+        cookie, session = await ctx.store.create(principal, cred.kind, cred.value, ttl)
+    except Exception:  # the store is a local file: disk full, permissions
+        return error(500, "session_create_failed", "could not create the session")
+    resp = JSONResponse(_status_body(principal, session.csrf, session.expires_at))
+    resp.set_cookie(
+        COOKIE, cookie, max_age=int(ttl), path="/", httponly=True, secure=_secure(ctx, request), samesite="strict"
+    )
+    return resp
+
+
+@router.post("/auth/logout")
+async def logout(request: Request) -> Response:
+    """Delete the server-side session and expire the cookie (CSRF-checked when a session exists)."""
+    ctx = ctx_of(request)
+    session = await ctx.session(request)
+    if session is not None and not csrf_ok(request, session.csrf):
+        return error(403, "csrf_rejected", "missing or wrong X-CSRF-Token")
+    await ctx.store.delete(request.cookies.get(COOKIE))
+    resp = JSONResponse({"authenticated": False})
+    resp.delete_cookie(COOKIE, path="/", httponly=True, secure=_secure(ctx, request), samesite="strict")
+    return resp
+
+
+@router.api_route("/auth/login", methods=_ALL, include_in_schema=False)
+@router.api_route("/auth/logout", methods=_ALL, include_in_schema=False)
+async def wrong_method(_request: Request) -> Response:
+    """Only POST signs in or out."""
+    return error(405, "method_not_allowed", "use POST", {"Allow": "POST"})
+
+
+@router.get("/auth/status")
+async def status(request: Request) -> dict[str, Any]:
+    """Whether this browser is signed in, as whom, and its CSRF token."""
+    session = await ctx_of(request).session(request)
+    if session is None:
+        return {"authenticated": False}
+    return _status_body(session.principal, session.csrf, session.expires_at)
+
+
+@router.get("/auth/admin-check")
+async def admin_check(request: Request) -> Response:
+    """Forward-auth for admin-only tools (e.g. Grafana): 204 for admin sessions or admin API keys."""
+    ctx = ctx_of(request)
+    key = request.headers.get("x-api-key", "").strip()
+    if key:
+        found = False
+        for candidate in ctx.settings.admin_api_keys:
+            found |= hmac.compare_digest(candidate.encode(), key.encode())
+        if found:
+            return Response(status_code=204)
+    session = await ctx.session(request)
+    if session is not None and session.is_admin:
+        return Response(status_code=204)
+    return error(401, "unauthorized", "admin session or admin API key required")
