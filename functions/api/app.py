@@ -22,7 +22,23 @@ from functions.api.context import ApiContext, StoreOnlyProvisioner, TeamProvisio
 from functions.api.errors import install_error_handlers
 from functions.api.limits import BodyLimitMiddleware
 from functions.api.oidc import OidcVerifier
-from functions.api.routes import admin, auth, health, keys, registry, teams, users
+from functions.api.routes import (
+    adapter,
+    admin,
+    analytics,
+    auth,
+    events,
+    governance,
+    health,
+    keys,
+    policy,
+    registry,
+    runtime,
+    servers,
+    sessions,
+    teams,
+    users,
+)
 from functions.api.settings import ApiSettings
 from mcp_sentinel.identity.lockout import LoginLockout
 from mcp_sentinel.identity.passwords import PasswordHasher
@@ -39,6 +55,14 @@ ROUTERS: list[APIRouter] = [
     registry.router,
     admin.router,
     teams.router,
+    events.router,
+    analytics.router,
+    servers.router,
+    governance.router,
+    sessions.router,
+    adapter.router,
+    policy.router,
+    runtime.router,
 ]
 
 

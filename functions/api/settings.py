@@ -44,10 +44,24 @@ class ApiSettings:
     admin_email: str = ""
     admin_password: str = ""
     hash_params: HashParams = HashParams()
+    # Runtime governance and analytics backends (each optional; their routes answer 503 without one).
+    clickhouse_url: str = ""
+    clickhouse_db: str = "mcp"
+    kube_environ: tuple[tuple[str, str], ...] = ()
+    temporal_address: str = ""
+    temporal_namespace: str = "default"
+    policy_output_dir: str = ""
+    prometheus_url: str = ""
+    cluster_name: str = "local"
+    platform_mode: str = "tenant"
+    active_server_limit: int = 5
+    push_cooldown_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if bool(self.oidc_issuer) != bool(self.oidc_audience):
             raise ValueError("OIDC_ISSUER and OIDC_AUDIENCE must be set together")
+        if self.platform_mode not in ("tenant", "org", "public"):
+            raise ValueError(f"PLATFORM_MODE must be tenant, org or public, got {self.platform_mode!r}")
         if self.oidc_jwks_url and not self.oidc_issuer:
             raise ValueError("OIDC_JWKS_URL needs OIDC_ISSUER and OIDC_AUDIENCE")
         self.key_ring()  # fail at start-up on malformed or short JWT keys
@@ -106,4 +120,19 @@ class ApiSettings:
                 memory_cost_kib=int(num("PASSWORD_HASH_MEMORY_KIB", d.hash_params.memory_cost_kib)),
                 parallelism=int(num("PASSWORD_HASH_PARALLELISM", d.hash_params.parallelism)),
             ),
+            clickhouse_url=e.get("CLICKHOUSE_URL", ""),
+            clickhouse_db=e.get("CLICKHOUSE_DB", d.clickhouse_db) or d.clickhouse_db,
+            kube_environ=tuple(
+                (k, e[k])
+                for k in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "HOME")
+                if e.get(k)
+            ),
+            temporal_address=e.get("TEMPORAL_ADDRESS", ""),
+            temporal_namespace=e.get("TEMPORAL_NAMESPACE", d.temporal_namespace) or d.temporal_namespace,
+            policy_output_dir=e.get("POLICY_OUTPUT_DIR", ""),
+            prometheus_url=e.get("PROMETHEUS_URL", "").rstrip("/"),
+            cluster_name=e.get("MCP_CLUSTER_NAME", d.cluster_name) or d.cluster_name,
+            platform_mode=(e.get("PLATFORM_MODE", d.platform_mode) or d.platform_mode).strip().lower(),
+            active_server_limit=int(num("PLATFORM_MCP_ACTIVE_SERVER_LIMIT", d.active_server_limit)),
+            push_cooldown_seconds=num("PLATFORM_MCP_PUSH_COOLDOWN_SECONDS", d.push_cooldown_seconds),
         )

@@ -22,6 +22,7 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         "KUBECONFIG": str(cfg.kubeconfig),
         "TEMPORAL_ADDRESS": f"{cfg.host}:{cfg.ports.temporal}",
         "POLICY_OUTPUT_DIR": str(cfg.path("policies")),
+        "PROMETHEUS_URL": cfg.url("prometheus"),
     }
 
 

@@ -1,0 +1,304 @@
+"""`/api/runtime/servers`, `/api/runtime/tools`, `/api/deployments`, `/api/admin/deployments`: MCPServers.
+
+Scopes: `public` publishes into the shared catalog `mcp-servers` (admins only); `tenant`/`org`
+land in a team namespace of the caller. The creator is recorded in the label
+`platform.mcpruntime.org/user-id`, which makes it an administrator of that server. Per-user quota
+(`PLATFORM_MCP_ACTIVE_SERVER_LIMIT`) and push cooldown (`PLATFORM_MCP_PUSH_COOLDOWN_SECONDS`)
+apply to non-admins; the last push time lives on the servers themselves (annotation), so every
+API replica agrees without shared memory.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
+from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
+from functions.api.routes.governance import Loose
+from functions.api.routes.governance_scope import (
+    SIDE_EFFECTS,
+    USER_LABEL,
+    administers,
+    age,
+    audit,
+    check_name,
+    check_team_id,
+    check_trust,
+    compact,
+    meta,
+    read_namespaces,
+    sync_policy,
+    team_for,
+    write_namespace,
+)
+from functions.api.routes.runtime_deps import Kube, kcall
+from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
+from mcp_sentinel.kube.resources import SentinelKube
+
+router = APIRouter(tags=["servers"])
+PUSHED_AT = "platform.mcpruntime.org/pushed-at"
+SCOPES = ("tenant", "org", "public")
+
+
+class ToolIn(Loose):
+    """One tool of the inventory."""
+
+    name: str = Field(default="", max_length=253)
+    description: str = Field(default="", max_length=2000)
+    requiredTrust: str = Field(default="", max_length=16)
+    sideEffect: str = Field(default="", max_length=16)
+    riskLevel: str = Field(default="", max_length=16)
+
+
+class ServerIn(Loose):
+    """An MCPServer to create or update."""
+
+    name: str = Field(default="", max_length=253)
+    namespace: str = Field(default="", max_length=253)
+    scope: str = Field(default="", max_length=16)
+    update: bool = False
+    image: str = Field(default="", max_length=512)
+    imageTag: str = Field(default="", max_length=128)
+    description: str = Field(default="", max_length=2000)
+    teamID: str = Field(default="", max_length=256)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    replicas: int | None = Field(default=None, ge=0, le=100)
+    tools: list[ToolIn] = Field(default_factory=list, max_length=200)
+    auth: dict[str, Any] | None = None
+    policy: dict[str, Any] | None = None
+    session: dict[str, Any] | None = None
+    gateway: dict[str, Any] | None = None
+    analytics: dict[str, Any] | None = None
+
+
+def server_info(obj: dict[str, Any]) -> dict[str, Any]:
+    """A server as the catalog shows it."""
+    name, ns = meta(obj)
+    spec = obj.get("spec") or {}
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return {
+        "name": name,
+        "namespace": ns,
+        **compact({"teamID": spec.get("teamID", ""), "description": spec.get("description", "")}),
+        "image": spec.get("image", ""),
+        **compact({"imageTag": spec.get("imageTag", ""), "createdBy": labels.get(USER_LABEL, "")}),
+        "scope": "public" if ns == SHARED_NAMESPACE else "tenant",
+        "tools": list(spec.get("tools") or []),
+        "gateway": {"enabled": (spec.get("gateway") or {}).get("enabled") is True},
+        "policy": spec.get("policy") or {},
+        "status": obj.get("status") or {},
+        "age": age(obj),
+    }
+
+
+def _tools(items: list[ToolIn]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i, t in enumerate(items):
+        name = t.name.strip()
+        if not name:
+            raise bad_request(f"tools[{i}].name is required")
+        if name in {o["name"] for o in out}:
+            raise bad_request(f"tools[{i}].name duplicates {name}")
+        effect = t.sideEffect.strip().lower()
+        if effect not in SIDE_EFFECTS:
+            raise bad_request(f"tools[{i}].sideEffect must be read, write, or destructive")
+        risk = check_trust(t.riskLevel, f"tools[{i}].riskLevel")
+        out.append(compact({
+            "name": name, "description": t.description, "sideEffect": effect, "riskLevel": risk,
+            "requiredTrust": check_trust(t.requiredTrust, f"tools[{i}].requiredTrust") or "low",
+        }))
+    return out
+
+
+async def _list_servers(kube: SentinelKube, scope: list[str] | None) -> list[dict[str, Any]]:
+    if scope is None:
+        items: list[dict[str, Any]] = await kcall(kube.servers.list, None)
+    else:
+        items = []
+        for ns in scope:
+            try:
+                items += await kcall(kube.servers.list, ns)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+    return sorted(items, key=lambda s: (meta(s)[1], meta(s)[0]))
+
+
+def _catalog_scope(request: Request, p: Principal | None, namespace: str | None) -> list[str] | None:
+    if p is not None:
+        return read_namespaces(p, namespace, shared=True)
+    if ctx_of(request).settings.platform_mode != "public":
+        raise unauthorized()
+    if namespace and namespace != SHARED_NAMESPACE:
+        raise forbidden("forbidden namespace")
+    return [SHARED_NAMESPACE]
+
+
+@router.get("/api/runtime/servers")
+async def list_servers(request: Request, kube: Kube, p: MaybePrincipal, namespace: str | None = None) -> dict[str, Any]:
+    """Servers the caller may see: the shared catalog plus its teams' namespaces (admins: all)."""
+    items = await _list_servers(kube, _catalog_scope(request, p, namespace))
+    s = ctx_of(request).settings
+    return {
+        "servers": [server_info(o) for o in items],
+        "publish_policy": {"active_server_limit": s.active_server_limit, "cooldown_seconds": s.push_cooldown_seconds},
+    }
+
+
+@router.get("/api/runtime/servers/{namespace}/{name}")
+async def get_server(request: Request, namespace: str, name: str, kube: Kube, p: MaybePrincipal) -> dict[str, Any]:
+    """One server, if visible to the caller."""
+    check_name("name", name)
+    _catalog_scope(request, p, namespace)
+    try:
+        return {"server": server_info(await kcall(kube.servers.get, namespace, name))}
+    except ApiError as exc:
+        if exc.status == 404:
+            raise not_found(f"MCPServer {namespace}/{name} not found") from None
+        raise
+
+
+@router.get("/api/runtime/tools")
+async def list_tools(request: Request, kube: Kube, p: MaybePrincipal, namespace: str | None = None) -> dict[str, Any]:
+    """Every tool of every visible server."""
+    items = await _list_servers(kube, _catalog_scope(request, p, namespace))
+    tools = [
+        {"server": meta(s)[0], "namespace": meta(s)[1], **t}
+        for s in items
+        for t in (s.get("spec") or {}).get("tools") or []
+        if isinstance(t, dict)
+    ]
+    return {"tools": tools}
+
+
+async def _enforce_quota(request: Request, kube: SentinelKube, p: Principal, replacing: bool) -> None:
+    s = ctx_of(request).settings
+    if p.is_admin or not p.subject:
+        return
+    mine = await kcall(kube.servers.list, None, label_selector=f"{USER_LABEL}={p.subject}")
+    if s.active_server_limit > 0 and not replacing and len(mine) >= s.active_server_limit:
+        raise ApiError(429, "too_many_requests",
+                       f"active server limit reached ({s.active_server_limit}); retire a server first")
+    if s.push_cooldown_seconds > 0:
+        stamps = [str(((m.get("metadata") or {}).get("annotations") or {}).get(PUSHED_AT, "")) for m in mine]
+        last = max((datetime.fromisoformat(t) for t in stamps if t), default=None)
+        if last is not None:
+            next_at = last + timedelta(seconds=s.push_cooldown_seconds)
+            wait = (next_at - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                raise ApiError(429, "too_many_requests",
+                               f"push cooldown: next_allowed_at {next_at.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                               {"Retry-After": str(math.ceil(wait))})
+
+
+@router.post("/api/runtime/servers")
+async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+    """Create (or with `update: true` replace) an MCPServer; re-renders its policy."""
+    scope = body.scope.strip().lower() or ("public" if body.namespace.strip() == SHARED_NAMESPACE else "tenant")
+    if scope not in SCOPES:
+        raise bad_request("scope must be tenant, org, or public")
+    if scope == "public":
+        if not p.is_admin:
+            raise forbidden("only admins publish to the shared catalog")
+        ns = SHARED_NAMESPACE
+    else:
+        ns = write_namespace(p, body.namespace)
+        if not p.is_admin and team_for(p, ns) is None:
+            raise forbidden("forbidden namespace")
+    name = check_name("name", body.name.strip())
+    if len(name) > 63:
+        raise bad_request("name must be at most 63 characters (it names a Service)")
+    if not body.image.strip():
+        raise bad_request("image is required")
+    team = check_team_id(body.teamID.strip(), "teamID")
+    if not team and not p.is_admin:
+        ref = team_for(p, ns)
+        team = ref.id if ref else ""
+    try:
+        existing: dict[str, Any] | None = await kcall(kube.servers.get, ns, name)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        existing = None
+    if existing is not None:
+        if not body.update:
+            raise ApiError(409, "conflict", f"MCPServer {ns}/{name} already exists (send update: true to replace)")
+        if not administers(p, ns, existing):
+            raise forbidden("forbidden server")
+    await _enforce_quota(request, kube, p, replacing=existing is not None)
+    spec: dict[str, Any] = compact({
+        "image": body.image.strip(), "imageTag": body.imageTag.strip(), "description": body.description,
+        "teamID": team, "tools": _tools(body.tools), "auth": body.auth, "policy": body.policy,
+        "session": body.session, "gateway": body.gateway, "analytics": body.analytics,
+    })
+    if body.port is not None:
+        spec["port"] = body.port
+    if body.replicas is not None:
+        spec["replicas"] = body.replicas
+    gw_port = (body.gateway or {}).get("port")
+    if (body.gateway or {}).get("enabled") and gw_port is not None and gw_port == spec.get("port", 8088):
+        raise bad_request("gateway.port must differ from port")
+    labels = {"app": name}
+    if p.subject:
+        labels[USER_LABEL] = p.subject
+    annotations = {PUSHED_AT: datetime.now(UTC).isoformat()}
+    if existing is None:
+        body_obj = {"metadata": {"name": name, "labels": labels, "annotations": annotations}, "spec": spec}
+        obj = await kcall(kube.servers.create, ns, body_obj)
+    else:
+        m = dict(existing.get("metadata") or {})
+        m["labels"] = {**(m.get("labels") or {}), **labels}
+        m["annotations"] = {**(m.get("annotations") or {}), **annotations}
+        obj = await kcall(kube.servers.replace, ns, name, {**existing, "metadata": m, "spec": spec})
+    policy = await sync_policy(request, kube, ns, name)
+    await audit(request, p, "server_apply", f"server/{ns}/{name}", ns)
+    return {"server": server_info(obj), "policy": policy}
+
+
+@router.delete("/api/runtime/servers/{namespace}/{name}")
+async def retire_server(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+    """Retire a server (its administrators); the policy ConfigMap follows by owner reference."""
+    check_name("namespace", namespace, label=True)
+    check_name("name", name)
+    if not p.is_admin and team_for(p, namespace) is None:
+        raise forbidden("forbidden namespace")
+    try:
+        obj = await kcall(kube.servers.get, namespace, name)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise not_found(f"MCPServer {namespace}/{name} not found") from None
+        raise
+    if not administers(p, namespace, obj):
+        raise forbidden("forbidden server")
+    await kcall(kube.servers.delete, namespace, name)
+    await kcall(kube.delete_policy_configmap, namespace, name)
+    await audit(request, p, "server_retire", f"server/{namespace}/{name}", namespace)
+    return {"success": True, "namespace": namespace, "name": name}
+
+
+def _deployment(obj: dict[str, Any]) -> dict[str, Any]:
+    name, ns = meta(obj)
+    spec = obj.get("spec") or {}
+    return compact({
+        "name": name, "namespace": ns, "image": spec.get("image", ""), "version": spec.get("imageTag", ""),
+        "port": spec.get("port"), "replicas": spec.get("replicas", 1), "status": obj.get("status") or {},
+        "age": age(obj),
+    })
+
+
+@router.get("/api/deployments")
+async def list_deployments(kube: Kube, p: AnyPrincipal, namespace: str | None = None) -> dict[str, Any]:
+    """Deployments (MCPServers) in the caller's namespaces."""
+    items = await _list_servers(kube, read_namespaces(p, namespace))
+    return {"deployments": [_deployment(o) for o in items]}
+
+
+@router.get("/api/admin/deployments")
+async def admin_deployments(kube: Kube, _admin: AdminPrincipal) -> dict[str, Any]:
+    """Every deployment (admin only)."""
+    return {"deployments": [_deployment(o) for o in await _list_servers(kube, None)]}
