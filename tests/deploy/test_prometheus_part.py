@@ -77,14 +77,14 @@ def test_real_prometheus_scrapes_components_and_loads_rules(exporter: StackConfi
         sup.start_all(part.components(cfg))
         deadline = time.monotonic() + 60
         up: list[dict[str, object]] = []
-        while time.monotonic() < deadline:
+        down: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not (up and down):
             up = _query(cfg, 'up{job="ingest"} == 1')
-            if up:
-                break
+            # A component that is not running is reported down, not silently absent.
+            down = _query(cfg, 'up{job="processor"} == 0')
             time.sleep(0.5)
         assert up, "prometheus never scraped the ingest metrics port"
-        # A component that is not running is reported down, not silently absent.
-        assert _query(cfg, 'up{job="processor"} == 0')
+        assert down, "a stopped component must show up == 0"
         assert _query(cfg, "ingest_events_accepted_total")[0]["value"][1] == "3"  # type: ignore[index]
         with urllib.request.urlopen(cfg.url("prometheus", "/api/v1/rules"), timeout=5) as resp:
             groups = json.loads(resp.read())["data"]["groups"]
