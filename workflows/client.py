@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from temporalio.client import (
     Client,
@@ -26,9 +27,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from workflows.provisioning.manifests import TeamShape, slug_problem
 from workflows.provisioning.workflows import TASK_QUEUE as PROVISIONING_QUEUE
 from workflows.provisioning.workflows import (
+    DeprovisionTeam,
+    DeprovisionTeamInput,
     ProvisionTeam,
     ProvisionTeamInput,
     ProvisionTeamResult,
+    deprovision_workflow_id,
     provision_workflow_id,
 )
 from workflows.reconcile.workflows import SCHEDULE_ID, PolicyReconcile
@@ -121,6 +125,66 @@ async def start_provision_team(
         raise WorkflowTimeout(f"provisioning team {slug!r}", wid, wait_seconds) from None
     except WorkflowFailureError as exc:
         raise _failure(exc, wid) from exc
+
+
+class TemporalTeamProvisioner:
+    """The API's `TeamProvisioner` backed by the ProvisionTeam / DeprovisionTeam workflows.
+
+    The API writes the team row (and owner) first; the workflow finds it (create-or-get),
+    provisions the namespace and, on failure, rolls back only what it created, then raises so
+    the API deletes the row. `client` may be a Client or an async factory (lazy connect).
+    """
+
+    def __init__(
+        self,
+        client: Client | Callable[[], Awaitable[Client]],
+        *,
+        wait_seconds: float = 30.0,
+        task_queue: str = PROVISIONING_QUEUE,
+    ) -> None:
+        self._client = client
+        self.wait_seconds = wait_seconds
+        self.task_queue = task_queue
+
+    async def _get(self) -> Client:
+        return self._client if isinstance(self._client, Client) else await self._client()
+
+    async def provision(self, team: TeamLike) -> None:
+        """Provision the team's namespace (WorkflowFailed / WorkflowTimeout on failure)."""
+        await start_provision_team(
+            await self._get(), team.slug, team.name, "", wait_seconds=self.wait_seconds, task_queue=self.task_queue
+        )
+
+    async def deprovision(self, team: TeamLike) -> None:
+        """Delete the team's namespace objects."""
+        client = await self._get()
+        wid = deprovision_workflow_id(team.slug)
+        handle = await client.start_workflow(
+            DeprovisionTeam.run,
+            DeprovisionTeamInput(team.slug),
+            id=wid,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        try:
+            await asyncio.wait_for(handle.result(), self.wait_seconds)
+        except TimeoutError:
+            raise WorkflowTimeout(f"deprovisioning team {team.slug!r}", wid, self.wait_seconds) from None
+        except WorkflowFailureError as exc:
+            raise _failure(exc, wid) from exc
+
+
+class TeamLike(Protocol):
+    """What the provisioner reads from the identity store's `Team`."""
+
+    @property
+    def slug(self) -> str:
+        """The team slug."""
+
+    @property
+    def name(self) -> str:
+        """The display name."""
 
 
 async def restart_components(

@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule
 from workflows.cluster import Cluster
 from workflows.provisioning.activities import ProvisioningActivities, TeamStore
-from workflows.provisioning.workflows import ProvisionTeam
+from workflows.provisioning.workflows import DeprovisionTeam, ProvisionTeam
 from workflows.reconcile.activities import PolicyActivities, Renderer
 from workflows.reconcile.workflows import PolicyReconcile
 from workflows.restarts.activities import KubernetesRestarts, LocalRestarts, RestartActivities, RestartBackend
@@ -28,7 +28,7 @@ from workflows.sessions.workflows import SessionExpiry
 
 log = logging.getLogger("workflows.worker")
 
-WORKFLOWS: Sequence[type] = (ProvisionTeam, RestartComponent, SessionExpiry, PolicyReconcile)
+WORKFLOWS: Sequence[type] = (ProvisionTeam, DeprovisionTeam, RestartComponent, SessionExpiry, PolicyReconcile)
 
 
 @dataclass(frozen=True)

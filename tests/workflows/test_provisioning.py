@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_sentinel.identity.store import IdentityStore
-from workflows.client import WorkflowFailed, start_provision_team
+from workflows.client import TemporalTeamProvisioner, WorkflowFailed, start_provision_team
 from workflows.cluster import Ref
 from workflows.kube import KubeCluster
 from workflows.provisioning.activities import ApplyObject, ProvisioningActivities
@@ -175,3 +175,40 @@ async def test_unknown_creator_is_rolled_back(
 async def test_invalid_slug_is_rejected_before_starting(temporal_env: WorkflowEnvironment, bad: str) -> None:
     with pytest.raises(ValueError, match="invalid team slug"):
         await start_provision_team(temporal_env.client, bad, "Name", "someone", task_queue="never-used")
+
+
+async def test_api_provisioner_provisions_and_deprovisions_an_existing_team_row(
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+) -> None:
+    # The API writes the team row (with its owner) first, then hands the team to the provisioner.
+    owner = await store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
+    team = await store.create_team(slug(), "Research", owner.id)
+    provisioner = TemporalTeamProvisioner(temporal_env.client, task_queue=task_queue)
+    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=store))
+    with ThreadPoolExecutor(16) as ex:
+        async with new_worker(temporal_env.client, task_queue, acts, ex):
+            await provisioner.provision(team)
+            assert all(objects_in(cluster, team.namespace).values())
+            binding = cluster.get(Ref("rbac.authorization.k8s.io/v1", "RoleBinding", team.namespace, "team-owners"))
+            assert binding is not None
+            assert [s["kind"] for s in binding["subjects"]] == ["Group"]
+            await provisioner.deprovision(team)
+            await provisioner.deprovision(team)  # idempotent
+    assert not any(objects_in(cluster, team.namespace).values())
+    assert await store.get_team(team.slug) == team  # the row is the API's to delete
+
+
+async def test_api_provisioner_failure_leaves_the_row_to_the_api(
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+) -> None:
+    team = await store.create_team(slug(), "Fragile", None)
+    teams = IdentityTeamStore(store=store)
+    failing = FailingAt(teams, cluster)
+    acts = [a for a in build_activities(WorkerSettings(), cluster=cluster, teams=teams) if a.__name__ != "apply_object"]
+    provisioner = TemporalTeamProvisioner(temporal_env.client, task_queue=task_queue)
+    with ThreadPoolExecutor(16) as ex:
+        async with new_worker(temporal_env.client, task_queue, [*acts, failing.apply_object], ex):
+            with pytest.raises(WorkflowFailed, match="failed at RoleBinding"):
+                await provisioner.provision(team)
+    assert not any(objects_in(cluster, team.namespace).values())
+    assert await store.get_team(team.slug) == team

@@ -104,7 +104,7 @@ async def test_restart_requires_a_component(temporal_env: WorkflowEnvironment, t
     acts = build_activities(
         WorkerSettings(), cluster=KubeCluster("/nonexistent"), restart_backend=LocalRestarts(Path("/nonexistent"))
     )
-    with ThreadPoolExecutor(4) as ex:
+    with ThreadPoolExecutor(16) as ex:
         async with new_worker(temporal_env.client, task_queue, acts, ex):
             with pytest.raises(WorkflowFailed) as err:
                 await restart_components(temporal_env.client, all_components=True, task_queue=task_queue)

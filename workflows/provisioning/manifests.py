@@ -122,7 +122,11 @@ def team_objects(slug: str, team_id: str, owner_user_id: str, shape: TeamShape) 
             "metadata": meta("team-owners"),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
             "subjects": [
-                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": owner_user_id},
+                *(
+                    [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": owner_user_id}]
+                    if owner_user_id
+                    else []
+                ),
                 {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": f"mcp-team:{slug}"},
             ],
         },

@@ -37,7 +37,7 @@ UNDO_DEADLINE = timedelta(minutes=10)
 
 @dataclass
 class ProvisionTeamInput:
-    """Who asks for which team; `shape` carries quota and network settings."""
+    """Who asks for which team (`created_by` may be empty); `shape` carries quota and network settings."""
 
     slug: str
     name: str
@@ -96,15 +96,16 @@ class ProvisionTeam:
                     retry_policy=STEP_RETRY,
                 )
                 self._record(result, step, created, self._undo_object(ref))
-            step = "owner membership"
-            member = Membership(team.id, req.created_by, "owner")
-            added = await workflow.execute_activity_method(
-                ProvisioningActivities.ensure_membership,
-                member,
-                start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=STEP_RETRY,
-            )
-            self._record(result, step, added, self._undo_member(member))
+            if req.created_by:  # empty when the API already wrote the team row and its owner
+                step = "owner membership"
+                member = Membership(team.id, req.created_by, "owner")
+                added = await workflow.execute_activity_method(
+                    ProvisioningActivities.ensure_membership,
+                    member,
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=STEP_RETRY,
+                )
+                self._record(result, step, added, self._undo_member(member))
         except ActivityError as exc:
             undone = await self._compensate()
             cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause or exc)
@@ -163,3 +164,41 @@ class ProvisionTeam:
             schedule_to_close_timeout=UNDO_DEADLINE,
             retry_policy=UNDO_RETRY,
         )
+
+
+@dataclass
+class DeprovisionTeamInput:
+    """The team whose namespace objects go away (the identity store rows are the caller's)."""
+
+    slug: str
+    shape: TeamShape = field(default_factory=TeamShape)
+
+
+def deprovision_workflow_id(slug: str) -> str:
+    """One deprovisioning per slug at a time."""
+    return f"deprovision-team-{slug}"
+
+
+@workflow.defn(name="DeprovisionTeam")
+class DeprovisionTeam:
+    """Delete a team namespace's objects, then the namespace (idempotent; used when a team is deleted)."""
+
+    @workflow.run
+    async def run(self, req: DeprovisionTeamInput) -> list[str]:
+        """The objects that were deleted (already-absent ones are skipped)."""
+        problem = slug_problem(req.slug)
+        if problem:
+            raise ApplicationError(problem, type="InvalidTeam", non_retryable=True)
+        deleted = []
+        for manifest in reversed(team_objects(req.slug, "", "", req.shape)):
+            ref = Ref.of(manifest)
+            gone = await workflow.execute_activity_method(
+                ProvisioningActivities.delete_object,
+                ref,
+                start_to_close_timeout=STEP_TIMEOUT,
+                schedule_to_close_timeout=UNDO_DEADLINE,
+                retry_policy=UNDO_RETRY,
+            )
+            if gone:
+                deleted.append(str(ref))
+        return deleted
