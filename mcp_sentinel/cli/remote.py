@@ -14,8 +14,8 @@ from mcp_sentinel.cli.client import ApiClient, CliError
 from mcp_sentinel.cli.output import emit_json, table
 from mcp_sentinel.stack.config import StackConfig
 
-EVENT_FILTERS = ("source", "event_type", "server", "namespace", "team_id", "human_id", "agent_id", "session_id",
-                 "decision", "tool_name", "reason", "trace_id")
+EVENT_FILTERS = ("source", "event_type", "server", "namespace", "team_id", "cluster", "human_id", "agent_id",
+                 "session_id", "decision", "tool_name", "reason", "rpc_method", "trace_id", "since", "until")
 EVENT_COLUMNS = ("timestamp", "server", "decision", "tool_name", "human_id", "agent_id", "reason")
 
 
