@@ -48,7 +48,7 @@ def component_status(cfg: StackConfig, components: list[Component]) -> list[dict
         pid = _pid(cfg.path("run"), comp.name)
         healthy = _healthy(comp)
         state = "healthy" if healthy else ("unhealthy" if pid is not None else "stopped")
-        probe = comp.health_url or comp.health_port or ""
+        probe = comp.health_url or comp.health_port or ("custom check" if comp.health_check else "")
         rows.append({"name": comp.name, "state": state, "pid": pid, "health": probe})
     return rows
 
