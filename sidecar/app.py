@@ -244,8 +244,8 @@ class Sidecar:
         tp_in = request.headers.get("traceparent", "")
         ex.traceparent = self._traceparent(tp_in)
 
-        # 1. inspect
-        if request.method == "POST":
+        # 1. inspect (PUT/PATCH too: a JSON-RPC call by another verb must not bypass governance, §11.15)
+        if request.method in ("POST", "PUT", "PATCH"):
             ctype = request.headers.get("Content-Type", "")
             if ctype and "json" not in ctype.lower():
                 return self._deny_plain(
@@ -298,6 +298,17 @@ class Sidecar:
         else:
             h = request.headers
             names = _header_names(state, policy)
+            # A repeated identity header is ambiguous (which one did the trusted adapter set?): refuse it.
+            repeated = [n for n in names if len(h.getall(n, ())) > 1]
+            if repeated:
+                return self._deny_plain(
+                    ex,
+                    400,
+                    jsonrpc.INVALID_REQUEST,
+                    f"identity header {repeated[0]} sent more than once",
+                    "ambiguous_identity",
+                    insp.messages[0].id if insp is not None and len(insp.messages) == 1 else None,
+                )
             ex.identity = Identity(
                 human_id=h.get(names[0], "").strip(),
                 agent_id=h.get(names[1], "").strip(),
