@@ -1,0 +1,77 @@
+// MCP server catalog with copy-ready connect configs pointing at the front door.
+import { api } from "../api.js";
+import { h, mount, badge, filterBox, toast } from "../dom.js";
+
+function frontDoor() {
+  return (window.MCP_FRONT_DOOR_URL || location.origin).replace(/\/$/, "");
+}
+
+export function connectConfigs(server, principal) {
+  const url = `${frontDoor()}/${server.name}/mcp`;
+  const headers = {
+    "X-MCP-Human-ID": principal.email || principal.subject || "<your-id>",
+    "X-MCP-Agent-ID": "<agent-id>",
+    "X-MCP-Agent-Session": "<session-name>",
+  };
+  const headerArgs = Object.entries(headers).flatMap(([k, v]) => ["--header", `${k}:${v}`]);
+  return {
+    "Claude Desktop": JSON.stringify({ mcpServers: { [server.name]: {
+      command: "npx", args: ["mcp-remote", url, ...headerArgs] } } }, null, 2),
+    Cursor: JSON.stringify({ mcpServers: { [server.name]: { url, headers } } }, null, 2),
+    "VS Code": JSON.stringify({ servers: { [server.name]: { type: "http", url, headers } } }, null, 2),
+    "Python (mcp)": [
+      "import httpx",
+      "from mcp import Client",
+      "from mcp.client.streamable_http import streamable_http_client",
+      "",
+      `headers = ${JSON.stringify(headers, null, 4)}`,
+      "http = httpx.AsyncClient(headers=headers)",
+      `async with Client(streamable_http_client("${url}", http_client=http)) as client:`,
+      "    print(await client.list_tools())",
+    ].join("\n"),
+  };
+}
+
+function connectPanel(server, principal) {
+  const configs = connectConfigs(server, principal);
+  const names = Object.keys(configs);
+  const pre = h("pre", { class: "code", "data-testid": `connect-${server.name}` }, configs[names[0]]);
+  const buttons = names.map((n, i) => h("button", { type: "button", class: i === 0 ? "active" : "", onclick: (ev) => {
+    pre.textContent = configs[n];
+    for (const b of ev.target.parentNode.children) b.classList.toggle("active", b === ev.target);
+  } }, n));
+  const copy = h("button", { type: "button", class: "secondary", onclick: async () => {
+    try { await navigator.clipboard.writeText(pre.textContent); toast("Copied"); }
+    catch { toast("Select the text and copy it manually", true); }
+  } }, "Copy");
+  return h("div", {}, h("div", { class: "tabs-inner" }, buttons), pre, copy);
+}
+
+function serverCard(server, principal) {
+  const tools = server.tools || [];
+  return h("section", { class: "panel", "data-server": server.name },
+    h("div", { class: "toolbar" },
+      h("h2", {}, server.name, " ", badge(server.namespace)),
+      h("span", {}, server.gateway && server.gateway.enabled ? badge("gateway on", "ok") : badge("no gateway", "warn"))),
+    server.description ? h("p", { class: "muted" }, server.description) : null,
+    h("p", {}, h("strong", {}, `${tools.length} tools: `),
+      tools.map((t) => h("span", { class: "badge", title: t.description || "" },
+        `${t.name} · ${t.sideEffect || t.side_effect || "?"} · ${t.requiredTrust || t.required_trust || "low"}`)).flatMap((b) => [b, " "])),
+    h("details", {}, h("summary", {}, "Connect"), connectPanel(server, principal)));
+}
+
+export async function render(root, { principal }) {
+  const data = await api.get("/runtime/servers");
+  const list = data.servers || [];
+  const holder = h("div", {});
+  const search = filterBox(() => null, "Search servers and tools…");
+  search.addEventListener("input", () => {
+    const q = search.value.trim().toLowerCase();
+    for (const el of holder.children) el.hidden = q !== "" && !el.textContent.toLowerCase().includes(q);
+  });
+  mount(holder, list.length ? list.map((s) => serverCard(s, principal))
+    : h("div", { class: "empty panel" }, "No MCP servers visible to you yet."));
+  mount(root, h("div", { class: "toolbar" }, h("h1", {}, "MCP servers"), search),
+    h("p", { class: "muted" }, `Front door: ${frontDoor()}/<server>/mcp — every call is checked against your grants and session.`),
+    holder);
+}
