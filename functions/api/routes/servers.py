@@ -19,7 +19,7 @@ from pydantic import Field
 
 from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
-from functions.api.routes.governance import Loose
+from functions.api.routes.governance import Loose, team_of_namespace
 from functions.api.routes.governance_scope import (
     SIDE_EFFECTS,
     USER_LABEL,
@@ -216,9 +216,8 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
     if not body.image.strip():
         raise bad_request("image is required")
     team = check_team_id(body.teamID.strip(), "teamID")
-    if not team and not p.is_admin:
-        ref = team_for(p, ns)
-        team = ref.id if ref else ""
+    if not team and ns != SHARED_NAMESPACE:
+        team = await team_of_namespace(request, p, ns)  # a server in a team namespace belongs to that team
     try:
         existing: dict[str, Any] | None = await kcall(kube.servers.get, ns, name)
     except ApiError as exc:

@@ -1,0 +1,276 @@
+"""Runtime governance routes against the local Kubernetes API server: scope rules, validation,
+policy rendering into the ConfigMap and the local policy file, adapter sessions."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory
+from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
+from tests.fixtures.kube import LocalKube
+
+ADMIN = {"x-api-key": ADMIN_KEY}
+TOOLS = [
+    {"name": "search", "sideEffect": "read"},
+    {"name": "delete", "sideEffect": "destructive", "requiredTrust": "high"},
+]
+
+
+@dataclass
+class Gov:
+    api: Api
+    kube: LocalKube
+    out: Path
+    ns: str
+    team: dict[str, Any]
+    owner: dict[str, str]
+    owner_id: str
+    member: dict[str, str]
+    member_id: str
+    other: dict[str, str]
+
+    def policy_file(self, server: str = "srv") -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((self.out / self.ns / f"{server}.json").read_text())
+        return doc
+
+
+def _bearer(body: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+@pytest.fixture
+async def gov(make_api: AppFactory, kube_cluster: LocalKube, tmp_path: Path) -> Gov:
+    api = await make_api(policy_output_dir=str(tmp_path), _backends={"kube": kube_cluster.api})
+    slug = f"g{uuid.uuid4().hex[:8]}"
+    team = (await api.client.post("/api/runtime/teams", json={"slug": slug}, headers=ADMIN)).json()["team"]
+    kube_cluster.kube.ensure_namespace(team["namespace"])
+    owner, member, other = [await api.signup(f"{n}-{slug}@example.com") for n in ("owner", "member", "other")]
+    await api.store.add_member(team["id"], owner["user"]["id"], "owner")
+    await api.store.add_member(team["id"], member["user"]["id"], "member")
+    r = await api.client.post("/api/runtime/servers", headers=ADMIN, json={
+        "name": "srv", "namespace": team["namespace"], "image": "example/srv:1", "port": 8088, "tools": TOOLS,
+        "gateway": {"enabled": True, "port": 8091}, "session": {"required": True},
+    })
+    assert r.status_code == 200, r.text
+    return Gov(api, kube_cluster, tmp_path, team["namespace"], team, _bearer(owner), owner["user"]["id"],
+               _bearer(member), member["user"]["id"], _bearer(other))
+
+
+def grant(g: Gov, **over: Any) -> dict[str, Any]:
+    body = {"name": "g1", "namespace": g.ns, "serverRef": {"name": "srv"},
+            "subject": {"humanID": g.member_id, "agentID": "bot"}, "maxTrust": "medium",
+            "allowedSideEffects": ["read"], "toolRules": [{"name": "search", "decision": "allow"}]}
+    body.update(over)
+    return body
+
+
+async def test_grant_lifecycle_renders_policy(gov: Gov) -> None:
+    c = gov.api.client
+    r = await c.post("/api/runtime/grants", json=grant(gov), headers=gov.owner)
+    assert r.status_code == 200, r.text
+    g = r.json()["grant"]
+    assert g["subject"] == {"humanID": gov.member_id, "agentID": "bot", "teamID": gov.team["id"]}
+    assert g["disabled"] is False and g["maxTrust"] == "medium" and re.match(r"\d{4}-\d\d-\d\dT.*Z$", g["age"])
+    doc = gov.policy_file()
+    assert [x["name"] for x in doc["grants"]] == ["g1"] and doc["grants"][0]["team_id"] == gov.team["id"]
+    cm = gov.kube.kube.read_policy_configmap(gov.ns, "srv")
+    assert cm == (gov.out / gov.ns / "srv.json").read_text()  # same bytes in both delivery targets
+    assert r.json()["policy"]["revision"] == doc["revision"] and r.json()["policy"]["changed"] is True
+
+    # Re-applying the same grant changes nothing: same text, same generated_at (churn avoidance).
+    r = await c.post("/api/runtime/grants", json=grant(gov), headers=gov.owner)
+    assert r.json()["policy"] == {"revision": doc["revision"], "changed": False}
+    assert gov.policy_file() == doc
+
+    r = await c.patch(f"/api/runtime/grants/{gov.ns}/g1", json={"disabled": True}, headers=gov.owner)
+    assert r.json()["disabled"] is True and gov.policy_file()["grants"][0]["disabled"] is True
+    # Omitted `disabled` keeps the stored value on update.
+    await c.post("/api/runtime/grants", json=grant(gov, maxTrust="high"), headers=gov.owner)
+    stored = (await c.get(f"/api/runtime/grants/{gov.ns}/g1", headers=gov.owner)).json()["grant"]
+    assert stored["disabled"] is True and stored["maxTrust"] == "high"
+    r = await c.post(f"/api/runtime/grants/{gov.ns}/g1/enable", headers=gov.owner)
+    assert r.status_code == 200 and "disabled" not in gov.policy_file()["grants"][0]
+    assert [x["name"] for x in (await c.get("/api/runtime/grants", headers=gov.owner)).json()["grants"]] == ["g1"]
+    r = await c.delete(f"/api/runtime/grants/{gov.ns}/g1", headers=gov.owner)
+    assert r.json() == {"success": True, "name": "g1", "namespace": gov.ns, "policy": r.json()["policy"]}
+    assert "grants" not in gov.policy_file()
+    assert (await c.delete(f"/api/runtime/grants/{gov.ns}/g1", headers=gov.owner)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"subject": {}}, "subject needs at least one of humanID, agentID, teamID"),
+        ({"subject": {"teamID": "a b"}}, "subject.teamID must not contain whitespace"),
+        ({"allowedSideEffects": []}, "allowedSideEffects needs at least one"),
+        ({"allowedSideEffects": ["read", "launch"]}, "allowedSideEffects[1] must be read, write, or destructive"),
+        ({"allowedSideEffects": ["read", "read"]}, "allowedSideEffects[1] duplicates read"),
+        ({"maxTrust": "ultra"}, "maxTrust must be low, medium, or high"),
+        ({"toolRules": [{"name": "x", "decision": "maybe"}]}, "toolRules[0].decision must be allow or deny"),
+        ({"toolRules": [{"decision": "allow"}]}, "toolRules[0].name is required"),
+        ({"name": "Bad_Name"}, "name 'Bad_Name' must be a lowercase DNS-1123 name"),
+        ({"serverRef": {"name": "srv", "namespace": "elsewhere"}}, 'serverRef.namespace "elsewhere" must match'),
+        ({"serverRef": {"name": "ghost"}}, 'unknown serverRef: MCPServer "ghost" not found'),
+        ({"subject": "alice"}, "subject"),
+    ],
+)
+async def test_grant_validation(gov: Gov, over: dict[str, Any], message: str) -> None:
+    r = await gov.api.client.post("/api/runtime/grants", json=grant(gov, **over), headers=ADMIN)
+    assert r.status_code == 400, r.text
+    assert message in r.json()["message"]
+    assert gov.kube.kube.grants.list(gov.ns) == []  # nothing half-written
+
+
+async def test_grant_scope_rules(gov: Gov) -> None:
+    c = gov.api.client
+    r = await c.post("/api/runtime/grants", json=grant(gov), headers=gov.member)
+    assert r.status_code == 403 and r.json()["message"] == "forbidden server"
+    r = await c.post("/api/runtime/grants", json=grant(gov), headers=gov.other)
+    assert r.status_code == 403 and r.json()["message"] == "forbidden namespace"
+    r = await c.post("/api/runtime/grants", json=grant(gov, namespace="mcp-servers", serverRef={"name": "server-a"}),
+                     headers=gov.owner)
+    assert r.status_code == 403 and r.json()["message"] == "forbidden namespace"  # shared catalog protected
+    # Namespace defaults to the caller's team namespace.
+    r = await c.post("/api/runtime/grants", json=grant(gov, namespace=""), headers=gov.owner)
+    assert r.status_code == 200 and r.json()["grant"]["namespace"] == gov.ns
+    # Cross-team delegation: an explicit foreign team id is kept.
+    r = await c.post("/api/runtime/grants", json=grant(gov, name="g2", subject={"teamID": "partner-team"}),
+                     headers=gov.owner)
+    assert r.json()["grant"]["subject"] == {"teamID": "partner-team"}
+    assert (await c.get("/api/runtime/grants", headers=gov.member)).json() == {"grants": []}
+    r = await c.get("/api/runtime/grants", params={"namespace": gov.ns}, headers=gov.other)
+    assert r.status_code == 403
+    assert (await c.get(f"/api/runtime/grants/{gov.ns}/g1", headers=gov.member)).status_code == 403
+    assert (await c.get(f"/api/runtime/grants/{gov.ns}/g1", headers=gov.other)).status_code == 403
+    assert (await c.patch(f"/api/runtime/grants/{gov.ns}/g1", json={}, headers=gov.owner)).json()["message"] == \
+        "disabled is required"
+    admin_list = (await c.get("/api/runtime/grants", params={"namespace": gov.ns}, headers=ADMIN)).json()
+    assert sorted(x["name"] for x in admin_list["grants"]) == ["g1", "g2"]
+
+
+async def test_sessions_admin_apply_and_revoke(gov: Gov) -> None:
+    c = gov.api.client
+    body = {"name": "s1", "namespace": gov.ns, "serverRef": {"name": "srv"},
+            "subject": {"humanID": "h", "agentID": "bot"}, "consentedTrust": "low",
+            "expiresAt": "2099-01-01T01:00:00+01:00"}
+    r = await c.post("/api/runtime/sessions", json=body, headers=gov.owner)
+    assert r.status_code == 403 and r.json()["message"] == "admin role required"
+    r = await c.post("/api/runtime/sessions", json={**body, "expiresAt": "tomorrow"}, headers=ADMIN)
+    assert r.status_code == 400 and "expiresAt" in r.json()["message"]
+    r = await c.post("/api/runtime/sessions", json=body, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["session"]["expiresAt"] == "2099-01-01T00:00:00Z"
+    assert gov.policy_file()["sessions"][0]["name"] == "s1"
+    # The team owner administers the server, so it may revoke; the member may not.
+    assert (await c.patch(f"/api/runtime/sessions/{gov.ns}/s1", json={"revoked": True},
+                          headers=gov.member)).status_code == 403
+    r = await c.patch(f"/api/runtime/sessions/{gov.ns}/s1", json={"revoked": True}, headers=gov.owner)
+    assert r.json()["revoked"] is True and gov.policy_file()["sessions"][0]["revoked"] is True
+    assert (await c.patch(f"/api/runtime/sessions/{gov.ns}/s1", json={}, headers=gov.owner)).status_code == 400
+    r = await c.post("/api/runtime/sessions", json=body, headers=ADMIN)  # omitted revoked is preserved
+    assert r.json()["session"]["revoked"] is True
+    assert (await c.post(f"/api/runtime/sessions/{gov.ns}/s1/unrevoke", headers=gov.owner)).json()["revoked"] is False
+    assert [s["name"] for s in (await c.get("/api/runtime/sessions", headers=gov.owner)).json()["sessions"]] == ["s1"]
+    assert (await c.delete(f"/api/runtime/sessions/{gov.ns}/s1", headers=gov.owner)).status_code == 200
+    assert "sessions" not in gov.policy_file()
+    assert (await c.get(f"/api/runtime/sessions/{gov.ns}/s1", headers=ADMIN)).status_code == 404
+
+
+async def test_adapter_sessions(gov: Gov) -> None:
+    c = gov.api.client
+    # No maxTrust on the grant: the consented trust is capped at low (§11.9, matching the renderer).
+    body = grant(gov)
+    del body["maxTrust"]
+    assert (await c.post("/api/runtime/grants", json=body, headers=ADMIN)).status_code == 200
+    ask = {"serverName": "srv", "agentID": "bot", "requestedTrust": "high", "requestedTTL": "10m"}
+    r = await c.post("/api/runtime/adapter/sessions", json=ask, headers=gov.member)
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert re.fullmatch(r"adapter-[0-9a-f]{16}", s["name"]) and s["consentedTrust"] == "low"
+    assert s["namespace"] == gov.ns and s["humanID"] == gov.member_id and s["teamID"] == gov.team["id"]
+    assert s["reused"] is False
+    binding = gov.policy_file()["sessions"][0]
+    assert binding["name"] == s["name"] and binding["consented_trust"] == "low"
+    again = (await c.post("/api/runtime/adapter/sessions", json=ask, headers=gov.member)).json()
+    assert again["reused"] is True and again["name"] == s["name"] and again["expiresAt"] == s["expiresAt"]
+    # A session an administrator revoked is not revived by asking again.
+    await c.patch(f"/api/runtime/sessions/{gov.ns}/{s['name']}", json={"revoked": True}, headers=ADMIN)
+    r = await c.post("/api/runtime/adapter/sessions", json=ask, headers=gov.member)
+    assert r.status_code == 403 and r.json()["error"] == "session_revoked"
+    # Other agents, other people, service keys, bad input.
+    r = await c.post("/api/runtime/adapter/sessions", json={**ask, "agentID": "intruder"}, headers=gov.member)
+    assert r.status_code == 403
+    r = await c.post("/api/runtime/adapter/sessions", json={**ask, "namespace": gov.ns}, headers=gov.other)
+    assert r.status_code == 403
+    assert (await c.post("/api/runtime/adapter/sessions", json=ask,
+                         headers={"x-api-key": USER_SERVICE_KEY})).status_code == 401
+    for bad, msg in (({"requestedTTL": "forever"}, "requestedTTL"), ({"requestedTTL": "-5m"}, "requestedTTL"),
+                     ({"agentID": ""}, "agentID is required"), ({"requestedTrust": "max"}, "requestedTrust"),
+                     ({"serverName": "../x"}, "serverName")):
+        r = await c.post("/api/runtime/adapter/sessions", json={**ask, **bad}, headers=gov.member)
+        assert r.status_code == 400 and msg in r.json()["message"], (bad, r.text)
+    r = await c.post("/api/runtime/adapter/sessions", json={**ask, "serverName": "ghost"}, headers=gov.member)
+    assert r.status_code == 404
+
+
+async def test_rendered_policy_route(gov: Gov) -> None:
+    c = gov.api.client
+    await c.post("/api/runtime/grants", json=grant(gov), headers=ADMIN)
+    r = await c.get("/api/runtime/policy", params={"namespace": gov.ns, "server": "srv"}, headers=gov.owner)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["source"] == f"configmap/{gov.ns}/srv-gateway-policy"
+    assert json.loads(body["json"])["revision"] == body["revision"] == gov.policy_file()["revision"]
+    assert body["server"] == {"name": "srv", "namespace": gov.ns, "team_id": gov.team["id"], "cluster": "local"}
+    params = {"namespace": gov.ns, "server": "srv"}
+    assert (await c.get("/api/runtime/policy", params=params, headers=gov.member)).status_code == 403
+    assert (await c.get("/api/runtime/policy", params={"namespace": gov.ns}, headers=ADMIN)).status_code == 400
+    r = await c.get("/api/runtime/policy", params={"namespace": gov.ns, "server": "ghost"}, headers=ADMIN)
+    assert r.status_code == 404 and r.json()["message"] == "policy not found"
+
+
+async def test_servers_quota_conflict_and_retire(make_api: AppFactory, gov: Gov) -> None:
+    c = gov.api.client
+    srv = {"name": "mine", "image": "example/mine:1", "tools": TOOLS}
+    r = await c.post("/api/runtime/servers", json=srv, headers=gov.member)
+    assert r.status_code == 200 and r.json()["server"]["namespace"] == gov.ns
+    assert r.json()["server"]["teamID"] == gov.team["id"]
+    r = await c.post("/api/runtime/servers", json=srv, headers=gov.member)
+    assert r.status_code == 409
+    assert (await c.post("/api/runtime/servers", json={**srv, "update": True}, headers=gov.member)).status_code == 200
+    r = await c.post("/api/runtime/servers", json={**srv, "scope": "public"}, headers=gov.member)
+    assert r.status_code == 403
+    r = await c.post("/api/runtime/servers", json={**srv, "name": "t2", "tools": [{"name": "x"}]}, headers=gov.member)
+    assert r.status_code == 400 and "tools[0].sideEffect" in r.json()["message"]
+    tools = (await c.get("/api/runtime/tools", params={"namespace": gov.ns}, headers=gov.member)).json()["tools"]
+    assert {(t["server"], t["name"]) for t in tools} >= {("mine", "search"), ("srv", "delete")}
+    listed = (await c.get("/api/runtime/servers", headers=gov.member)).json()["servers"]
+    assert {s["namespace"] for s in listed} >= {"mcp-servers", gov.ns}
+    assert (await c.get("/api/runtime/servers", params={"namespace": gov.ns}, headers=gov.other)).status_code == 403
+    # The member created `mine`, so it administers it (and not `srv`, which the admin created).
+    assert (await c.delete(f"/api/runtime/servers/{gov.ns}/srv", headers=gov.member)).status_code == 403
+    assert (await c.delete(f"/api/runtime/servers/{gov.ns}/mine", headers=gov.member)).status_code == 200
+    assert (await c.delete(f"/api/runtime/servers/{gov.ns}/mine", headers=gov.member)).status_code == 404
+
+    # Quota: one active server per user.
+    limited = await make_api(active_server_limit=1, _backends={"kube": gov.kube.api})
+    await limited.client.post("/api/runtime/servers", json={**srv, "name": "q1"}, headers=gov.owner)
+    r = await limited.client.post("/api/runtime/servers", json={**srv, "name": "q2"}, headers=gov.owner)
+    assert r.status_code == 429 and "limit" in r.json()["message"]
+    cooled = await make_api(active_server_limit=0, push_cooldown_seconds=600, _backends={"kube": gov.kube.api})
+    r = await cooled.client.post("/api/runtime/servers", json={**srv, "name": "q3"}, headers=gov.owner)
+    assert r.status_code == 429 and "next_allowed_at" in r.json()["message"] and int(r.headers["retry-after"]) > 500
+
+
+async def test_unconfigured_kubernetes_is_503(make_api: AppFactory) -> None:
+    api = await make_api()
+    for path in ("/api/runtime/grants", "/api/runtime/sessions", "/api/runtime/servers"):
+        r = await api.client.get(path, headers=ADMIN)
+        assert r.status_code == 503 and "kubernetes" in r.json()["message"], path
