@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
+from tests.fixtures.kube import LocalKube, kube_cluster, kube_namespace  # noqa: F401 - re-exported fixtures
 from tests.fixtures.postgres import pg_cluster, pg_dsn  # noqa: F401 - re-exported fixtures
 from tests.fixtures.temporal import (  # noqa: F401 - re-exported fixtures
     _temporal_ports,
@@ -25,61 +19,11 @@ from tests.fixtures.temporal import (  # noqa: F401 - re-exported fixtures
 from workflows.cluster import Obj
 from workflows.kube import KubeCluster
 
-CRDS = (("MCPServer", "mcpservers"), ("MCPAccessGrant", "mcpaccessgrants"), ("MCPAgentSession", "mcpagentsessions"))
-
-
-def _crd(kind: str, plural: str) -> Obj:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.mcpruntime.org"},
-        "spec": {
-            "group": "mcpruntime.org",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": "v1alpha1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                }
-            ],
-        },
-    }
-
 
 @pytest.fixture(scope="session")
-def kubeconfig() -> Iterator[str]:
-    """The project's local Kubernetes API server (a real process) with the mcpruntime.org CRDs registered."""
-    # A kube stack part / tests/fixtures/kube.py may replace this once it lands; the process is the same.
-    data = Path(tempfile.mkdtemp(prefix="sentinel-wf-kube-"))
-    cfg = StackConfig(data_dir=data, ports=Ports.free())
-    kc = data / "kube" / "kubeconfig"
-    comp = Component(
-        name="kube-apiserver",
-        argv=[
-            PYTHON,
-            "-m",
-            "mcp_sentinel.kube.apiserver",
-            "--port",
-            str(cfg.ports.kube_api),
-            "--kubeconfig-out",
-            str(kc),
-        ],
-        health_check=kc.exists,
-        startup_timeout=60.0,
-    )
-    try:
-        with Supervisor(cfg) as sup:
-            sup.start(comp)
-            cluster = KubeCluster(str(kc))
-            for kind, plural in CRDS:
-                cluster._call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", _crd(kind, plural))
-            yield str(kc)
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
+def kubeconfig(kube_cluster: LocalKube) -> str:  # noqa: F811 - the imported fixture
+    """Kubeconfig of the local API server (real `kube` stack part, CRDs from knative/crds installed)."""
+    return str(kube_cluster.kubeconfig)
 
 
 @pytest.fixture
@@ -89,11 +33,9 @@ def cluster(kubeconfig: str) -> KubeCluster:
 
 
 @pytest.fixture
-def namespace(cluster: KubeCluster) -> str:
+def namespace(kube_namespace: str) -> str:  # noqa: F811 - the imported fixture
     """A fresh namespace per test (tests share one API server)."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
+    return kube_namespace
 
 
 def mcp_server(namespace: str, name: str, tools: list[str] | None = None) -> Obj:

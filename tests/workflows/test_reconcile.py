@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -76,7 +77,9 @@ async def test_reconcile_renders_repairs_drift_and_is_quiet_otherwise(
     repaired = await reconcile(worker, task_queue)
     assert mine(repaired.drifted, namespace) == [f"{namespace}/beta"]
     after = cluster.get(cm_ref)
-    assert after is not None and after["data"]["policy.json"] == good["data"]["policy.json"]
+    assert after is not None
+    # Same content (revision); a rewritten payload carries a fresh generated_at (§2.6).
+    assert json.loads(after["data"]["policy.json"])["revision"] == json.loads(good["data"]["policy.json"])["revision"]
 
     metrics = await asyncio.to_thread(scrape, temporal_metrics_url)
     assert "sentinel_policy_drift{" in metrics and 'server="beta"' in metrics
@@ -90,9 +93,10 @@ async def test_invalid_render_keeps_the_last_good_policy(
     cm_ref = Ref("v1", "ConfigMap", namespace, "gamma-gateway-policy")
     good = cluster.get(cm_ref)
     assert good is not None
-    # Two tools with one name fail validation (§2.7): the render is refused, the old policy stays.
+    # OAuth without an issuer passes the CRD schema but fails policy validation (§2.7 step 6):
+    # the render is refused and the old policy stays.
     ref = Ref("mcpruntime.org/v1alpha1", "MCPServer", namespace, "gamma")
-    cluster.merge_patch(ref, {"spec": {"tools": [{"name": "dup"}, {"name": "dup"}]}})
+    cluster.merge_patch(ref, {"spec": {"auth": {"mode": "oauth"}}})
     result = await reconcile(worker, task_queue)
     failed = mine(result.failed, namespace)
     assert len(failed) == 1 and failed[0].startswith(f"{namespace}/gamma: invalid policy render")

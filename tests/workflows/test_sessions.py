@@ -74,7 +74,8 @@ async def test_expiry_marks_the_session_and_rerenders_the_policy(
     assert result.outcome == "expired" and parse_time(result.expires_at) == expires
     assert result.policy_changed and not result.policy_error
     cr = cluster.get(Ref("mcpruntime.org/v1alpha1", "MCPAgentSession", namespace, name))
-    assert cr is not None and cr["status"]["phase"] == "Expired" and cr["status"]["expiredAt"]
+    assert cr is not None and cr["status"]["phase"] == "Expired"
+    assert cr["status"]["conditions"][0]["type"] == "Expired" and cr["status"]["conditions"][0]["status"] == "True"
     policy_file = tmp_path / "policies" / namespace / "notes.json"
     cm = cluster.get(Ref("v1", "ConfigMap", namespace, "notes-gateway-policy"))
     assert cm is not None and cm["data"]["policy.json"] == policy_file.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -31,7 +32,11 @@ def test_temporal_and_worker_parts_start_and_serve(tmp_path: Path) -> None:
         sup.start_all(temporal_part.components(cfg) + worker_part.components(cfg))
         status, _ = get(cfg.url("temporal_ui"))
         assert status == 200  # the Temporal UI is served (README link)
-        status, metrics = get(cfg.url("worker_metrics", "/metrics"))
+        for _ in range(100):  # SDK metrics appear once the pollers report
+            status, metrics = get(cfg.url("worker_metrics", "/metrics"))
+            if "temporal_" in metrics:
+                break
+            time.sleep(0.1)
         assert status == 200 and "temporal_" in metrics
 
         async def schedule_exists() -> bool:

@@ -55,8 +55,18 @@ class SessionActivities:
         try:
             if req.phase == "Revoked" and not spec.get("revoked"):
                 self.cluster.merge_patch(ref, {"spec": {"revoked": True}})
-            stamp = "expiredAt" if req.phase == "Expired" else "revokedAt"
-            self.cluster.merge_patch(ref, {"status": {"phase": req.phase, stamp: req.at}}, status=True)
+            # Fields of the CRD's status schema only (unknown ones would be pruned).
+            reason = "ExpiresAtReached" if req.phase == "Expired" else "Revoked"
+            message = f"session {req.phase.lower()} at {req.at}"
+            condition = {
+                "type": req.phase,
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": req.at,
+            }
+            status = {"phase": req.phase, "message": message, "conditions": [condition]}
+            self.cluster.merge_patch(ref, {"status": status}, status=True)
         except NotFound:
             return SessionServer(False, found.namespace, found.server)
         return found
