@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mcp_sentinel.storage.client import ClickHouseSettings
+from mcp_sentinel.storage.events import DEDUP_MODES
 
 DEFAULT_PORT = 8085
 
@@ -22,12 +23,22 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ProcessorSettings:
     """`PORT` (8085), `METRICS_PORT` (9102), ClickHouse settings, and micro-batching knobs.
 
     `BATCH_MAX_EVENTS` (5000) and `BATCH_MAX_WAIT_MS` (20) bound one INSERT; `MAX_PENDING_EVENTS`
     (50000) is where intake pauses (requests wait) until ClickHouse catches up.
+    `DEDUP_RECENT_IDS` (200000, 0 = off) bounds the set of recently stored ids that are skipped
+    and counted as duplicates, warmed on start-up from events of the last `DEDUP_WARM_MINUTES`
+    (15); `DEDUP_MODE=full` also asks the table about every other id (cost grows with the table).
     """
 
     port: int = DEFAULT_PORT
@@ -37,6 +48,9 @@ class ProcessorSettings:
     batch_max_wait_ms: int = 20
     max_pending_events: int = 50_000
     service_name: str = "mcp-sentinel-processor"
+    dedup_recent_ids: int = 200_000
+    dedup_warm_minutes: int = 15
+    dedup_mode: str = "recent"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
@@ -50,4 +64,7 @@ class ProcessorSettings:
             batch_max_wait_ms=_int(env, "BATCH_MAX_WAIT_MS", 20, minimum=0),
             max_pending_events=_int(env, "MAX_PENDING_EVENTS", 50_000),
             service_name=env.get("OTEL_SERVICE_NAME", "mcp-sentinel-processor"),
+            dedup_recent_ids=_int(env, "DEDUP_RECENT_IDS", 200_000, minimum=0),
+            dedup_warm_minutes=_int(env, "DEDUP_WARM_MINUTES", 15, minimum=0),
+            dedup_mode=_choice(env, "DEDUP_MODE", "recent", DEDUP_MODES),
         )

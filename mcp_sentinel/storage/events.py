@@ -1,21 +1,43 @@
 """`EventWriter`: idempotent, batched inserts of audit events.
 
 One call writes one batch as one INSERT (one part), so callers batch explicitly: the processor
-collects concurrent deliveries for a few milliseconds and writes them together. Ids already
-stored are skipped before inserting (counted as duplicates); a race between two writers with the
-same id is still harmless because the table is a ReplacingMergeTree read with `FINAL`.
+collects concurrent deliveries for a few milliseconds and writes them together.
+
+Idempotency has two layers:
+
+* **Visibility (exact, unbounded):** a redelivered event carries the same id *and* time (Kafka,
+  the dispatcher and the sidecar spool all resend the stored CloudEvent), so it has the same
+  `(timestamp, event_id)` sort key and the ReplacingMergeTree, always read with `FINAL`, shows it
+  once, whichever process wrote it and however long ago.
+* **Skipping and counting (recent):** ids this writer stored recently (`RecentIds`, warmed from
+  the table on start-up) are skipped before inserting and reported as duplicates; that also
+  keeps a producer that re-sends an id with a *different* time from creating a second row.
+
+`dedup="full"` adds the old per-batch `SELECT … WHERE event_id IN (…)` for ids the recent set
+does not know. Its cost grows with the table (the bloom filter cannot prune granules for a
+thousand-id set), so it is opt-in; see docs/decisions.md.
+
+Rows are sent as `RowBinary` built here: cheaper than clickhouse-connect's generic row →
+Native conversion, and the embedded server hands the body to the engine untouched.
 """
 
 from __future__ import annotations
 
 import json
+import struct
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mcp_sentinel.storage.client import validate_database
 from mcp_sentinel.storage.schema import EVENTS_TABLE, INSERT_COLUMNS
+
+DEDUP_MODES = ("recent", "full")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_INT64 = struct.Struct("<q")
 
 
 @dataclass(frozen=True)
@@ -33,13 +55,19 @@ class EventRecord:
     def from_envelope(cls, env: Any) -> EventRecord:
         """Build from an `mcp_sentinel.envelope.Envelope` (duck-typed to keep this module light)."""
         payload: Mapping[str, Any] = env.payload
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:  # lone surrogates from "\ud800" escapes: keep them as JSON escapes
+                text = json.dumps(payload, separators=(",", ":"))
         return cls(
             event_id=env.id,
             timestamp=env.timestamp,
             trace_id=env.trace_id,
             source=env.source,
             event_type=env.event_type,
-            payload=json.dumps(dict(payload), separators=(",", ":"), ensure_ascii=False),
+            payload=text,
         )
 
 
@@ -51,47 +79,159 @@ class WriteResult:
     duplicates: tuple[str, ...]
 
 
-class EventWriter:
-    """Writes batches of `EventRecord` into `<database>.events`."""
+class RecordEncodingError(ValueError):
+    """A record cannot be encoded as UTF-8 (e.g. a lone surrogate in its id); retrying will not help."""
 
-    def __init__(self, client: Any, database: str = "mcp") -> None:
+    def __init__(self, event_id: str, field: str) -> None:
+        super().__init__(f"event {event_id!r}: field {field!r} is not valid UTF-8 text")
+        self.event_id = event_id
+        self.field = field
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _string(value: str, rec: EventRecord, field: str) -> bytes:
+    try:
+        raw = value.encode()
+    except UnicodeEncodeError:
+        raise RecordEncodingError(rec.event_id, field) from None
+    return _varint(len(raw)) + raw
+
+
+def encode_rowbinary(records: Iterable[EventRecord]) -> bytes:
+    """`INSERT_COLUMNS` rows in ClickHouse `RowBinary` (strings length-prefixed, DateTime64(3) as Int64 ms).
+
+    Timestamps are floored to milliseconds, as clickhouse-connect does for DateTime64(3).
+    """
+    parts: list[bytes] = []
+    append = parts.append
+    for r in records:
+        append(_string(r.event_id, r, "event_id"))
+        append(_INT64.pack((r.timestamp - _EPOCH) // _MS))
+        append(_string(r.trace_id, r, "trace_id"))
+        append(_string(r.source, r, "source"))
+        append(_string(r.event_type, r, "event_type"))
+        append(_string(r.payload, r, "payload"))
+    return b"".join(parts)
+
+
+def _sql_string(value: str) -> str:
+    # Ids go into the statement text as literals: clickhouse-connect's parameter escaping walks
+    # every character in Python, which cost more than the query itself for thousand-id sets.
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class RecentIds:
+    """The ids stored most recently (first in, first out), bounded by `capacity`; 0 disables it."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError("capacity must be >= 0")
+        self.capacity = capacity
+        self._ids: dict[str, None] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def add(self, ids: Iterable[str]) -> None:
+        """Remember ids, forgetting the oldest beyond capacity."""
+        if not self.capacity:
+            return
+        store = self._ids
+        for i in ids:
+            store.pop(i, None)  # re-adding moves it to the young end
+            store[i] = None
+        excess = len(store) - self.capacity
+        if excess > 0:
+            for old in self._oldest(excess):
+                del store[old]
+
+    def _oldest(self, n: int) -> list[str]:
+        it = iter(self._ids)
+        return [next(it) for _ in range(n)]
+
+
+class EventWriter:
+    """Writes batches of `EventRecord` into `<database>.events`.
+
+    `recent_ids` bounds the in-memory set of recently stored ids; `dedup="full"` also asks the
+    table about ids the set does not know (exact counts across restarts and replicas, at a cost
+    that grows with the table).
+    """
+
+    def __init__(self, client: Any, database: str = "mcp", *, recent_ids: int = 200_000, dedup: str = "recent") -> None:
+        if dedup not in DEDUP_MODES:
+            raise ValueError(f"dedup must be one of {DEDUP_MODES}, got {dedup!r}")
         self.client = client
         self.database = validate_database(database)
         self.table = f"{self.database}.{EVENTS_TABLE}"
+        self.dedup = dedup
+        self.recent = RecentIds(recent_ids)
+        self._lock = threading.Lock()
 
     def existing_ids(self, records: Sequence[EventRecord]) -> set[str]:
         """Ids among `records` already stored, whatever timestamp they were stored with.
 
-        Not bounded by time: a producer that re-sends an id with another timestamp must still not
-        create a second row (the sort key alone would not collapse it). The `event_id` bloom
-        filter keeps this to the granules that may hold the ids.
+        Not bounded by time, so it reads the `event_id` column of the whole table: use it for
+        audits and `dedup="full"`, not on every batch of a large table.
         """
         if not records:
             return set()
-        rows = self.client.query(
-            f"SELECT DISTINCT event_id FROM {self.table} WHERE event_id IN {{ids:Array(String)}}",
-            parameters={"ids": [r.event_id for r in records]},
-        ).result_rows
+        ids = ",".join(_sql_string(r.event_id) for r in records)
+        rows = self.client.query(f"SELECT DISTINCT event_id FROM {self.table} WHERE event_id IN ({ids})").result_rows
         return {str(r[0]) for r in rows}
+
+    def warm(self, window: timedelta = timedelta(minutes=15)) -> int:
+        """Load the ids of events timestamped within `window` of now (newest first, up to capacity).
+
+        Run on start-up so a redelivery after a restart is still recognised and counted.
+        """
+        if not self.recent.capacity:
+            return 0
+        since = (datetime.now(UTC) - window).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        rows = self.client.query(
+            f"SELECT event_id FROM {self.table} WHERE timestamp >= toDateTime64({_sql_string(since)}, 3, 'UTC') "
+            f"ORDER BY timestamp DESC LIMIT {int(self.recent.capacity)}"
+        ).result_rows
+        with self._lock:
+            self.recent.add(str(r[0]) for r in reversed(rows))
+        return len(rows)
 
     def write(self, records: Iterable[EventRecord]) -> WriteResult:
         """Insert the records whose ids are new, as one INSERT; returns what was inserted and skipped."""
         unique: dict[str, EventRecord] = {}
         duplicates: list[str] = []
-        for rec in records:
-            if rec.event_id in unique:
-                duplicates.append(rec.event_id)
-            else:
-                unique[rec.event_id] = rec
-        if not unique:
-            return WriteResult((), tuple(duplicates))
-        stored = self.existing_ids(list(unique.values()))
-        fresh = [r for r in unique.values() if r.event_id not in stored]
-        duplicates.extend(i for i in unique if i in stored)
-        if fresh:
-            self.client.insert(
-                self.table,
-                [[r.event_id, r.timestamp, r.trace_id, r.source, r.event_type, r.payload] for r in fresh],
-                column_names=list(INSERT_COLUMNS),
-            )
+        with self._lock:
+            recent = self.recent
+            for rec in records:
+                if rec.event_id in unique or rec.event_id in recent:
+                    duplicates.append(rec.event_id)
+                else:
+                    unique[rec.event_id] = rec
+            if not unique:
+                return WriteResult((), tuple(duplicates))
+            fresh = list(unique.values())
+            if self.dedup == "full":
+                stored = self.existing_ids(fresh)
+                if stored:
+                    fresh = [r for r in fresh if r.event_id not in stored]
+                    duplicates.extend(i for i in unique if i in stored)
+            if fresh:
+                self.client.raw_insert(
+                    self.table, column_names=list(INSERT_COLUMNS), insert_block=encode_rowbinary(fresh), fmt="RowBinary"
+                )
+            # Only after the INSERT succeeded: a failed batch must be retried in full.
+            recent.add(r.event_id for r in fresh)
         return WriteResult(tuple(r.event_id for r in fresh), tuple(duplicates))
