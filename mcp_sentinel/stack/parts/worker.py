@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.parts.postgres import postgres_dsn
 from mcp_sentinel.stack.supervisor import PYTHON, Component, tcp_open
-
-
-def postgres_dsn(cfg: StackConfig) -> str:
-    """The local identity store (the `postgres` part's cluster)."""
-    return f"postgresql://postgres@{cfg.host}:{cfg.ports.postgres}/postgres"
 
 
 def worker_env(cfg: StackConfig) -> dict[str, str]:
