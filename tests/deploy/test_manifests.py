@@ -163,7 +163,7 @@ def test_sidecar_example_hardening() -> None:
     assert env["POLICY_FILE"]["value"] == "/var/run/mcp-runtime/policy/policy.json"
     assert env["AUDIT_SPOOL_DIR"]["value"] in mounts
     assert "secretKeyRef" in env["ANALYTICS_API_KEY"]["valueFrom"]
-    assert gateway["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/.sentinel/ready"
     policy_volume = next(v for v in spec["volumes"] if v["name"] == policy["name"])
     cm = _find("ConfigMap", policy_volume["configMap"]["name"])
     assert "policy.json" in cm["data"]
