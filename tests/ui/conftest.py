@@ -1,0 +1,74 @@
+"""UI test fixtures: the real API (with its real Postgres) as the UI's upstream, and UI apps on top."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from functions.ui.app import create_app
+from functions.ui.settings import UiSettings
+from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.parts import api, postgres
+from mcp_sentinel.stack.supervisor import Supervisor
+
+USER = ("test@mcpruntime.org", "test@123")
+ADMIN = ("admin@mcpruntime.org", "admin@123")
+
+
+@pytest.fixture(scope="session")
+def backend() -> Iterator[StackConfig]:
+    """Postgres + the API function as real processes (the wiring `sentinel up` uses)."""
+    # Not pytest's tmp_path: its 0700 root-owned parents are unreachable for the postgres user.
+    data = Path(tempfile.mkdtemp(prefix="sentinel-ui-"))
+    data.chmod(0o755)
+    cfg = StackConfig(data_dir=data, ports=Ports.free())
+    try:
+        with Supervisor(cfg) as sup:
+            sup.start_all([*postgres.components(cfg), *api.components(cfg)])
+            yield cfg
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def ui_settings(cfg: StackConfig, session_dir: Path, **overrides: Any) -> UiSettings:
+    """UI settings pointing at the backend's API."""
+    base = UiSettings(
+        api_upstream=cfg.url("api"),
+        session_dir=session_dir,
+        admin_api_keys=frozenset({cfg.admin_api_key}),
+    )
+    return replace(base, **overrides)
+
+
+@pytest.fixture
+def make_client(backend: StackConfig, tmp_path: Path) -> Iterator[Any]:
+    """Factory: a TestClient (https base URL, so Secure cookies round-trip) over a fresh UI app."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        # A fresh session folder per client: each stands for a separate browser on a separate UI.
+        session_dir = overrides.pop("session_dir", tmp_path / f"sessions-{len(clients)}")
+        settings = ui_settings(backend, session_dir, **overrides)
+        client = TestClient(create_app(settings), base_url="https://ui.test")
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+def login(client: TestClient, who: tuple[str, str] = USER) -> dict[str, Any]:
+    """Sign in with email/password; returns the body (principal + csrf_token)."""
+    resp = client.post("/auth/login", json={"email": who[0], "password": who[1]})
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
