@@ -34,7 +34,7 @@ def test_security_headers_and_strict_csp(make_client):
         assert "http" not in csp.replace("'self'", "")  # no external origin at all
         assert h["strict-transport-security"].startswith("max-age=63072000")
     assert c.get("/auth/status").headers["cache-control"].startswith("no-store")
-    g = make_client(google_client_id="cid.apps.googleusercontent.com" / "ui-google-test")
+    g = make_client(google_client_id="cid.apps.googleusercontent.com")
     assert "https://accounts.google.com" in g.get("/").headers["content-security-policy"]
 
 
