@@ -69,7 +69,8 @@ def raw_http(port: int, data: bytes, timeout: float = 10.0) -> bytes:
 
 def statuses(raw: bytes) -> list[int]:
     """Every HTTP status line found in a raw response stream (one per response on the connection)."""
-    return [int(line.split()[1]) for line in raw.split(b"\r\n") if line.startswith(b"HTTP/1.") and len(line.split()) > 1]
+    lines = raw.split(b"\r\n")
+    return [int(line.split()[1]) for line in lines if line.startswith(b"HTTP/1.") and len(line.split()) > 1]
 
 
 def doc_exists(url: str, title: str) -> bool:
