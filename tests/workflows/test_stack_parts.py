@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -13,11 +15,17 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from mcp_sentinel.identity.store import IdentityStore
 from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.parts import kube as kube_part
+from mcp_sentinel.stack.parts import postgres as postgres_part
 from mcp_sentinel.stack.parts import temporal as temporal_part
 from mcp_sentinel.stack.parts import worker as worker_part
 from mcp_sentinel.stack.supervisor import Supervisor
 from tests.workflows.conftest import worker_env
+from workflows.client import start_provision_team
+from workflows.cluster import Ref
+from workflows.kube import KubeCluster
 from workflows.worker import WorkerSettings
 
 
@@ -26,32 +34,49 @@ def get(url: str) -> tuple[int, str]:
         return int(resp.status), resp.read().decode(errors="replace")
 
 
-def test_temporal_and_worker_parts_start_and_serve(tmp_path: Path) -> None:
-    cfg = StackConfig(data_dir=tmp_path, ports=Ports.free())
-    with Supervisor(cfg) as sup:
-        sup.start_all(temporal_part.components(cfg) + worker_part.components(cfg))
-        status, _ = get(cfg.url("temporal_ui"))
-        assert status == 200  # the Temporal UI is served (README link)
-        for _ in range(100):  # SDK metrics appear once the pollers report
-            status, metrics = get(cfg.url("worker_metrics", "/metrics"))
-            if "temporal_" in metrics:
-                break
-            time.sleep(0.1)
-        assert status == 200 and "temporal_" in metrics
+def test_local_stack_parts_provision_a_team_end_to_end() -> None:
+    """postgres + kube + temporal + worker parts as `sentinel up` runs them; the API's helper drives them."""
+    # Not pytest's tmp_path: its 0700 parents are unreachable for the postgres user.
+    data = Path(tempfile.mkdtemp(prefix="sentinel-wf-stack-"))
+    data.chmod(0o755)
+    cfg = StackConfig(data_dir=data, ports=Ports.free())
+    parts = [postgres_part, kube_part, temporal_part, worker_part]
+    try:
+        with Supervisor(cfg) as sup:
+            sup.start_all([c for part in parts for c in part.components(cfg)])
+            status, _ = get(cfg.url("temporal_ui"))
+            assert status == 200  # the Temporal UI is served (README link)
+            for _ in range(100):  # SDK metrics appear once the pollers report
+                status, metrics = get(cfg.url("worker_metrics", "/metrics"))
+                if "temporal_" in metrics:
+                    break
+                time.sleep(0.1)
+            assert status == 200 and "temporal_" in metrics
 
-        async def schedule_exists() -> bool:
-            client = await Client.connect(f"{cfg.host}:{cfg.ports.temporal}")
-            for _ in range(100):  # the worker creates it right after it opens its metrics port
+            async def drive() -> tuple[str, bool]:
+                client = await Client.connect(f"{cfg.host}:{cfg.ports.temporal}")
+                for _ in range(100):  # the worker creates it right after it opens its metrics port
+                    try:
+                        await client.get_schedule_handle("policy-reconcile").describe()
+                        break
+                    except RPCError:
+                        await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("no policy-reconcile schedule")
+                team = await start_provision_team(client, "stack-e2e", "Stack E2E", "", wait_seconds=60)
+                store = await IdentityStore.open(postgres_part.postgres_dsn(cfg))
                 try:
-                    desc = await client.get_schedule_handle("policy-reconcile").describe()
-                except RPCError:
-                    await asyncio.sleep(0.1)
-                    continue
-                return desc.id == "policy-reconcile"
-            return False
+                    row = await store.get_team("stack-e2e")
+                finally:
+                    await store.close()
+                return team.namespace, row is not None and row.id == team.team_id
 
-        assert asyncio.run(schedule_exists())
-    assert (tmp_path / "temporal" / "temporal.db").exists()  # durable across `sentinel up` runs
+            ns, in_store = asyncio.run(drive())
+            assert ns == "mcp-team-stack-e2e" and in_store
+            assert KubeCluster(str(cfg.kubeconfig)).get(Ref("v1", "ResourceQuota", ns, "team-quota")) is not None
+        assert (data / "temporal" / "temporal.db").exists()  # durable across `sentinel up` runs
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def test_worker_part_environment_matches_the_conventions(tmp_path: Path) -> None:
