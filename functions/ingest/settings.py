@@ -71,6 +71,7 @@ class IngestSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     produce_timeout_ms: int = 10_000
     linger_ms: int = 5
+    enable_idempotence: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestSettings:
@@ -99,4 +100,5 @@ class IngestSettings:
             allow_unauthenticated=_truthy(environ.get("INGEST_ALLOW_UNAUTHENTICATED")),
             produce_timeout_ms=_int(environ, "KAFKA_PRODUCE_TIMEOUT_MS", 10_000),
             linger_ms=_int(environ, "KAFKA_LINGER_MS", 5),
+            enable_idempotence=_truthy(environ.get("KAFKA_ENABLE_IDEMPOTENCE")),
         )

@@ -27,15 +27,13 @@ from mcp_sentinel.stack.parts import ingest as ingest_part
 from mcp_sentinel.stack.supervisor import http_ok
 from tests.fixtures.kafka import KafkaStack, count_topic, read_topic
 
-pytest_plugins = ["tests.fixtures.kafka"]
-
 KEY = "ingest-key-1"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TP = f"00-{TRACE}-00f067aa0ba902b7-01"
 
 
 class Harness:
-    def __init__(self, stack: KafkaStack, **overrides: object) -> None:
+    def __init__(self, stack: KafkaStack, *, event_spans: bool = True, **overrides: object) -> None:
         self.topic = f"t-{uuid.uuid4().hex[:8]}"
         ensure_topics([stack.bootstrap], [self.topic])
         base = {"brokers": (stack.bootstrap,), "topic": self.topic, "api_keys": parse_api_keys(KEY),
@@ -46,7 +44,8 @@ class Harness:
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.registry = CollectorRegistry()
-        self.app = create_app(self.settings, tracer_provider=provider, registry=self.registry)
+        self.app = create_app(self.settings, tracer_provider=provider, registry=self.registry,
+                              event_spans=event_spans)
         self.bootstrap = stack.bootstrap
 
     def client(self) -> httpx.AsyncClient:
@@ -128,6 +127,54 @@ async def test_batch_keeps_per_server_order_and_per_event_trace(kafka_stack):
     assert all(len(p) == 1 for p in parts_for_key.values())
     first = next(r for r in recs if json.loads(r.value)["i"] == 0)
     assert dict(first.headers)["traceparent"].startswith(f"00-{TRACE}-".encode())
+
+
+async def test_batch_partitions_match_the_kafka_default_partitioner(kafka_stack):
+    # Ingest packs its own per-partition batches; a key must land where any Kafka client's
+    # default (murmur2) partitioner puts it, or per-server order across producers breaks.
+    from kafka.partitioner import murmur2
+
+    h = Harness(kafka_stack)
+    events = [ev(i, server=f"p{i}") for i in range(40)]
+    async with h.client() as c:
+        r = await c.post("/events", content=encode_batch(events),
+                         headers={"content-type": BATCH_CONTENT_TYPE, "x-api-key": KEY})
+    assert r.status_code == 202
+    recs = h.records(40)
+    assert len(recs) == 40
+    parts = [0, 1, 2]
+    assert {rec.partition for rec in recs} == set(parts)  # spread, not one batch on one partition
+    for rec in recs:
+        assert rec.partition == (murmur2(rec.key) & 0x7FFFFFFF) % len(parts)  # Java client's formula
+
+
+async def test_without_event_spans_records_still_continue_each_trace(kafka_stack):
+    """`event_spans=False` (no exporter configured): no kafka.produce spans, same trace structure."""
+    h = Harness(kafka_stack, event_spans=False)
+    events = [ev(i, server="cheap") for i in range(3)]
+    body = encode_batch([(events[0], TP), *events[1:]])
+    async with h.client() as c:
+        r = await c.post("/events", content=body, headers={"content-type": BATCH_CONTENT_TYPE, "x-api-key": KEY})
+        r2 = await c.post("/events", json={"source": "s", "event_type": "t", "payload": {"namespace": "ns1",
+                          "server": "cheap2"}}, headers={"x-api-key": KEY, "traceparent": TP})
+    assert r.status_code == 202 and r2.status_code == 202
+    recs = {json.loads(x.value).get("i", -1): x for x in h.records(4)}
+    assert len(recs) == 4
+    request_span = next(s for s in h.exporter.get_finished_spans() if s.name == "http.server")
+    request_trace = format(request_span.context.trace_id, "032x")
+    seen_span_ids = set()
+    for i, rec in recs.items():
+        hdr = dict(rec.headers)
+        version, trace_id, span_id, flags = hdr["traceparent"].decode().split("-")
+        assert hdr["ce_traceparent"] == hdr["traceparent"] and version == "00"
+        # element 0 and the plain event carried TP; the others continue the batch request's trace
+        assert trace_id == (TRACE if i in (0, -1) else request_trace)
+        assert flags == ("01" if i in (0, -1) else format(request_span.context.trace_flags, "02x"))
+        assert span_id != TP.split("-")[2] and len(span_id) == 16
+        seen_span_ids.add(span_id)
+        assert from_kafka_binary(rec.headers, rec.value).envelope.trace_id == trace_id
+    assert len(seen_span_ids) == 4  # every record is its own hop
+    assert "kafka.produce" not in {s.name for s in h.exporter.get_finished_spans()}
 
 
 async def test_invalid_batch_names_every_bad_field_and_writes_nothing(kafka_stack):
