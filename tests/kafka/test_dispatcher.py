@@ -20,7 +20,6 @@ from mcp_sentinel.stack.parts import dispatcher as dispatcher_part
 from mcp_sentinel.stack.supervisor import PYTHON, Component, http_ok
 from tests.fixtures.kafka import KafkaStack, read_topic
 
-
 SINK = Path(__file__).with_name("sink_server.py")
 
 
