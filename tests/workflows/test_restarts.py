@@ -66,7 +66,7 @@ async def test_kubernetes_rollouts_report_per_component_outcomes(
         async with new_worker(temporal_env.client, task_queue, acts, ex):
             result = await temporal_env.client.execute_workflow(
                 RestartComponent.run,
-                RestartInput(["api", "ingest", "nope"], deadline_seconds=2, poll_seconds=0.1),
+                RestartInput(["api", "ingest"], deadline_seconds=2, poll_seconds=0.1),
                 id=f"restart-{uuid.uuid4()}",
                 task_queue=task_queue,
             )
@@ -74,7 +74,6 @@ async def test_kubernetes_rollouts_report_per_component_outcomes(
     assert by_name["api"].ok, by_name["api"]
     # No controller rolls "ingest" out: the deadline turns it into a failed outcome.
     assert not by_name["ingest"].ok and "not ready by the deadline" in by_name["ingest"].detail
-    assert not by_name["nope"].ok and by_name["nope"].detail == "unknown component 'nope'"
     assert result.ok is False
     for name in ("api", "ingest"):
         dep = cluster.get(Ref("apps/v1", "Deployment", namespace, name))
@@ -163,14 +162,18 @@ async def test_local_backend_restarts_supervised_processes(
             result = await restart_components(
                 temporal_env.client, all_components=True, deadline_seconds=30, task_queue=task_queue
             )
-            missing = await restart_components(
-                temporal_env.client, ["ghost"], deadline_seconds=5, task_queue=task_queue
-            )
+            pids = {n: r.process.pid for n, r in local_stack.running.items()}
+            with pytest.raises(WorkflowFailed) as missing:
+                await restart_components(
+                    temporal_env.client, ["web", "ghost"], deadline_seconds=5, task_queue=task_queue
+                )
     assert result.ok and sorted(o.component for o in result.outcomes) == ["docs", "web"]
     after = {n: r.process.pid for n, r in local_stack.running.items()}
     assert all(after[n] != before[n] for n in before)
     assert all(r.process.poll() is None for r in local_stack.running.values())
-    assert not missing.ok and missing.outcomes[0].detail == "unknown component 'ghost'"
+    # An unknown name fails the whole request before anything restarts.
+    assert missing.value.kind == "UnknownComponent" and "ghost" in str(missing.value)
+    assert {n: r.process.pid for n, r in local_stack.running.items()} == pids
 
 
 def _scrape(url: str) -> str:

@@ -51,16 +51,21 @@ class RestartComponent:
     @workflow.run
     async def run(self, req: RestartInput) -> RestartResult:
         """Restart and report; a failed component never hides the others' outcomes."""
-        if req.all:
-            names = await workflow.execute_activity_method(
-                RestartActivities.list_components,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=TRIGGER_RETRY,
-            )
-        else:
-            names = list(dict.fromkeys(req.components))
+        known = await workflow.execute_activity_method(
+            RestartActivities.list_components, start_to_close_timeout=timedelta(seconds=30), retry_policy=TRIGGER_RETRY
+        )
+        names = list(known) if req.all else list(dict.fromkeys(req.components))
         if not names:
             raise ApplicationError("component required", type="InvalidRequest", non_retryable=True)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            # Bad input restarts nothing (the API answers 400 `unknown component`).
+            raise ApplicationError(
+                f"unknown component: {', '.join(unknown)}",
+                {"unknown": unknown},
+                type="UnknownComponent",
+                non_retryable=True,
+            )
         now = workflow.now()
         token = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         deadline = (now + timedelta(seconds=req.deadline_seconds)).isoformat()
