@@ -1,0 +1,229 @@
+"""The dashboard in a real Chromium against the whole local stack (every part, as `sentinel up` runs it).
+
+Signs in as the seed user and admin, creates a grant and a session in the governance tab, makes
+tool calls through the front door and sidecar, watches the analytics chart count them, revokes
+the session and sees the denial in the decision audit. Screenshots land in `<data>/screenshots/`
+and are copied to the repo's `.data/screenshots/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mcp_sentinel.stack.components import local_stack
+from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
+from mcp_sentinel.stack.supervisor import Supervisor
+from tests.ui.conftest import ADMIN, USER
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+HUMAN, AGENT, SESSION = "carol", "ui-agent", "sess-carol-ui"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackConfig]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    data = Path(tempfile.mkdtemp(prefix="sentinel-ui-browser-"))
+    data.chmod(0o755)  # the postgres part runs as the postgres user
+    cfg = StackConfig(data_dir=data, ports=Ports.free())
+    try:
+        with Supervisor(cfg) as sup:
+            sup.start_all(local_stack(cfg))
+            yield cfg
+    finally:
+        if os.environ.get("SENTINEL_KEEP_UI_STACK"):
+            shutil.copytree(data / "logs", REPO_ROOT / ".data" / "ui-browser-logs", dirs_exist_ok=True)
+        shots = data / "screenshots"
+        if shots.is_dir():
+            shutil.copytree(shots, REPO_ROOT / ".data" / "screenshots", dirs_exist_ok=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def tool_call(cfg: StackConfig, tool: str, args: dict[str, Any]) -> httpx.Response:
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    params = {"name": tool, "arguments": args, "_meta": meta}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    headers = {
+        "Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+        "Mcp-Method": "tools/call", "Mcp-Name": tool,
+        "X-MCP-Human-ID": HUMAN, "X-MCP-Agent-ID": AGENT, "X-MCP-Agent-Session": SESSION,
+    }
+    return httpx.post(cfg.url("front_door", "/server-a/mcp"), content=json.dumps(body), headers=headers, timeout=30)
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 40.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def test_dashboard_end_to_end(stack: StackConfig) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = stack.path("screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    base = stack.url("front_door")
+    problems: list[str] = []
+
+    def watch(page: Any) -> None:
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "401" not in m.text else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+
+    def sign_in(page: Any, who: tuple[str, str]) -> None:
+        page.goto(base + "/")
+        dialog = page.locator("#signin")
+        expect(dialog).to_be_visible()
+        page.fill("input[name=email]", who[0])
+        page.fill("input[name=password]", who[1])
+        page.click("#signin-submit")
+        expect(dialog).to_be_hidden()
+        expect(page.get_by_test_id("who")).to_contain_text(who[0])
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            # --- the seed user: catalog with connect config, activity, keys --------------------
+            user = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = user.new_page()
+            watch(page)
+            page.goto(base + "/")
+            page.fill("input[name=email]", USER[0])
+            page.fill("input[name=password]", "wrong-password")
+            page.click("#signin-submit")
+            expect(page.locator("#signin-error")).to_contain_text("Wrong")
+            sign_in(page, USER)
+            cookie = next(c for c in user.cookies() if c["name"] == "mcp_ui_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            expect(page.locator("[data-server=server-a]")).to_be_visible()
+            page.locator("[data-server=server-a] summary").click()
+            connect = page.get_by_test_id("connect-server-a")
+            expect(connect).to_contain_text(f"{base}/server-a/mcp")
+            page.get_by_role("button", name="VS Code").click()
+            expect(connect).to_contain_text('"type": "http"')
+            page.screenshot(path=str(shots / "servers.png"), full_page=True)
+            page.click("[data-tab=keys]")
+            page.fill("input[name=name]", "browser-key")
+            page.get_by_role("button", name="Create key").click()
+            expect(page.get_by_test_id("one-time-key")).to_contain_text("mcpu_")
+            expect(page.get_by_test_id("keys-table")).to_contain_text("browser-key")
+            page.screenshot(path=str(shots / "keys.png"), full_page=True)
+            assert page.locator("[data-tab=platform]").count() == 0  # admin-only tabs stay hidden
+            user_page = page
+
+            # --- the admin: governance --------------------------------------------------------
+            admin = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = admin.new_page()
+            watch(page)
+            sign_in(page, ADMIN)
+            page.click("[data-tab=analytics]")
+            # Before the first event ClickHouse may have no events table yet: the page shows the API's error.
+            first = page.locator("[data-testid=total-events], [data-testid=page-error]").first
+            expect(first).to_be_visible()
+            before = int(first.inner_text()) if first.get_attribute("data-testid") == "total-events" else 0
+            page.click("[data-tab=governance]")
+            page.locator("summary", has_text="New grant").click()
+            form = page.get_by_test_id("grant-form")
+            form.locator("input[name=name]").fill("carol-server-a")
+            form.locator("select[name=server]").select_option("server-a")
+            form.locator("input[name=humanID]").fill(HUMAN)
+            form.locator("input[name=agentID]").fill(AGENT)
+            form.locator("textarea[name=toolRules]").fill("search:allow\nread_document:allow:low")
+            form.get_by_role("button", name="Save grant").click()
+            expect(page.get_by_test_id("grant-table")).to_contain_text("carol-server-a")
+            page.locator("summary", has_text="New session").click()
+            sform = page.get_by_test_id("session-form")
+            sform.locator("input[name=name]").fill(SESSION)
+            sform.locator("select[name=server]").select_option("server-a")
+            sform.locator("input[name=humanID]").fill(HUMAN)
+            sform.locator("input[name=agentID]").fill(AGENT)
+            sform.get_by_role("button", name="Create session").click()
+            session_row = page.get_by_test_id("session-table").locator("tr", has_text=SESSION)
+            expect(session_row).to_contain_text("active")
+            page.screenshot(path=str(shots / "governance.png"), full_page=True)
+
+            # --- tool calls through the front door; the chart counts them ---------------------
+            seen: list[str] = []
+
+            def allowed() -> bool:
+                resp = tool_call(stack, "search", {"query": "welcome"})
+                seen[:] = [f"{resp.status_code} {resp.text[:300]}"]
+                return resp.status_code == 200
+
+            try:
+                eventually(allowed, "the new grant and session to reach the sidecar")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; last sidecar answer: {seen}") from None
+            for _ in range(2):
+                assert tool_call(stack, "search", {"query": "plan"}).status_code == 200
+            page.click("[data-tab=analytics]")
+
+            def counted() -> bool:
+                page.click("[data-tab=governance]")
+                page.click("[data-tab=analytics]")
+                page.wait_for_timeout(500)
+                total = page.get_by_test_id("total-events")
+                return total.count() > 0 and int(total.inner_text() or 0) >= before + 3
+
+            eventually(counted, "the analytics totals to count the calls")
+            series = page.get_by_test_id("chart-series")
+            assert int(series.get_attribute("data-points") or 0) >= 3
+            expect(page.get_by_test_id("actors-table")).to_contain_text(HUMAN)
+            page.screenshot(path=str(shots / "analytics.png"), full_page=True)
+
+            # --- revoke: the next call is denied and the denial shows in the audit -------------
+            page.click("[data-tab=governance]")
+            row = page.get_by_test_id("session-table").locator("tr", has_text=SESSION)
+            row.get_by_role("button", name="Revoke").click()
+            expect(page.get_by_test_id("session-table").locator("tr", has_text=SESSION)).to_contain_text("revoked")
+            denied = eventually(lambda: tool_call(stack, "search", {"query": "x"}).status_code in (401, 403),
+                                "the revocation to reach the sidecar")
+            assert denied
+
+            def denial_listed() -> bool:
+                page.click("[data-tab=operations]")
+                page.click("[data-tab=governance]")
+                rows = page.get_by_test_id("decision-table").locator("tr", has_text=HUMAN)
+                return rows.filter(has_text="deny").count() > 0
+
+            eventually(denial_listed, "the denial in the decision audit")
+            page.screenshot(path=str(shots / "governance-denied.png"), full_page=True)
+
+            page.click("[data-tab=operations]")
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(shots / "operations.png"), full_page=True)
+            page.click("[data-tab=platform]")
+            expect(page.get_by_test_id("users-table")).to_contain_text(USER[0])
+            expect(page.get_by_test_id("audit-table")).to_contain_text("login")
+            page.screenshot(path=str(shots / "platform.png"), full_page=True)
+
+            # --- the user's own activity page (scoped to the user's namespaces) -------------------
+            user_page.click("[data-tab=activity]")
+            expect(user_page.get_by_test_id("my-events")).to_be_visible(timeout=15000)
+            user_page.screenshot(path=str(shots / "activity.png"), full_page=True)
+
+            # --- sign-out flips the UI, and the old cookie is dead --------------------------------
+            page.click("#signout")
+            expect(page.locator("#signin")).to_be_visible()
+            assert page.request.get(base + "/api/auth/me").status == 401
+        finally:
+            browser.close()
+    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
+    assert not [p for p in problems if "TypeError" in p or "ReferenceError" in p], problems
