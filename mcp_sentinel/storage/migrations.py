@@ -27,14 +27,22 @@ def applied_versions(client: Any, database: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+DEFAULT_RETENTION_DAYS = 90
+
+
 def migrate(
-    client: Any, database: str, *, retention_days: int = 90, migrations: Sequence[Migration] = MIGRATIONS
+    client: Any, database: str, *, retention_days: int | None = 90, migrations: Sequence[Migration] = MIGRATIONS
 ) -> list[int]:
     """Create the database and apply pending migrations; returns the versions applied by this call.
 
     Also brings the events TTL in line with `retention_days` when it changed since creation.
+    `retention_days=None` leaves an existing TTL alone (readers such as the API migrate too, but
+    only the writer's configuration owns retention).
     """
     db = validate_database(database)
+    keep_ttl = retention_days is None
+    if retention_days is None:
+        retention_days = DEFAULT_RETENTION_DAYS
     if retention_days < 1:
         raise ValueError("retention_days must be positive")
     client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
@@ -52,7 +60,8 @@ def migrate(
             client.command(stmt.format(db=db, retention_days=int(retention_days)))
         client.insert(f"{db}.{MIGRATIONS_TABLE}", [[mig.version, mig.name]], column_names=["version", "name"])
         applied.append(mig.version)
-    apply_retention(client, db, retention_days)
+    if not keep_ttl:
+        apply_retention(client, db, retention_days)
     return applied
 
 

@@ -162,3 +162,17 @@ async def test_unreachable_clickhouse_is_503(make_api: AppFactory) -> None:
     api = await make_api(clickhouse_url=f"http://127.0.0.1:{Ports.free().api}")
     r = await api.client.get("/api/stats", headers=ADMIN)
     assert r.status_code == 503, r.text
+
+
+async def test_fresh_clickhouse_is_migrated_by_the_api(make_api: AppFactory, clickhouse_url: str, ch_client: Any) -> None:
+    """On a fresh stack the API may be queried before the processor stored anything: it creates the schema."""
+    import uuid
+
+    db = f"fresh_{uuid.uuid4().hex[:10]}"
+    api = await make_api(clickhouse_url=clickhouse_url, clickhouse_db=db)
+    r = await api.client.get("/api/events", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["events"] == []
+    tables = {row[0] for row in ch_client.query(f"SHOW TABLES FROM {db}").result_rows}
+    assert "events" in tables
+    ch_client.command(f"DROP DATABASE {db}")

@@ -62,9 +62,13 @@ def _events(ctx: ApiContext) -> EventQueries:
         if not ctx.settings.clickhouse_url:
             raise unavailable("ClickHouse not configured (set CLICKHOUSE_URL)")
         from mcp_sentinel.storage.client import clickhouse_client_from_url
+        from mcp_sentinel.storage.migrations import migrate
 
         try:
-            current = clickhouse_client_from_url(ctx.settings.clickhouse_url, ctx.settings.clickhouse_db)
+            # Connect to `default` and apply the (idempotent, versioned) migrations: on a fresh stack
+            # the API may answer queries before the processor has stored anything.
+            current = clickhouse_client_from_url(ctx.settings.clickhouse_url, "default")
+            migrate(current, ctx.settings.clickhouse_db, retention_days=None)
         except Exception as exc:  # connection refused, bad URL: the route is unavailable, not broken
             log.warning("ClickHouse not reachable: %s", exc)
             raise unavailable("ClickHouse not reachable") from None
