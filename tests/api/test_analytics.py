@@ -164,7 +164,9 @@ async def test_unreachable_clickhouse_is_503(make_api: AppFactory) -> None:
     assert r.status_code == 503, r.text
 
 
-async def test_fresh_clickhouse_is_migrated_by_the_api(make_api: AppFactory, clickhouse_url: str, ch_client: Any) -> None:
+async def test_fresh_clickhouse_is_migrated_by_the_api(
+    make_api: AppFactory, clickhouse_url: str, ch_client: Any
+) -> None:
     """On a fresh stack the API may be queried before the processor stored anything: it creates the schema."""
     import uuid
 
