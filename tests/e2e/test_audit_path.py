@@ -187,3 +187,53 @@ def test_the_trace_continues_into_the_processor_and_clickhouse_insert(
     assert "kafka.partition" in attrs or "kafka.partitions" in attrs
     assert attrs["kafka.first_offset"] <= attrs["kafka.last_offset"]
     assert "mcp.events/" in attrs["kafka.offset_ranges"]
+
+
+def _physical_rows(stack: AuditStack, trace_id: str) -> tuple[int, int]:
+    ch = clickhouse_client_from_url(clickhouse_url(stack.cfg))
+    try:
+        total, distinct = ch.query("SELECT count(), uniqExact(event_id) FROM mcp.events WHERE trace_id = {t:String}",
+                                   parameters={"t": trace_id}).result_rows[0]
+    finally:
+        ch.close()
+    return int(total), int(distinct)
+
+
+def test_sustained_ingest_and_clickhouse_outages_lose_and_double_nothing(audit_stack: AuditStack) -> None:
+    """Ingest down ~4 s, then ClickHouse down ~10 s, with calls during each outage (runs last: it
+    stops components). `tests/faults` covers SIGKILL+restart of every component; this covers
+    outages long enough to exercise the sidecar spool and the dispatcher's retry schedule."""
+    from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC
+    from mcp_sentinel.stack.parts.kafka import bootstrap
+    from tests.fixtures.kafka import count_topic
+
+    sup, trace_id = audit_stack.sup, new_trace()
+    dlq_before = count_topic(bootstrap(audit_stack.cfg), DEFAULT_DLQ_TOPIC, settle=0.5)
+    statuses: list[int] = []
+
+    def burst() -> None:
+        tools = ("read_document", "search", "delete_document", "list_documents", "archive_document")
+        statuses.extend(audit_stack.call(tool, trace_id).status_code for tool in tools)
+
+    ingest = sup.running["ingest"].component
+    sup.stop("ingest")
+    burst()  # the gateway answers without ingest: events wait in its spool
+    time.sleep(4)
+    sup.start(ingest)
+
+    clickhouse = sup.running["clickhouse"].component
+    sup.stop("clickhouse")
+    burst()  # flows to Kafka; the processor answers 503 and the dispatcher retries
+    time.sleep(10)
+    sup.start(clickhouse)
+
+    assert statuses == [200, 200, 403, 200, 403] * 2
+    rows = audit_stack.rows(trace_id, len(statuses), timeout=120)
+    assert len(rows) == len(statuses), [(r.tool_name, r.decision) for r in rows]
+    assert len({r.id for r in rows}) == len(rows)
+    assert sorted((r.tool_name, r.decision) for r in rows) == sorted(
+        [("read_document", "allow"), ("search", "allow"), ("delete_document", "deny"),
+         ("list_documents", "allow"), ("archive_document", "deny")] * 2)
+    assert _physical_rows(audit_stack, trace_id) == (len(statuses), len(statuses))  # no copies awaiting a merge
+    # Nothing was given up on: the retry schedule outlasted the outage.
+    assert count_topic(bootstrap(audit_stack.cfg), DEFAULT_DLQ_TOPIC, settle=0.5) == dlq_before
