@@ -237,9 +237,10 @@ async def test_killed_worker_is_replaced_and_the_restart_completes_once(
         # The first worker picked the restart up and is waiting for the (not yet serving) supervisor.
         await _wait_for(lambda: bool(control.pending()), 60, "the restart request")
         await _wait_until_waiting(handle)
+        # The replacement starts first (its start-up overlaps the heartbeat timeout), then the kill.
+        second = start_worker(tmp_path, {**env, "METRICS_PORT": str(ports.api_metrics)}, "2")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
-        second = start_worker(tmp_path, env, "2")
         with serving(local_stack):
             result = await asyncio.wait_for(handle.result(), 60)
         assert result.ok, result  # type: ignore[attr-defined]
@@ -253,7 +254,7 @@ async def test_killed_worker_is_replaced_and_the_restart_completes_once(
             if e.HasField("activity_task_started_event_attributes")
         ]
         assert max(attempts) >= 2  # the wait was retried on the second worker
-        metrics = _scrape(f"http://127.0.0.1:{ports.worker_metrics}/metrics")
+        metrics = _scrape(f"http://127.0.0.1:{ports.api_metrics}/metrics")
         assert "temporal_" in metrics
     finally:
         for proc in (first, second):
