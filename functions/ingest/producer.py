@@ -113,8 +113,12 @@ class EventProducer:
                 partitions = sorted(await producer.partitions_for(topic))
                 choose = self._partitioner
                 builders: dict[int, Any] = {}
+                # murmur2 is pure Python; a request's keys repeat (one per server), so hash each once.
+                part_of: dict[bytes, int] = {}
                 for r in records:
-                    part = choose(r.key, partitions, partitions)
+                    part = part_of.get(r.key)
+                    if part is None:
+                        part = part_of[r.key] = choose(r.key, partitions, partitions)
                     builder = builders.get(part)
                     if builder is None:
                         builder = builders[part] = producer.create_batch()
