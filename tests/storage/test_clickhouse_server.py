@@ -124,3 +124,27 @@ def test_form_encoded_query_and_large_parameters(clickhouse_url: str) -> None:
     client = clickhouse_client_from_url(clickhouse_url, form_encode_query_params=True)
     ids = [f"id-{i}" for i in range(3000)]
     assert client.query("SELECT length({ids:Array(String)})", parameters={"ids": ids}).result_rows == [(3000,)]
+
+
+def test_repeated_and_changing_settings_never_leak(clickhouse_url: str) -> None:
+    # The engine only sends the difference between requests; every request must still see
+    # exactly baseline + its own settings, in any order.
+    client = clickhouse_client_from_url(clickhouse_url)
+    sql = "SELECT value FROM system.settings WHERE name = {n:String}"
+
+    def value(name: str, **settings: Any) -> str:
+        return str(client.query(sql, parameters={"n": name}, settings=settings).result_rows[0][0])
+
+    base_threads, base_block = value("max_threads"), value("max_block_size")
+    for _ in range(2):
+        assert value("max_threads", max_threads=3) == "3"
+    assert value("max_threads", max_threads=4) == "4"
+    assert value("max_block_size", max_threads=4, max_block_size=1234) == "1234"
+    assert value("max_threads", max_block_size=1234) == base_threads
+    assert value("max_block_size") == base_block
+    client.command("SET max_threads = 5")
+    assert value("max_threads", max_threads=5) == "5"
+    assert value("max_threads") == base_threads
+    with pytest.raises(Exception, match="115|no_such_setting"):
+        client.query("SELECT 1", settings={"max_threads": 2, "no_such_setting_xyz": 1})
+    assert value("max_threads") == base_threads
