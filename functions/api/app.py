@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from functions.api.context import ApiContext, StoreOnlyProvisioner, TeamProvisioner
+from functions.api.context import ApiContext, StoreOnlyProvisioner, TeamProvisioner, TemporalProvisioner
 from functions.api.errors import install_error_handlers
 from functions.api.limits import BodyLimitMiddleware
 from functions.api.oidc import OidcVerifier
@@ -106,11 +106,19 @@ def create_app(
 ) -> FastAPI:
     """The API app. `backends` may carry `clickhouse`, `kube`, `temporal` clients (each optional)."""
     ring = settings.key_ring()
+    ctx_ref: dict[str, ApiContext] = {}
+    if provisioner is None:
+        # Teams get their Kubernetes namespace through the ProvisionTeam workflow when Temporal is configured.
+        provisioner = (
+            TemporalProvisioner(ctx_ref, settings.provisioning_wait_seconds)
+            if settings.temporal_address
+            else StoreOnlyProvisioner()
+        )
     ctx = ApiContext(
         settings=settings,
         hasher=PasswordHasher(settings.hash_params),
         lockout=LoginLockout(),
-        provisioner=provisioner or StoreOnlyProvisioner(),
+        provisioner=provisioner,
         store=store,
         tokens=TokenIssuer(ring, settings.access_token_ttl) if ring else None,
         clickhouse=backends.pop("clickhouse", None),
@@ -118,6 +126,7 @@ def create_app(
         temporal=backends.pop("temporal", None),
         extras=backends,
     )
+    ctx_ref["ctx"] = ctx
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

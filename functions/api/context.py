@@ -40,6 +40,36 @@ class StoreOnlyProvisioner:
         """Nothing beyond the store."""
 
 
+class TemporalProvisioner:
+    """Provisioning through the ProvisionTeam/DeprovisionTeam workflows (when TEMPORAL_ADDRESS is set).
+
+    Imports the workflow client lazily so the API's cold start does not pay for it, and
+    connects through the API's shared Temporal client on first use.
+    """
+
+    def __init__(self, ctx_ref: dict[str, ApiContext], wait_seconds: float = 30.0) -> None:
+        self._ctx_ref = ctx_ref
+        self.wait_seconds = wait_seconds
+
+    async def _delegate(self) -> Any:
+        from functions.api.routes.runtime_deps import temporal_client
+        from workflows.client import TemporalTeamProvisioner
+
+        ctx = self._ctx_ref["ctx"]
+        client = await temporal_client(ctx)
+        if client is None:
+            raise RuntimeError(f"Temporal is not reachable at {ctx.settings.temporal_address}")
+        return TemporalTeamProvisioner(client, wait_seconds=self.wait_seconds)
+
+    async def provision(self, team: Team) -> None:
+        """Run ProvisionTeam and wait for it (WorkflowTimeout carries the workflow id)."""
+        await (await self._delegate()).provision(team)
+
+    async def deprovision(self, team: Team) -> None:
+        """Run DeprovisionTeam and wait for it."""
+        await (await self._delegate()).deprovision(team)
+
+
 @dataclass
 class ApiContext:
     """Long-lived collaborators shared by all requests of one API process."""

@@ -50,6 +50,7 @@ class ApiSettings:
     kube_environ: tuple[tuple[str, str], ...] = ()
     temporal_address: str = ""
     temporal_namespace: str = "default"
+    provisioning_wait_seconds: float = 30.0
     policy_output_dir: str = ""
     prometheus_url: str = ""
     cluster_name: str = "local"
@@ -128,6 +129,7 @@ class ApiSettings:
                 if e.get(k)
             ),
             temporal_address=e.get("TEMPORAL_ADDRESS", ""),
+            provisioning_wait_seconds=num("PROVISIONING_WAIT_SECONDS", d.provisioning_wait_seconds),
             temporal_namespace=e.get("TEMPORAL_NAMESPACE", d.temporal_namespace) or d.temporal_namespace,
             policy_output_dir=e.get("POLICY_OUTPUT_DIR", ""),
             prometheus_url=e.get("PROMETHEUS_URL", "").rstrip("/"),

@@ -20,6 +20,7 @@ def _echo(msg: str) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the local stack, run the demo, then keep serving until Ctrl-C."""
     from mcp_sentinel.stack.components import local_stack
+    from mcp_sentinel.stack.control import serve_pending
     from mcp_sentinel.stack.supervisor import StartError, Supervisor
 
     cfg = StackConfig()
@@ -43,6 +44,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 0
         _echo("local stack running; press Ctrl-C to stop")
         while not stop["now"]:
+            serve_pending(sup)  # local RestartComponent requests from the worker / API
             for name, running in list(sup.running.items()):
                 if running.process.poll() is not None:
                     _echo(f"{name} exited with code {running.process.returncode}; see {running.log_path}")

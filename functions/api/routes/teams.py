@@ -84,6 +84,14 @@ async def create_team(request: Request, body: TeamCreate, store: Store, admin: A
         raise ApiError(409, "conflict", f"team {slug} already exists") from None
     try:
         await ctx_of(request).provisioner.provision(team)
+    except TimeoutError as exc:
+        # The workflow keeps running and will finish (or compensate) on its own: keep the row and
+        # tell the caller which workflow to watch rather than pretending it failed.
+        await store.audit(
+            audit_entry(request, admin, action="team_create", resource=f"team/{slug}", status="error",
+                        message=f"still running: {exc}", namespace=team.namespace)
+        )
+        raise ApiError(504, "provisioning_timeout", str(exc)) from None
     except Exception as exc:
         log.exception("provisioning team %s failed; rolling back", slug)
         await store.delete_team(team.id)
