@@ -25,8 +25,9 @@ from mcp_sentinel.stack.config import Ports, StackConfig
 from mcp_sentinel.stack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
 
-PARTS = {"s3", "kafka", "clickhouse", "postgres", "kube", "sample_mcp", "ingest", "processor", "dispatcher", "api",
-         "sidecars"}
+# temporal + worker: the admin's team is provisioned by the ProvisionTeam workflow, as in the local stack.
+PARTS = {"s3", "kafka", "clickhouse", "postgres", "kube", "temporal", "sample_mcp", "ingest", "processor", "dispatcher",
+         "api", "worker", "sidecars"}
 AGENT = "e2e-agent"
 
 
@@ -62,7 +63,10 @@ async def test_grant_session_call_revoke_and_audit(stack: StackConfig) -> None:
         assert key.status_code == 200, key.text
         user_key = {"x-api-key": key.json()["api_key"]}
 
-        team = (await api.post("/api/runtime/teams", json={"slug": "e2e"}, headers=admin)).json()["team"]
+        created = await api.post("/api/runtime/teams", json={"slug": "e2e"}, headers=admin)
+        assert created.status_code == 201, created.text
+        team = created.json()["team"]
+        assert team["namespace"] == "mcp-team-e2e"  # provisioned by the workflow
         r = await api.put(f"/api/runtime/teams/e2e/members/{user_id}", json={"role": "member"}, headers=admin)
         assert r.status_code == 200, r.text
         r = await api.post("/api/runtime/grants", headers=admin, json={
