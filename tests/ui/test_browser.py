@@ -8,21 +8,22 @@ and are copied to the repo's `.data/screenshots/`.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from mcp_sentinel.stack.components import local_stack
 from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
 from mcp_sentinel.stack.supervisor import Supervisor
+from tests.fixtures.sidecar import mcp_client
 from tests.ui.conftest import ADMIN, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -52,16 +53,21 @@ def stack() -> Iterator[StackConfig]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def tool_call(cfg: StackConfig, tool: str, args: dict[str, Any]) -> httpx.Response:
-    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
-    params = {"name": tool, "arguments": args, "_meta": meta}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-    headers = {
-        "Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-        "Mcp-Method": "tools/call", "Mcp-Name": tool,
-        "X-MCP-Human-ID": HUMAN, "X-MCP-Agent-ID": AGENT, "X-MCP-Agent-Session": SESSION,
-    }
-    return httpx.post(cfg.url("front_door", "/server-a/mcp"), content=json.dumps(body), headers=headers, timeout=30)
+def tool_call(cfg: StackConfig, tool: str, args: dict[str, Any]) -> str:
+    """One call with the official MCP client through the front door: "ok" or the error text."""
+    headers = {"X-MCP-Human-ID": HUMAN, "X-MCP-Agent-ID": AGENT, "X-MCP-Agent-Session": SESSION}
+
+    async def call() -> str:
+        try:
+            async with mcp_client(cfg.url("front_door", "/server-a/mcp"), headers) as client:
+                result = await client.call_tool(tool, args)
+                return "error: tool error" if result.is_error else "ok"
+        except Exception as exc:  # denials surface as client errors
+            return f"error: {exc!r}"[:300]
+
+    # Playwright's sync API owns this thread's event loop; the client gets a loop of its own.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, call()).result(timeout=60)
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 40.0) -> Any:
@@ -112,7 +118,7 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             sign_in(page, USER)
             cookie = next(c for c in user.cookies() if c["name"] == "mcp_ui_session")
             assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-            expect(page.locator("[data-server=server-a]")).to_be_visible()
+            expect(page.locator("[data-server=server-a]")).to_be_visible(timeout=20000)
             page.locator("[data-server=server-a] summary").click()
             connect = page.get_by_test_id("connect-server-a")
             expect(connect).to_contain_text(f"{base}/server-a/mcp")
@@ -163,16 +169,15 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             seen: list[str] = []
 
             def allowed() -> bool:
-                resp = tool_call(stack, "search", {"query": "welcome"})
-                seen[:] = [f"{resp.status_code} {resp.text[:300]}"]
-                return resp.status_code == 200
+                seen[:] = [tool_call(stack, "search", {"query": "welcome"})]
+                return seen[0] == "ok"
 
             try:
                 eventually(allowed, "the new grant and session to reach the sidecar")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; last sidecar answer: {seen}") from None
             for _ in range(2):
-                assert tool_call(stack, "search", {"query": "plan"}).status_code == 200
+                assert tool_call(stack, "search", {"query": "plan"}) == "ok"
             page.click("[data-tab=analytics]")
 
             def counted() -> bool:
@@ -193,13 +198,14 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             row = page.get_by_test_id("session-table").locator("tr", has_text=SESSION)
             row.get_by_role("button", name="Revoke").click()
             expect(page.get_by_test_id("session-table").locator("tr", has_text=SESSION)).to_contain_text("revoked")
-            denied = eventually(lambda: tool_call(stack, "search", {"query": "x"}).status_code in (401, 403),
+            denied = eventually(lambda: (r := tool_call(stack, "search", {"query": "x"})) != "ok" and r,
                                 "the revocation to reach the sidecar")
-            assert denied
+            assert "session" in denied or "401" in denied or "403" in denied, denied
 
             def denial_listed() -> bool:
                 page.click("[data-tab=operations]")
                 page.click("[data-tab=governance]")
+                expect(page.get_by_test_id("decision-table")).to_be_visible()
                 rows = page.get_by_test_id("decision-table").locator("tr", has_text=HUMAN)
                 return rows.filter(has_text="deny").count() > 0
 
