@@ -186,3 +186,27 @@ def test_settings_from_env() -> None:
         ProcessorSettings.from_env({"PORT": "x"})
     with pytest.raises(ValueError, match="BATCH_MAX_EVENTS"):
         ProcessorSettings.from_env({"BATCH_MAX_EVENTS": "0"})
+
+
+async def test_unencodable_event_fails_only_its_own_delivery(proc: Proc) -> None:
+    # A lone surrogate in the id passes JSON decoding but cannot be stored as UTF-8: that
+    # delivery is refused (422, dead-letter), the deliveries batched with it are stored.
+    prefix = f"poison-{uuid.uuid4()}"
+    good = [json.dumps(structured(f"{prefix}-{i}")) for i in range(5)]
+    bad = json.dumps(structured("x")).replace('"id": "x"', f'"id": "{prefix}-bad\\ud800"')
+    ct = {"content-type": "application/cloudevents+json"}
+    async with httpx.AsyncClient(base_url=proc.url, timeout=60) as client:
+        results = await asyncio.gather(*(client.post("/", content=b, headers=ct) for b in [*good[:3], bad, *good[3:]]))
+    assert [r.status_code for r in results] == [200, 200, 200, 422, 200, 200]
+    assert results[3].json()["error"] == "rejected_by_storage" and "not valid UTF-8" in results[3].json()["message"]
+    assert len(proc.rows(prefix)) == 5
+
+
+def test_dedup_settings_from_env() -> None:
+    s = ProcessorSettings.from_env({"DEDUP_MODE": "FULL", "DEDUP_RECENT_IDS": "0", "DEDUP_WARM_MINUTES": "0"})
+    assert (s.dedup_mode, s.dedup_recent_ids, s.dedup_warm_minutes) == ("full", 0, 0)
+    assert ProcessorSettings.from_env({}).dedup_mode == "recent"
+    with pytest.raises(ValueError, match="DEDUP_MODE"):
+        ProcessorSettings.from_env({"DEDUP_MODE": "never"})
+    with pytest.raises(ValueError, match="DEDUP_RECENT_IDS"):
+        ProcessorSettings.from_env({"DEDUP_RECENT_IDS": "-1"})
