@@ -195,7 +195,8 @@ def main() -> None:
             run_round(cfg, 50, 1.0, args.ship_ms, args.poll_ms, args.drain)
             print(f"rate {args.rate}/s for {args.seconds:g} s, batches ≤ {MAX_BATCH} every {args.ship_ms:g} ms, "
                   f"poll every {args.poll_ms:g} ms; dispatcher DELIVERY_ORDER="
-                  f"{dispatcher_env.get('DELIVERY_ORDER', 'ordered')} MAX_IN_FLIGHT={dispatcher_env.get('MAX_IN_FLIGHT', 32)}")  # fmt: skip
+                  f"{dispatcher_env.get('DELIVERY_ORDER', 'ordered')} "
+                  f"MAX_IN_FLIGHT={dispatcher_env.get('MAX_IN_FLIGHT', 32)}")  # fmt: skip
             results = []
             for i in range(args.rounds):
                 rnd = run_round(cfg, args.rate, args.seconds, args.ship_ms, args.poll_ms, args.drain)
