@@ -50,7 +50,11 @@ def _mcp_session(client: httpx.Client, url: str) -> dict[str, str]:
         "jsonrpc": "2.0",
         "id": 0,
         "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        },
     }
     r = client.post(url, json=init, headers=HEADERS)
     r.raise_for_status()
@@ -96,7 +100,8 @@ def main() -> None:
                     r = client.patch(patch_url, json={"revoked": revoked}, headers=admin)
                     r.raise_for_status()
                     writes.append(time.perf_counter() - t0)
-                    sink.append(writes[-1] + _until(client, sidecar, "session_revoked" if revoked else "allowed", session))
+                    want = "session_revoked" if revoked else "allowed"
+                    sink.append(writes[-1] + _until(client, sidecar, want, session))
     finally:
         shutil.rmtree(data, ignore_errors=True)
     base = statistics.median(writes)
