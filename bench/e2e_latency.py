@@ -151,7 +151,8 @@ def report(i: int, rnd: Round, cfg: StackConfig) -> tuple[float, float]:
     ).result_rows[0]
     client.close()
     lost = len(rnd.created) - len(ids)
-    print(f"round {i}: sent {len(rnd.created)}, stored {stored[0]} rows / {stored[1]} ids (FINAL), lost {lost}, "
+    print(f"round {i}: sent {len(rnd.created)}, stored {stored[0]} rows / {stored[1]} ids (FINAL), "
+          f"not visible by the end of the drain {lost}, "
           f"ingest errors {len(rnd.post_errors)}")  # fmt: skip
     for msg in rnd.post_errors[:3]:
         print(f"  ingest error: {msg}")
@@ -172,9 +173,14 @@ def main() -> None:
     ap.add_argument("--ship-ms", type=float, default=50.0, help="sidecar shipping interval (default 50 ms)")
     ap.add_argument("--poll-ms", type=float, default=25.0, help="ClickHouse poll interval (default 25 ms)")
     ap.add_argument("--drain", type=float, default=30.0, help="max wait for the last events (default 30 s)")
-    ap.add_argument("--order", choices=("stack", "ordered", "unordered"), default="stack",
-                    help="dispatcher DELIVERY_ORDER (default: whatever the stack part sets)")
+    ap.add_argument(
+        "--order",
+        choices=("stack", "ordered", "unordered"),
+        default="stack",
+        help="dispatcher DELIVERY_ORDER (default: whatever the stack part sets)",
+    )
     ap.add_argument("--in-flight", type=int, default=0, help="dispatcher MAX_IN_FLIGHT (default: the part's)")
+    ap.add_argument("--batch-wait-ms", type=int, default=-1, help="processor BATCH_MAX_WAIT_MS (default: its own)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = StackConfig(data_dir=Path(tmp), ports=Ports.free())
@@ -185,6 +191,9 @@ def main() -> None:
                          "MAX_IN_FLIGHT": str(args.in_flight) if args.in_flight else None}  # fmt: skip
             extra = {k: v for k, v in overrides.items() if v is not None}
             comps = [dataclasses.replace(c, env={**c.env, **extra}) if c.name == "dispatcher" else c for c in comps]
+            if args.batch_wait_ms >= 0:
+                wait = {"BATCH_MAX_WAIT_MS": str(args.batch_wait_ms)}
+                comps = [dataclasses.replace(c, env={**c.env, **wait}) if c.name == "processor" else c for c in comps]
             sup.start_all(comps)
             dispatcher_env = next(c.env for c in comps if c.name == "dispatcher")
             ready = cfg.url("processor", "/ready")
