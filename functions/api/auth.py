@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 from functions.api.context import ApiContext
 from functions.api.errors import ApiError, unauthorized, unavailable
 from functions.api.oidc import OidcError
+from mcp_sentinel.client_address import client_address
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.identity.store import AuditEntry, IdentityStore, User
 from mcp_sentinel.identity.tokens import TokenError
@@ -42,8 +43,14 @@ def require_store(request: Request) -> IdentityStore:
 
 
 def peer_address(request: Request) -> str:
-    """The transport peer (never X-Forwarded-For, which the client controls)."""
-    return request.client.host if request.client else "unknown"
+    """The client address for lockout and audit: the transport peer, or behind a `TRUSTED_PROXIES`
+    hop (the UI, an ingress) the right-most untrusted `X-Forwarded-For` entry. From any other peer
+    the header is ignored: the client controls it."""
+    peer = request.client.host if request.client else None
+    proxies = ctx_of(request).settings.trusted_proxies
+    if not proxies:
+        return peer or "unknown"
+    return client_address(peer, request.headers.get("x-forwarded-for"), proxies)
 
 
 def _in(keys: frozenset[str], candidate: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mcp_sentinel.client_address import Network, parse_networks
 from mcp_sentinel.identity.passwords import HashParams
 from mcp_sentinel.identity.tokens import KeyRing
 
@@ -57,6 +58,13 @@ class ApiSettings:
     platform_mode: str = "tenant"
     active_server_limit: int = 5
     push_cooldown_seconds: float = 0.0
+    # Proxies (the UI, an ingress) whose X-Forwarded-For names the real client for lockout and audit.
+    trusted_proxies: tuple[Network, ...] = ()
+    # `/api/runtime/components`: "kubernetes" (platform Deployments/Knative Services) or "local"
+    # (the local stack's processes, found through SENTINEL_RUN_DIR and SENTINEL_STACK_PORTS).
+    components_backend: str = "kubernetes"
+    sentinel_run_dir: str = ""
+    stack_ports: str = ""
 
     def __post_init__(self) -> None:
         if bool(self.oidc_issuer) != bool(self.oidc_audience):
@@ -65,6 +73,10 @@ class ApiSettings:
             raise ValueError(f"PLATFORM_MODE must be tenant, org or public, got {self.platform_mode!r}")
         if self.oidc_jwks_url and not self.oidc_issuer:
             raise ValueError("OIDC_JWKS_URL needs OIDC_ISSUER and OIDC_AUDIENCE")
+        if self.components_backend not in ("kubernetes", "local"):
+            raise ValueError(f"COMPONENTS_BACKEND must be kubernetes or local, got {self.components_backend!r}")
+        if self.components_backend == "local" and not self.sentinel_run_dir:
+            raise ValueError("COMPONENTS_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
         self.key_ring()  # fail at start-up on malformed or short JWT keys
 
     def key_ring(self) -> KeyRing | None:
@@ -137,4 +149,8 @@ class ApiSettings:
             platform_mode=(e.get("PLATFORM_MODE", d.platform_mode) or d.platform_mode).strip().lower(),
             active_server_limit=int(num("PLATFORM_MCP_ACTIVE_SERVER_LIMIT", d.active_server_limit)),
             push_cooldown_seconds=num("PLATFORM_MCP_PUSH_COOLDOWN_SECONDS", d.push_cooldown_seconds),
+            trusted_proxies=parse_networks("TRUSTED_PROXIES", e.get("TRUSTED_PROXIES")),
+            components_backend=(e.get("COMPONENTS_BACKEND", "") or d.components_backend).strip().lower(),
+            sentinel_run_dir=e.get("SENTINEL_RUN_DIR", ""),
+            stack_ports=e.get("SENTINEL_STACK_PORTS", ""),
         )

@@ -1,40 +1,23 @@
 """Login throttling keyed on the real client address.
 
 Upstream keyed on the left-most `X-Forwarded-For` entry, which any client can forge to dodge
-the limit or to lock out someone else (§11 item 28). Here the transport peer is the key unless
-it is a configured trusted proxy; then the right-most forwarded entry that is not itself a
-trusted proxy is used, which is the first address a trusted hop actually saw.
+the limit or to lock out someone else (§11 item 28). Here the key is
+`mcp_sentinel.client_address.client_address` (shared with the API's `TRUSTED_PROXIES`): the
+transport peer, or behind a trusted proxy the right-most untrusted forwarded hop.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from functions.ui.settings import Network, RateLimits
+from functions.ui.settings import RateLimits
+from mcp_sentinel.client_address import client_address
+
+__all__ = ["LoginLimiter", "client_address"]
 
 MAX_CLIENTS = 4096
-
-
-def _trusted(addr: str, proxies: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return any(ip in net for net in proxies)
-
-
-def client_address(peer: str | None, forwarded_for: str | None, proxies: tuple[Network, ...]) -> str:
-    """The address to throttle: the peer, or for trusted proxies the nearest untrusted forwarded hop."""
-    addr = peer or "unknown"
-    if not _trusted(addr, proxies) or not forwarded_for:
-        return addr
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not _trusted(hop, proxies):
-            return hop
-    return addr
 
 
 @dataclass

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from mcp_sentinel import client_address
+from mcp_sentinel.client_address import Network
+
+__all__ = ["Network", "RateLimits", "SettingsError", "UiSettings", "parse_networks"]
 
 
 class SettingsError(ValueError):
@@ -44,13 +46,10 @@ def _num(environ: Mapping[str, str], name: str, default: float) -> float:
 
 def parse_networks(name: str, raw: str | None) -> tuple[Network, ...]:
     """A comma list of IPs/CIDRs (`UI_TRUSTED_PROXIES`)."""
-    out: list[Network] = []
-    for item in _csv(raw):
-        try:
-            out.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise SettingsError(f"{name}: {item!r} is not an IP address or CIDR") from None
-    return tuple(out)
+    try:
+        return client_address.parse_networks(name, raw)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,35 @@ templates keyed by `query_id`: callers never send PromQL, and label values are v
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from functions.api.auth import AdminPrincipal, AnyPrincipal, ctx_of
+from functions.api.context import ApiContext
 from functions.api.errors import ApiError, bad_request, forbidden, unavailable
 from functions.api.routes.governance import Loose
 from functions.api.routes.governance_scope import check_name, observes
-from functions.api.routes.runtime_deps import Kube, kcall, temporal_client
+from functions.api.routes.runtime_deps import Kube, kcall, require_kube, temporal_client
+from mcp_sentinel.kube.resources import SentinelKube
+from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.control import ControlDir
+from mcp_sentinel.stack.status import load_components, stack_config, status_rows
+from mcp_sentinel.stack.supervisor import Component
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/runtime", tags=["runtime"])
 PART_OF = "app.kubernetes.io/part-of=mcp-sentinel"
 RESTART_WAIT_SECONDS = 60.0
+LOCAL_PROBE_SECONDS = 1.5
+LOCAL_REQUEST_PATH = frozenset({"front_door", "ui", "api", "temporal", "worker"})
 # Sidecar metric names (sidecar/metrics.py); `server`/`namespace` labels identify the gateway.
 QUERIES = {
     "up": 'up{{job=~".*gateway.*",server="{server}",namespace="{namespace}"}}',
@@ -44,62 +56,131 @@ class RestartIn(Loose):
 
 
 @router.get("/components")
-async def components(kube: Kube, _admin: AdminPrincipal) -> dict[str, Any]:
-    """Platform Deployments (label `app.kubernetes.io/part-of=mcp-sentinel`) and their readiness."""
-    from kubernetes import client as k8s
+async def components(request: Request, _admin: AdminPrincipal) -> dict[str, Any]:
+    """The platform's components and their health.
 
-    apps: Any = k8s.AppsV1Api(kube.api)
+    In a cluster (`COMPONENTS_BACKEND=kubernetes`): Deployments and Knative Services labelled
+    `app.kubernetes.io/part-of=mcp-sentinel`. Locally (`COMPONENTS_BACKEND=local`, set by the
+    `api` stack part): the processes `sentinel up` runs, each probed on its health URL or port.
+    """
+    ctx = ctx_of(request)
+    if ctx.settings.components_backend == "local":
+        cfg, table = _local_table(ctx)
+        rows = await run_in_threadpool(status_rows, cfg, table, LOCAL_PROBE_SECONDS)
+        return {"backend": "local", "components": rows}
+    kube = require_kube(request)
+    deployments = await _list_or_empty(lambda: _deployments(kube))
+    services = await _list_or_empty(lambda: _knative_services(kube))
+    return {"backend": "kubernetes", "components": deployments + services}
+
+
+def _local_table(ctx: ApiContext) -> tuple[StackConfig, list[Component]]:
+    """The local stack's config and component table (built once per process)."""
+    cached = ctx.extras.get("local_components")
+    if cached is None:
+        try:
+            cfg = stack_config(ctx.settings.sentinel_run_dir, ctx.settings.stack_ports)
+        except ValueError as exc:
+            raise unavailable(f"local component table unavailable: {exc}") from None
+        cached = ctx.extras["local_components"] = (cfg, load_components(cfg))
+    return cast(tuple[StackConfig, list[Component]], cached)
+
+
+async def _list_or_empty(fetch: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Run a cluster listing; a resource type the API server does not serve lists nothing."""
     try:
-        result = await kcall(lambda: kube.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-            apps.list_deployment_for_all_namespaces(label_selector=PART_OF)))
+        return await kcall(fetch)
     except ApiError as exc:
         if exc.status != 404:
             raise
-        return {"components": []}
-    except Exception as exc:  # the apps API is not served (local API server): nothing to list
+        return []
+    except Exception as exc:  # kubernetes ApiException: the group/kind is not served here
         if getattr(exc, "status", 0) != 404:
             raise
-        return {"components": []}
+        return []
+
+
+def _health(ready: bool) -> dict[str, Any]:
+    return {"ready": ready, "healthy": ready, "state": "healthy" if ready else "unhealthy"}
+
+
+def _deployments(kube: SentinelKube) -> list[dict[str, Any]]:
+    from kubernetes import client as k8s
+
+    apps: Any = k8s.AppsV1Api(kube.api)
+    result = kube.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+        apps.list_deployment_for_all_namespaces(label_selector=PART_OF))
     out = []
     for d in result.get("items") or []:
         st = d.get("status") or {}
         want = int((d.get("spec") or {}).get("replicas", 1))
+        ready = int(st.get("readyReplicas", 0) or 0) >= want
         out.append({
-            "name": d["metadata"]["name"], "namespace": d["metadata"].get("namespace", ""), "replicas": want,
-            "ready": int(st.get("readyReplicas", 0) or 0) >= want,
+            "name": d["metadata"]["name"], "namespace": d["metadata"].get("namespace", ""), "kind": "Deployment",
+            "replicas": want, "detail": f"{int(st.get('readyReplicas', 0) or 0)}/{want} ready", **_health(ready),
         })
-    return {"components": out}
+    return out
+
+
+def _knative_services(kube: SentinelKube) -> list[dict[str, Any]]:
+    from kubernetes import client as k8s
+
+    custom: Any = k8s.CustomObjectsApi(kube.api)
+    result = custom.list_cluster_custom_object("serving.knative.dev", "v1", "services", label_selector=PART_OF)
+    out = []
+    for svc in result.get("items") or []:
+        conds = {c.get("type"): c for c in (svc.get("status") or {}).get("conditions") or []}
+        ready_cond = conds.get("Ready") or {}
+        ready = ready_cond.get("status") == "True"
+        out.append({
+            "name": svc["metadata"]["name"], "namespace": svc["metadata"].get("namespace", ""),
+            "kind": "KnativeService", "detail": ready_cond.get("message") or (svc.get("status") or {}).get("url", ""),
+            **_health(ready),
+        })
+    return out
 
 
 @router.post("/actions/restart")
 async def restart(request: Request, body: RestartIn, _admin: AdminPrincipal) -> Any:
-    """Restart one component or all through the RestartComponent workflow."""
+    """Restart one component or all through the RestartComponent workflow; reports each outcome."""
     component = body.component.strip()
     if not body.all and not component:
         raise bad_request("component required")
-    client = await temporal_client(ctx_of(request))
+    ctx = ctx_of(request)
+    client = await temporal_client(ctx)
     if client is None:
         raise unavailable("Temporal not configured or not reachable (set TEMPORAL_ADDRESS)")
     from workflows import client as wf
 
+    names: list[str] | None = [component] if component else None
+    skipped: list[str] = []
+    if body.all and ctx.settings.components_backend == "local":
+        # Locally "all" leaves out the processes carrying this very request and the restart itself
+        # (front door, UI, API, Temporal, worker): restarting them mid-request would cut the answer
+        # off. Each can still be restarted on its own.
+        running = ControlDir(Path(ctx.settings.sentinel_run_dir)).components()
+        names = [n for n in running if n not in LOCAL_REQUEST_PATH]
+        skipped = [n for n in running if n in LOCAL_REQUEST_PATH]
+        if not names:
+            raise unavailable("no local components are running (is the stack up under `sentinel up`?)")
     try:
         result = await wf.restart_components(
-            client, [component] if component else None, all_components=body.all, wait_seconds=RESTART_WAIT_SECONDS
+            client, names, all_components=body.all and names is None, wait_seconds=RESTART_WAIT_SECONDS
         )
     except wf.WorkflowFailed as exc:
         if exc.kind == "UnknownComponent":
-            raise bad_request("unknown component") from None
+            raise bad_request(str(exc) or "unknown component") from None
         raise ApiError(500, "restart_failed", str(exc)) from None
     except wf.WorkflowTimeout as exc:
-        from fastapi.responses import JSONResponse
-
         return JSONResponse({"success": False, "pending": True, "workflow_id": exc.workflow_id}, status_code=202)
     outcomes = [{"component": o.component, "ok": o.ok, "detail": o.detail} for o in result.outcomes]
     if not result.ok:
-        raise ApiError(500, "restart_failed", "; ".join(f"{o['component']}: {o['detail']}" for o in outcomes
-                                                       if not o["ok"]) or "restart failed")
+        message = "; ".join(f"{o['component']}: {o['detail']}" for o in outcomes if not o["ok"]) or "restart failed"
+        # The envelope plus every component's outcome: one failure must not hide what did restart.
+        return JSONResponse({"error": "restart_failed", "message": message, "success": False, "outcomes": outcomes,
+                             "skipped": skipped}, status_code=500)
     if body.all:
-        return {"success": True, "restarted": "all", "outcomes": outcomes}
+        return {"success": True, "restarted": "all", "outcomes": outcomes, "skipped": skipped}
     return {"success": True, "component": component, "outcomes": outcomes}
 
 

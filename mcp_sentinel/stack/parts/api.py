@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.postgres import postgres_dsn
+from mcp_sentinel.stack.status import stack_env
 from mcp_sentinel.stack.supervisor import PYTHON, Component
 
 
@@ -23,6 +24,12 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         "TEMPORAL_ADDRESS": f"{cfg.host}:{cfg.ports.temporal}",
         "POLICY_OUTPUT_DIR": str(cfg.path("policies")),
         "PROMETHEUS_URL": cfg.url("prometheus"),
+        # The UI and the front door reach the API over loopback: their X-Forwarded-For names the
+        # browser, so one client's failed logins lock only that client (not everyone via the UI).
+        "TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
+        # The operations page lists the processes `sentinel up` runs, not cluster Deployments.
+        "COMPONENTS_BACKEND": "local",
+        **stack_env(cfg),
     }
 
 
