@@ -161,6 +161,15 @@ class Metrics:
             self.pause_transitions.inc()
 
 
+def _tracing_enabled() -> bool:
+    """False while no SDK provider is installed: then every span would be a no-op, so skip them all.
+
+    Checked per request because a provider may be installed after the app is built.
+    """
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def _kafka_meta(headers: Any) -> tuple[str, str, int | None]:
     topic = headers.get("ce-kafkatopic") or headers.get("ce-topic") or ""
     source = headers.get("ce-source") or ""
@@ -180,9 +189,11 @@ def create_app(settings: ProcessorSettings, *, storage: Storage | None = None) -
 
     def flush(groups: list[Sequence[EventRecord]], metas: list[Any]) -> list[WriteResult | BaseException]:
         records = [r for g in groups for r in g]
-        links: list[Link] = [Link(c) for m in metas for c in m.contexts[1:]] + [
-            Link(c) for m in metas[1:] for c in m.contexts[:1]
-        ]
+        links: list[Link] = []
+        if any(m.recording for m in metas):
+            links = [Link(c) for m in metas for c in m.contexts[1:]] + [
+                Link(c) for m in metas[1:] for c in m.contexts[:1]
+            ]
         first = next((c for m in metas for c in m.contexts), None)
         parent = trace.set_span_in_context(trace.NonRecordingSpan(first)) if first else Context()
         offsets = [m.offset for m in metas if m.offset is not None]
@@ -285,22 +296,23 @@ def create_app(settings: ProcessorSettings, *, storage: Storage | None = None) -
                 status_code=400,
             )
         topic, partition, offset = _kafka_meta(headers)
-        contexts = []
+        contexts: list[trace.SpanContext] = []
         recording = False
-        attrs: dict[str, Any] = {"kafka.topic": topic, "kafka.partition": partition}
-        if offset is not None:
-            attrs["kafka.offset"] = offset
-        for ev in decoded.events:
-            carrier = {"traceparent": ev.traceparent} if ev.traceparent else {}
-            if ev.tracestate:
-                carrier["tracestate"] = ev.tracestate
-            # start_span/end instead of a context manager: no context attach/detach per event.
-            span = tracer.start_span(
-                "kafka.consume", context=_PROPAGATOR.extract(carrier), kind=SpanKind.CONSUMER, attributes=attrs
-            )
-            recording = recording or span.is_recording()
-            contexts.append(span.get_span_context())
-            span.end()
+        if _tracing_enabled():
+            attrs: dict[str, Any] = {"kafka.topic": topic, "kafka.partition": partition}
+            if offset is not None:
+                attrs["kafka.offset"] = offset
+            for ev in decoded.events:
+                carrier = {"traceparent": ev.traceparent} if ev.traceparent else {}
+                if ev.tracestate:
+                    carrier["tracestate"] = ev.tracestate
+                # start_span/end instead of a context manager: no context attach/detach per event.
+                span = tracer.start_span(
+                    "kafka.consume", context=_PROPAGATOR.extract(carrier), kind=SpanKind.CONSUMER, attributes=attrs
+                )
+                recording = recording or span.is_recording()
+                contexts.append(span.get_span_context())
+                span.end()
         records = [EventRecord.from_envelope(ev.envelope) for ev in decoded.events]
         meta = DeliveryMeta(tuple(contexts), topic, partition, offset, recording)
         try:

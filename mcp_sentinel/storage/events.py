@@ -38,6 +38,8 @@ DEDUP_MODES = ("recent", "full")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _INT64 = struct.Struct("<q")
+# Built once: json.dumps() with non-default options constructs a new encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class EventRecord:
     def from_envelope(cls, env: Any) -> EventRecord:
         """Build from an `mcp_sentinel.envelope.Envelope` (duck-typed to keep this module light)."""
         payload: Mapping[str, Any] = env.payload
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = _COMPACT.encode(payload)
         if not text.isascii():
             try:
                 text.encode()
