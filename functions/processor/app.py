@@ -161,13 +161,13 @@ class Metrics:
             self.pause_transitions.inc()
 
 
-def _tracing_enabled() -> bool:
+def _tracing_enabled(provider: trace.TracerProvider | None) -> bool:
     """False while no SDK provider is installed: then every span would be a no-op, so skip them all.
 
-    Checked per request because a provider may be installed after the app is built.
+    Checked per request because a global provider may be installed after the app is built.
     """
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    current = provider or trace.get_tracer_provider()
+    return not isinstance(current, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def _kafka_meta(headers: Any) -> tuple[str, str, int | None]:
@@ -181,11 +181,16 @@ def _kafka_meta(headers: Any) -> tuple[str, str, int | None]:
     return topic, partition, offset
 
 
-def create_app(settings: ProcessorSettings, *, storage: Storage | None = None) -> FastAPI:
-    """The processor ASGI app; the micro-batcher starts with the app's lifespan."""
+def create_app(
+    settings: ProcessorSettings, *, storage: Storage | None = None, tracer_provider: trace.TracerProvider | None = None
+) -> FastAPI:
+    """The processor ASGI app; the micro-batcher starts with the app's lifespan.
+
+    Spans go to `tracer_provider` (default: the global one, looked up lazily).
+    """
     store = storage or Storage(settings)
     metrics = Metrics()
-    tracer = trace.get_tracer("mcp_sentinel.processor")
+    tracer = trace.get_tracer("mcp_sentinel.processor", tracer_provider=tracer_provider)
 
     def flush(groups: list[Sequence[EventRecord]], metas: list[Any]) -> list[WriteResult | BaseException]:
         records = [r for g in groups for r in g]
@@ -298,7 +303,7 @@ def create_app(settings: ProcessorSettings, *, storage: Storage | None = None) -
         topic, partition, offset = _kafka_meta(headers)
         contexts: list[trace.SpanContext] = []
         recording = False
-        if _tracing_enabled():
+        if _tracing_enabled(tracer_provider):
             attrs: dict[str, Any] = {"kafka.topic": topic, "kafka.partition": partition}
             if offset is not None:
                 attrs["kafka.offset"] = offset
