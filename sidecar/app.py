@@ -14,8 +14,9 @@ import logging
 import os
 import posixpath
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,6 +34,7 @@ from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identi
 from sidecar.policy_store import PolicyStore
 from sidecar.settings import SidecarSettings
 from sidecar.streams import filter_json_body, filter_sse_event, iter_sse_events
+from sidecar.upstream import UpstreamError, UpstreamPool, header_block
 
 log = logging.getLogger("sidecar")
 
@@ -54,6 +56,9 @@ _HOP = frozenset(
     }
 )
 _RESP_DROP = frozenset({*_HOP, "content-encoding-override"})
+# Request headers the sidecar sets itself; a client's copies are dropped, never forwarded alongside ours.
+# `authorization`: the client's credential never reaches the upstream (MCP SEC; §11.16).
+_OWN = frozenset({"authorization", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "traceparent"})
 _OAUTH_METADATA = "/.well-known/oauth-protected-resource"
 _STATE: web.AppKey[SidecarState] = web.AppKey("sidecar_state")
 
@@ -73,6 +78,49 @@ class SidecarState:
     tracer: trace.Tracer | None = None
     propagator: TraceContextTextMapPropagator = field(default_factory=TraceContextTextMapPropagator)
     upstream_host: str = ""
+    upstream_base_path: str = ""
+    pool: UpstreamPool | None = None
+
+
+class _Answer(Protocol):
+    """What `_relay` needs from an upstream response (the pooled client's or aiohttp's)."""
+
+    status: int
+    content_length: int | None
+    content_type: str
+
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+
+    async def read(self) -> bytes: ...
+
+    def iter_any(self) -> AsyncIterator[bytes]: ...
+
+    def release(self) -> None: ...
+
+
+class _AiohttpAnswer:
+    """aiohttp's `ClientResponse` seen through `_Answer` (HEAD, streamed request bodies, https)."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.content_length = resp.content_length
+        self.content_type = resp.headers.get("Content-Type", "").lower()
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return list(self._resp.headers.items())
+
+    async def read(self) -> bytes:
+        return await self._resp.read()
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        async for chunk in self._resp.content.iter_any():
+            yield chunk
+
+    def release(self) -> None:
+        self._resp.release()
 
 
 @dataclass(slots=True)
@@ -154,6 +202,7 @@ class Sidecar:
 
     def __init__(self, state: SidecarState) -> None:
         self.state = state
+        self._drop_cache: tuple[Any, tuple[str, str, str, str], frozenset[str]] | None = None
 
     # -- local endpoints -------------------------------------------------------------------------
 
@@ -461,30 +510,43 @@ class Sidecar:
 
     # -- forwarding ------------------------------------------------------------------------------
 
-    def _upstream_headers(self, request: web.Request, ex: Exchange, token: str) -> dict[str, str]:
-        state = self.state
-        names = _header_names(state, ex.policy)
-        drop = {n.lower() for n in names}
-        drop.add("authorization")  # never pass the client's credential through (MCP SEC; §11.16)
-        auth = ex.policy.doc.auth if ex.policy is not None else None
+    def _drop_set(self, policy: Any) -> tuple[tuple[str, str, str, str], frozenset[str]]:
+        """Identity header names and the request headers never forwarded, computed once per policy snapshot."""
+        cached = self._drop_cache
+        if cached is not None and cached[0] is policy:
+            return cached[1], cached[2]
+        names = _header_names(self.state, policy)
+        drop = {*_HOP, *_OWN, *(n.lower() for n in names)}
+        auth = policy.doc.auth if policy is not None else None
         if auth is not None and auth.token_header:
             drop.add(auth.token_header.lower())
-        out = {k: v for k, v in request.headers.items() if k.lower() not in _HOP and k.lower() not in drop}
+        sess = policy.doc.session if policy is not None else None
+        if sess is not None and sess.upstream_token_header:
+            drop.add(sess.upstream_token_header.lower())  # only the sidecar may set the upstream's token header
+        frozen = frozenset(drop)
+        self._drop_cache = (policy, names, frozen)
+        return names, frozen
+
+    def _upstream_headers(self, request: web.Request, ex: Exchange, token: str) -> list[tuple[str, str]]:
+        """Headers for the upstream request, in order, repeats kept; Host is added by the caller."""
+        state = self.state
+        names, drop = self._drop_set(ex.policy)
+        out = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
         ident = ex.identity
-        values = (ident.human_id, ident.agent_id, ident.team_id, ident.session_id)
-        out.update({n: v for n, v in zip(names, values, strict=True) if v})
+        for n, v in zip(names, (ident.human_id, ident.agent_id, ident.team_id, ident.session_id), strict=True):
+            if v:
+                out.append((n, v))
         if token and state.settings.forward_bearer_token:
             sess = ex.policy.doc.session if ex.policy is not None else None
             hdr = (sess.upstream_token_header if sess is not None else "") or "Authorization"
-            out[hdr] = f"Bearer {token}" if hdr.lower() == "authorization" else token
-        out["Host"] = state.upstream_host
+            out.append((hdr, f"Bearer {token}" if hdr.lower() == "authorization" else token))
         peer = request.remote or ""
         prior = request.headers.get("X-Forwarded-For")
-        out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-        out["X-Forwarded-Host"] = request.host
-        out["X-Forwarded-Proto"] = "https" if request.secure else "http"
+        out.append(("X-Forwarded-For", f"{prior}, {peer}" if prior else peer))
+        out.append(("X-Forwarded-Host", request.host))
+        out.append(("X-Forwarded-Proto", "https" if request.secure else "http"))
         if ex.traceparent:
-            out["traceparent"] = ex.traceparent
+            out.append(("traceparent", ex.traceparent))
         return out
 
     def _upstream_path(self, request: web.Request) -> str:
@@ -499,42 +561,58 @@ class Sidecar:
             raw = path + (sep + query if sep else "")
         return raw
 
+    def _unreachable(self, ex: Exchange, what: str, exc: BaseException) -> web.Response:
+        log.warning("upstream %s: %s", what, exc)
+        insp = ex.inspection
+        msg_id = insp.messages[0].id if insp and len(insp.messages) == 1 else None
+        for i, (m, _d) in enumerate(ex.decisions):
+            ex.decisions[i] = (m, Decision(allowed=True, status=502, reason="upstream_unavailable"))
+        body_out = jsonrpc.error_body(
+            msg_id, jsonrpc.UPSTREAM_ERROR, "upstream MCP server unreachable", "upstream_unavailable"
+        )
+        ex.status = 502
+        ex.bytes_out = len(body_out)
+        return _json_response(502, body_out)
+
     async def _forward(self, request: web.Request, ex: Exchange, body: bytes | None, token: str) -> web.StreamResponse:
         state = self.state
-        assert state.session is not None
-        url = state.settings.upstream_url + self._upstream_path(request)
         headers = self._upstream_headers(request, ex, token)
-        data: Any = body
-        if body is None and request.body_exists:
-            data = request.content
+        path = self._upstream_path(request)
         list_ids = self._tools_list_ids(ex)
+        pool = state.pool
+        answer: _Answer
         t_up = time.perf_counter()
-        try:
-            upstream = await state.session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=data,
-                allow_redirects=False,
-            )
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            ex.upstream_wait += time.perf_counter() - t_up
-            log.warning("upstream %s unreachable: %s", url, exc)
-            insp = ex.inspection
-            msg_id = insp.messages[0].id if insp and len(insp.messages) == 1 else None
-            for i, (m, _d) in enumerate(ex.decisions):
-                ex.decisions[i] = (m, Decision(allowed=True, status=502, reason="upstream_unavailable"))
-            body_out = jsonrpc.error_body(
-                msg_id, jsonrpc.UPSTREAM_ERROR, "upstream MCP server unreachable", "upstream_unavailable"
-            )
-            ex.status = 502
-            ex.bytes_out = len(body_out)
-            return _json_response(502, body_out)
+        if pool is not None and request.method != "HEAD" and (body is not None or not request.body_exists):
+            # The common case (a JSON-RPC POST, a GET stream, a DELETE): the pooled hot-path client.
+            try:
+                head = header_block(headers)
+            except ValueError as exc:
+                return self._deny_plain(ex, 400, jsonrpc.INVALID_REQUEST, str(exc), "invalid_header_value")
+            try:
+                answer = await pool.request(request.method, state.upstream_base_path + path, head, body)
+            except UpstreamError as exc:
+                ex.upstream_wait += time.perf_counter() - t_up
+                return self._unreachable(ex, f"{pool.host}:{pool.port}", exc)
+        else:
+            assert state.session is not None
+            url = state.settings.upstream_url + path
+            data: Any = body
+            if body is None and request.body_exists:
+                data = request.content
+            headers.append(("Host", state.upstream_host))
+            try:
+                resp = await state.session.request(
+                    request.method, url, headers=headers, data=data, allow_redirects=False
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                ex.upstream_wait += time.perf_counter() - t_up
+                return self._unreachable(ex, url, exc)
+            answer = _AiohttpAnswer(resp)
         ex.upstream_wait += time.perf_counter() - t_up
         try:
-            return await self._relay(request, ex, upstream, list_ids)
+            return await self._relay(request, ex, answer, list_ids)
         finally:
-            upstream.release()
+            answer.release()
 
     @staticmethod
     def _tools_list_ids(ex: Exchange) -> set[Any]:
@@ -554,16 +632,20 @@ class Sidecar:
         return visible
 
     async def _relay(
-        self, request: web.Request, ex: Exchange, upstream: aiohttp.ClientResponse, list_ids: set[Any]
+        self, request: web.Request, ex: Exchange, upstream: _Answer, list_ids: set[Any]
     ) -> web.StreamResponse:
         ex.status = upstream.status
-        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _RESP_DROP}
-        ctype = upstream.headers.get("Content-Type", "").lower()
+        headers = [(k, v) for k, v in upstream.headers if k.lower() not in _RESP_DROP]
+        ctype = upstream.content_type
         is_sse = ctype.startswith("text/event-stream")
         length = upstream.content_length
         if not is_sse and (list_ids or (length is not None and length <= 65536)):
             t = time.perf_counter()
-            raw = await upstream.read()
+            try:
+                raw = await upstream.read()
+            except (aiohttp.ClientError, ConnectionResetError) as exc:
+                ex.upstream_wait += time.perf_counter() - t
+                return self._unreachable(ex, "response body", exc)
             ex.upstream_wait += time.perf_counter() - t
             if list_ids and "json" in ctype:
                 raw = filter_json_body(raw, list_ids, self._visible(ex))
@@ -575,12 +657,12 @@ class Sidecar:
         try:
             if is_sse and list_ids:
                 visible = self._visible(ex)
-                async for event in iter_sse_events(upstream.content):
+                async for event in iter_sse_events(upstream.iter_any()):
                     out = filter_sse_event(event, list_ids, visible)
                     await resp.write(out)
                     ex.bytes_out += len(out)
             else:
-                async for chunk in upstream.content.iter_any():
+                async for chunk in upstream.iter_any():
                     await resp.write(chunk)
                     ex.bytes_out += len(chunk)
             await resp.write_eof()
@@ -700,6 +782,9 @@ async def _startup(app: web.Application) -> None:
         cookie_jar=aiohttp.DummyCookieJar(),
     )
     state.oauth = OAuthVerifier(state.session)
+    up = urlsplit(s.upstream_url)
+    if s.upstream_client == "fast" and up.scheme == "http" and up.hostname:
+        state.pool = UpstreamPool(up.hostname, up.port or 80, host_header=up.netloc)
     state.store.check()
     state.tasks.append(asyncio.create_task(state.store.watch(), name="policy-watch"))
     if state.spool is not None:
@@ -720,6 +805,8 @@ async def _cleanup(app: web.Application) -> None:
             await t
     if state.session is not None:
         await state.session.close()
+    if state.pool is not None:
+        await state.pool.close()
     if state.spool is not None:
         state.spool.close()
 
@@ -761,6 +848,7 @@ def build_state(settings: SidecarSettings) -> SidecarState:
         spool=spool,
         tracer=provider.get_tracer("mcp-sentinel-sidecar"),
         upstream_host=up.netloc,
+        upstream_base_path=up.path.rstrip("/"),
     )
 
 

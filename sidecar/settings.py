@@ -77,6 +77,9 @@ class SidecarSettings:
     forward_bearer_token: bool = False
     otel_endpoint: str = ""
     otel_service_name: str = "mcp-gateway"
+    # "fast": the pooled httptools client for plain-HTTP upstreams (aiohttp still carries HEAD,
+    # streamed request bodies and https); "aiohttp": aiohttp for everything (escape hatch, baseline).
+    upstream_client: str = "fast"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SidecarSettings:
@@ -89,6 +92,9 @@ class SidecarSettings:
         up = urlsplit(upstream)
         if up.scheme not in ("http", "https") or not up.netloc:
             raise SettingsError(f"UPSTREAM_URL must be an absolute http(s) URL, got {upstream!r}")
+        client = s("UPSTREAM_CLIENT", cls.upstream_client).lower()
+        if client not in ("fast", "aiohttp"):
+            raise SettingsError(f"UPSTREAM_CLIENT must be 'fast' or 'aiohttp', got {client!r}")
         prefix = s("STRIP_PREFIX", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
@@ -122,4 +128,5 @@ class SidecarSettings:
             forward_bearer_token=s("FORWARD_BEARER_TOKEN", "false").lower() in ("1", "true", "yes"),
             otel_endpoint=s("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             otel_service_name=s("OTEL_SERVICE_NAME", cls.otel_service_name),
+            upstream_client=client,
         )

@@ -8,10 +8,8 @@ through byte-for-byte, as soon as it is complete.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
-
-import aiohttp
 
 _MAX_EVENT = 16 * 1024 * 1024
 
@@ -58,10 +56,10 @@ def filter_sse_event(event: bytes, ids: set[str], visible: Callable[[str], bool]
     return b"\n".join(out)
 
 
-async def iter_sse_events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     """Yield complete SSE events (each ending in its blank line) as soon as they arrive."""
     buf = b""
-    async for chunk in content.iter_any():
+    async for chunk in chunks:
         buf += chunk.replace(b"\r\n", b"\n")
         while True:
             end = buf.find(b"\n\n")
