@@ -4,10 +4,11 @@ const state = { csrf: "" };
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, body = null) {
     super(message || code || `HTTP ${status}`);
     this.status = status;
     this.code = code;
+    this.body = body; // the whole error body (e.g. per-component restart outcomes)
   }
 }
 
@@ -28,7 +29,7 @@ async function request(url, { method = "GET", body } = {}) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { message: text }; }
   if (!resp.ok) {
-    const err = new ApiError(resp.status, data && data.error, data && (data.message || data.error));
+    const err = new ApiError(resp.status, data && data.error, data && (data.message || data.error), data);
     // Any 401 means the session (or its upstream token) is gone: flip to signed-out.
     if (resp.status === 401 && !url.startsWith("/auth/login")) {
       window.dispatchEvent(new CustomEvent("sentinel:signed-out", { detail: err }));

@@ -22,7 +22,7 @@ export async function render(root) {
     ], u.tools, { empty: "No tool calls yet." })),
     h("section", { class: "panel" }, h("h2", {}, "Recent activity"), table([
       { label: "Time", value: (r) => when(r.timestamp) }, { label: "Server", value: (r) => r.server },
-      { label: "Tool", value: (r) => r.tool_name }, { label: "Agent", value: (r) => r.agent_id },
+      { label: "Call", value: (r) => r.tool_name || r.rpc_method || r.event_type || "–" }, { label: "Agent", value: (r) => r.agent_id },
       { label: "Decision", value: (r) => decisionBadge(r.decision) },
     ], u.recent, { empty: "No recent activity." })));
 }

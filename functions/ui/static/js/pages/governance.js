@@ -112,7 +112,8 @@ export async function render(root, { isAdmin }) {
   const auditTable = table([
     { label: "Time", value: (e) => when(e.timestamp || e.time) },
     { label: "Human", value: (e) => e.human_id || "–" }, { label: "Agent", value: (e) => e.agent_id || "–" },
-    { label: "MCP action", value: (e) => `${e.server || ""} ${e.tool_name || e.event_type || ""}`.trim() },
+    // Non-tool calls (initialize, tools/list) carry no tool name: show their JSON-RPC method.
+    { label: "MCP action", value: (e) => `${e.server || ""} ${e.tool_name || e.rpc_method || e.event_type || ""}`.trim() },
     { label: "Decision", value: (e) => decisionBadge(e.decision) },
     { label: "Policy", value: (e) => e.reason || e.policy_version || "–" },
   ], decisions, { empty: "No decisions recorded yet.", testid: "decision-table" });
