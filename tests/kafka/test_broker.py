@@ -47,3 +47,31 @@ def test_topics_messages_and_offsets_survive_broker_restart(tmp_path):
 def test_unreachable_broker_detected():
     assert not broker_reachable(["127.0.0.1:1"], timeout=0.3)
     assert not broker_reachable([], timeout=0.3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tansu 0.6.0 bug: after a restart a partition's end offset is only restored by a fetch; a "
+    "produce that comes first is written at offset 0 and the stored record there is lost. The local "
+    "stack mostly escapes it because the dispatcher fetches at once; remove this marker when fixed",
+)
+def test_first_produce_after_restart_does_not_overwrite_stored_records(tmp_path):
+    if s3_part.s3rver_binary() is None:
+        pytest.skip("npm s3rver not installed: the broker runs in memory (see ./dev)")
+    cfg, sup = start_kafka_stack(tmp_path)
+    with sup:
+        boot = f"{cfg.host}:{cfg.ports.kafka}"
+        ensure_topics([boot], ["overwrite"])
+        p = KafkaProducer(bootstrap_servers=[boot], acks="all")
+        first = p.send("overwrite", key=b"k", value=b"before").get(10)
+        p.close()
+        sup.stop("kafka")
+        sup.restart("s3")
+        [broker] = kafka_part.components(cfg)
+        sup.start(broker)
+        p = KafkaProducer(bootstrap_servers=[boot], acks="all")
+        second = p.send("overwrite", key=b"k", value=b"after").get(10)  # no fetch in between
+        p.close()
+        recs = sorted(read_topic(boot, "overwrite", 2, timeout=8), key=lambda r: r.offset)
+        assert (first.partition, first.offset) == (second.partition, 0)
+        assert [r.value for r in recs] == [b"before", b"after"]
