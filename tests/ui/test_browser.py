@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ import pytest
 
 from mcp_sentinel.stack.components import local_stack
 from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
+from mcp_sentinel.stack.control import serve_pending
 from mcp_sentinel.stack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
 from tests.ui.conftest import ADMIN, USER
@@ -40,10 +42,23 @@ def stack() -> Iterator[StackConfig]:
     data = Path(tempfile.mkdtemp(prefix="sentinel-ui-browser-"))
     data.chmod(0o755)  # the postgres part runs as the postgres user
     cfg = StackConfig(data_dir=data, ports=Ports.free())
+    stop = threading.Event()
+
+    def up_loop(sup: Supervisor) -> None:  # `sentinel up` answers local restart requests
+        while not stop.is_set():
+            serve_pending(sup)
+            time.sleep(0.1)
+
     try:
         with Supervisor(cfg) as sup:
             sup.start_all(local_stack(cfg))
-            yield cfg
+            loop = threading.Thread(target=up_loop, args=(sup,), daemon=True)
+            loop.start()
+            try:
+                yield cfg
+            finally:
+                stop.set()
+                loop.join(30)
     finally:
         if os.environ.get("SENTINEL_KEEP_UI_STACK"):
             shutil.copytree(data / "logs", REPO_ROOT / ".data" / "ui-browser-logs", dirs_exist_ok=True)
@@ -212,8 +227,22 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             eventually(denial_listed, "the denial in the decision audit")
             page.screenshot(path=str(shots / "governance-denied.png"), full_page=True)
 
+            # --- operations: every local process healthy; restart one through the workflow ----------
             page.click("[data-tab=operations]")
-            page.wait_for_load_state("networkidle")
+            components = page.get_by_test_id("components-table")
+            expect(components).to_be_visible(timeout=20000)
+            for name in ("api", "ui", "front_door", "worker", "sample_mcp", "sidecar-server-a", "clickhouse"):
+                expect(page.get_by_test_id(f"health-{name}")).to_have_attribute("data-healthy", "true")
+            expect(page.get_by_test_id("components-summary")).to_contain_text(
+                f"{components.locator('tbody tr').count()} of {components.locator('tbody tr').count()} healthy")
+            old_pid = components.locator("tr", has_text="sample_mcp").locator("td").nth(2).inner_text()
+            page.once("dialog", lambda d: d.accept())
+            page.get_by_test_id("restart-sample_mcp").click()
+            outcome = page.get_by_test_id("restart-outcome")
+            expect(outcome).to_contain_text("Restart of sample_mcp: done", timeout=60000)
+            expect(page.get_by_test_id("restart-outcomes")).to_contain_text("restarted")
+            new_pid = page.get_by_test_id("components-table").locator("tr", has_text="sample_mcp").locator("td").nth(2)
+            expect(new_pid).not_to_have_text(old_pid)
             page.screenshot(path=str(shots / "operations.png"), full_page=True)
             page.click("[data-tab=platform]")
             expect(page.get_by_test_id("users-table")).to_contain_text(USER[0])
