@@ -40,8 +40,8 @@ class ProcessorSettings:
     compared with a 20 ms linger and still batches under load. `MAX_PENDING_EVENTS`
     (50000) is where intake pauses (requests wait) until ClickHouse catches up.
     `DEDUP_RECENT_IDS` (200000, 0 = off) bounds the set of recently stored ids that are skipped
-    and counted as duplicates, warmed on start-up from events of the last `DEDUP_WARM_MINUTES`
-    (15); `DEDUP_MODE=full` also asks the table about every other id (cost grows with the table).
+    and counted as duplicates, warmed on start-up with the ids stored in the last
+    `DEDUP_WARM_MINUTES` (15); `DEDUP_MODE=full` also asks the table about every other id (cost grows with the table).
     """
 
     port: int = DEFAULT_PORT

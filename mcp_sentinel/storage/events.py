@@ -195,17 +195,21 @@ class EventWriter:
         rows = self.client.query(f"SELECT DISTINCT event_id FROM {self.table} WHERE event_id IN ({ids})").result_rows
         return {str(r[0]) for r in rows}
 
-    def warm(self, window: timedelta = timedelta(minutes=15)) -> int:
-        """Load the ids of events timestamped within `window` of now (newest first, up to capacity).
+    def warm(self, window: timedelta = timedelta(minutes=15), max_age: timedelta = timedelta(days=1)) -> int:
+        """Load the ids stored within `window` (newest first, up to capacity); returns how many.
 
-        Run on start-up so a redelivery after a restart is still recognised and counted.
+        Run on start-up so a redelivery after a restart is still recognised and counted, also
+        for a replayed backlog of older events (selected by `ingested_at`, the server's insert
+        time). `max_age` bounds the events scanned through the primary key, keeping start-up cheap
+        on a large table.
         """
         if not self.recent.capacity:
             return 0
-        since = (datetime.now(UTC) - window).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         rows = self.client.query(
-            f"SELECT event_id FROM {self.table} WHERE timestamp >= toDateTime64({_sql_string(since)}, 3, 'UTC') "
-            f"ORDER BY timestamp DESC LIMIT {int(self.recent.capacity)}"
+            f"SELECT event_id FROM {self.table} "
+            f"WHERE timestamp >= now64(3) - INTERVAL {int(max_age.total_seconds())} SECOND "
+            f"AND ingested_at >= now64(3) - INTERVAL {int(window.total_seconds())} SECOND "
+            f"ORDER BY ingested_at DESC LIMIT {int(self.recent.capacity)}"
         ).result_rows
         with self._lock:
             self.recent.add(str(r[0]) for r in reversed(rows))

@@ -67,9 +67,14 @@ def test_recent_ids_forgets_the_oldest_first() -> None:
 
 def test_a_restarted_writer_recognises_recent_ids_after_warm_up(ch_client: Any, ch_database: str) -> None:
     now = datetime.now(UTC)
-    EventWriter(ch_client, ch_database).write([rec("w-1", now), rec("w-2", now - timedelta(hours=2))])
+    # w-2 is a replayed backlog event (old timestamp, stored just now); w-5 is older than max_age.
+    EventWriter(ch_client, ch_database).write(
+        [rec("w-1", now), rec("w-2", now - timedelta(hours=3)), rec("w-5", now - timedelta(days=2))]
+    )
     fresh = EventWriter(ch_client, ch_database)  # a new process: empty recent set
-    assert fresh.warm(timedelta(minutes=15)) == 1  # only the event inside the window
+    assert fresh.warm(timedelta(minutes=15), max_age=timedelta(days=1)) == 2
+    assert "w-2" in fresh.recent and "w-5" not in fresh.recent
+    assert EventWriter(ch_client, ch_database).warm(timedelta(seconds=0)) == 0  # nothing stored in the future
     # Same id with a different time (a producer re-sending it) is still a duplicate.
     again = fresh.write([rec("w-1", now + timedelta(seconds=5)), rec("w-3", now)])
     assert (again.inserted, again.duplicates) == (("w-3",), ("w-1",))
