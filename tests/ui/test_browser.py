@@ -225,6 +225,10 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
                 return rows.filter(has_text="deny").count() > 0
 
             eventually(denial_listed, "the denial in the decision audit")
+            # Non-tool calls show their JSON-RPC method, not a generic event type.
+            audit = page.get_by_test_id("decision-table")
+            expect(audit).to_contain_text("server-a tools/list")
+            expect(audit).not_to_contain_text("mcp.request")
             page.screenshot(path=str(shots / "governance-denied.png"), full_page=True)
 
             # --- operations: every local process healthy; restart one through the workflow ----------

@@ -17,8 +17,12 @@ function make(id, config) {
 }
 
 export function lineChart(id, series) {
-  const labels = series.map((s) => new Date(s.bucket).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit" }));
-  return make(id, { type: "line", data: { labels, datasets: [
+  // Daily buckets (all at midnight) carry no hour; a line through one or two buckets is a lone dot
+  // at the edge of the chart, so short series are drawn as bars.
+  const daily = series.every((s) => { const d = new Date(s.bucket); return d.getHours() === 0 && d.getMinutes() === 0; });
+  const fmt = daily ? { month: "short", day: "numeric" } : { month: "short", day: "numeric", hour: "2-digit" };
+  const labels = series.map((s) => new Date(s.bucket).toLocaleString([], fmt));
+  return make(id, { type: series.length < 3 ? "bar" : "line", data: { labels, datasets: [
     { label: "Allowed", data: series.map((s) => s.allowed), borderColor: COLORS[1], backgroundColor: COLORS[1], tension: 0.25 },
     { label: "Denied", data: series.map((s) => s.denied), borderColor: COLORS[2], backgroundColor: COLORS[2], tension: 0.25 },
   ] }, options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } });
