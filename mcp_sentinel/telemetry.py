@@ -52,6 +52,11 @@ def setup_tracing(service_name: str, environ: Mapping[str, str], *, install_glob
     return provider
 
 
+def exporting(environ: Mapping[str, str]) -> bool:
+    """Whether `setup_tracing(…, environ)` exports spans (hot paths skip optional spans otherwise)."""
+    return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
+
+
 class _CaseInsensitiveGetter(Getter[Mapping[str, str]]):
     def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
         lk = key.lower()

@@ -32,8 +32,8 @@ def main() -> int:
     registry = CollectorRegistry()
     start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
     provider = telemetry.setup_tracing(SERVICE_NAME, os.environ, install_global=True)
-    exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
-    app = create_app(settings, tracer_provider=provider, registry=registry, event_spans=exporting)
+    app = create_app(settings, tracer_provider=provider, registry=registry,
+                     event_spans=telemetry.exporting(os.environ))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     provider.shutdown()
     return 0

@@ -15,7 +15,8 @@ from mcp_sentinel import telemetry
 def new() -> FastAPI:
     """Knative-functions-style factory: the ingest ASGI app configured from the environment."""
     settings = IngestSettings.from_env(os.environ)
-    return create_app(settings, tracer_provider=telemetry.setup_tracing(SERVICE_NAME, os.environ))
+    return create_app(settings, tracer_provider=telemetry.setup_tracing(SERVICE_NAME, os.environ),
+                      event_spans=telemetry.exporting(os.environ))
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
