@@ -47,3 +47,34 @@ def ensure_topics(
 
 
 __all__ = ["KafkaError", "broker_reachable", "ensure_topics", "parse_brokers"]
+
+
+def warm_partitions(brokers: list[str], timeout: float = 5.0) -> int:
+    """Fetch once from every partition of every topic; returns how many partitions were read.
+
+    Works around a tansu 0.6 bug: after a restart on durable storage a partition's end offset is
+    only restored by a fetch, and a produce that comes first is written at offset 0, replacing the
+    stored record there. The local `kafka` part calls this before it reports healthy.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=brokers,
+        enable_auto_commit=False,
+        request_timeout_ms=int(timeout * 1000) + 1000,
+        consumer_timeout_ms=int(timeout * 1000),
+    )
+    try:
+        parts = [
+            TopicPartition(topic, p)
+            for topic in consumer.topics()
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not parts:
+            return 0
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        consumer.poll(timeout_ms=int(timeout * 1000), max_records=1)
+        return len(parts)
+    finally:
+        consumer.close()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC, DEFAULT_PARTITIONS, DEFAULT_TOPIC, tansu_binary
-from mcp_sentinel.kafka.admin import KafkaError, ensure_topics
+from mcp_sentinel.kafka.admin import KafkaError, ensure_topics, warm_partitions
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.s3 import s3_env, s3rver_binary
 from mcp_sentinel.stack.supervisor import Component, tcp_open
@@ -35,6 +35,8 @@ def _ready(cfg: StackConfig) -> Callable[[], bool]:
             return False
         with contextlib.suppress(KafkaError, OSError):
             ensure_topics([bootstrap(cfg)], TOPICS, partitions=DEFAULT_PARTITIONS, timeout=5.0)
+            # Before anyone produces: a restarted tansu loses records unless each partition is read first.
+            warm_partitions([bootstrap(cfg)])
             return True
         return False
 
