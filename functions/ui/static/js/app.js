@@ -21,6 +21,7 @@ const TABS = [
 
 const session = { principal: null };
 const page = document.getElementById("page");
+const views = new Map();
 
 function visibleTabs() {
   return session.principal ? TABS.filter((t) => t.show(session.principal)) : [];
@@ -51,11 +52,17 @@ async function renderPage() {
   }
   const tab = TABS.find((t) => t.id === currentTab());
   page.dataset.page = tab.id;
-  mount(page, h("div", { class: "muted" }, "Loading…"));
+  // Each tab renders into its own element: a slow render of a tab the user already left then
+  // lands in that tab's detached element instead of over the page now shown. The element also
+  // keeps the tab's own state (chosen namespace, window) across tab switches.
+  if (!views.has(tab.id)) views.set(tab.id, h("div", { "data-view": tab.id }));
+  const view = views.get(tab.id);
+  mount(view, h("div", { class: "muted" }, "Loading…"));
+  mount(page, view);
   try {
-    await tab.page.render(page, { principal: session.principal, isAdmin: session.principal.role === "admin" });
+    await tab.page.render(view, { principal: session.principal, isAdmin: session.principal.role === "admin" });
   } catch (err) {
-    if (err.status !== 401) mount(page, errorBox(err));
+    if (err.status !== 401) mount(view, errorBox(err));
   }
 }
 
@@ -68,6 +75,7 @@ function signedIn(body) {
 
 function signedOut(message) {
   session.principal = null;
+  views.clear(); // the next user starts from fresh pages
   setCsrf("");
   renderPage();
   openSignIn(message);
