@@ -221,6 +221,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32, help="in flight per load generator (saturation)")
     ap.add_argument("--loadgens", type=int, default=1, help="load-generator processes for saturation")
     ap.add_argument("--repeat", type=int, default=1, help="repeat every phase; best and spread are printed")
+    ap.add_argument("--client", default="fast", choices=["fast", "aiohttp"], help="sidecar UPSTREAM_CLIENT")
     args = ap.parse_args()
     if args.role == "upstream":
         run_upstream(args.port)
@@ -259,6 +260,7 @@ def main() -> None:
                 POLICY_FILE=str(REPO_ROOT / "examples" / "policies" / "server-a.json"),
                 AUDIT_SPOOL_DIR=str(Path(tmp) / "spool"),
                 LOG_LEVEL="WARNING",
+                UPSTREAM_CLIENT=args.client,
             )
             sidecar = subprocess.Popen([sys.executable, "-m", "sidecar"], env=sc_env, cwd=str(REPO_ROOT))
             procs.append(sidecar)

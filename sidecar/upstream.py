@@ -137,6 +137,7 @@ class UpstreamResponse:
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._paused = False
+        self._whole = False
         self._error: Exception | None = None
         self._headers_fut: asyncio.Future[None] = loop.create_future()
         self._waiter: asyncio.Future[None] | None = None
@@ -168,7 +169,7 @@ class UpstreamResponse:
     def _feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._buffered += len(data)
-        if self._buffered > _HIGH_WATER and not self._paused and self._conn.transport is not None:
+        if self._buffered > _HIGH_WATER and not self._paused and not self._whole and self._conn.transport is not None:
             self._paused = True
             self._conn.transport.pause_reading()
         self._wake()
@@ -216,6 +217,10 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         """The whole body (for small, non-streaming answers)."""
+        self._whole = True  # the caller wants everything: no back-pressure pause
+        if self._paused and self._conn.transport is not None:
+            self._paused = False
+            self._conn.transport.resume_reading()
         while not self.complete:
             await self._more()
         if self._error is not None:
