@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -25,6 +26,10 @@ async def serve(settings: SidecarSettings) -> None:
     await mrunner.setup()
     await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()
     await web.TCPSite(mrunner, settings.host, settings.metrics_port).start()
+    # Everything built so far (modules, the compiled policy, app) lives for the whole process:
+    # move it out of the collector's generations so full collections stay short (p99 latency).
+    gc.collect()
+    gc.freeze()
     logging.getLogger("sidecar").info(
         "sidecar listening on %s:%d (metrics %d) -> %s",
         settings.host,

@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mcp_sentinel import jsonrpc
 from mcp_sentinel.policy.types import AuthzRequest, Decision, Identity
-from sidecar.audit import AuditSender, AuditSpool, make_event, sync_loop
+from sidecar.audit import AuditSender, AuditSpool, EventEncoder, sync_loop
 from sidecar.metrics import SidecarMetrics
 from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity
 from sidecar.policy_store import PolicyStore
@@ -203,6 +203,9 @@ class Sidecar:
     def __init__(self, state: SidecarState) -> None:
         self.state = state
         self._drop_cache: tuple[Any, tuple[str, str, str, str], frozenset[str]] | None = None
+        self._encoder = EventEncoder(
+            source=state.settings.analytics_source, event_type=state.settings.analytics_event_type
+        )
 
     # -- local endpoints -------------------------------------------------------------------------
 
@@ -705,13 +708,9 @@ class Sidecar:
             if not msg.method and d.allowed:
                 continue
             payload = self._payload(ex, scope, msg, d, status, latency_ms)
-            ev = make_event(
-                payload,
-                source=state.settings.analytics_source,
-                event_type=state.settings.analytics_event_type,
-                traceparent=ex.traceparent,
-            )
-            if state.spool.append(ev) and state.sender is not None:
+            # Written (one O_APPEND write) before the handler returns, i.e. before aiohttp sends the
+            # response bytes: a client that saw an answer can rely on its audit event being on disk.
+            if state.spool.append_line(self._encoder.line(payload, ex.traceparent)) and state.sender is not None:
                 state.sender.notify()
 
     def _payload(

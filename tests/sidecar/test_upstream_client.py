@@ -269,3 +269,26 @@ def test_header_block_refuses_line_breaks() -> None:
     for bad in ("x\r\nX-Evil: 1", "x\nX-Evil: 1", "x\rY", "x\0"):
         with pytest.raises(ValueError, match="line break or NUL"):
             header_block([("X-MCP-Human-ID", bad)])
+
+
+def test_event_encoder_matches_make_event_and_ids_are_unique_v4() -> None:
+    import json
+    import re
+
+    from sidecar.audit import EventEncoder, make_event
+
+    enc = EventEncoder(source="server-a-gateway", event_type="mcp.request")
+    payload = {"status": 200, "human_id": "zoë", "rpc_id": 'x"y', "tool_name": "search"}
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    line = enc.line(payload, tp)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    got = json.loads(line)
+    want = make_event(payload, source="server-a-gateway", event_type="mcp.request", traceparent=tp, event_id=got["id"])
+    want["time"] = got["time"]
+    assert got == want and list(got) == list(want)  # same fields, same order
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", got["time"])
+    assert "traceparent" not in json.loads(enc.line(payload))
+    ids = {enc.new_id() for _ in range(2000)}  # crosses several random-buffer refills
+    assert len(ids) == 2000
+    v4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+    assert all(v4.fullmatch(i) for i in ids)
