@@ -27,7 +27,7 @@ from functions.ingest.settings import IngestSettings
 from mcp_sentinel import telemetry
 from mcp_sentinel.cloudevents_codec import DecodedEvent, KafkaRecord, decode_http, to_kafka_binary
 from mcp_sentinel.envelope import EnvelopeError, FieldError
-from mcp_sentinel.kafka.admin import broker_reachable
+from mcp_sentinel.kafka.net import broker_reachable
 
 SERVICE_NAME = "mcp-sentinel-ingest"
 

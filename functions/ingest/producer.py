@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
 
 from mcp_sentinel.cloudevents_codec import KafkaRecord
-from mcp_sentinel.kafka.admin import broker_reachable
+from mcp_sentinel.kafka.net import broker_reachable
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,10 @@ Settings that make consumer groups behave on tansu (infra.md §3) live here, so 
 the project joins quickly and is replaced quickly after a crash.
 """
 
-from mcp_sentinel.kafka.admin import broker_reachable, ensure_topics, parse_brokers
+from typing import Any
+
 from mcp_sentinel.kafka.broker import tansu_binary
+from mcp_sentinel.kafka.net import broker_reachable, parse_brokers
 
 DEFAULT_TOPIC = "mcp.events"
 DEFAULT_DLQ_TOPIC = "mcp.events.dlq"
@@ -28,3 +30,12 @@ __all__ = [
     "parse_brokers",
     "tansu_binary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # `ensure_topics` needs the Kafka client; load it only when asked for (ingest never is).
+    if name == "ensure_topics":
+        from mcp_sentinel.kafka.admin import ensure_topics
+
+        return ensure_topics
+    raise AttributeError(name)
