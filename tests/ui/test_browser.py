@@ -256,6 +256,7 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             # --- the user's own activity page (scoped to the user's namespaces) -------------------
             user_page.click("[data-tab=activity]")
             expect(user_page.get_by_test_id("my-events")).to_be_visible(timeout=15000)
+            expect(user_page.get_by_test_id("activity-scope")).to_contain_text("teams' namespaces")
             user_page.screenshot(path=str(shots / "activity.png"), full_page=True)
 
             # --- sign-out flips the UI, and the old cookie is dead --------------------------------

@@ -3,14 +3,20 @@ import { api, qs } from "../api.js";
 import { h, mount, card, table, decisionBadge, when } from "../dom.js";
 import { lineChart } from "../charts.js";
 
-export async function render(root) {
+export async function render(root, { principal } = {}) {
   const u = await api.get(`/user/analytics/usage${qs({ window_days: 7, limit: 10 })}`);
   const t = u.totals || {};
-  mount(root, h("h1", {}, "My MCP activity"),
+  const series = u.series || [];
+  // Usage is scoped to the servers in the user's teams' namespaces: say so instead of a bare zero.
+  const teams = (principal && principal.teams) || [];
+  const scope = teams.length ? `Calls to MCP servers in your teams' namespaces over the last 7 days.`
+    : "You are not in a team yet: this page shows calls to MCP servers in your teams' namespaces. Ask an admin to add you to a team.";
+  mount(root, h("h1", {}, "My MCP activity"), h("p", { class: "muted", "data-testid": "activity-scope" }, scope),
     h("div", { class: "cards" }, card("Calls (7 days)", t.events, "my-events"), card("Allowed", t.allowed),
       card("Denied", t.denied), card("Servers", t.unique_servers), card("Agents", t.unique_agents)),
     h("div", { class: "grid" },
-      h("section", { class: "panel" }, h("h2", {}, "Calls over time"), h("div", { class: "chart-box" }, lineChart("my-series", u.series || []))),
+      h("section", { class: "panel" }, h("h2", {}, "Calls over time"), series.length ? h("div", { class: "chart-box" }, lineChart("my-series", series))
+        : h("div", { class: "empty" }, "No calls in the last 7 days.")),
       h("section", { class: "panel" }, h("h2", {}, "Per server"), table([
         { label: "Server", value: (r) => r.server }, { label: "Calls", value: (r) => r.events },
         { label: "Denied", value: (r) => r.denied }, { label: "Last seen", value: (r) => when(r.last_seen) },
