@@ -123,11 +123,12 @@ def test_api_and_postgres_stack_parts() -> None:
                 cfg.url("api", "/api/auth/login"), json={"email": "admin@mcpruntime.org", "password": "admin@123"}
             )
             assert admin.json()["user"]["role"] == "admin"
-            # X-Forwarded-For is ignored: the audited peer is the real loopback client.
+            # The local part trusts loopback proxies (UI, front door): their X-Forwarded-For names the client.
+            # (An untrusted peer's header is ignored: tests/api/test_runtime_trusted_proxies.py.)
             httpx.post(cfg.url("api", "/api/auth/login"), json={"email": "test@mcpruntime.org", "password": "bad"},
                        headers={"X-Forwarded-For": "10.9.8.7"})
             rows = httpx.get(cfg.url("api", "/api/admin/audit"), headers={"x-api-key": cfg.admin_api_key}).json()
-            assert {r["actor_ip"] for r in rows["audit_logs"]} == {"127.0.0.1"}
+            assert {r["actor_ip"] for r in rows["audit_logs"]} == {"127.0.0.1", "10.9.8.7"}
             metrics = httpx.get(cfg.url("api_metrics", "/metrics")).text
             assert 'sentinel_api_requests_total{method="POST",route="/api/auth/login",status="200"}' in metrics
             assert httpx.get(cfg.url("api", "/metrics")).status_code == 404  # metrics only on the metrics port
