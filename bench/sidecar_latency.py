@@ -300,14 +300,18 @@ def _report(runs: list[dict[str, dict[str, float]]], rss: float, args: argparse.
             f"sidecar p50 {s['p50'] * 1000:.3f} p99 {s['p99'] * 1000:.3f} ms | "
             f"added p50 {add50[i]:.3f} p99 {add99[i]:.3f} ms"
         )
-    best50, best99 = min(add50), min(add99)
-    print(f"  added p50 {_spread(add50)} ms (best {best50:.3f}; target <= 0.5: {'MET' if best50 <= 0.5 else 'MISSED'})")
-    print(f"  added p99 {_spread(add99)} ms (best {best99:.3f}; target <= 2: {'MET' if best99 <= 2 else 'MISSED'})")
+    # Verdicts use the median run: the best run on a shared machine flatters, the worst one measures the neighbours.
+    best50, best99 = statistics.median(add50), statistics.median(add99)
+    print(
+        f"  added p50 {_spread(add50)} ms (median {best50:.3f}; target <= 0.5: {'MET' if best50 <= 0.5 else 'MISSED'})"
+    )
+    print(f"  added p99 {_spread(add99)} ms (median {best99:.3f}; target <= 2: {'MET' if best99 <= 2 else 'MISSED'})")
     print(f"saturation ({args.loadgens} load generator(s) x {args.concurrency} in flight):")
     for i, (d, s) in enumerate(zip(d_rps, s_rps, strict=True)):
         print(f"  run {i + 1}: direct {d:.0f}/s, sidecar {s:.0f} tools/call/s (ratio {s / d:.2f})")
-    met = "MET" if max(s_rps) >= 2000 else "MISSED"
-    print(f"  sidecar {_spread(s_rps, '{:.0f}')} tools/call/s (best {max(s_rps):.0f}; target >= 2000: {met})")
+    med = statistics.median(s_rps)
+    met = "MET" if med >= 2000 else "MISSED"
+    print(f"  sidecar {_spread(s_rps, '{:.0f}')} tools/call/s (best {max(s_rps):.0f}; median vs target 2000: {met})")
     print("CPU per request (contention-independent):")
     for label, key in (("at 500 req/s", "rate"), ("saturated", "sat")):
         sc = [r[f"s_{key}"]["server_cpu_us"] for r in runs]
