@@ -12,45 +12,21 @@ from typing import Any
 from mcp_sentinel.cli.client import CliError
 from mcp_sentinel.cli.output import emit_json, table
 from mcp_sentinel.stack.config import StackConfig
-from mcp_sentinel.stack.supervisor import Component, http_ok, tcp_open
-
-
-def _pid(run_dir: Path, name: str) -> int | None:
-    try:
-        pid = int((run_dir / f"{name}.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, owned by another user (Postgres runs as `postgres`)
-    return pid
-
-
-def _healthy(comp: Component) -> bool:
-    with contextlib.suppress(Exception):  # a probe that raises is simply "not healthy"
-        if comp.health_check is not None:
-            return comp.health_check()
-        if comp.health_url is not None:
-            return http_ok(comp.health_url)
-        if comp.health_port is not None:
-            return tcp_open(comp.health_port)
-        return True
-    return False
+from mcp_sentinel.stack.supervisor import Component
 
 
 def component_status(cfg: StackConfig, components: list[Component]) -> list[dict[str, Any]]:
-    """One row per component: running (pid file + live process) and healthy (its own probe)."""
-    rows = []
-    for comp in components:
-        pid = _pid(cfg.path("run"), comp.name)
-        healthy = _healthy(comp)
-        state = "healthy" if healthy else ("unhealthy" if pid is not None else "stopped")
-        probe = comp.health_url or comp.health_port or ("custom check" if comp.health_check else "")
-        rows.append({"name": comp.name, "state": state, "pid": pid, "health": probe})
-    return rows
+    """One row per component: running (pid file + live process) and healthy.
+
+    Uses the same side-effect-free probes as the API's operations page: a component's own start-up
+    check may do work (the `kube` one installs CRDs and seeds the demo), a status query must not.
+    """
+    from mcp_sentinel.stack.status import local_status
+
+    return [
+        {"name": st.name, "state": st.state, "pid": st.pid, "health": st.probe, "uptime_seconds": st.uptime_seconds}
+        for st in local_status(cfg, components)
+    ]
 
 
 def cmd_status(args: argparse.Namespace, cfg: StackConfig) -> int:
