@@ -13,8 +13,8 @@ COPY functions ./functions
 COPY workflows ./workflows
 COPY examples ./examples
 # The hot path gets only its own dependencies (docs/conventions.md), not the whole stack.
-RUN pip install "aiohttp>=3.10" "pyjwt[crypto]>=2.9" "prometheus-client>=0.20" "opentelemetry-api>=1.27" \
-        "opentelemetry-sdk>=1.27" "opentelemetry-exporter-otlp-proto-http>=1.27" \
+RUN pip install "aiohttp>=3.10" "httptools>=0.6" "uvloop>=0.19" "pyjwt[crypto]>=2.9" "prometheus-client>=0.20" \
+        "opentelemetry-api>=1.27" "opentelemetry-sdk>=1.27" "opentelemetry-exporter-otlp-proto-http>=1.27" \
     && pip install --no-deps .
 # Bytecode is compiled now: the runtime root filesystem is read-only.
 RUN python -m compileall -q /opt/venv
