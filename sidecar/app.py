@@ -239,7 +239,8 @@ class Sidecar:
             body["audit"] = {
                 "spool_depth": c.depth,
                 "sent": c.sent,
-                "dropped": c.dropped_full + c.dropped_rejected + c.dropped_corrupt,
+                "dropped": c.dropped_full + c.dropped_corrupt,
+                "quarantined": c.quarantined,
                 "last_error": self.state.sender.last_error if self.state.sender else "",
             }
         return web.json_response(body)

@@ -42,7 +42,7 @@ class AuditCounters:
     sent: int = 0
     replayed: int = 0
     dropped_full: int = 0
-    dropped_rejected: int = 0
+    quarantined: int = 0
     dropped_corrupt: int = 0
     depth: int = 0
 
@@ -258,6 +258,15 @@ class AuditSpool:
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / _seg_name(s)).unlink()
 
+    def quarantine(self, lines: list[bytes], reason: str) -> None:
+        """Keep events ingest refuses one by one in `rejected.jsonl` (with the reason) for an operator."""
+        with open(self.dir / "rejected.jsonl", "ab") as fh:
+            for line in lines:
+                fh.write(b'{"reason":' + json.dumps(reason).encode() + b',"event":' + line + b"}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        log.error("ingest refused %d audit event(s) (%s); kept in %s", len(lines), reason, self.dir / "rejected.jsonl")
+
     def close(self) -> None:
         """Flush and close the current segment."""
         self.sync()
@@ -294,11 +303,17 @@ class AuditSender:
         self._wake.set()
 
     async def run(self) -> None:
-        """Send forever (cancel to stop); survives ingest outages by retrying the same batch."""
+        """Send forever (cancel to stop); survives ingest outages by retrying the same batch.
+
+        A batch ingest refuses as a whole (400/413/422) is bisected: the halves are retried so an
+        oversized batch still goes through and a poison event is isolated. A single event ingest
+        refuses is moved to `rejected.jsonl` in the spool folder (kept, counted), never discarded.
+        """
         backoff = 0.1
+        limit = self.batch_size
         async with self._session_factory() as session:
             while True:
-                lines, pos = self.spool.read_batch(self.batch_size)
+                lines, pos = self.spool.read_batch(limit)
                 if not lines:
                     if pos != (self.spool.cursor_seq, self.spool.cursor_off):
                         self.spool.commit(pos, 0, 0)  # skipped empty/torn segments
@@ -312,14 +327,20 @@ class AuditSender:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 backoff = 0.1
+                if outcome == "rejected" and len(lines) > 1:
+                    limit = max(1, len(lines) // 2)
+                    continue
                 nbytes = sum(len(x) + 1 for x in lines)
                 replayed = self.spool.last_batch_replayed
+                if outcome == "rejected":
+                    self.spool.quarantine(lines, self.last_error)
                 self.spool.commit(pos, len(lines), nbytes)
                 if outcome == "sent":
                     self.spool.counters.sent += len(lines)
                     self.spool.counters.replayed += replayed
+                    limit = min(self.batch_size, limit * 2)
                 else:
-                    self.spool.counters.dropped_rejected += len(lines)
+                    self.spool.counters.quarantined += len(lines)
 
     async def _post(self, session: aiohttp.ClientSession, lines: list[bytes]) -> str:
         body = b"[" + b",".join(lines) + b"]"
@@ -336,8 +357,8 @@ class AuditSender:
                     return "sent"
                 self.last_error = f"ingest answered {resp.status}"
                 if resp.status in (400, 413, 422):
-                    # The batch itself is unacceptable; retrying would block every later event.
-                    log.error("ingest rejected %d audit events with %d; dropping them", len(lines), resp.status)
+                    # The batch itself is unacceptable; resending it unchanged would block every later event.
+                    log.warning("ingest refused %d audit events with %d", len(lines), resp.status)
                     return "rejected"
                 return "retry"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

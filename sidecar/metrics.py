@@ -61,9 +61,13 @@ class _AuditCollector(Collector):
             "mcp_gateway_audit_events_dropped", "Audit events dropped, by reason", labels=["reason"]
         )
         dropped.add_metric(["spool_full"], c.dropped_full)
-        dropped.add_metric(["rejected_by_ingest"], c.dropped_rejected)
         dropped.add_metric(["corrupt_spool"], c.dropped_corrupt)
         yield dropped
+        yield CounterMetricFamily(
+            "mcp_gateway_audit_events_quarantined",
+            "Audit events ingest refused one by one, kept in the spool's rejected.jsonl",
+            c.quarantined,
+        )
         yield GaugeMetricFamily(
             "mcp_gateway_audit_spool_depth", "Audit events spooled but not yet acknowledged", c.depth
         )

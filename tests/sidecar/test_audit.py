@@ -131,3 +131,44 @@ async def test_spool_full_counts_drops(tmp_path: Path) -> None:
     accepted = sum(spool.append(make_event({"n": i}, source="s", event_type="t")) for i in range(100))
     assert 0 < accepted < 100
     assert spool.counters.dropped_full == 100 - accepted and spool.counters.depth == accepted
+
+
+async def test_refused_batches_are_bisected_and_a_poison_event_is_kept_not_lost(tmp_path: Path) -> None:
+    """Ingest answers 413 to batches over 16 events and 400 to any batch holding event #7: every other
+    event is delivered exactly once, and #7 lands in the spool's rejected.jsonl with the reason."""
+    from sidecar.audit import AuditSender, AuditSpool, make_event
+
+    port = Ports.free().ingest
+    received: list[dict[str, Any]] = []
+
+    async def events(request: web.Request) -> web.Response:
+        batch = await request.json()
+        if len(batch) > 16:
+            return web.json_response({"error": "request_too_large"}, status=413)
+        if any(e["data"]["n"] == 7 for e in batch):
+            return web.json_response({"error": "invalid_event", "errors": [{"field": "data"}]}, status=400)
+        received.extend(batch)
+        return web.json_response({"ok": True}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/events", events)
+    runner = await _start(app, port)
+    spool = AuditSpool(tmp_path)
+    for n in range(100):
+        assert spool.append(make_event({"n": n}, source="s", event_type="t"))
+    sender = AuditSender(spool, f"http://127.0.0.1:{port}/events", batch_size=64)
+    task = asyncio.create_task(sender.run())
+    try:
+        for _ in range(200):
+            if spool.counters.depth == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
+    got = Counter(e["data"]["n"] for e in received)
+    assert sorted(got) == [n for n in range(100) if n != 7] and max(got.values()) == 1
+    assert spool.counters.sent == 99 and spool.counters.quarantined == 1 and spool.counters.depth == 0
+    kept = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [k["event"]["data"]["n"] for k in kept] == [7] and "400" in kept[0]["reason"]
