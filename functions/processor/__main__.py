@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 
 from functions.processor.app import create_app
 from functions.processor.settings import ProcessorSettings
+from mcp_sentinel.telemetry import exporting, setup_tracing
 
 
 def main() -> None:
@@ -17,7 +18,11 @@ def main() -> None:
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
     settings = ProcessorSettings.from_env()
-    app = create_app(settings)
+    # Spans (kafka.consume, clickhouse.insert_event/insert_batch) only when an exporter is configured.
+    provider = None
+    if exporting(os.environ):
+        provider = setup_tracing("mcp-sentinel-processor", os.environ, install_global=True)
+    app = create_app(settings, tracer_provider=provider)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=os.environ.get("METRICS_ADDR", "0.0.0.0"),
                           registry=app.state.metrics.registry)  # fmt: skip

@@ -1,7 +1,7 @@
 """The processor function: CloudEvents over HTTP (as Knative KafkaSource delivers them) → ClickHouse.
 
 `create_app(settings)` builds the FastAPI app. Each POST carries one event (binary or structured
-mode, Kafka metadata in `ce-partition`/`ce-offset`/`ce-key` extensions) or a batch
+mode, Kafka metadata in `ce-kafkatopic`/`ce-kafkapartition`/`ce-kafkaoffset`/`ce-key` extensions) or a batch
 (`application/cloudevents-batch+json`). The answer comes only after the rows are stored:
 
 * 200 `{"inserted": n, "duplicates": m}`: stored (a redelivered id is a duplicate, not a new row);
@@ -175,8 +175,10 @@ def _kafka_meta(headers: Any) -> tuple[str, str, int | None]:
     source = headers.get("ce-source") or ""
     if not topic and "#" in source and "/kafkasources/" in source:
         topic = source.rsplit("#", 1)[1]
-    partition = headers.get("ce-partition") or ""
-    raw_offset = headers.get("ce-offset") or ""
+    # Knative's KafkaSource (and our dispatcher) name them kafkapartition/kafkaoffset; older
+    # deliveries used partition/offset.
+    partition = headers.get("ce-kafkapartition") or headers.get("ce-partition") or ""
+    raw_offset = headers.get("ce-kafkaoffset") or headers.get("ce-offset") or ""
     offset = int(raw_offset) if raw_offset.isdigit() else None
     return topic, partition, offset
 

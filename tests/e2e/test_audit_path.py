@@ -161,12 +161,6 @@ def test_one_trace_spans_gateway_ingest_kafka_and_dispatcher(
     assert all(s.parent_span_id == "" or s.parent_span_id in ids or s is gateway for s in spans)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processor: `python -m functions.processor` installs no TracerProvider, so it ignores "
-    "OTEL_EXPORTER_OTLP_ENDPOINT and exports nothing (and it reads ce-partition/ce-offset while the "
-    "dispatcher sends ce-kafkapartition/ce-kafkaoffset); remove this marker once fixed",
-)
 def test_the_trace_continues_into_the_processor_and_clickhouse_insert(
     audit_stack: AuditStack, traced_call: tuple[str, EventRow]
 ) -> None:
