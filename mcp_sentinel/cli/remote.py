@@ -14,8 +14,10 @@ from mcp_sentinel.cli.client import ApiClient, CliError
 from mcp_sentinel.cli.output import emit_json, table
 from mcp_sentinel.stack.config import StackConfig
 
+# Every filter /api/events applies (it ignores unknown names, so a flag missing there would match everything).
 EVENT_FILTERS = ("source", "event_type", "server", "namespace", "team_id", "cluster", "human_id", "agent_id",
-                 "session_id", "decision", "tool_name", "reason", "rpc_method", "trace_id", "since", "until")
+                 "session_id", "decision", "tool_name", "reason", "rpc_method", "subject_team_id", "trace_id",
+                 "since", "until")
 EVENT_COLUMNS = ("timestamp", "server", "decision", "tool_name", "human_id", "agent_id", "reason")
 
 
