@@ -130,6 +130,13 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
             "authorization_servers": [issuer],
             "bearer_methods_supported": ["header"],
         }
+        # X-Forwarded-Host/Proto are client-controlled: the advertised resource must not follow them.
+        spoofed = httpx2.get(
+            f"{base}/.well-known/oauth-protected-resource/mcp",
+            headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
+            timeout=10,
+        )
+        assert spoofed.json()["resource"] == f"{base}/mcp"
         assert httpx2.post(f"{base}/.well-known/oauth-protected-resource", timeout=10).status_code == 405
     finally:
         await asyncio.to_thread(sc.stop)
