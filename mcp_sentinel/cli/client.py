@@ -27,19 +27,35 @@ class ApiClient:
     timeout: float = 15.0
 
     def request(
-        self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
     ) -> Any:
-        """JSON in, JSON out; raises CliError with the URL and a hint on every failure."""
+        """JSON in, JSON out; raises CliError with the URL and a hint on every failure.
+
+        `timeout` overrides the client's for calls the API is known to hold open longer.
+        """
         url = self.base_url.rstrip("/") + path
         headers = {"x-api-key": self.api_key, "accept": "application/json"}
+        wait = self.timeout if timeout is None else timeout
         try:
-            resp = httpx.request(
-                method, url, params=dict(params or {}), json=body, headers=headers, timeout=self.timeout
-            )
+            resp = httpx.request(method, url, params=dict(params or {}), json=body, headers=headers, timeout=wait)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise CliError(
                 f"cannot reach the API at {self.base_url} ({exc.__class__.__name__}). Is the stack running? "
                 "Start it with `sentinel up`, or point --api-url / SENTINEL_API_URL at a running API.",
+                exit_code=2,
+            ) from exc
+        except httpx.TimeoutException as exc:
+            # Connected but no answer in time: the call may still complete on the server.
+            raise CliError(
+                f"the API at {self.base_url} did not answer {method} {path} within {wait:g} s "
+                f"({exc.__class__.__name__}); it may still complete. Raise --timeout / SENTINEL_TIMEOUT "
+                "if the API is just slow.",
                 exit_code=2,
             ) from exc
         except httpx.HTTPError as exc:

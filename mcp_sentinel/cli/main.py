@@ -78,7 +78,21 @@ def _common() -> argparse.ArgumentParser:
         "--api-key", default=os.environ.get("SENTINEL_API_KEY"),
         help="admin API key (env SENTINEL_API_KEY; default: the local stack's admin key)",
     )
+    common.add_argument(
+        "--timeout", type=_seconds, default=os.environ.get("SENTINEL_TIMEOUT", "15"),
+        help="seconds to wait for each API answer (env SENTINEL_TIMEOUT; default 15; restarts wait longer)",
+    )
     return common
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {raw}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +156,7 @@ def main(argv: list[str] | None = None, *, config: StackConfig | None = None) ->
         rc: int = args.func(args)
         return rc
     cfg = config or StackConfig()
-    client = ApiClient(args.api_url or cfg.url("api"), args.api_key or cfg.admin_api_key)
+    client = ApiClient(args.api_url or cfg.url("api"), args.api_key or cfg.admin_api_key, timeout=args.timeout)
     try:
         result: int = args.run(args, cfg, client)
         return result

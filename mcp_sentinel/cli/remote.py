@@ -18,6 +18,9 @@ from mcp_sentinel.stack.config import StackConfig
 EVENT_FILTERS = ("source", "event_type", "server", "namespace", "team_id", "cluster", "human_id", "agent_id",
                  "session_id", "decision", "tool_name", "reason", "rpc_method", "subject_team_id", "trace_id",
                  "since", "until")
+# The API holds a restart request open up to 60 s (its RESTART_WAIT_SECONDS) before answering
+# 202 "pending"; a shorter client timeout would report a failure for a restart that is still running.
+RESTART_TIMEOUT = 90.0
 EVENT_COLUMNS = ("timestamp", "server", "decision", "tool_name", "human_id", "agent_id", "reason")
 
 
@@ -60,7 +63,8 @@ def cmd_restart(args: argparse.Namespace, client: ApiClient) -> int:
         raise CliError("name one component or pass --all", exit_code=2)
     body: dict[str, Any] = {"all": True} if args.all else {"component": args.component}
     _progress(args, f"restarting {'all components' if args.all else args.component} ...")
-    data = client.request("POST", "/api/runtime/actions/restart", body=body)
+    data = client.request("POST", "/api/runtime/actions/restart", body=body,
+                          timeout=max(client.timeout, RESTART_TIMEOUT))
     if args.json:
         emit_json(data)
     else:

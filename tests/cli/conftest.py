@@ -34,10 +34,13 @@ PARTS = {"postgres", "kube", "clickhouse", "processor", "api", "temporal", "work
 TEAM_NS = "cli-team"
 TEAM_SERVER = "server-t"
 # Serves HTTP until a marker file exists; then it refuses to start (a restart that fails).
+# While a delay file exists it waits that many seconds before serving (a slow restart).
 FLAKY = """
-import http.server, os, sys
+import http.server, os, sys, time
 if os.path.exists(sys.argv[2]):
     sys.exit("refusing to start: " + sys.argv[2])
+if os.path.exists(sys.argv[3]):
+    time.sleep(float(open(sys.argv[3]).read()))
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
 """
 
@@ -60,12 +63,17 @@ class Stack:
     events: list[dict[str, Any]]  # CloudEvents as posted, oldest first
     marker: Path
 
+    @property
+    def delay_file(self) -> Path:
+        return self.marker.with_name("flaky-delay")
+
     def pid(self, name: str) -> int:
         return self.sup.running[name].process.pid
 
     def flaky(self) -> Component:
         return Component(
-            name="flaky", argv=[sys.executable, "-c", FLAKY, str(self.cfg.ports.s3), str(self.marker)],
+            name="flaky",
+            argv=[sys.executable, "-c", FLAKY, str(self.cfg.ports.s3), str(self.marker), str(self.delay_file)],
             health_port=self.cfg.ports.s3, startup_timeout=30,
         )
 

@@ -221,6 +221,11 @@ def test_api_validation_error_stops_at_the_bad_document(
     assert main(["grant", "apply", "-f", str(f)], config=stack.cfg) == 1
     err = capsys.readouterr().err
     assert "POST /api/runtime/grants -> HTTP 400" in err and "allowedSideEffects needs at least one" in err
+    # A wrongly typed field: the API's schema message, not a Python repr.
+    f.write_text("name: g-typed\nserverRef: {name: server-a}\nsubject: {humanID: hal}\nallowedSideEffects: read\n")
+    assert main(["grant", "apply", "-f", str(f)], config=stack.cfg) == 1
+    err = capsys.readouterr().err
+    assert "HTTP 400" in err and "allowedSideEffects" in err and "{'" not in err
     # Documents are applied in order: the first one landed, the rejected one did not.
     assert "g-before" in names(stack.api("GET", "/api/runtime/grants")["grants"])
     assert "g-bad" not in names(stack.api("GET", "/api/runtime/grants")["grants"])
@@ -394,6 +399,20 @@ def test_restart_all_then_the_stack_still_answers(stack: Stack, capsys: pytest.C
     assert event_ids(stack, capsys, "--server", "server-a") == ["cli-event-1"]
     assert main(["grant", "list", "-N", TEAM_NS, "--json"], config=stack.cfg) == 0
     assert "g-crd" in names(out_json(capsys))
+
+
+def test_a_slow_restart_outlasts_the_read_timeout(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    # The API holds a restart open until the component is healthy again; `--timeout` is for quick calls.
+    if "flaky" not in stack.sup.running:
+        stack.sup.start(stack.flaky())
+    before = stack.pid("flaky")
+    stack.delay_file.write_text("2.5")
+    try:
+        assert main(["restart", "flaky", "--timeout", "0.5"], config=stack.cfg) == 0, capsys.readouterr().err
+    finally:
+        stack.delay_file.unlink()
+    assert '"success": true' in capsys.readouterr().out
+    assert stack.pid("flaky") != before
 
 
 def test_a_failed_restart_is_exit_1_naming_the_component(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,31 @@ def test_unreachable_api_while_applying(cfg: StackConfig, tmp_path: Path, capsys
     f.write_text("name: g\nserverRef: {name: server-a}\nsubject: {humanID: a}\nallowedSideEffects: [read]\n")
     assert main(["grant", "apply", "-f", str(f), "--api-url", dead_url()], config=cfg) == 2
     assert "cannot reach the API" in capsys.readouterr().err
+
+
+def test_an_api_that_never_answers_times_out_with_a_hint(cfg: StackConfig, capsys: pytest.CaptureFixture[str]) -> None:
+    # A listening socket nobody accepts from: the connection succeeds, no answer ever comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        assert main(["events", "--api-url", url, "--timeout", "0.5"], config=cfg) == 2
+    err = capsys.readouterr().err
+    assert f"the API at {url} did not answer GET /api/events within 0.5 s" in err and "--timeout" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "4000"])
+def test_bad_timeout_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["events", "--timeout", value])
+    assert exc.value.code == 2 and "--timeout" in capsys.readouterr().err
+
+
+def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTINEL_TIMEOUT", "2.5")
+    assert build_parser().parse_args(["grant", "list"]).timeout == 2.5
+    monkeypatch.delenv("SENTINEL_TIMEOUT")
+    assert build_parser().parse_args(["grant", "list"]).timeout == 15.0
 
 
 def test_console_script_exit_code_and_stderr() -> None:
