@@ -21,7 +21,7 @@ from mcp_sentinel.stack.config import REPO_ROOT
 from mcp_sentinel.storage.queries import FILTER_NAMES
 from tests.cli.conftest import TEAM_NS, TEAM_SERVER, Stack, dead_url
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def out_json(capsys: pytest.CaptureFixture[str]) -> Any:
