@@ -29,7 +29,8 @@ def main() -> int:
     # /metrics and a liveness answer on the metrics port (prometheus_client serves any path).
     start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
     provider = telemetry.setup_tracing("mcp-sentinel-dispatcher", os.environ, install_global=True)
-    dispatcher = Dispatcher(settings, registry=registry, tracer_provider=provider)
+    dispatcher = Dispatcher(settings, registry=registry, tracer_provider=provider,
+                            record_spans=telemetry.exporting(os.environ))
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
         dispatcher.stop()

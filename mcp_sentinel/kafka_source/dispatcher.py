@@ -1,62 +1,40 @@
 """The consume → deliver → commit loop.
 
-Each poll's records are delivered (per partition in offset order when `ordered`, otherwise up to
-`max_in_flight` at once), each with retries and backoff; a record that cannot be delivered goes
-to the dead-letter topic with the reason in its headers. Offsets are committed only after every
-record of the poll was either accepted by the sink (2xx) or durably dead-lettered, so a crash at
-any point redelivers (at least once, same CloudEvent ids) and never loses a record.
+Each poll's records are delivered per partition (partitions concurrently; within one in offset
+order when `ordered`, otherwise, in single mode, up to `max_in_flight` records at once), with
+retries and backoff (`delivery.py`); a record that cannot be delivered goes to the dead-letter
+topic with the reason in its headers. Offsets are committed only after every record of the poll
+was either accepted by the sink (2xx) or durably dead-lettered, so a crash at any point
+redelivers (at least once, same CloudEvent ids) and never loses a record.
+
+HTTP runs on an asyncio loop (one aiohttp session); the kafka-python consumer, which is not
+thread-safe, is only ever touched from one dedicated thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from mcp_sentinel import telemetry
-from mcp_sentinel.kafka_source.mapping import to_http
+from mcp_sentinel.kafka_source.delivery import Delivery, Outcome, Stopping
+from mcp_sentinel.kafka_source.metrics import DispatcherMetrics
 from mcp_sentinel.kafka_source.settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
-
-
-class DispatcherMetrics:
-    """Prometheus families of the dispatcher."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.delivered = Counter("dispatcher_delivered_total", "Records the sink accepted (2xx)", registry=registry)
-        self.retried = Counter("dispatcher_retries_total", "Delivery retries", ["reason"], registry=registry)
-        self.dead_lettered = Counter("dispatcher_dead_lettered_total", "Records sent to the dead-letter topic",
-                                     ["reason"], registry=registry)
-        self.in_flight = Gauge("dispatcher_in_flight", "Records being delivered now", registry=registry)
-        self.lag = Gauge("dispatcher_consumer_lag_records",
-                         "Fetched but not yet committed records (from consumer positions, not the broker high "
-                         "watermark, which tansu reports wrongly)", ["partition"], registry=registry)
-        self.committed = Gauge("dispatcher_committed_offset", "Last committed offset", ["partition"],
-                               registry=registry)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one record ended: delivered, or dead-lettered with a reason."""
-
-    delivered: bool
-    reason: str = ""
-    status: int = 0
-    attempts: int = 0
+T = TypeVar("T")
 
 
 class Dispatcher:
@@ -68,111 +46,92 @@ class Dispatcher:
         *,
         registry: CollectorRegistry | None = None,
         tracer_provider: TracerProvider | None = None,
+        record_spans: bool = True,
     ) -> None:
         self.settings = settings
         self.metrics = DispatcherMetrics(registry if registry is not None else CollectorRegistry())
         self._tracer = (tracer_provider or telemetry.setup_tracing("mcp-sentinel-dispatcher", {})).get_tracer(
             "mcp_sentinel.kafka_source")
+        self._record_spans = record_spans
         self._stop = threading.Event()
-        self._http = httpx.Client(timeout=settings.timeout, limits=httpx.Limits(max_connections=settings.max_in_flight))
-        self._pool = ThreadPoolExecutor(max_workers=settings.max_in_flight, thread_name_prefix="deliver")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer")
         self._consumer: KafkaConsumer | None = None
         self._dlq: KafkaProducer | None = None
+        self._closed = False
 
     def stop(self) -> None:
-        """Ask the loop to finish the current poll, commit and leave the group."""
+        """Ask the loop to finish the current poll, commit and leave the group (any thread, signal-safe)."""
         self._stop.set()
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(stopping.set)
 
-    # --- delivery ---------------------------------------------------------------------------
+    async def _on_consumer_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._kafka_thread, fn, *args)
 
-    def _post(self, record: Any) -> Outcome:
+    # --- dead letters -------------------------------------------------------------------------
+
+    def _dlq_send(self, records: Sequence[Any], outcome: Outcome) -> None:
         s = self.settings
-        headers, body = to_http(record, source_name=s.source_name, source_namespace=s.source_namespace)
-        parent = telemetry.extract_kafka(record.headers)
-        attempt = 0
-        while True:
-            attempt += 1
-            with self._tracer.start_as_current_span("kafka_source.deliver", context=parent, kind=SpanKind.CLIENT,
-                                                    attributes={"kafka.topic": record.topic,
-                                                                "kafka.partition": record.partition,
-                                                                "kafka.offset": record.offset,
-                                                                "delivery.attempt": attempt}) as span:
-                send_headers = dict(headers)
-                telemetry.inject_http(send_headers)
-                try:
-                    resp = self._http.post(s.sink_url, content=body, headers=send_headers)
-                    status, reason = resp.status_code, f"http_{resp.status_code}"
-                except httpx.HTTPError as exc:
-                    status, reason = 0, f"transport_error: {type(exc).__name__}: {exc}"
-                span.set_attribute("http.response.status_code", status)
-                if 200 <= status < 300:
-                    return Outcome(True, status=status, attempts=attempt)
-                span.set_status(Status(StatusCode.ERROR, reason))
-            if 400 <= status < 500 and status not in (408, 429):
-                return Outcome(False, reason, status, attempt)  # the sink will never accept it
-            if attempt > s.retry:
-                return Outcome(False, f"retries_exhausted: {reason}", status, attempt)
-            self.metrics.retried.labels("transport" if status == 0 else str(status)).inc()
-            if self._stop.wait(s.backoff(attempt)):
-                # Stopping mid-retry: abandon the poll uncommitted; the next owner redelivers it.
-                raise InterruptedError("stopping")
+        if self._dlq is None:
+            self._dlq = KafkaProducer(bootstrap_servers=list(s.brokers), acks="all", linger_ms=0,
+                                      client_id="mcp-sentinel-dispatcher-dlq")
+        futures = []
+        for record in records:
+            extra = [
+                ("dlq-reason", outcome.reason.encode()),
+                ("dlq-status", str(outcome.status).encode()),
+                ("dlq-attempts", str(outcome.attempts).encode()),
+                ("dlq-source-topic", record.topic.encode()),
+                ("dlq-source-partition", str(record.partition).encode()),
+                ("dlq-source-offset", str(record.offset).encode()),
+                ("dlq-sink", s.sink_url.encode()),
+                ("dlq-delivery-mode", s.delivery_mode.encode()),
+            ]
+            if outcome.response:
+                extra.append(("dlq-response", outcome.response))
+            headers = [(k, v or b"") for k, v in record.headers or ()] + extra
+            futures.append(self._dlq.send(s.dead_letter_topic, key=record.key, value=record.value, headers=headers))
+        for fut in futures:
+            fut.get(timeout=30)
 
-    def _deliver(self, record: Any) -> None:
-        self.metrics.in_flight.inc()
-        try:
-            outcome = self._post(record)
-        finally:
-            self.metrics.in_flight.dec()
-        if outcome.delivered:
-            self.metrics.delivered.inc()
-            return
-        self._dead_letter(record, outcome)
-
-    def _dead_letter(self, record: Any, outcome: Outcome) -> None:
-        s = self.settings
-        extra = [
-            ("dlq-reason", outcome.reason.encode()),
-            ("dlq-status", str(outcome.status).encode()),
-            ("dlq-attempts", str(outcome.attempts).encode()),
-            ("dlq-source-topic", record.topic.encode()),
-            ("dlq-source-partition", str(record.partition).encode()),
-            ("dlq-source-offset", str(record.offset).encode()),
-            ("dlq-sink", s.sink_url.encode()),
-        ]
-        headers = [(k, v or b"") for k, v in record.headers or ()] + extra
+    async def _dead_letter(self, records: Sequence[Any], outcome: Outcome) -> None:
         delay = 0.5
         while True:
             try:
-                if self._dlq is None:
-                    self._dlq = KafkaProducer(bootstrap_servers=list(s.brokers), acks="all", linger_ms=0,
-                                              client_id="mcp-sentinel-dispatcher-dlq")
-                self._dlq.send(s.dead_letter_topic, key=record.key, value=record.value, headers=headers).get(
-                    timeout=30)
+                await asyncio.to_thread(self._dlq_send, records, outcome)
                 break
             except KafkaError as exc:
-                # Never commit past a record that is neither delivered nor dead-lettered.
+                # Never commit past a record that is neither delivered nor dead-lettered (a retry
+                # may write some of them twice: the DLQ is at least once too).
                 log.warning("dead-letter produce failed (%s); retrying in %.1fs", exc, delay)
-                if self._stop.wait(delay):
-                    raise InterruptedError("stopping") from exc
-                delay = min(delay * 2, 10)
-        reason = outcome.reason.split(":")[0]
-        self.metrics.dead_lettered.labels(reason).inc()
-        log.warning("dead-lettered %s/%d@%d: %s", record.topic, record.partition, record.offset, outcome.reason)
+                assert self._stopping is not None
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except TimeoutError:
+                    delay = min(delay * 2, 10)
+                    continue
+                raise Stopping from exc
+        self.metrics.dead_lettered.labels(outcome.reason.split(":")[0]).inc(len(records))
+        for record in records:
+            log.warning("dead-lettered %s/%d@%d: %s", record.topic, record.partition, record.offset, outcome.reason)
 
-    def _deliver_partition(self, records: Sequence[Any]) -> None:
-        for rec in records:
-            self._deliver(rec)
+    # --- one poll -----------------------------------------------------------------------------
 
-    def deliver_batch(self, by_partition: dict[TopicPartition, list[Any]]) -> None:
+    async def _deliver_poll(self, delivery: Delivery, by_partition: dict[TopicPartition, list[Any]]) -> None:
         """Deliver one poll's records; returns when each is delivered or dead-lettered."""
-        if self.settings.ordered:
-            futures = [self._pool.submit(self._deliver_partition, recs) for recs in by_partition.values()]
-        else:
-            futures = [self._pool.submit(self._deliver, r) for recs in by_partition.values() for r in recs]
-        for fut in futures:
-            fut.result()
-
-    # --- consume loop -----------------------------------------------------------------------
+        async with asyncio.TaskGroup() as tg:
+            if self.settings.ordered or self.settings.delivery_mode == "batch":
+                for recs in by_partition.values():
+                    tg.create_task(delivery.partition(recs))
+            else:
+                # The session's connection limit (max_in_flight) bounds how many are sent at once.
+                for recs in by_partition.values():
+                    for rec in recs:
+                        tg.create_task(delivery.one(rec))
 
     def _new_consumer(self) -> KafkaConsumer:
         s = self.settings
@@ -183,7 +142,8 @@ class Dispatcher:
             auto_offset_reset="earliest",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=max(300, s.session_timeout_ms // 3),
-            max_poll_records=500,
+            max_poll_records=s.max_batch_events,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
             max_poll_interval_ms=30 * 60 * 1000,  # long retry schedules must not trigger a rebalance
             client_id="mcp-sentinel-dispatcher",
         )
@@ -207,39 +167,67 @@ class Dispatcher:
                 committed = consumer.committed(tp) or 0
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, consumer.position(tp) - committed))
 
+    def _poll(self, consumer: KafkaConsumer) -> dict[TopicPartition, list[Any]]:
+        polled = consumer.poll(timeout_ms=500)
+        return {tp: list(recs) for tp, recs in polled.items() if recs}
+
+    # --- main loop ----------------------------------------------------------------------------
+
     def run(self) -> None:
         """Consume until `stop()`; the consumer always leaves the group cleanly on the way out."""
-        consumer = self._consumer = self._new_consumer()
-        log.info("dispatching %s (group %s) to %s", self.settings.topic, self.settings.group, self.settings.sink_url)
-        last_lag = 0.0
         try:
-            while not self._stop.is_set():
-                polled = consumer.poll(timeout_ms=500)
-                if polled:
-                    batch: dict[TopicPartition, list[Any]] = defaultdict(list)
-                    for tp, recs in polled.items():
-                        batch[tp].extend(recs)
-                    try:
-                        self.deliver_batch(batch)
-                    except InterruptedError:
-                        break  # stopping mid-batch: nothing committed, records are redelivered
-                    self._commit(consumer, batch)
-                if time.monotonic() - last_lag > 2:
-                    self._update_lag(consumer)
-                    last_lag = time.monotonic()
+            asyncio.run(self._run())
         finally:
             self.close()
 
-    def close(self) -> None:
-        """Leave the group and release clients (idempotent)."""
-        self._stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    async def _run(self) -> None:
+        s = self.settings
+        self._loop = asyncio.get_running_loop()
+        self._stopping = stopping = asyncio.Event()
+        if self._stop.is_set():
+            stopping.set()
+        connector = aiohttp.TCPConnector(limit=s.max_in_flight)
+        timeout = aiohttp.ClientTimeout(total=s.timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            delivery = Delivery(s, http, self.metrics, self._tracer, stopping, self._dead_letter,
+                                record_spans=self._record_spans)
+            consumer = self._consumer = await self._on_consumer_thread(self._new_consumer)
+            log.info("dispatching %s (group %s) to %s, %s mode", s.topic, s.group, s.sink_url, s.delivery_mode)
+            last_lag = 0.0
+            try:
+                while not stopping.is_set():
+                    batch = await self._on_consumer_thread(self._poll, consumer)
+                    if batch:
+                        interrupted = False
+                        try:
+                            await self._deliver_poll(delivery, batch)
+                        except* Stopping:
+                            interrupted = True
+                        if interrupted:
+                            break  # stopping mid-retry: nothing committed, records are redelivered
+                        await self._on_consumer_thread(self._commit, consumer, batch)
+                    if time.monotonic() - last_lag > 2:
+                        await self._on_consumer_thread(self._update_lag, consumer)
+                        last_lag = time.monotonic()
+            finally:
+                await self._on_consumer_thread(self._close_kafka)
+                self._loop = None
+
+    def _close_kafka(self) -> None:
         for client in (self._consumer, self._dlq):
             if client is not None:
                 with contextlib.suppress(Exception):
                     client.close()
         self._consumer = self._dlq = None
-        self._http.close()
+
+    def close(self) -> None:
+        """Leave the group and release clients (idempotent)."""
+        self._stop.set()
+        if self._closed:
+            return
+        self._closed = True
+        self._kafka_thread.submit(self._close_kafka).result()
+        self._kafka_thread.shutdown(wait=True)
 
 
 __all__ = ["Dispatcher", "DispatcherMetrics", "Outcome"]

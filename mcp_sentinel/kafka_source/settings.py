@@ -41,7 +41,12 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
 
 @dataclass(frozen=True)
 class DispatcherSettings:
-    """KafkaSource `spec` (topics, consumerGroup, sink, delivery) plus local process settings."""
+    """KafkaSource `spec` (topics, consumerGroup, sink, delivery) plus local process settings.
+
+    `delivery_mode` `single` is Knative's contract (one binary-mode CloudEvent per POST); `batch`
+    POSTs each partition's polled records as one `application/cloudevents-batch+json` body of at
+    most `max_batch_events` records / `max_batch_bytes` (a single larger record goes alone).
+    """
 
     brokers: tuple[str, ...]
     sink_url: str
@@ -60,6 +65,10 @@ class DispatcherSettings:
     metrics_port: int = 9104
     host: str = "0.0.0.0"  # containers listen on all interfaces; the local stack passes 127.0.0.1
     session_timeout_ms: int = 6000
+    delivery_mode: str = "batch"
+    max_batch_events: int = 500
+    max_batch_bytes: int = 1024 * 1024
+    fetch_max_wait_ms: int = 100
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DispatcherSettings:
@@ -73,6 +82,9 @@ class DispatcherSettings:
         order = environ.get("DELIVERY_ORDER", "ordered").strip().lower()
         if order not in ("ordered", "unordered"):
             raise SettingsError("DELIVERY_ORDER must be 'ordered' or 'unordered'")
+        mode = environ.get("DELIVERY_MODE", "batch").strip().lower()
+        if mode not in ("batch", "single"):
+            raise SettingsError("DELIVERY_MODE must be 'batch' or 'single'")
         brokers = tuple(parse_brokers(environ.get("KAFKA_BROKERS", "kafka:9092")))
         if not brokers:
             raise SettingsError("KAFKA_BROKERS is empty")
@@ -94,6 +106,10 @@ class DispatcherSettings:
             metrics_port=_int(environ, "METRICS_PORT", 9104, minimum=1),
             host=environ.get("HOST", "0.0.0.0"),
             session_timeout_ms=_int(environ, "KAFKA_SESSION_TIMEOUT_MS", 6000, minimum=1000),
+            delivery_mode=mode,
+            max_batch_events=_int(environ, "MAX_BATCH_EVENTS", 500, minimum=1),
+            max_batch_bytes=_int(environ, "MAX_BATCH_BYTES", 1024 * 1024, minimum=1024),
+            fetch_max_wait_ms=_int(environ, "KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=1),
         )
 
     def backoff(self, attempt: int) -> float:

@@ -2,7 +2,9 @@
 
 Appends every request as a JSON line (headers, body, status returned) to SINK_LOG. Behaviour:
 SINK_FAIL_FIRST=N answers 500 to the first N attempts of each ce-id; a payload with
-`"poison": true` gets 400; SINK_DELAY_MS slows each answer.
+`"poison": true` gets 400; SINK_DELAY_MS slows each answer. A CloudEvents batch
+(`application/cloudevents-batch+json`) is answered as a whole: 400 if any element is poison, 500
+while any element is within its first N attempts; its log line also lists the elements (`events`).
 """
 
 from __future__ import annotations
@@ -30,19 +32,28 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        ce_id = self.headers.get("ce-id", "")
+        if self.headers.get("content-type", "") == "application/cloudevents-batch+json":
+            events = json.loads(body)
+            ids = [e["id"] for e in events]
+            datas = [e.get("data") for e in events]
+        else:
+            events = None
+            ids = [self.headers.get("ce-id", "")]
+            try:
+                datas = [json.loads(body)]
+            except ValueError:
+                datas = [None]
         with lock:
-            attempts[ce_id] += 1
-            n = attempts[ce_id]
-        try:
-            poison = json.loads(body).get("poison") is True
-        except (ValueError, AttributeError):
-            poison = False
+            attempts.update(ids)
+            n = min(attempts[i] for i in ids)
+        poison = any(isinstance(d, dict) and d.get("poison") is True for d in datas)
         status = 400 if poison else (500 if n <= FAIL_FIRST else 200)
         if DELAY:
             time.sleep(DELAY)
-        line = json.dumps({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode(),
-                           "status": status})
+        entry = {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode(), "status": status}
+        if events is not None:
+            entry["events"] = events
+        line = json.dumps(entry)
         with lock, open(LOG, "a") as f:
             f.write(line + "\n")
         self._answer(status)

@@ -32,7 +32,8 @@ def free_port() -> int:
 class Pipeline:
     """A fresh topic + DLQ, a sink process and a dispatcher process for one test."""
 
-    def __init__(self, stack: KafkaStack, tmp: Path, **sink_env: str) -> None:
+    def __init__(self, stack: KafkaStack, tmp: Path, mode: str = "single", dispatcher_env: dict[str, str] | None = None,
+                 **sink_env: str) -> None:
         self.stack = stack
         self.id = uuid.uuid4().hex[:8]
         self.topic, self.dlq, self.group = f"ev-{self.id}", f"dlq-{self.id}", f"g-{self.id}"
@@ -43,11 +44,13 @@ class Pipeline:
         sink = Component(name=f"sink-{self.id}", argv=[PYTHON, str(SINK), str(self.sink_port)],
                          env={"SINK_LOG": str(self.log), **sink_env},
                          health_url=f"http://127.0.0.1:{self.sink_port}/", startup_timeout=30)
+        self.sink = sink
         stack.supervisor.start(sink)
         env = dispatcher_part.dispatcher_env(stack.cfg, f"http://127.0.0.1:{self.sink_port}/")
         env.update(KAFKA_TOPIC=self.topic, DEAD_LETTER_TOPIC=self.dlq, KAFKA_GROUP=self.group,
                    METRICS_PORT=str(self.metrics_port), DELIVERY_RETRY="4", DELIVERY_BACKOFF_DELAY="PT0.05S",
-                   KAFKA_SESSION_TIMEOUT_MS="2000")
+                   KAFKA_SESSION_TIMEOUT_MS="2000", DELIVERY_MODE=mode)
+        env.update(dispatcher_env or {})
         [comp] = dispatcher_part.components(stack.cfg)
         self.dispatcher = dataclasses.replace(comp, name=f"dispatcher-{self.id}", env=env,
                                               health_url=f"http://127.0.0.1:{self.metrics_port}/metrics")
@@ -102,8 +105,8 @@ class Pipeline:
 def pipeline_factory(kafka_stack, tmp_path):
     made: list[Pipeline] = []
 
-    def make(**sink_env: str) -> Pipeline:
-        p = Pipeline(kafka_stack, tmp_path, **sink_env)
+    def make(mode: str = "single", dispatcher_env: dict[str, str] | None = None, **sink_env: str) -> Pipeline:
+        p = Pipeline(kafka_stack, tmp_path, mode, dispatcher_env, **sink_env)
         made.append(p)
         return p
 

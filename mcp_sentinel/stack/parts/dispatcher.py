@@ -19,6 +19,10 @@ def dispatcher_env(cfg: StackConfig, sink_url: str | None = None) -> dict[str, s
         "DELIVERY_RETRY": "10",
         "DELIVERY_BACKOFF_POLICY": "exponential",
         "DELIVERY_BACKOFF_DELAY": "PT0.5S",
+        # Locally one dispatcher process feeds one processor: a CloudEvents batch per partition and
+        # poll keeps up where one POST per record cannot (production's KafkaSource is a parallel Go
+        # dispatcher; the processor accepts both). DELIVERY_MODE=single is Knative's exact contract.
+        "DELIVERY_MODE": "batch",
         "SOURCE_NAME": "mcp-events",
         "SOURCE_NAMESPACE": "mcp-sentinel",
         "METRICS_PORT": str(cfg.ports.dispatcher_metrics),
