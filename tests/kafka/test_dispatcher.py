@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import socket
@@ -12,10 +13,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from mcp_sentinel.cloudevents_codec import decode_http, to_kafka_binary
+from mcp_sentinel.cloudevents_codec import decode_batch, decode_http, to_kafka_binary
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
 from mcp_sentinel.kafka_source.settings import DispatcherSettings, SettingsError, parse_iso8601_duration
+from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts import dispatcher as dispatcher_part
 from mcp_sentinel.stack.supervisor import PYTHON, Component, http_ok
 from tests.fixtures.kafka import KafkaStack, read_topic
@@ -226,3 +228,133 @@ def test_dispatcher_process_health(pipeline_factory):
     p = pipeline_factory()
     p.start_dispatcher()
     assert http_ok(f"http://127.0.0.1:{p.metrics_port}/metrics")
+
+
+# --- batch mode (the local stack's default) ---------------------------------------------------
+
+BATCH_CT = "application/cloudevents-batch+json"
+
+
+def delivered_events(reqs) -> list[dict]:
+    """Structured events of every 2xx batch, in the order the sink answered them."""
+    return [e for r in ok(reqs) for e in r["events"]]
+
+
+def wait_committed(p: Pipeline, total: int) -> None:
+    deadline = time.monotonic() + 10
+    while sum(v or 0 for v in p.committed().values()) < total and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sum(v or 0 for v in p.committed().values()) == total
+
+
+def test_batch_delivery_keeps_order_and_commits(pipeline_factory):
+    p = pipeline_factory(mode="batch")
+    evs = events(60)
+    p.produce(evs, raw=[b'{"hello": 1}', b"\x00not json"])
+    p.start_dispatcher()
+    got = p.wait_for(lambda r: len(delivered_events(r)) >= 62)
+    assert all(r["headers"]["content-type"] == BATCH_CT for r in got)
+    assert len(ok(got)) < 62  # records travel together, not one POST each
+    delivered = delivered_events(got)
+    # what the processor decodes from the batches is exactly what was produced, each once
+    decoded = [d.envelope for d in decode_batch([e for e in delivered if e["type"] == "mcp.request"])]
+    assert sorted(decoded, key=lambda e: e.id) == sorted(evs, key=lambda e: e.id)
+    # per key (= per partition) in production order, across batches
+    order: dict[str, list[int]] = {}
+    for e in delivered:
+        if e["type"] == "mcp.request":
+            order.setdefault(e["data"]["server"], []).append(e["data"]["i"])
+    assert order == {f"s{k}": list(range(k, 60, 3)) for k in range(3)}
+    for e in delivered:
+        assert e["kafkatopic"] == p.topic and e["kafkapartition"].isdigit() and e["kafkaoffset"].isdigit()
+    raw = [e for e in delivered if e["type"] == "dev.knative.kafka.event"]
+    assert len(raw) == 2
+    by_data = {("data" in e): e for e in raw}
+    assert by_data[True]["data"] == {"hello": 1} and by_data[True]["key"] == "raw-key"
+    assert by_data[True]["source"] == f"/apis/v1/namespaces/mcp-sentinel/kafkasources/mcp-events#{p.topic}"
+    assert base64.b64decode(by_data[False]["data_base64"]) == b"\x00not json"  # not JSON: sent as bytes
+    assert all("traceparent" in r["headers"] for r in got)
+    wait_committed(p, 62)
+    assert p.metric("dispatcher_delivered_total") == 62
+    assert p.metric("dispatcher_batch_records_count") == len(ok(got))
+
+
+def test_batch_poison_records_are_dead_lettered_alone_and_neighbours_delivered_in_order(pipeline_factory):
+    p = pipeline_factory(mode="batch")
+    evs = [new_envelope("mcp-gateway", "mcp.request", {"namespace": "ns", "server": "s0", "i": i,
+                                                       **({"poison": True} if i in (7, 13) else {})})
+           for i in range(20)]  # fmt: skip
+    p.produce(evs)
+    p.start_dispatcher()
+    p.wait_for(lambda r: len(delivered_events(r)) >= 18)
+    dlq = read_topic(p.stack.bootstrap, p.dlq, 2)
+    assert sorted(dict(r.headers)["ce_id"].decode() for r in dlq) == sorted([evs[7].id, evs[13].id])
+    for r in dlq:
+        h = dict(r.headers)
+        assert h["dlq-reason"] == b"http_400" and h["dlq-status"] == b"400" and h["dlq-attempts"] == b"1"
+        assert h["dlq-delivery-mode"] == b"batch" and h["dlq-source-topic"] == p.topic.encode()
+        assert r.key == b"ns/s0" and json.loads(r.value)["poison"] is True
+    wait_committed(p, 20)
+    got = p.received()
+    delivered = delivered_events(got)
+    assert [e["data"]["i"] for e in delivered] == [i for i in range(20) if i not in (7, 13)]  # once each, in order
+    # the refused record is isolated, never retried as-is: every 400 contained a poison record
+    assert all(any(e["data"].get("poison") for e in r["events"]) for r in got if r["status"] == 400)
+    assert p.metric("dispatcher_batch_bisections_total") >= 2
+    assert p.metric("dispatcher_dead_lettered_total") == 2
+    assert p.metric("dispatcher_delivered_total") == 18
+
+
+def test_batch_sink_down_then_up_delivers_everything_once(pipeline_factory):
+    p = pipeline_factory(mode="batch", dispatcher_env={"DELIVERY_RETRY": "50", "DELIVERY_MAX_BACKOFF": "PT0.3S"})
+    p.stack.supervisor.stop(p.sink.name)
+    evs = events(45)
+    p.produce(evs)
+    p.start_dispatcher()
+    deadline = time.monotonic() + 20
+    while p.metric("dispatcher_retries_total") < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert p.metric("dispatcher_retries_total") >= 3  # connection refused, retried with backoff
+    assert sum(v or 0 for v in p.committed().values()) == 0  # nothing committed while undelivered
+    p.stack.supervisor.start(p.sink)
+    got = p.wait_for(lambda r: len(delivered_events(r)) >= 45)
+    ids = [e["id"] for e in delivered_events(got)]
+    assert sorted(ids) == sorted(e.id for e in evs)  # each accepted exactly once
+    wait_committed(p, 45)
+    assert read_topic(p.stack.bootstrap, p.dlq, 1, timeout=1.5) == []
+    order: dict[str, list[int]] = {}
+    for e in delivered_events(p.received()):
+        order.setdefault(e["data"]["server"], []).append(e["data"]["i"])
+    assert order == {f"s{k}": list(range(k, 45, 3)) for k in range(3)}
+
+
+def test_batch_chunks_respect_event_and_byte_bounds():
+    from types import SimpleNamespace
+
+    from mcp_sentinel.kafka_source.delivery import Delivery
+
+    s = DispatcherSettings.from_env({"SINK_URL": "http://x/", "MAX_BATCH_EVENTS": "4", "MAX_BATCH_BYTES": "2048"})
+    d = Delivery(s, None, None, None, None, None)  # chunking touches neither HTTP nor metrics
+
+    def rec(offset: int, size: int):
+        return SimpleNamespace(topic="t", partition=0, offset=offset, timestamp=0, key=None,
+                               value=json.dumps({"pad": "x" * size}).encode(), headers=[])
+
+    chunks = d.chunks([rec(i, 10) for i in range(10)])
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert [r.offset for c in chunks for r, _ in c] == list(range(10))
+    big = d.chunks([rec(0, 700), rec(1, 700), rec(2, 5000), rec(3, 10)])
+    assert [[r.offset for r, _ in c] for c in big] == [[0, 1], [2], [3]]  # an oversize record goes alone
+    for c in big[:1]:
+        assert len(b"[" + b",".join(f for _, f in c) + b"]") <= 2048
+        assert [e["kafkaoffset"] for e in json.loads(b"[" + b",".join(f for _, f in c) + b"]")] == ["0", "1"]
+
+
+def test_delivery_mode_setting():
+    assert DispatcherSettings.from_env({"SINK_URL": "http://x/"}).delivery_mode == "batch"
+    assert DispatcherSettings.from_env({"SINK_URL": "http://x/", "DELIVERY_MODE": "Single"}).delivery_mode == "single"
+    with pytest.raises(SettingsError, match="DELIVERY_MODE"):
+        DispatcherSettings.from_env({"SINK_URL": "http://x/", "DELIVERY_MODE": "bulk"})
+    with pytest.raises(SettingsError, match="MAX_BATCH_EVENTS"):
+        DispatcherSettings.from_env({"SINK_URL": "http://x/", "MAX_BATCH_EVENTS": "0"})
+    assert dispatcher_part.dispatcher_env(StackConfig(data_dir=Path("/nonexistent")))["DELIVERY_MODE"] == "batch"
