@@ -3,9 +3,9 @@
 Upstream keyed buckets on the left-most `X-Forwarded-For` entry only, so a client could dodge
 the lock by sending a fresh header, and everyone behind one NAT shared a lock (§11.28). Here the
 key is the lower-cased account *and* the client address: the transport peer, or, only when that
-peer is a configured trusted proxy (`TRUSTED_PROXIES`, e.g. the UI), the right-most untrusted hop
-of its `X-Forwarded-For` (`mcp_sentinel.client_address`). Backoff follows upstream: failures 1-2 free, the 3rd locks 15 s,
-doubling to a 5 min cap; success clears the bucket.
+peer is a configured trusted proxy (`TRUSTED_PROXIES`, e.g. the UI), the right-most untrusted
+hop of its `X-Forwarded-For` (`mcp_sentinel.client_address`). Backoff follows upstream:
+failures 1-2 free, the 3rd locks 15 s, doubling to a 5 min cap; success clears the bucket.
 """
 
 from __future__ import annotations
