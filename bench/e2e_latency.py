@@ -180,6 +180,15 @@ def main() -> None:
         help="dispatcher DELIVERY_ORDER (default: whatever the stack part sets)",
     )
     ap.add_argument("--in-flight", type=int, default=0, help="dispatcher MAX_IN_FLIGHT (default: the part's)")
+    ap.add_argument(
+        "--mode",
+        choices=("stack", "batch", "single"),
+        default="stack",
+        help="dispatcher DELIVERY_MODE (default: whatever the stack part sets)",
+    )
+    ap.add_argument("--max-batch", type=int, default=0, help="dispatcher MAX_BATCH_EVENTS (default: its own)")
+    ap.add_argument("--dispatcher-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra dispatcher variable, e.g. KAFKA_FETCH_MAX_WAIT_MS=20 (repeatable)")
     ap.add_argument("--batch-wait-ms", type=int, default=-1, help="processor BATCH_MAX_WAIT_MS (default: its own)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,8 +197,11 @@ def main() -> None:
             t0 = time.monotonic()
             comps = local_stack(cfg, only=PARTS)
             overrides = {"DELIVERY_ORDER": args.order if args.order != "stack" else None,
-                         "MAX_IN_FLIGHT": str(args.in_flight) if args.in_flight else None}  # fmt: skip
+                         "MAX_IN_FLIGHT": str(args.in_flight) if args.in_flight else None,
+                         "DELIVERY_MODE": args.mode if args.mode != "stack" else None,
+                         "MAX_BATCH_EVENTS": str(args.max_batch) if args.max_batch else None}  # fmt: skip
             extra = {k: v for k, v in overrides.items() if v is not None}
+            extra.update(kv.split("=", 1) for kv in args.dispatcher_env)
             comps = [dataclasses.replace(c, env={**c.env, **extra}) if c.name == "dispatcher" else c for c in comps]
             if args.batch_wait_ms >= 0:
                 wait = {"BATCH_MAX_WAIT_MS": str(args.batch_wait_ms)}
@@ -205,7 +217,8 @@ def main() -> None:
             print(f"rate {args.rate}/s for {args.seconds:g} s, batches ≤ {MAX_BATCH} every {args.ship_ms:g} ms, "
                   f"poll every {args.poll_ms:g} ms; dispatcher DELIVERY_ORDER="
                   f"{dispatcher_env.get('DELIVERY_ORDER', 'ordered')} "
-                  f"MAX_IN_FLIGHT={dispatcher_env.get('MAX_IN_FLIGHT', 32)}")  # fmt: skip
+                  f"MAX_IN_FLIGHT={dispatcher_env.get('MAX_IN_FLIGHT', 32)} "
+                  f"DELIVERY_MODE={dispatcher_env.get('DELIVERY_MODE', 'batch')}")  # fmt: skip
             results = []
             for i in range(args.rounds):
                 rnd = run_round(cfg, args.rate, args.seconds, args.ship_ms, args.poll_ms, args.drain)
