@@ -274,3 +274,27 @@ async def test_unconfigured_kubernetes_is_503(make_api: AppFactory) -> None:
     for path in ("/api/runtime/grants", "/api/runtime/sessions", "/api/runtime/servers"):
         r = await api.client.get(path, headers=ADMIN)
         assert r.status_code == 503 and "kubernetes" in r.json()["message"], path
+
+
+async def test_deployments_create_list_and_delete(gov: Gov) -> None:
+    """The seed's `/api/deployments` deploy body creates an MCPServer in the caller's team namespace."""
+    c, owner, other = gov.api.client, gov.owner, gov.other
+    body = {"name": "dep", "image": "example/dep", "version": "2.0", "port": 9000, "replicas": 2, "namespace": gov.ns}
+    r = await c.post("/api/deployments", json=body, headers=owner)
+    assert r.status_code == 200, r.text
+    dep = r.json()["deployment"]
+    assert (dep["name"], dep["namespace"], dep["image"], dep["version"], dep["port"], dep["replicas"]) == (
+        "dep", gov.ns, "example/dep", "2.0", 9000, 2)
+    listed = (await c.get("/api/deployments", params={"namespace": gov.ns}, headers=owner)).json()["deployments"]
+    assert "dep" in {d["name"] for d in listed}
+    assert gov.kube.kube.servers.get(gov.ns, "dep")["spec"]["imageTag"] == "2.0"
+    r = await c.post("/api/deployments", json={**body, "image": ""}, headers=owner)
+    assert r.status_code == 400 and "image is required" in r.json()["message"]
+    r = await c.post("/api/deployments", json=body, headers=other)  # not in that team
+    assert r.status_code == 403
+    r = await c.delete(f"/api/deployments/{gov.ns}/dep", headers=other)
+    assert r.status_code == 403
+    r = await c.delete(f"/api/deployments/{gov.ns}/dep", headers=owner)
+    assert r.status_code == 200 and r.json() == {"success": True, "namespace": gov.ns, "name": "dep"}
+    r = await c.delete(f"/api/deployments/{gov.ns}/dep", headers=owner)
+    assert r.status_code == 404

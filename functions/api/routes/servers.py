@@ -301,3 +301,34 @@ async def list_deployments(kube: Kube, p: AnyPrincipal, namespace: str | None = 
 async def admin_deployments(kube: Kube, _admin: AdminPrincipal) -> dict[str, Any]:
     """Every deployment (admin only)."""
     return {"deployments": [_deployment(o) for o in await _list_servers(kube, None)]}
+
+
+class DeploymentIn(Loose):
+    """Deploy body of the seed's `/api/deployments` (an MCPServer in the caller's namespace)."""
+
+    name: str = Field(default="", max_length=253)
+    image: str = Field(default="", max_length=512)
+    version: str = Field(default="", max_length=128)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    replicas: int | None = Field(default=None, ge=0, le=100)
+    namespace: str = Field(default="", max_length=253)
+
+
+@router.post("/api/deployments")
+async def create_deployment(request: Request, body: DeploymentIn, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+    """Deploy (create or update) an MCP server image: the same rules as `POST /api/runtime/servers`."""
+    server = ServerIn(
+        name=body.name, namespace=body.namespace, image=body.image, imageTag=body.version,
+        port=body.port, replicas=body.replicas, update=True,
+    )  # fmt: skip
+    applied = await apply_server(request, server, kube, p)
+    obj = await kcall(kube.servers.get, applied["server"]["namespace"], applied["server"]["name"])
+    return {"deployment": _deployment(obj)}
+
+
+@router.delete("/api/deployments/{namespace}/{name}")
+async def delete_deployment(
+    request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
+    """Remove a deployment: the same rules as retiring the server."""
+    return await retire_server(request, namespace, name, kube, p)
