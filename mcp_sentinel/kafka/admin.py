@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from mcp_sentinel.kafka.net import broker_reachable, parse_brokers
 
@@ -30,21 +31,21 @@ def ensure_topics(
         admin.close()
 
 
-__all__ = ["KafkaError", "broker_reachable", "ensure_topics", "parse_brokers"]
-
-
 def warm_partitions(brokers: list[str], timeout: float = 5.0) -> int:
     """Fetch once from every partition of every topic; returns how many partitions were read.
 
     Works around a tansu 0.6 bug: after a restart on durable storage a partition's end offset is
     only restored by a fetch, and a produce that comes first is written at offset 0, replacing the
-    stored record there. The local `kafka` part calls this before it reports healthy.
+    stored record there. The local `kafka` part's gate (`mcp_sentinel.kafka.gate`) calls this
+    before it lets any other client reach the broker. Raises KafkaTimeoutError when some partition
+    gave no fetch response within `timeout`.
     """
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
         bootstrap_servers=brokers,
         enable_auto_commit=False,
+        fetch_max_wait_ms=100,
         request_timeout_ms=int(timeout * 1000) + 1000,
         consumer_timeout_ms=int(timeout * 1000),
     )
@@ -58,7 +59,14 @@ def warm_partitions(brokers: list[str], timeout: float = 5.0) -> int:
             return 0
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
-        consumer.poll(timeout_ms=int(timeout * 1000), max_records=1)
+        # A partition's high watermark is known once a fetch response for it arrived: that fetch is the
+        # one that restores tansu's end offset, so wait for all of them (empty partitions included).
+        deadline = time.monotonic() + timeout
+        while any(consumer.highwater(tp) is None for tp in parts):
+            if time.monotonic() > deadline:
+                unread = [f"{tp.topic}/{tp.partition}" for tp in parts if consumer.highwater(tp) is None]
+                raise KafkaTimeoutError(f"no fetch response within {timeout}s for {unread}")
+            consumer.poll(timeout_ms=200, max_records=10_000)
         return len(parts)
     finally:
         consumer.close()

@@ -2,8 +2,12 @@
 
 Storage is `s3://tansu/` on the local s3rver (the `s3` part) so topics, messages and committed
 offsets survive restarts; without s3rver it falls back to `memory://` and says so loudly.
-The health check creates `mcp.events` and `mcp.events.dlq` (3 partitions), so the component is
-only "ready" once producers and the dispatcher can use them.
+The process is `python -m mcp_sentinel.kafka.gate`: tansu on an internal port behind a TCP gate on
+the public port that lets no other client in until the topics exist and every partition was read
+(tansu 0.6 otherwise overwrites stored records with the first produce after a restart, and live
+clients reconnect before any external warm-up could run). The health check then creates or finds
+`mcp.events` and `mcp.events.dlq` (3 partitions) through the gate, so the component is only
+"ready" once producers and the dispatcher can use them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import sys
 from collections.abc import Callable
 
 from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC, DEFAULT_PARTITIONS, DEFAULT_TOPIC, tansu_binary
-from mcp_sentinel.kafka.admin import KafkaError, ensure_topics, warm_partitions
+from mcp_sentinel.kafka.admin import KafkaError, ensure_topics
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.s3 import s3_env, s3rver_binary
 from mcp_sentinel.stack.supervisor import Component, tcp_open
@@ -34,9 +38,8 @@ def _ready(cfg: StackConfig) -> Callable[[], bool]:
         if not tcp_open(cfg.ports.kafka, cfg.host):
             return False
         with contextlib.suppress(KafkaError, OSError):
+            # Passes only once the gate is open, i.e. after its warm-up read every partition.
             ensure_topics([bootstrap(cfg)], TOPICS, partitions=DEFAULT_PARTITIONS, timeout=5.0)
-            # Before anyone produces: a restarted tansu loses records unless each partition is read first.
-            warm_partitions([bootstrap(cfg)])
             return True
         return False
 
@@ -44,9 +47,13 @@ def _ready(cfg: StackConfig) -> Callable[[], bool]:
 
 
 def components(cfg: StackConfig) -> list[Component]:
-    """The tansu broker process."""
-    listener = f"tcp://{cfg.host}:{cfg.ports.kafka}"
-    env: dict[str, str] = {}
+    """The tansu broker behind its warm-up gate (one process group)."""
+    env: dict[str, str] = {
+        "KAFKA_GATE_LISTEN": bootstrap(cfg),
+        "KAFKA_GATE_TOPICS": ",".join(TOPICS),
+        "KAFKA_GATE_PARTITIONS": str(DEFAULT_PARTITIONS),
+        "KAFKA_GATE_TANSU": str(tansu_binary()),
+    }
     if s3rver_binary() is not None:
         storage = "s3://tansu/"
         env.update(s3_env(cfg))
@@ -56,14 +63,14 @@ def components(cfg: StackConfig) -> list[Component]:
                "they are lost when it stops. Run ./dev (with npm installed) to get durable storage.")
         log.warning(msg)
         print(msg, file=sys.stderr)  # noqa: T201 - must be visible in `./dev up` output without logging config
+    env["KAFKA_GATE_STORAGE"] = storage
     return [
         Component(
             name="kafka",
-            argv=[str(tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-                  "--storage-engine", storage],
+            argv=[sys.executable, "-m", "mcp_sentinel.kafka.gate"],
             env=env,
             health_check=_ready(cfg),
             startup_timeout=60.0,
-            description=f"(tansu, {storage})",
+            description=f"(tansu behind its warm-up gate, {storage})",
         )
     ]
