@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -150,13 +151,23 @@ class Dispatcher:
         consumer.subscribe([s.topic])
         return consumer
 
-    def _commit(self, consumer: KafkaConsumer, by_partition: dict[TopicPartition, list[Any]]) -> None:
-        offsets = {tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in by_partition.items()}
+    def _commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata], *,
+                sync: bool = False) -> None:
+        """Commit delivered offsets; asynchronously while running (a later commit covers a lost one)."""
+        if not sync:
+            consumer.commit_async(offsets, callback=self._committed)
+            return
         try:
             consumer.commit(offsets)
-        except CommitFailedError as exc:
+        except (CommitFailedError, KafkaError) as exc:
+            self._committed(offsets, exc)
+            return
+        self._committed(offsets, None)
+
+    def _committed(self, offsets: dict[TopicPartition, OffsetAndMetadata], response: object) -> None:
+        if isinstance(response, Exception):
             # A rebalance took the partitions away; the new owner redelivers (at least once).
-            log.warning("commit failed after rebalance: %s", exc)
+            log.warning("commit failed: %s", response)
             return
         for tp, om in offsets.items():
             self.metrics.committed.labels(str(tp.partition)).set(om.offset)
@@ -194,9 +205,14 @@ class Dispatcher:
             consumer = self._consumer = await self._on_consumer_thread(self._new_consumer)
             log.info("dispatching %s (group %s) to %s, %s mode", s.topic, s.group, s.sink_url, s.delivery_mode)
             last_lag = 0.0
+            delivered: dict[TopicPartition, OffsetAndMetadata] = {}
             try:
+                # The next poll runs on the consumer thread while this one's records are delivered;
+                # its records are only delivered after these, so each partition stays in order.
+                next_poll = asyncio.ensure_future(self._on_consumer_thread(self._poll, consumer))
                 while not stopping.is_set():
-                    batch = await self._on_consumer_thread(self._poll, consumer)
+                    batch = await next_poll
+                    next_poll = asyncio.ensure_future(self._on_consumer_thread(self._poll, consumer))
                     if batch:
                         interrupted = False
                         try:
@@ -205,11 +221,18 @@ class Dispatcher:
                             interrupted = True
                         if interrupted:
                             break  # stopping mid-retry: nothing committed, records are redelivered
-                        await self._on_consumer_thread(self._commit, consumer, batch)
+                        offsets = {tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in batch.items()}
+                        delivered.update(offsets)
+                        await self._on_consumer_thread(self._commit, consumer, offsets)
                     if time.monotonic() - last_lag > 2:
                         await self._on_consumer_thread(self._update_lag, consumer)
                         last_lag = time.monotonic()
+                # Records of a poll in progress are neither delivered nor committed: redelivered later.
+                with contextlib.suppress(Exception):
+                    await next_poll
             finally:
+                if delivered:
+                    await self._on_consumer_thread(functools.partial(self._commit, consumer, delivered, sync=True))
                 await self._on_consumer_thread(self._close_kafka)
                 self._loop = None
 
