@@ -109,7 +109,7 @@ class DispatcherSettings:
             delivery_mode=mode,
             max_batch_events=_int(environ, "MAX_BATCH_EVENTS", 500, minimum=1),
             max_batch_bytes=_int(environ, "MAX_BATCH_BYTES", 1024 * 1024, minimum=1024),
-            fetch_max_wait_ms=_int(environ, "KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=1),
+            fetch_max_wait_ms=_int(environ, "KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=100),
         )
 
     def backoff(self, attempt: int) -> float:
