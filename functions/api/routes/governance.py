@@ -89,8 +89,8 @@ class DisabledPatch(Loose):
     disabled: bool | None = None
 
 
-def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
-    """GrantSummary of §7.8 (plus `policyVersion` and `toolRules`, which the UI edits)."""
+def access_identity(obj: dict[str, Any]) -> dict[str, Any]:
+    """What grants and sessions summarise alike: name, namespace, serverRef and subject."""
     name, ns = meta(obj)
     spec = obj.get("spec") or {}
     ref = spec.get("serverRef") or {}
@@ -99,6 +99,14 @@ def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
         "namespace": ns,
         "serverRef": compact({"name": ref.get("name", ""), "namespace": ref.get("namespace", "")}),
         "subject": compact({k: (spec.get("subject") or {}).get(k, "") for k in ("humanID", "agentID", "teamID")}),
+    }
+
+
+def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
+    """GrantSummary of §7.8 (plus `policyVersion` and `toolRules`, which the UI edits)."""
+    spec = obj.get("spec") or {}
+    return {
+        **access_identity(obj),
         "maxTrust": spec.get("maxTrust") or "low",
         **compact({"allowedSideEffects": list(spec.get("allowedSideEffects") or [])}),
         **compact({"policyVersion": spec.get("policyVersion", "")}),

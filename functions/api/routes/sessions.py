@@ -20,6 +20,7 @@ from functions.api.routes.governance import (
     Loose,
     ServerRefIn,
     SubjectIn,
+    access_identity,
     default_team,
     load_owned,
     server_of,
@@ -67,14 +68,9 @@ class RevokedPatch(Loose):
 
 def session_summary(obj: dict[str, Any]) -> dict[str, Any]:
     """Session JSON of §7.8."""
-    name, ns = meta(obj)
     spec = obj.get("spec") or {}
-    ref = spec.get("serverRef") or {}
     return {
-        "name": name,
-        "namespace": ns,
-        "serverRef": compact({"name": ref.get("name", ""), "namespace": ref.get("namespace", "")}),
-        "subject": compact({k: (spec.get("subject") or {}).get(k, "") for k in ("humanID", "agentID", "teamID")}),
+        **access_identity(obj),
         "consentedTrust": spec.get("consentedTrust") or "low",
         "revoked": spec.get("revoked") is True,
         **compact({"expiresAt": spec.get("expiresAt", ""), "policyVersion": spec.get("policyVersion", "")}),
