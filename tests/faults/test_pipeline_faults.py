@@ -36,8 +36,12 @@ PARTS = PIPELINE | {"postgres", "kube", "temporal", "api"}
 # The broker (tansu 0.6 on s3 storage) used to lose acked records when restarted while clients were
 # connected: after a restart the first produce to a partition overwrote it from offset 0 unless a fetch
 # came first. The `kafka` part now runs tansu behind a gate (mcp_sentinel.kafka.gate) that lets no other
-# client in before every partition was read, so the broker is killed like everything else above, and
-# the broker-only form below restarts it under traffic with nothing else disturbed.
+# client in before every partition was read, so the broker is killed like everything else above.
+# Known gap (the dispatcher, not the broker): while the broker is down the dispatcher's
+# `consumer.poll()` can raise KafkaConnectionError (kafka-python 3.0.12, ensure_coordinator_ready),
+# which nothing catches, so the dispatcher process exits and the records wait in Kafka. Here the
+# dispatcher is killed and restarted right after the broker, which hides that; the broker-only form
+# below shows it (every record is in `mcp.events`, the dispatcher is gone), hence its xfail.
 BROKER = "kafka"
 
 
@@ -143,8 +147,8 @@ def test_repeated_kills_long_form(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=False, reason="passes alone; after the CI form in the same session some calls after the "
-                   "broker kill lacked audit rows within the drain timeout (under investigation)")
+@pytest.mark.xfail(strict=False, reason="the dispatcher exits when consumer.poll() raises KafkaConnectionError while "
+                   "the broker is down (records stay in Kafka, undelivered); passes when poll does not hit the gap")
 def test_broker_restart_under_traffic_keeps_acked_records(tmp_path: Path) -> None:
     """Kill the broker while ingest keeps producing and the dispatcher keeps consuming (no quiescing)."""
     _run(tmp_path, rounds=1, dwell=2.0, prefix="bk", drain_timeout=60, kill_order=[BROKER])
