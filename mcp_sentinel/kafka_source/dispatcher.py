@@ -179,7 +179,15 @@ class Dispatcher:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, consumer.position(tp) - committed))
 
     def _poll(self, consumer: KafkaConsumer) -> dict[TopicPartition, list[Any]]:
-        polled = consumer.poll(timeout_ms=500)
+        try:
+            polled = consumer.poll(timeout_ms=500)
+        except KafkaError as exc:
+            # The broker is restarting or unreachable: nothing was fetched, so nothing is lost; keep
+            # polling (the consumer reconnects) instead of letting the dispatcher die.
+            self.metrics.poll_errors.inc()
+            log.warning("poll failed (%s); retrying", exc.__class__.__name__)
+            time.sleep(0.5)
+            return {}
         return {tp: list(recs) for tp, recs in polled.items() if recs}
 
     # --- main loop ----------------------------------------------------------------------------

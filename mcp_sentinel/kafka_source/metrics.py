@@ -21,5 +21,7 @@ class DispatcherMetrics:
                                registry=registry)
         self.batch_size = Histogram("dispatcher_batch_records", "Records per batch-mode POST", registry=registry,
                                     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
+        self.poll_errors = Counter("dispatcher_poll_errors_total",
+                                   "Polls that failed because the broker was unreachable (retried)", registry=registry)
         self.bisections = Counter("dispatcher_batch_bisections_total",
                                   "Refused batches split in two to isolate the refused records", registry=registry)

@@ -29,7 +29,7 @@ from tests.faults.pipeline import (
     wait_for_rows,
 )
 
-KILL_ORDER = ["ingest", "kafka", "dispatcher", "processor", "clickhouse", "sidecar-server-a", "api", "temporal"]
+KILL_ORDER = ["ingest", "dispatcher", "kafka", "processor", "clickhouse", "sidecar-server-a", "api", "temporal"]
 # The API and Temporal are off the audit path, but they are killed too: the gateway and the audit trail
 # must not depend on them, and the API must serve the audit trail again afterwards.
 PARTS = PIPELINE | {"postgres", "kube", "temporal", "api"}
@@ -37,11 +37,9 @@ PARTS = PIPELINE | {"postgres", "kube", "temporal", "api"}
 # connected: after a restart the first produce to a partition overwrote it from offset 0 unless a fetch
 # came first. The `kafka` part now runs tansu behind a gate (mcp_sentinel.kafka.gate) that lets no other
 # client in before every partition was read, so the broker is killed like everything else above.
-# Known gap (the dispatcher, not the broker): while the broker is down the dispatcher's
-# `consumer.poll()` can raise KafkaConnectionError (kafka-python 3.0.12, ensure_coordinator_ready),
-# which nothing catches, so the dispatcher process exits and the records wait in Kafka. Here the
-# dispatcher is killed and restarted right after the broker, which hides that; the broker-only form
-# below shows it (every record is in `mcp.events`, the dispatcher is gone), hence its xfail.
+# While the broker is down the dispatcher's `consumer.poll()` raises KafkaConnectionError (kafka-python
+# 3.0.12); the dispatcher retries the poll instead of exiting (it used to die here), so the broker is
+# killed after the dispatcher's own restart and the broker-only form below runs it alone.
 BROKER = "kafka"
 
 
@@ -147,8 +145,6 @@ def test_repeated_kills_long_form(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=False, reason="the dispatcher exits when consumer.poll() raises KafkaConnectionError while "
-                   "the broker is down (records stay in Kafka, undelivered); passes when poll does not hit the gap")
 def test_broker_restart_under_traffic_keeps_acked_records(tmp_path: Path) -> None:
     """Kill the broker while ingest keeps producing and the dispatcher keeps consuming (no quiescing)."""
     _run(tmp_path, rounds=1, dwell=2.0, prefix="bk", drain_timeout=60, kill_order=[BROKER])
