@@ -63,6 +63,8 @@ def test_kustomization_resources_exist_and_parse() -> None:
     ("path", "doc"), DOCS, ids=[f"{p.parent.name}/{p.name}:{d['kind']}/{d['metadata']['name']}" for p, d in DOCS]
 )
 def test_document_validates(path: Path, doc: dict[str, Any]) -> None:
+    if doc["kind"] == "KafkaSource" and not KAFKASOURCE_CRD.exists():
+        pytest.skip(f"KafkaSource CRD not found at {KAFKASOURCE_CRD} (the shared/ folder beside the checkout)")
     validate(doc)
 
 
