@@ -69,7 +69,8 @@ def test_document_validates(path: Path, doc: dict[str, Any]) -> None:
 
 
 def test_each_validator_is_exercised() -> None:
-    used = {validate(doc) for _, doc in DOCS}
+    have_crd = KAFKASOURCE_CRD.exists()
+    used = {validate(doc) for _, doc in DOCS if have_crd or doc["kind"] != "KafkaSource"}
     expected = {"kubernetes-validate", "knative-serving", "kafkasink-schema"}
     if KAFKASOURCE_CRD.exists():
         expected.add("kafkasource-crd")
