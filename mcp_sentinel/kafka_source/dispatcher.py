@@ -60,6 +60,10 @@ class Dispatcher:
         self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer")
         self._consumer: KafkaConsumer | None = None
         self._dlq: KafkaProducer | None = None
+        # Partition tasks dead-letter from worker threads concurrently: create one producer and write
+        # one batch at a time (unguarded, two threads could each create a producer; a suite run once
+        # missed a dead-lettered record under that concurrency).
+        self._dlq_lock = threading.Lock()
         self._closed = False
 
     def stop(self) -> None:
@@ -76,6 +80,10 @@ class Dispatcher:
     # --- dead letters -------------------------------------------------------------------------
 
     def _dlq_send(self, records: Sequence[Any], outcome: Outcome) -> None:
+        with self._dlq_lock:
+            self._dlq_send_locked(records, outcome)
+
+    def _dlq_send_locked(self, records: Sequence[Any], outcome: Outcome) -> None:
         s = self.settings
         if self._dlq is None:
             self._dlq = KafkaProducer(bootstrap_servers=list(s.brokers), acks="all", linger_ms=0,
