@@ -3,6 +3,9 @@
 Order: ingest key (`x-api-key`, constant-time compare against every configured key) → OIDC
 bearer JWT verified against the JWKS → 401. With no keys and no JWKS configured, writes are
 refused with 503 `auth_not_configured` unless `INGEST_ALLOW_UNAUTHENTICATED=true`.
+
+`jwt` (and the `cryptography` it loads, about 50-90 ms of a cold start) is imported only when an
+OIDC JWKS is configured: key-only deployments never verify a JWT.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import jwt
+from typing import TYPE_CHECKING
 
 from functions.ingest.settings import ApiKey, IngestSettings
+
+if TYPE_CHECKING:
+    import jwt
 
 _ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 
@@ -44,6 +49,8 @@ class Authenticator:
         self._allow_open = settings.allow_unauthenticated
         self._jwks = jwks_client
         if self._jwks is None and settings.oidc_jwks_url:
+            import jwt  # deferred: see module docstring
+
             self._jwks = jwt.PyJWKClient(settings.oidc_jwks_url, cache_keys=True, lifespan=600, timeout=5)
 
     @property
@@ -77,6 +84,8 @@ class Authenticator:
 
     def _check_jwt(self, token: str) -> AuthResult:
         assert self._jwks is not None
+        import jwt  # already loaded by whoever built the JWKS client; this is a dict lookup
+
         try:
             signing_key = self._jwks.get_signing_key_from_jwt(token)
             claims = jwt.decode(

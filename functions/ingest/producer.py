@@ -8,7 +8,10 @@ they share broker requests), then every delivery future is awaited; the caller a
 after all of them resolved.
 
 The producer is created lazily and dropped after a failure, so ingest starts and answers
-`/ready` while Kafka is down and reconnects when it returns.
+`/ready` while Kafka is down and reconnects when it returns. aiokafka itself (about 50-100 ms of
+imports) is loaded by that first connection too, not when the module is imported: the first
+`/events` of a process already waits for the TCP dial and the client's metadata bootstrap, and a
+replica that only answered probes never pays for it.
 """
 
 from __future__ import annotations
@@ -19,10 +22,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
-from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
-
 from mcp_sentinel.cloudevents_codec import KafkaRecord
 from mcp_sentinel.kafka.net import broker_reachable
 
@@ -31,6 +30,14 @@ log = logging.getLogger(__name__)
 
 class ProduceError(RuntimeError):
     """Kafka did not acknowledge every record of a batch (nothing can be assumed written)."""
+
+
+def _kafka_error() -> type[Exception]:
+    # Evaluated only while handling an exception, so aiokafka is not imported for it up front.
+    from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
+    error: type[Exception] = KafkaError
+    return error
 
 
 class EventProducer:
@@ -58,7 +65,7 @@ class EventProducer:
         self._idempotent = idempotent
         self._client_id = client_id
         self._producer: Any = None
-        self._partitioner = DefaultPartitioner()
+        self._partitioner: Any = None
         self._lock = asyncio.Lock()
 
     async def _get(self) -> Any:
@@ -70,6 +77,11 @@ class EventProducer:
                 if not await asyncio.to_thread(broker_reachable, self._brokers, dial):
                     raise ProduceError(f"kafka_unavailable: no broker reachable at {','.join(self._brokers)}")
                 request_ms = max(1000, self._timeout_ms // 2)
+                from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # see module docstring
+                from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
+
+                if self._partitioner is None:
+                    self._partitioner = DefaultPartitioner()
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self._brokers,
                     acks="all",
@@ -132,7 +144,7 @@ class EventProducer:
                 await asyncio.gather(*futures)
         except ProduceError:
             raise
-        except (KafkaError, OSError, TimeoutError) as exc:
+        except (_kafka_error(), OSError, TimeoutError) as exc:
             for fut in futures:
                 if not fut.done():
                     fut.cancel()

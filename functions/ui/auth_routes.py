@@ -8,14 +8,14 @@ import math
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from functions.ui.context import COOKIE, UiContext, ctx_of, error
 from functions.ui.login import Credential, LoginFailed
 from functions.ui.security import csrf_ok, is_https, same_origin
 
-router = APIRouter()
 MAX_LOGIN_BODY = 8 * 1024
 _ALL = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -61,7 +61,6 @@ def _text(data: dict[str, Any], key: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-@router.post("/auth/login")
 async def login(request: Request) -> Response:
     """Sign in with `{email,password}`, `{id_token}` or `{api_key}`; sets the session cookie."""
     ctx = ctx_of(request)
@@ -110,7 +109,6 @@ async def login(request: Request) -> Response:
     return resp
 
 
-@router.post("/auth/logout")
 async def logout(request: Request) -> Response:
     """Delete the server-side session and expire the cookie (CSRF-checked when a session exists)."""
     ctx = ctx_of(request)
@@ -123,23 +121,19 @@ async def logout(request: Request) -> Response:
     return resp
 
 
-@router.api_route("/auth/login", methods=_ALL, include_in_schema=False)
-@router.api_route("/auth/logout", methods=_ALL, include_in_schema=False)
 async def wrong_method(_request: Request) -> Response:
     """Only POST signs in or out."""
     return error(405, "method_not_allowed", "use POST", {"Allow": "POST"})
 
 
-@router.get("/auth/status")
-async def status(request: Request) -> dict[str, Any]:
+async def status(request: Request) -> Response:
     """Whether this browser is signed in, as whom, and its CSRF token."""
     session = await ctx_of(request).session(request)
     if session is None:
-        return {"authenticated": False}
-    return _status_body(session.principal, session.csrf, session.expires_at)
+        return JSONResponse({"authenticated": False})
+    return JSONResponse(_status_body(session.principal, session.csrf, session.expires_at))
 
 
-@router.get("/auth/admin-check")
 async def admin_check(request: Request) -> Response:
     """Forward-auth for admin-only tools (e.g. Grafana): 204 for admin sessions or admin API keys."""
     ctx = ctx_of(request)
@@ -154,3 +148,14 @@ async def admin_check(request: Request) -> Response:
     if session is not None and session.is_admin:
         return Response(status_code=204)
     return error(401, "unauthorized", "admin session or admin API key required")
+
+
+# Order matters: a POST-only route only partially matches a GET, so the catch-all after it answers.
+ROUTES = [
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/login", wrong_method, methods=_ALL),
+    Route("/auth/logout", wrong_method, methods=_ALL),
+    Route("/auth/status", status, methods=["GET"]),
+    Route("/auth/admin-check", admin_check, methods=["GET"]),
+]

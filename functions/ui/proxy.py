@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 
 import httpx
-from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from functions.ui.context import ctx_of, error
 from functions.ui.security import UNSAFE_METHODS, csrf_ok, is_https, public_host
 
 log = logging.getLogger(__name__)
-router = APIRouter()
 
 _HOP_BY_HOP = frozenset(
     {
@@ -30,9 +30,9 @@ _HOP_BY_HOP = frozenset(
 _DROP_FROM_UPSTREAM = frozenset({"connection", "keep-alive", "transfer-encoding", "set-cookie", "content-length"})
 
 
-@router.api_route("/api/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-async def proxy(request: Request, path: str) -> Response:
+async def proxy(request: Request) -> Response:
     """Forward to `API_UPSTREAM/api/<path>`; 502 `api_unavailable` when the API cannot be reached."""
+    path = request.path_params["path"]
     ctx = ctx_of(request)
     assert ctx.client is not None
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -66,3 +66,6 @@ async def proxy(request: Request, path: str) -> Response:
         headers=out_headers,
         background=BackgroundTask(upstream.aclose),
     )
+
+
+ROUTES = [Route("/api/{path:path}", proxy, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])]
