@@ -1,4 +1,4 @@
-"""The local broker part: durable storage through s3rver survives a restart of both processes."""
+"""The local broker part: durable storage through the local S3 server survives a restart of both processes."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from tests.fixtures.kafka import read_topic, start_kafka_stack
 
 
 def test_topics_messages_and_offsets_survive_broker_restart(tmp_path):
-    if s3_part.s3rver_binary() is None:
-        pytest.skip("npm s3rver not installed: the broker runs in memory (see ./dev)")
     cfg, sup = start_kafka_stack(tmp_path)
     with sup:
         boot = f"{cfg.host}:{cfg.ports.kafka}"
@@ -55,8 +53,6 @@ def test_unreachable_broker_detected():
 def test_first_produce_after_restart_does_not_overwrite_stored_records(tmp_path):
     """tansu 0.6 restores a partition's end offset only on a fetch, so a produce that came first after a
     restart overwrote offset 0; the `kafka` part reads every partition before it reports healthy."""
-    if s3_part.s3rver_binary() is None:
-        pytest.skip("npm s3rver not installed: the broker runs in memory (see ./dev)")
     cfg, sup = start_kafka_stack(tmp_path)
     with sup:
         boot = f"{cfg.host}:{cfg.ports.kafka}"
@@ -74,6 +70,35 @@ def test_first_produce_after_restart_does_not_overwrite_stored_records(tmp_path)
         recs = sorted(read_topic(boot, "overwrite", 2, timeout=8), key=lambda r: r.offset)
         assert (first.partition, first.offset) == (second.partition, 0)
         assert [r.value for r in recs] == [b"before", b"after"]
+
+
+def test_bare_tansu_first_produce_after_sigkill_continues_the_partition(tmp_path):
+    """The root cause, without the gate: tansu's first write after a restart is a conditional create of
+    the partition's watermark; the local S3 server refuses it (412), so tansu re-reads the stored
+    watermark and appends. s3rver ignored the condition and tansu rewrote the partition from offset 0."""
+    from mcp_sentinel.kafka import tansu_binary
+    from mcp_sentinel.stack.config import Ports, StackConfig
+    from mcp_sentinel.stack.supervisor import Component, Supervisor
+
+    cfg = StackConfig(data_dir=tmp_path, ports=Ports.free())
+    boot = kafka_part.bootstrap(cfg)
+    bare = Component(
+        name="tansu", health_port=cfg.ports.kafka, env=s3_part.s3_env(cfg),
+        argv=[str(tansu_binary()), "broker", "--listener-url", f"tcp://{boot}", "--advertised-listener-url",
+              f"tcp://{boot}", "--storage-engine", kafka_part.STORAGE])
+    with Supervisor(cfg) as sup:
+        sup.start_all([*s3_part.components(cfg), bare])
+        ensure_topics([boot], ["bare"], partitions=1)
+        p = KafkaProducer(bootstrap_servers=[boot], acks="all")
+        before = [p.send("bare", value=b"b%d" % i).get(10).offset for i in range(5)]
+        p.close()
+        sup.restart("tansu", kill=True)
+        p = KafkaProducer(bootstrap_servers=[boot], acks="all")
+        after = p.send("bare", value=b"after").get(10).offset  # no fetch came first
+        p.close()
+        recs = sorted(read_topic(boot, "bare", 6, timeout=10), key=lambda r: r.offset)
+    assert before == [0, 1, 2, 3, 4] and after == 5
+    assert [r.value for r in recs] == [b"b0", b"b1", b"b2", b"b3", b"b4", b"after"]
 
 
 def _produce_continuously(boot: str, topic: str, stop: threading.Event, acked: list[bytes],
@@ -106,21 +131,10 @@ def _produce_continuously(boot: str, topic: str, stop: threading.Event, acked: l
         p.close(timeout=5)
 
 
-RESTART_GAP = pytest.mark.xfail(
-    strict=False,
-    reason="tansu 0.6 on S3 storage, even behind the gate: in some clean-checkout runs a restarted broker "
-    "(SIGKILL once, SIGTERM once) lost every acknowledged record of a partition; most runs keep them all. "
-    "Local embedded broker only (the product's Kafka path is unaffected).",
-)
-
-
-@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
-@RESTART_GAP
+@pytest.mark.parametrize("kill", [False, True, True], ids=["sigterm", "sigkill", "sigkill-again"])
 def test_broker_restart_under_live_producer_keeps_every_acked_record(tmp_path, kill):
     """A producer keeps sending through a broker restart (graceful and SIGKILL): every record the broker
     acknowledged, before or after the restart, is still readable afterwards, exactly once."""
-    if s3_part.s3rver_binary() is None:
-        pytest.skip("npm s3rver not installed: the broker runs in memory (see ./dev)")
     cfg, sup = start_kafka_stack(tmp_path)
     with sup:
         boot = kafka_part.bootstrap(cfg)

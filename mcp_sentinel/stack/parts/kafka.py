@@ -1,7 +1,8 @@
-"""The `kafka` part: the tansu broker on loopback, durable in s3rver, with the pipeline's topics.
+"""The `kafka` part: the tansu broker on loopback, durable in the local S3 server, with the pipeline's topics.
 
-Storage is `s3://tansu/` on the local s3rver (the `s3` part) so topics, messages and committed
-offsets survive restarts; without s3rver it falls back to `memory://` and says so loudly.
+Storage is `s3://tansu/` on the `s3` part (`mcp_sentinel.s3_server`, which honours conditional
+writes and writes atomically - what tansu's S3 engine needs to never overwrite a partition), so
+topics, messages and committed offsets survive restarts of either process.
 The process is `python -m mcp_sentinel.kafka.gate`: tansu on an internal port behind a TCP gate on
 the public port that lets no other client in until the topics exist and every partition was read
 (tansu 0.6 otherwise overwrites stored records with the first produce after a restart, and live
@@ -13,19 +14,17 @@ clients reconnect before any external warm-up could run). The health check then 
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from collections.abc import Callable
 
 from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC, DEFAULT_PARTITIONS, DEFAULT_TOPIC, tansu_binary
 from mcp_sentinel.kafka.admin import KafkaError, ensure_topics
 from mcp_sentinel.stack.config import StackConfig
-from mcp_sentinel.stack.parts.s3 import s3_env, s3rver_binary
+from mcp_sentinel.stack.parts.s3 import s3_env
 from mcp_sentinel.stack.supervisor import Component, tcp_open
 
-log = logging.getLogger(__name__)
-
 TOPICS = (DEFAULT_TOPIC, DEFAULT_DLQ_TOPIC)
+STORAGE = "s3://tansu/"  # bucket `tansu` on the `s3` part
 
 
 def bootstrap(cfg: StackConfig) -> str:
@@ -53,17 +52,9 @@ def components(cfg: StackConfig) -> list[Component]:
         "KAFKA_GATE_TOPICS": ",".join(TOPICS),
         "KAFKA_GATE_PARTITIONS": str(DEFAULT_PARTITIONS),
         "KAFKA_GATE_TANSU": str(tansu_binary()),
+        "KAFKA_GATE_STORAGE": STORAGE,
+        **s3_env(cfg),
     }
-    if s3rver_binary() is not None:
-        storage = "s3://tansu/"
-        env.update(s3_env(cfg))
-    else:
-        storage = "memory://tansu/"
-        msg = ("WARNING: s3rver (npm) not found - the local Kafka broker keeps topics and messages in MEMORY; "
-               "they are lost when it stops. Run ./dev (with npm installed) to get durable storage.")
-        log.warning(msg)
-        print(msg, file=sys.stderr)  # noqa: T201 - must be visible in `./dev up` output without logging config
-    env["KAFKA_GATE_STORAGE"] = storage
     return [
         Component(
             name="kafka",
@@ -71,6 +62,6 @@ def components(cfg: StackConfig) -> list[Component]:
             env=env,
             health_check=_ready(cfg),
             startup_timeout=60.0,
-            description=f"(tansu behind its warm-up gate, {storage})",
+            description=f"(tansu behind its warm-up gate, {STORAGE})",
         )
     ]

@@ -1,32 +1,26 @@
-"""The `s3` part: npm `s3rver`, a file-backed S3 server under `<data>/s3` holding bucket `tansu`.
+"""The `s3` part: our file-backed S3 server (`mcp_sentinel.s3_server`) under `<data>/s3`, bucket `tansu`.
 
 It exists so the local Kafka broker (tansu) keeps topics, messages and committed offsets across
-restarts. When npm/s3rver is absent the part is empty and the `kafka` part falls back to memory
-storage with a warning.
+restarts. It replaced npm s3rver 3.7.1, which ignored `If-Match`/`If-None-Match` on PUT and
+truncated an object before its new body arrived: a tansu killed mid-write left an empty
+`watermark.json`, and a first write after a restart silently replaced stored records
+(docs/decisions.md, "Local broker"). Objects are plain files `<data>/s3/<bucket>/<key>`.
 """
 
 from __future__ import annotations
 
-import shutil
+import sys
 
-from mcp_sentinel.stack.config import REPO_ROOT, StackConfig
+from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.supervisor import Component
 
 BUCKET = "tansu"
-ACCESS_KEY = "S3RVER"  # s3rver's fixed local credentials
-SECRET_KEY = "S3RVER"
-
-
-def s3rver_binary() -> str | None:
-    """The s3rver launcher from the repo's node_modules (or PATH), or None when npm packages are missing."""
-    local = REPO_ROOT / "node_modules" / ".bin" / "s3rver"
-    if local.exists() and shutil.which("node"):
-        return str(local)
-    return shutil.which("s3rver")
+ACCESS_KEY = "local"  # the server does not check signatures; object_store still wants credentials
+SECRET_KEY = "local"
 
 
 def s3_env(cfg: StackConfig) -> dict[str, str]:
-    """AWS_* variables that point an S3 client (tansu's object_store) at the local s3rver."""
+    """AWS_* variables that point an S3 client (tansu's object_store) at the local S3 server."""
     return {
         "AWS_ENDPOINT": f"http://{cfg.host}:{cfg.ports.s3}",
         "AWS_ALLOW_HTTP": "true",
@@ -37,19 +31,19 @@ def s3_env(cfg: StackConfig) -> dict[str, str]:
 
 
 def components(cfg: StackConfig) -> list[Component]:
-    """The s3rver process, or nothing when s3rver is not installed."""
-    binary = s3rver_binary()
-    if binary is None:
-        return []
+    """The S3 server process."""
     directory = cfg.path("s3")
-    directory.mkdir(parents=True, exist_ok=True)
     return [
         Component(
             name="s3",
-            argv=[binary, "--directory", str(directory), "--address", cfg.host, "--port", str(cfg.ports.s3),
-                  "--configure-bucket", BUCKET, "--silent"],
+            argv=[sys.executable, "-m", "mcp_sentinel.s3_server"],
+            env={
+                "S3_SERVER_LISTEN": f"{cfg.host}:{cfg.ports.s3}",
+                "S3_SERVER_DIR": str(directory),
+                "S3_SERVER_BUCKETS": BUCKET,
+            },
             health_port=cfg.ports.s3,
             startup_timeout=30.0,
-            description=f"(s3rver, {directory})",
+            description=f"(file-backed S3, {directory})",
         )
     ]
