@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import sys
 import uuid
 from typing import Annotated
 
-import psycopg
 from fastapi import Depends, Request
 
 from functions.api.context import ApiContext
@@ -68,6 +68,13 @@ async def _user_principal(ctx: ApiContext, user: User | None, auth_type: str, ke
     return await ctx.store.load_principal(user, auth_type=auth_type, api_key_id=key_id)
 
 
+def _db_errors() -> tuple[type[BaseException], ...]:
+    # psycopg is imported by the identity store when it connects (mcp_sentinel.identity.store);
+    # if it never was, no psycopg error can be in flight, and a 401 must not import it.
+    psycopg = sys.modules.get("psycopg")
+    return (psycopg.Error,) if psycopg is not None else ()
+
+
 async def authenticate(request: Request) -> Principal | None:
     """The caller's principal, None when no credentials were sent; raises 401/500/503 on bad ones."""
     cached: Principal | None = getattr(request.state, "principal", None)
@@ -76,7 +83,7 @@ async def authenticate(request: Request) -> Principal | None:
     ctx = ctx_of(request)
     try:
         principal = await _authenticate(ctx, request)
-    except psycopg.Error:
+    except _db_errors():
         log.exception("credential lookup failed")
         raise ApiError(500, "auth_failed", "authentication failed") from None
     request.state.principal = principal

@@ -1,14 +1,19 @@
-"""OIDC ID-token verification: issuer discovery, JWKS cache, audience and issuer checks."""
+"""OIDC ID-token verification: issuer discovery, JWKS cache, audience and issuer checks.
+
+httpx and jwt (with cryptography, together about 100 ms of imports) are loaded when a verifier is
+built — only when OIDC is configured — not with this module, which the API imports for its types.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import jwt
+if TYPE_CHECKING:
+    import httpx
+    import jwt
 
 ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 JWKS_TTL_SECONDS = 600.0
@@ -34,6 +39,9 @@ class OidcVerifier:
     """Verifies ID tokens from one issuer for one audience."""
 
     def __init__(self, issuer: str, audience: str, jwks_url: str = "", http: httpx.AsyncClient | None = None) -> None:
+        import httpx  # deferred: see module docstring
+        import jwt  # noqa: F401 - loaded here so verifying a token never pays the import
+
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self._jwks_url = jwks_url
@@ -56,6 +64,9 @@ class OidcVerifier:
         return self._jwks_url
 
     async def _refresh(self) -> None:
+        import httpx
+        import jwt
+
         try:
             url = await self._discover()
             resp = await self._http.get(url)
@@ -86,6 +97,8 @@ class OidcVerifier:
 
     async def verify(self, token: str) -> OidcIdentity:
         """Verified identity, or OidcError."""
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -117,6 +130,8 @@ class OidcVerifier:
 
     def looks_like_oidc(self, token: str) -> bool:
         """True when the token's header uses an asymmetric algorithm (platform tokens are HS256)."""
+        import jwt
+
         try:
             return jwt.get_unverified_header(token).get("alg") in ASYMMETRIC_ALGORITHMS
         except jwt.PyJWTError:

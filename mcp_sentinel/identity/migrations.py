@@ -8,9 +8,10 @@ replicas booting at once).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 # Arbitrary constant shared by every replica; identifies "identity schema migration" in pg_locks.
 _LOCK_ID = 0x5E471E1

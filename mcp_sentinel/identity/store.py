@@ -2,6 +2,9 @@
 
 Handlers await these methods, so FastAPI's event loop never blocks on Postgres. Writes that
 must be atomic (team + namespace + owner membership) share one transaction.
+
+psycopg and its pool (about 50 ms of imports) are loaded by `open()`, not with this module: the
+API names these types in its routes, and runs without Postgres when POSTGRES_DSN is unset.
 """
 
 from __future__ import annotations
@@ -11,16 +14,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp_sentinel.identity import keys as keymod
 from mcp_sentinel.identity.migrations import apply_migrations
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal, TeamRef, team_namespace
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
 
 KeyTable = Literal["api_keys", "registry_credentials"]
 _KEY_KINDS: dict[str, tuple[str, str]] = {
@@ -267,6 +268,13 @@ def _membership(row: dict[str, Any]) -> Membership:
     )
 
 
+def _unique_violation() -> type[Exception]:
+    # Only evaluated while handling a failed statement, when psycopg is loaded already.
+    from psycopg.errors import UniqueViolation
+
+    return UniqueViolation
+
+
 class IdentityStore:
     """Async access to the identity schema. Create with `open()`, release with `close()`."""
 
@@ -278,6 +286,11 @@ class IdentityStore:
         cls, dsn: str, *, min_size: int = 1, max_size: int = 10, wait_seconds: float = 30.0
     ) -> IdentityStore:
         """Connect (waiting up to `wait_seconds` for Postgres) and apply pending migrations."""
+        # Deferred imports: see module docstring.
+        from psycopg.conninfo import conninfo_to_dict
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
         pool = AsyncConnectionPool(
             dsn, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": True, "row_factory": dict_row}
         )
@@ -311,7 +324,7 @@ class IdentityStore:
             async with self._pool.connection(timeout=2.0) as conn:
                 await conn.execute("SELECT 1")
             return True
-        except (psycopg.Error, TimeoutError, Exception):
+        except Exception:  # psycopg.Error, pool timeouts, OSError: all mean "not answering"
             return False
 
     async def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
@@ -333,7 +346,7 @@ class IdentityStore:
                 cur = await conn.execute(
                     "INSERT INTO users(email, role) VALUES (%s, %s) RETURNING *", (email, role)
                 )
-            except psycopg.errors.UniqueViolation as exc:
+            except _unique_violation() as exc:
                 raise Conflict(f"user {email} already exists") from exc
             row = await cur.fetchone()
             assert row is not None
@@ -537,7 +550,7 @@ class IdentityStore:
                     "INSERT INTO namespaces(team_id, namespace, display_name, scope) VALUES (%s, %s, %s, 'team')",
                     (team["id"], ns, name),  # type: ignore[call-overload]
                 )
-            except psycopg.errors.UniqueViolation as exc:
+            except _unique_violation() as exc:
                 raise Conflict(f"team {slug} already exists") from exc
             if creator is not None:
                 await conn.execute(

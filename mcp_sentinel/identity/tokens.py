@@ -3,6 +3,10 @@
 The algorithm is pinned (HS256 only; `none` and asymmetric algorithms are refused) and every
 token must name a key id present in the verifier's key ring. Only claims needed to *find* the
 user are trusted; role, teams and disabled state are re-read from the store on every request.
+
+`jwt` (with cryptography, about 50 ms of imports) is loaded when a `TokenIssuer` is built, i.e.
+by the app factory when signing keys are configured, not by importing this module (settings parse
+the key ring without it).
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import jwt
 
 ALGORITHM = "HS256"
 ISSUER = "mcp-sentinel"
@@ -81,11 +83,15 @@ class TokenIssuer:
     """Issues and verifies platform access tokens."""
 
     def __init__(self, ring: KeyRing, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
+        import jwt  # noqa: F401 - deferred (module docstring); loaded here, not on the first request
+
         self.ring = ring
         self.ttl_seconds = ttl_seconds
 
     def issue(self, *, subject: str, email: str, role: str, now: float | None = None) -> str:
         """A signed access token for a user id."""
+        import jwt
+
         iat = int(time.time() if now is None else now)
         kid, secret = self.ring.signing
         claims = {
@@ -104,6 +110,8 @@ class TokenIssuer:
 
     def verify(self, token: str) -> AccessClaims:
         """Verified claims, or TokenError."""
+        import jwt
+
         try:
             header: Mapping[str, Any] = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -2,6 +2,10 @@
 
 Objects travel as plain dicts in the Kubernetes JSON shape (camelCase keys), the same shape
 manifests and the REST API use. Failures surface as `mcp_sentinel.kube.errors` exceptions.
+
+The `kubernetes` package (about 150 ms of imports: it loads its config, dynamic and stream
+clients eagerly) is imported when a client object is built, not with this module: the API names
+these types in its routes but only talks to Kubernetes once a route needing it is called.
 """
 
 from __future__ import annotations
@@ -10,9 +14,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
-
-from kubernetes import client as k8s
+from typing import TYPE_CHECKING, Any
 
 from mcp_sentinel.kube.errors import AlreadyExists, Conflict, NotFound, translate
 
@@ -22,6 +24,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 MANAGED_BY = "mcp-sentinel"
 POLICY_KEY = "policy.json"
 JSON_PATCH = "application/json-patch+json"
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
 
 Obj = dict[str, Any]
 JsonPatch = list[dict[str, Any]]  # RFC 6902 operations
@@ -49,6 +54,8 @@ class CustomResources:
     """list/get/create/replace/patch/delete (and status patch) for one custom kind."""
 
     def __init__(self, api: k8s.ApiClient, kind: CustomKind) -> None:
+        from kubernetes import client as k8s  # deferred: see module docstring
+
         self.kind = kind
         # The custom-objects API takes and returns plain dicts; typed as Any for that reason.
         self._co: Any = k8s.CustomObjectsApi(api)
@@ -133,6 +140,8 @@ class SentinelKube:
     """Everything mcp-sentinel reads and writes in Kubernetes, over one ApiClient."""
 
     def __init__(self, api: k8s.ApiClient) -> None:
+        from kubernetes import client as k8s  # deferred: see module docstring
+
         self.api = api
         self.servers = CustomResources(api, MCP_SERVER)
         self.grants = CustomResources(api, MCP_ACCESS_GRANT)

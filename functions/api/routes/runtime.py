@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode
 
-import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -235,6 +234,8 @@ async def prometheus_query(
     if not base:
         raise unavailable("Prometheus not configured (set PROMETHEUS_URL)")
     query = QUERIES[query_id].format(server=name, namespace=ns)
+    import httpx  # only this optional Prometheus route needs an HTTP client (≈80 ms of imports)
+
     try:
         async with httpx.AsyncClient(timeout=10.0) as http:
             r = await http.get(f"{base}/api/v1/query", params={"query": query})

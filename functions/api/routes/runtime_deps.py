@@ -3,6 +3,10 @@
 A backend that is not configured (or not reachable yet) makes only the routes needing it answer
 503; the rest of the API keeps working. Pre-built backends passed to `create_app` win: tests
 pass a clickhouse-connect client, a `SentinelKube` (or an `ApiClient`) and a Temporal client.
+
+Each client library is imported where its backend is first built (kubernetes in `_kube` via
+`SentinelKube`, clickhouse-connect in `_events`, temporalio in `temporal_client`), so the API's
+cold start pays for none of them; the first request needing one pays its import once.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -132,13 +135,22 @@ async def kcall(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise kube_error(exc) from None
 
 
+def _operational_error() -> type[Exception]:
+    # Evaluated only while handling a failure: clickhouse-connect is loaded by then (the client
+    # that failed is one of its own), so this costs nothing and keeps it off the import path.
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    error: type[Exception] = OperationalError
+    return error
+
+
 async def qcall(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking ClickHouse query off the event loop; failures become 500 `query_failed`."""
     try:
         return await run_in_threadpool(fn, *args, **kwargs)
     except ApiError:
         raise
-    except OperationalError:
+    except _operational_error():
         log.warning("ClickHouse unreachable", exc_info=True)
         raise unavailable("ClickHouse not reachable") from None
     except Exception:
