@@ -29,20 +29,18 @@ from tests.faults.pipeline import (
     wait_for_rows,
 )
 
-KILL_ORDER = ["ingest", "dispatcher", "processor", "clickhouse", "sidecar-server-a", "api", "temporal"]
+KILL_ORDER = ["ingest", "dispatcher", "kafka", "processor", "clickhouse", "sidecar-server-a", "api", "temporal"]
 # The API and Temporal are off the audit path, but they are killed too: the gateway and the audit trail
 # must not depend on them, and the API must serve the audit trail again afterwards.
 PARTS = PIPELINE | {"postgres", "kube", "temporal", "api"}
-# The broker (tansu 0.6 on s3 storage) used to lose acked records when restarted while clients were
-# connected: after a restart the first produce to a partition overwrote it from offset 0 unless a fetch
-# came first. The `kafka` part now runs tansu behind a gate (mcp_sentinel.kafka.gate) that lets no other
-# client in before every partition was read, so the broker is killed like everything else above.
-# While the broker is down the dispatcher's `consumer.poll()` raises KafkaConnectionError (kafka-python
-# 3.0.12); the dispatcher retries the poll instead of exiting (it used to die here), so the broker is
-# killed after the dispatcher's own restart and the broker-only form below runs it alone.
-# The broker is not in the CI kill order: in one clean-checkout run a SIGKILLed tansu (S3 storage) lost
-# every acknowledged record of a partition even behind the gate, while most runs keep everything. Until
-# that is understood the broker kill runs only in the long form below (`task faults`), marked xfail.
+# The broker (tansu 0.6, S3 storage on the `s3` part) is killed like everything else. It used to lose
+# acknowledged records on a restart: npm s3rver, its former store, ignored If-None-Match/If-Match on PUT
+# and truncated an object before the new body arrived, so a tansu killed mid-write left an empty
+# watermark (the partition unreadable, the broker never healthy again) and a first produce after a
+# restart rewrote a partition from offset 0. `mcp_sentinel.s3_server` honours the conditions and
+# writes atomically (docs/decisions.md, "Local broker"). While the broker is down the dispatcher
+# retries its poll, so the broker is killed after the dispatcher's own restart; the broker-only form
+# below runs it alone.
 BROKER = "kafka"
 
 
@@ -148,7 +146,6 @@ def test_repeated_kills_long_form(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=False, reason="SIGKILL of the local tansu broker can lose acknowledged records (see BROKER)")
 def test_broker_restart_under_traffic_keeps_acked_records(tmp_path: Path) -> None:
     """Kill the broker while ingest keeps producing and the dispatcher keeps consuming (no quiescing)."""
     _run(tmp_path, rounds=1, dwell=2.0, prefix="bk", drain_timeout=60, kill_order=[BROKER])
