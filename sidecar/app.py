@@ -30,7 +30,7 @@ from mcp_sentinel import jsonrpc
 from mcp_sentinel.policy.types import AuthzRequest, Decision, Identity
 from sidecar.audit import AuditSender, AuditSpool, EventEncoder, sync_loop
 from sidecar.metrics import SidecarMetrics
-from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity
+from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity, preload
 from sidecar.policy_store import PolicyStore
 from sidecar.settings import SidecarSettings
 from sidecar.streams import filter_json_body, filter_sse_event, iter_sse_events
@@ -821,6 +821,8 @@ def build_state(settings: SidecarSettings) -> SidecarState:
     def on_reload(ok: bool) -> None:
         metrics.reloads.labels("success" if ok else "error").inc()
         if ok and store.current is not None:
+            if _auth_mode(store.current) == "oauth":
+                preload()  # the JWT library is loaded with the first OAuth policy, not per request
             metrics.last_reload.set(time.time())
             doc = store.current.doc
             metrics.set_revision(doc.revision, doc.schema_version)

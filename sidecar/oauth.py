@@ -1,4 +1,9 @@
-"""OAuth 2.1 resource-server checks: issuer discovery, cached JWKS, JWT verification (§3.11, §3.12)."""
+"""OAuth 2.1 resource-server checks: issuer discovery, cached JWKS, JWT verification (§3.11, §3.12).
+
+`jwt` (with cryptography, about 50 ms of imports) is loaded by `preload()` when a policy that
+uses OAuth is activated (the sidecar's reload hook), not with this module: header-mode sidecars
+never verify a JWT, and an OAuth sidecar loads it with its policy, before its first request.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import jwt
 
 # Asymmetric algorithms only: `none` and HS* (shared secrets an issuer's JWKS cannot safely carry) never verify.
 ALLOWED_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 JWKS_TTL = 600.0
 _UNKNOWN_KID_REFRESH = 30.0
 _READ_LIMIT = 1024 * 1024
+
+
+def preload() -> None:
+    """Import the JWT library now (called when an OAuth policy is activated); idempotent and cheap after."""
+    import jwt  # noqa: F401 - see module docstring
 
 
 class AuthFailure(Exception):
@@ -85,6 +94,8 @@ class OAuthVerifier:
         raise AuthFailure("oauth_provider_unavailable", 503, f"issuer discovery failed for {issuer}: {last}")
 
     async def _refresh(self, prov: _Provider) -> None:
+        import jwt  # normally preloaded with the policy; a dict lookup then
+
         try:
             doc = await self._get_json(prov.jwks_uri)
         except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
@@ -103,6 +114,8 @@ class OAuthVerifier:
 
     async def verify(self, token: str, *, issuer: str, audience: str) -> dict[str, Any]:
         """Validated claims, or `AuthFailure` (`invalid_token` 401 / `oauth_provider_unavailable` 503)."""
+        import jwt  # normally preloaded with the policy; a dict lookup then
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

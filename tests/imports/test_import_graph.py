@@ -1,0 +1,105 @@
+"""What each deployable's cold start loads (structure, not timing: the timings live in bench/import_time.py).
+
+Every check runs in a fresh interpreter and lists which of the named modules ended up in
+`sys.modules`. Heavy optional clients must stay out until the configuration or the first request
+that needs them; each negative check has a positive twin showing the same probe does see the
+module once it is configured, so none of these can pass by probing the wrong thing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from mcp_sentinel.stack.config import REPO_ROOT
+
+# Never needed to serve a first request of any of these deployables.
+NEVER = ("temporalio", "workflows", "kubernetes", "clickhouse_connect", "chdb", "kafka", "mcp", "uvicorn")
+EXAMPLE_POLICY = REPO_ROOT / "examples" / "policies" / "server-a.json"
+
+
+def loaded(code: str, watch: tuple[str, ...]) -> list[str]:
+    """Run `code` in a fresh interpreter; the names in `watch` that are imported afterwards."""
+    report = f"import sys, json\nprint(json.dumps([m for m in {watch!r} if m in sys.modules]))\n"
+    probe = textwrap.dedent(code) + "\n" + report
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    found: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return found
+
+
+INGEST_APP = """
+from functions.ingest.app import create_app
+from functions.ingest.settings import IngestSettings
+create_app(IngestSettings.from_env({ENV}))
+"""
+INGEST_WATCH = (*NEVER, "fastapi", "pydantic", "jwt", "cryptography", "aiokafka", "httpx", "psycopg")
+
+
+def test_ingest_with_keys_loads_no_framework_jwt_or_kafka_client() -> None:
+    # aiokafka comes with the first produce (functions/ingest/producer.py), jwt only with a JWKS.
+    code = INGEST_APP.replace("{ENV}", repr({"INGEST_API_KEYS": "k", "KAFKA_BROKERS": "127.0.0.1:9"}))
+    assert loaded(code, INGEST_WATCH) == []
+
+
+def test_ingest_with_oidc_loads_jwt() -> None:
+    env = {"KAFKA_BROKERS": "127.0.0.1:9", "OIDC_JWKS_URL": "http://127.0.0.1:9/jwks", "OIDC_ISSUER": "https://i"}
+    assert loaded(INGEST_APP.replace("{ENV}", repr(env)), INGEST_WATCH) == ["jwt", "cryptography"]
+
+
+API_WATCH = (*NEVER, "psycopg", "psycopg_pool", "httpx", "jwt", "cryptography", "aiokafka")
+
+
+def test_api_import_loads_no_backend_client() -> None:
+    # kubernetes/clickhouse-connect/temporalio: first route needing them (routes/runtime_deps.py);
+    # psycopg: IdentityStore.open() in the lifespan; httpx+jwt: OidcVerifier; jwt: TokenIssuer.
+    assert loaded("import functions.api.app", API_WATCH) == []
+
+
+def test_api_factory_loads_jwt_only_for_configured_tokens() -> None:
+    build = """
+from functions.api.app import create_app
+from functions.api.settings import ApiSettings
+create_app(ApiSettings.from_env({ENV}))
+"""
+    no_tokens = build.replace("{ENV}", repr({"API_KEYS": "k"}))
+    tokens = build.replace("{ENV}", repr({"API_KEYS": "k", "JWT_SECRET": "s" * 32}))
+    assert loaded(no_tokens, API_WATCH) == []
+    assert loaded(tokens, API_WATCH) == ["jwt", "cryptography"]
+
+
+def test_ui_is_starlette_only() -> None:
+    code = """
+import tempfile
+from functions.ui.app import create_app
+from functions.ui.settings import UiSettings
+create_app(UiSettings.from_env({"UI_SESSION_DIR": tempfile.mkdtemp()}))
+"""
+    assert loaded(code, (*NEVER, "fastapi", "pydantic", "jwt", "cryptography", "psycopg")) == []
+
+
+SIDECAR_STATE = """
+import dataclasses, pathlib
+from mcp_sentinel.policy import AuthBlock, compute_revision, parse_document, to_pretty_json
+from sidecar.app import build_state
+from sidecar.settings import SidecarSettings
+doc = parse_document(pathlib.Path({POLICY!r}).read_bytes())
+{EDIT}
+path = pathlib.Path({TMP!r}) / "policy.json"
+path.write_text(to_pretty_json(dataclasses.replace(doc, revision=compute_revision(doc))))
+state = build_state(SidecarSettings.from_env({{"UPSTREAM_URL": "http://127.0.0.1:9", "POLICY_FILE": str(path)}}))
+assert state.store.check()
+"""
+OAUTH = 'doc = dataclasses.replace(doc, auth=AuthBlock(mode="oauth", issuer_url="https://issuer"), revision="")'
+
+
+def test_sidecar_loads_jwt_only_with_an_oauth_policy(tmp_path: Path) -> None:
+    watch = ("jwt", "cryptography")
+    header = SIDECAR_STATE.format(POLICY=str(EXAMPLE_POLICY), TMP=str(tmp_path), EDIT="")
+    oauth = SIDECAR_STATE.format(POLICY=str(EXAMPLE_POLICY), TMP=str(tmp_path), EDIT=OAUTH)
+    assert loaded(header, watch) == []
+    # Loaded with the policy (the reload hook), so the first OAuth request does not pay for it.
+    assert loaded(oauth, watch) == ["jwt", "cryptography"]
