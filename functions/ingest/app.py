@@ -93,7 +93,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # Connect (and import the Kafka client) while the platform hands the first request over,
+        # not inside it; failures are logged and the first event connects on demand.
+        warm = asyncio.create_task(prod.warm(), name="kafka-warm")
         yield
+        warm.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await warm
         await prod.close()
 
     async def server_span(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

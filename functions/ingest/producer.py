@@ -11,7 +11,9 @@ The producer is created lazily and dropped after a failure, so ingest starts and
 `/ready` while Kafka is down and reconnects when it returns. aiokafka itself (about 50-100 ms of
 imports) is loaded by that first connection too, not when the module is imported: the first
 `/events` of a process already waits for the TCP dial and the client's metadata bootstrap, and a
-replica that only answered probes never pays for it.
+replica that only answered probes never pays for it. The served app starts `warm()` in the
+background from its lifespan, so on a cold start both overlap the readiness hand-off instead of
+delaying the first event.
 """
 
 from __future__ import annotations
@@ -154,6 +156,20 @@ class EventProducer:
             log.warning("produce to %s failed: %s", topic, detail)
             await self._reset()
             raise ProduceError(f"kafka_unavailable: {detail}") from exc
+
+    @property
+    def connected(self) -> bool:
+        """Whether a started producer is held (False before the first connection and after a failure)."""
+        return self._producer is not None
+
+    async def warm(self) -> bool:
+        """Connect now if possible (imports aiokafka); False when Kafka is unreachable (retried on demand)."""
+        try:
+            await self._get()
+        except (ProduceError, _kafka_error(), OSError, TimeoutError) as exc:
+            log.info("kafka not reachable at start-up (will connect on the first event): %s", exc)
+            return False
+        return True
 
     async def close(self) -> None:
         """Flush and close the producer (idempotent)."""
