@@ -137,6 +137,17 @@ def chdb_reference(total: int) -> float:
     return rate
 
 
+def _cpu(pids: list[int]) -> float:
+    """User+system CPU seconds of these processes so far."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        t = psutil.Process(pid).cpu_times()
+        total += t.user + t.system
+    return total
+
+
 def _spread(xs: list[float]) -> str:
     return f"best {max(xs):>9,.0f}  spread {min(xs):,.0f}–{max(xs):,.0f}  ({', '.join(f'{x:,.0f}' for x in xs)})"
 
@@ -158,10 +169,18 @@ def main() -> None:
             ch_url = clickhouse_part.clickhouse_url(cfg)
             warm = make_events(BATCH)
             asyncio.run(through_processor(cfg.url("processor"), warm))  # connect + migrate outside timing
+            proc_pids = [sup.running["processor"].process.pid]
+            ch_pids = [sup.running["clickhouse"].process.pid]
+            cpu: dict[str, list[float]] = {"baseline: clickhouse": [], "processor": [], "processor: clickhouse": []}
             for _ in range(ROUNDS):
                 events = make_events(TOTAL)
+                c0 = _cpu(ch_pids)
                 raws.append(baseline(ch_url, events))
+                cpu["baseline: clickhouse"].append((_cpu(ch_pids) - c0) / TOTAL * 1e6)
+                p0, c0 = _cpu(proc_pids), _cpu(ch_pids)
                 procs.append(asyncio.run(through_processor(cfg.url("processor"), events)))
+                cpu["processor"].append((_cpu(proc_pids) - p0) / TOTAL * 1e6)
+                cpu["processor: clickhouse"].append((_cpu(ch_pids) - c0) / TOTAL * 1e6)
                 # A child process: chdb allows one engine per process and the server holds its own.
                 out = subprocess.run([sys.executable, "-m", "bench.processor_throughput", "--chdb-reference",
                                       str(TOTAL)], capture_output=True, text=True, check=True)  # fmt: skip
@@ -176,6 +195,7 @@ def main() -> None:
     print(f"baseline raw clickhouse-connect insert via server  : {_spread(raws)} events/s")
     print(f"processor (CloudEvents batch → ClickHouse)         : {_spread(procs)} events/s")
     print("processor, single-event deliveries: " + ", ".join(f"{c} in flight {r:,.0f}/s" for c, r in singles.items()))
+    print("CPU µs per event (min over rounds): " + ", ".join(f"{k} {min(v):.1f}" for k, v in cpu.items()))
     print(f"ratio processor/baseline (bests): {max(procs) / max(raws):.2f}   baseline/engine: "
           f"{max(raws) / max(refs):.2f}   processor/engine: {max(procs) / max(refs):.2f}")  # fmt: skip
     print(f"target processor >= 50,000 events/s: {'met' if max(procs) >= 50_000 else 'NOT met'} (best round)")

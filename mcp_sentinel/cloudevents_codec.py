@@ -28,7 +28,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from mcp_sentinel.envelope import Envelope, EnvelopeError, FieldError, envelope_from_dict, envelope_from_fields
+from mcp_sentinel.envelope import (
+    MAX_EVENT_TYPE_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_SOURCE_LENGTH,
+    Envelope,
+    EnvelopeError,
+    FieldError,
+    envelope_from_dict,
+    envelope_from_fields,
+    parse_timestamp,
+)
 
 if TYPE_CHECKING:
     from cloudevents.core.v1.event import CloudEvent  # lazy: see module docstring
@@ -44,6 +54,7 @@ TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _JSON_CT_RE = re.compile(r"^(application|text)/([a-z0-9.+-]+\+)?json$")
 _EXT_NAME_RE = re.compile(r"^[a-z0-9]{1,20}$")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")  # the envelope's own rule for id/source/type
 _CORE_ATTRS = frozenset({"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject"})
 
 # Envelope field -> CloudEvent attribute, used to rename validation errors.
@@ -213,7 +224,103 @@ def _structured(obj: Any) -> DecodedEvent:
     return decoded
 
 
+_FAST_JSON: list[Any] = []
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _fast_json() -> Any:
+    """orjson's `loads` when installed (the functions have it; the sidecar, stdlib-only, never parses)."""
+    if not _FAST_JSON:
+        try:
+            import orjson
+        except ImportError:  # pragma: no cover - orjson is a project dependency
+            _FAST_JSON.append(None)
+        else:
+            _FAST_JSON.append(orjson.loads)
+    return _FAST_JSON[0]
+
+
+# The dispatcher's batch elements carry the Kafka extensions; other valid extension names take the loop.
+_FAST_KEYS = frozenset({*_CORE_ATTRS, "traceparent", "tracestate", "data", "kafkatopic", "kafkapartition",
+                        "kafkaoffset", "key"})  # fmt: skip
+
+
+def _clean_text(value: Any, max_len: int) -> str | None:
+    """`value` stripped when `_check_str` would accept it as a required string, else None."""
+    if type(value) is not str:
+        return None
+    text = value.strip()
+    if not text or len(text) > max_len or _CONTROL_CHARS.search(text):
+        return None
+    return text
+
+
+def _fast_structured(obj: Any) -> DecodedEvent | None:
+    """The common, valid structured event decoded with a fraction of `_structured`'s checks' cost.
+
+    Returns None for anything unusual (missing or odd attributes, a missing time, non-object
+    data, any would-be error) so that `_structured` decides and words every error; for what it
+    accepts, the result equals `_structured(obj)` (a property test holds the two equal).
+    """
+    if type(obj) is not dict or obj.get("specversion") != SPECVERSION:
+        return None
+    data = obj.get("data")
+    if type(data) is not dict:
+        return None
+    if not obj.keys() <= _FAST_KEYS:
+        for name in obj:
+            if name not in _FAST_KEYS and not _EXT_NAME_RE.fullmatch(name):
+                return None  # includes data_base64
+    event_id = _clean_text(obj.get("id"), MAX_ID_LENGTH)
+    source = _clean_text(obj.get("source"), MAX_SOURCE_LENGTH)
+    event_type = _clean_text(obj.get("type"), MAX_EVENT_TYPE_LENGTH)
+    raw_time = obj.get("time")
+    if event_id is None or source is None or event_type is None or type(raw_time) is not str:
+        return None
+    ct = obj.get("datacontenttype")
+    if ct is not None and ct != JSON_CONTENT_TYPE and (
+        type(ct) is not str or not _JSON_CT_RE.fullmatch(ct.split(";")[0].strip().lower())
+    ):
+        return None
+    for name in ("dataschema", "subject"):
+        if name in obj and type(obj[name]) is not str:
+            return None
+    traceparent = obj.get("traceparent")
+    trace_id = ""
+    if traceparent is not None:
+        if type(traceparent) is not str:
+            return None
+        tid = traceparent_trace_id(traceparent)
+        if tid is None:
+            return None
+        trace_id = tid
+    tracestate = obj.get("tracestate")
+    if tracestate is not None and type(tracestate) is not str:
+        return None
+    if not raw_time.strip():
+        return None  # "now" and a derived id: the slow path's business
+    try:
+        timestamp = parse_timestamp(raw_time)
+    except ValueError:
+        return None
+    env = Envelope(event_id, timestamp, trace_id, source, event_type, data)
+    return DecodedEvent(env, traceparent if trace_id else None, tracestate)
+
+
 def _loads(body: bytes) -> Any:
+    """Parse JSON with the stdlib's semantics, through orjson when it agrees.
+
+    orjson (about 2x faster) accepts strictly RFC 8259 UTF-8 JSON; whatever it refuses (NaN,
+    lone surrogates, UTF-16 bodies, deep nesting, garbage) is handed to `json.loads`, so the
+    accepted inputs, the values and the error messages stay exactly the stdlib's. orjson reads
+    integers beyond 64 bits as floats, so a body with a run of 19+ digits goes to the stdlib too.
+    """
+    fast = _fast_json()
+    if fast is not None and not _LONG_DIGITS.search(body):
+        try:
+            return fast(body)
+        except ValueError:  # orjson.JSONDecodeError: let the stdlib decide (and word the error)
+            pass
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -232,6 +339,10 @@ def decode_batch(items: Any) -> tuple[DecodedEvent, ...]:
     out: list[DecodedEvent] = []
     errors: list[FieldError] = []
     for i, item in enumerate(items):
+        fast = _fast_structured(item)
+        if fast is not None:
+            out.append(fast)
+            continue
         try:
             out.append(_structured(item))
         except EnvelopeError as exc:

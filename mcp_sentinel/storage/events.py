@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from mcp_sentinel.storage.client import validate_database
 from mcp_sentinel.storage.schema import EVENTS_TABLE, INSERT_COLUMNS
 
@@ -57,12 +59,7 @@ class EventRecord:
     def from_envelope(cls, env: Any) -> EventRecord:
         """Build from an `mcp_sentinel.envelope.Envelope` (duck-typed to keep this module light)."""
         payload: Mapping[str, Any] = env.payload
-        text = _COMPACT.encode(payload)
-        if not text.isascii():
-            try:
-                text.encode()
-            except UnicodeEncodeError:  # lone surrogates from "\ud800" escapes: keep them as JSON escapes
-                text = json.dumps(payload, separators=(",", ":"))
+        text = payload_text(payload)
         return cls(
             event_id=env.id,
             timestamp=env.timestamp,
@@ -71,6 +68,37 @@ class EventRecord:
             event_type=env.event_type,
             payload=text,
         )
+
+
+def payload_text(payload: Mapping[str, Any]) -> str:
+    """The stored JSON text of a payload: compact, non-ASCII kept, exactly as the stdlib writes it.
+
+    orjson (~8x cheaper) writes the same bytes for every JSON value except floats below 1e-4
+    (`1e-05` vs `0.00001`, `1e-06` vs `1e-6`) and NaN/Infinity (which it turns into `null`); it
+    refuses lone surrogates, integers beyond 64 bits and non-dict mappings. Its output is used only
+    when it contains none of `e-`, `0.0000` and `null`, which every such difference produces (a
+    string merely containing them takes the stdlib path too, at the old cost). Payloads decoded
+    from JSON hold only JSON types; orjson would also write datetimes/UUIDs the stdlib refuses.
+    """
+    if type(payload) is dict:
+        try:
+            raw = orjson.dumps(payload)
+        except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+            pass
+        else:
+            if b"e-" not in raw and b"0.0000" not in raw and b"null" not in raw:
+                return raw.decode()
+    return _stdlib_text(payload)
+
+
+def _stdlib_text(payload: Mapping[str, Any]) -> str:
+    text = _COMPACT.encode(payload)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # lone surrogates from "\ud800" escapes: keep them as JSON escapes
+            text = json.dumps(payload, separators=(",", ":"))
+    return text
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,162 @@
+"""The batch-decoding fast paths agree with the full validators on every input.
+
+`_fast_structured` may only decline (None) or return exactly what `_structured` returns; `_loads`
+through orjson must accept, return and refuse exactly what `json.loads` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mcp_sentinel.cloudevents_codec import (
+    BATCH_CONTENT_TYPE,
+    _fast_structured,
+    _loads,
+    _structured,
+    decode_http,
+    to_structured,
+)
+from mcp_sentinel.envelope import EnvelopeError, new_envelope
+
+TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+    max_leaves=8,
+)
+# Attribute values near the edges of every rule: blank, padded, control characters, too long,
+# wrong types, bad times and traceparents, odd content types.
+texts = st.sampled_from(["x", " padded ", "", "   ", "a\nb", "é", "s" * 256, "s" * 257, "\x7f"]) | st.text(max_size=6)
+attr_values: dict[str, st.SearchStrategy[Any]] = {
+    "specversion": st.sampled_from(["1.0", "0.3", 1.0, None]),
+    "id": texts | st.integers(),
+    "source": texts | st.integers(),
+    "type": texts | st.none(),
+    "time": st.sampled_from(["2026-05-04T18:00:00Z", "2026-05-04T18:00:00.123456789+02:00", " 2026-05-04t18:00:00z ",
+                             "2026-05-04T18:00:00", "yesterday", "", " ", 5]),
+    "datacontenttype": st.sampled_from(["application/json", "text/json; charset=utf-8", "application/x+json",
+                                        "APPLICATION/JSON", "text/plain", 3]),
+    "traceparent": st.sampled_from([TP, TP.upper(), f" {TP} ", "00-" + "0" * 32 + "-00f067aa0ba902b7-01", "bad", 7]),
+    "tracestate": st.sampled_from(["k=v", "", 4]),
+    "subject": st.sampled_from(["s", 1]),
+    "dataschema": st.sampled_from(["https://x", None]),
+    "data": st.dictionaries(st.text(max_size=4), json_values, max_size=3) | json_values,
+    "data_base64": st.just("AAAA"),
+    "kafkaoffset": st.sampled_from(["1", 2]),
+    "myext1": st.just("v"),
+    "Bad_Ext": st.just("v"),
+}
+valid = {"specversion": "1.0", "id": "e1", "source": "mcp-gateway", "type": "mcp.request",
+         "time": "2026-05-04T18:00:00.5Z", "datacontenttype": "application/json", "traceparent": TP,
+         "data": {"server": "s", "n": 1}}  # fmt: skip
+
+
+@st.composite
+def elements(draw: st.DrawFn) -> Any:
+    obj = dict(valid)
+    for name in draw(st.lists(st.sampled_from(sorted(attr_values)), max_size=4, unique=True)):
+        obj[name] = draw(attr_values[name])
+    for name in draw(st.lists(st.sampled_from(sorted(valid)), max_size=2, unique=True)):
+        obj.pop(name, None)
+    return obj
+
+
+def _slow(obj: Any) -> Any:
+    try:
+        return _structured(obj)
+    except EnvelopeError as exc:
+        return exc
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(elements())
+def test_fast_path_declines_or_equals_the_full_validation(obj: Any) -> None:
+    fast = _fast_structured(obj)
+    if fast is not None:
+        assert fast == _slow(obj)
+
+
+def test_fast_path_takes_the_common_events() -> None:
+    """Guard against a fast path that always declines (the property above would still pass)."""
+    env = new_envelope("mcp-gateway", "mcp.request", {"server": "s", "namespace": "n"}, trace_id=TP[3:35])
+    dispatcher_element = {**to_structured(env), "kafkatopic": "mcp.events", "kafkapartition": "0", "kafkaoffset": "7"}
+    for obj in (to_structured(env), to_structured(env, traceparent=TP), dispatcher_element, valid):
+        assert _fast_structured(obj) == _structured(obj)
+        assert _fast_structured(obj) is not None
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {**valid, "id": "  "},
+        {**valid, "time": "2026-05-04T18:00:00"},
+        {**valid, "data": [1]},
+        {**valid, "traceparent": "nope"},
+        {**valid, "data_base64": "AA"},
+        {k: v for k, v in valid.items() if k != "time"},  # "now" and the derived-id rules stay in one place
+    ],
+)
+def test_fast_path_declines_what_the_full_path_must_word(obj: dict[str, Any]) -> None:
+    assert _fast_structured(obj) is None
+
+
+def test_batch_with_bad_elements_names_each_error_as_before() -> None:
+    body = json.dumps([valid, {**valid, "id": "", "time": "x"}, valid, {**valid, "data": "s"}]).encode()
+    with pytest.raises(EnvelopeError) as exc:
+        decode_http({"content-type": BATCH_CONTENT_TYPE}, body)
+    assert {(e.field, e.reason) for e in exc.value.errors} == {
+        ("[1].id", "must not be blank"),
+        ("[1].time", "invalid RFC 3339 date-time (not an RFC 3339 date-time)"),
+        ("[3].data", "must be a JSON object, not a string"),
+    }
+
+
+def _std(body: bytes) -> Any:
+    try:
+        return ("ok", json.loads(body))
+    except (ValueError, RecursionError) as exc:
+        return ("error", type(exc))
+
+
+def _ours(body: bytes) -> Any:
+    try:
+        return ("ok", _loads(body))
+    except EnvelopeError:
+        return ("error", None)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+bodies = st.one_of(
+    json_values.map(lambda v: json.dumps(v).encode()),  # includes NaN/Infinity literals and huge ints
+    json_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-16")),
+    st.sampled_from([b'{"a":1,"a":2}', b'"\\ud800"', b"[1,]", b"", b"\xff", b'{"a": 1e400}', b"1" * 400,
+                     b"[" * 5000 + b"]" * 5000, b" 1 ", b'"\\u0000"', b"-0", b"1E5"]),
+    st.binary(max_size=20),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(bodies)
+def test_orjson_parsing_accepts_and_returns_exactly_what_the_stdlib_does(body: bytes) -> None:
+    std, ours = _std(body), _ours(body)
+    assert std[0] == ours[0]
+    if std[0] == "ok":
+        assert _same(std[1], ours[1])
