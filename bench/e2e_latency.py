@@ -2,11 +2,13 @@
 
 Starts the local-stack parts s3, kafka, clickhouse, ingest, processor and dispatcher with the
 Supervisor (free ports, temp dir), then creates events at a steady rate (default 1,000/s for
-10 s) and ships them to ingest the way the sidecar does: `application/cloudevents-batch+json`
-POSTs of at most 100 events, one every `--ship-ms` (each batch holds the events created since
-the last one). A poller queries ClickHouse every `--poll-ms` for the run's events and records
-when each id first becomes visible. Reported per round: p50/p90/p99/max latency from creation
-and from the POST that carried the event, the count stored (exactly once, `FINAL`) and lost.
+10 s) and ships them to ingest the way the sidecar's `AuditSender` does:
+`application/cloudevents-batch+json` POSTs of at most `AUDIT_BATCH_SIZE` (500) events, one in
+flight, the next leaving as soon as the previous was answered with every event created meanwhile
+(`--ship-ms N` ships once per N ms instead). A poller queries ClickHouse every `--poll-ms` for
+the run's events and records when each id first becomes visible. Reported per round:
+p50/p90/p99/max latency from creation and from the POST that carried the event, the count
+stored (exactly once, `FINAL`) and lost.
 Targets: p99 ≤ 1 s at 1,000 events/s, zero lost.
 
 Run: `python -m bench.e2e_latency [--rate 1000] [--seconds 10] [--rounds 2]`.
@@ -33,9 +35,9 @@ from mcp_sentinel.stack.components import local_stack
 from mcp_sentinel.stack.config import Ports, StackConfig
 from mcp_sentinel.stack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
+from sidecar.settings import SidecarSettings
 
 PARTS = {"s3", "kafka", "clickhouse", "ingest", "processor", "dispatcher"}
-MAX_BATCH = 100
 
 
 @dataclass
@@ -46,6 +48,11 @@ class Round:
     created: dict[str, float] = field(default_factory=dict)  # id -> monotonic creation time
     posted: dict[str, float] = field(default_factory=dict)  # id -> monotonic time its POST started
     seen: dict[str, float] = field(default_factory=dict)  # id -> monotonic time first visible
+    # Wall-clock stage marks (same host clock as ClickHouse's now64): ingest answered, row inserted.
+    acked: dict[str, float] = field(default_factory=dict)  # id -> epoch seconds its POST got 202
+    post_rtt: dict[str, float] = field(default_factory=dict)  # id -> seconds its POST took
+    inserted: dict[str, float] = field(default_factory=dict)  # id -> epoch seconds of `ingested_at`
+    seen_wall: dict[str, float] = field(default_factory=dict)  # id -> epoch seconds first visible
     post_errors: list[str] = field(default_factory=list)
 
 
@@ -58,8 +65,13 @@ def _envelope(i: int, source: str, now: datetime) -> Envelope:
     return Envelope(str(uuid.uuid4()), now, uuid.uuid4().hex, source, "mcp.request", payload)
 
 
-def send(url: str, key: str, rnd: Round, rate: int, seconds: float, ship_ms: float) -> None:
-    """Create events at `rate`/s and ship what accumulated every `ship_ms` (≤ MAX_BATCH per POST)."""
+def send(url: str, key: str, rnd: Round, rate: int, seconds: float, ship_ms: float, max_batch: int) -> None:
+    """Create events at `rate`/s and ship them (≤ `max_batch` per POST, one POST at a time).
+
+    `ship_ms` 0 is the sidecar's `AuditSender`: it is woken by every append, so the next POST
+    leaves as soon as the previous one was answered, carrying every event spooled meanwhile.
+    A positive `ship_ms` ships what accumulated once per interval instead.
+    """
     headers = {"content-type": BATCH_CONTENT_TYPE, "x-api-key": key}
     total = int(rate * seconds)
     t0 = time.monotonic()
@@ -69,6 +81,9 @@ def send(url: str, key: str, rnd: Round, rate: int, seconds: float, ship_ms: flo
         while made < total:
             now = time.monotonic()
             due = min(total, int((now - t0) * rate))
+            if due == made:  # nothing spooled yet: wait for the next event, as the sender's wake-up does
+                time.sleep(max(0.0, t0 + (made + 1) / rate - now))
+                continue
             pending: list[Envelope] = []
             while made < due:
                 # Events "happen" evenly; creation time is when they would have been spooled.
@@ -77,8 +92,8 @@ def send(url: str, key: str, rnd: Round, rate: int, seconds: float, ship_ms: flo
                 rnd.created[env.id] = at
                 pending.append(env)
                 made += 1
-            for s in range(0, len(pending), MAX_BATCH):
-                chunk = pending[s : s + MAX_BATCH]
+            for s in range(0, len(pending), max_batch):
+                chunk = pending[s : s + max_batch]
                 body = encode_batch(chunk)
                 start = time.monotonic()
                 for env in chunk:
@@ -87,10 +102,15 @@ def send(url: str, key: str, rnd: Round, rate: int, seconds: float, ship_ms: flo
                     r = client.post(url, content=body, headers=headers)
                     if r.status_code != 202:
                         rnd.post_errors.append(f"{r.status_code}: {r.text[:200]}")
+                    else:
+                        acked, rtt = time.time(), time.monotonic() - start
+                        for env in chunk:
+                            rnd.acked[env.id] = acked
+                            rnd.post_rtt[env.id] = rtt
                 except httpx.HTTPError as exc:
                     rnd.post_errors.append(repr(exc))
-            next_tick = now + ship_ms / 1000
-            time.sleep(max(0.0, next_tick - time.monotonic()))
+            if ship_ms > 0:
+                time.sleep(max(0.0, now + ship_ms / 1000 - time.monotonic()))
 
 
 def poll(ch_url: str, rnd: Round, stop: threading.Event, poll_ms: float) -> None:
@@ -105,11 +125,14 @@ def poll(ch_url: str, rnd: Round, stop: threading.Event, poll_ms: float) -> None
                 "WHERE source = {s:String} AND ingested_at >= {t:DateTime64(3)}",
                 parameters={"s": rnd.source, "t": since},
             ).result_rows
-            seen_at = time.monotonic()
+            seen_at, seen_wall = time.monotonic(), time.time()
             newest = since
             for event_id, ingested in rows:
-                rnd.seen.setdefault(str(event_id), seen_at)
                 ts = ingested if ingested.tzinfo else ingested.replace(tzinfo=UTC)
+                if str(event_id) not in rnd.seen:
+                    rnd.seen[str(event_id)] = seen_at
+                    rnd.seen_wall[str(event_id)] = seen_wall
+                    rnd.inserted[str(event_id)] = ts.timestamp()
                 newest = max(newest, ts)
             # Rows stamped just before `newest` may commit after this query: look back 2 s.
             since = max(since, newest - timedelta(seconds=2))
@@ -124,14 +147,16 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))] * 1000
 
 
-def run_round(cfg: StackConfig, rate: int, seconds: float, ship_ms: float, poll_ms: float, drain: float) -> Round:
+def run_round(
+    cfg: StackConfig, rate: int, seconds: float, ship_ms: float, poll_ms: float, drain: float, max_batch: int
+) -> Round:
     """One measured round; waits up to `drain` seconds after the last send for stragglers."""
     rnd = Round(source=f"bench-e2e-{uuid.uuid4().hex[:8]}")
     stop = threading.Event()
     ch_url = cfg.url("clickhouse_http")
     poller = threading.Thread(target=poll, args=(ch_url, rnd, stop, poll_ms), daemon=True)
     poller.start()
-    send(cfg.url("ingest", "/events"), cfg.ingest_api_key, rnd, rate, seconds, ship_ms)
+    send(cfg.url("ingest", "/events"), cfg.ingest_api_key, rnd, rate, seconds, ship_ms, max_batch)
     deadline = time.monotonic() + drain
     while time.monotonic() < deadline and len(rnd.seen) < len(rnd.created):
         time.sleep(0.1)
@@ -161,6 +186,15 @@ def report(i: int, rnd: Round, cfg: StackConfig) -> tuple[float, float]:
     for name, xs in (("created → queryable", from_created), ("POST → queryable   ", from_post)):
         print(f"  {name}: p50 {pct(xs, 0.5):7.1f} ms  p90 {pct(xs, 0.9):7.1f} ms  p99 {pct(xs, 0.99):7.1f} ms  "
               f"max {max(xs) * 1000:7.1f} ms")  # fmt: skip
+    staged = [e for e in ids if e in rnd.acked]
+    stages = (
+        ("POST → ingest 202       ", [rnd.post_rtt[e] for e in staged]),
+        ("202 → inserted (Kafka, dispatcher, processor)", [rnd.inserted[e] - rnd.acked[e] for e in staged]),
+        ("inserted → seen by poll ", [rnd.seen_wall[e] - rnd.inserted[e] for e in staged]),
+    )
+    for name, xs in stages:
+        if xs:
+            print(f"    stage {name}: p50 {pct(xs, 0.5):7.1f} ms  p99 {pct(xs, 0.99):7.1f} ms")
     return pct(from_created, 0.5), pct(from_created, 0.99)
 
 
@@ -170,7 +204,11 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=1000, help="events per second (default 1000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="sending time per round (default 10)")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--ship-ms", type=float, default=50.0, help="sidecar shipping interval (default 50 ms)")
+    ap.add_argument("--ship-ms", type=float, default=0.0,
+                    help="fixed shipping interval; 0 (default) ships like the sidecar: next POST right after the last")
+    ap.add_argument("--ship-batch", type=int, default=SidecarSettings.audit_batch_size,
+                    help=f"events per POST at most (default: the sidecar's AUDIT_BATCH_SIZE, "
+                         f"{SidecarSettings.audit_batch_size})")  # fmt: skip
     ap.add_argument("--poll-ms", type=float, default=25.0, help="ClickHouse poll interval (default 25 ms)")
     ap.add_argument("--drain", type=float, default=30.0, help="max wait for the last events (default 30 s)")
     ap.add_argument(
@@ -213,15 +251,16 @@ def main() -> None:
                 time.sleep(0.2)
             print(f"pipeline {sorted(PARTS)} up in {time.monotonic() - t0:.1f} s")
             # Warm-up: first delivery pays connection set-up and consumer-group join.
-            run_round(cfg, 50, 1.0, args.ship_ms, args.poll_ms, args.drain)
-            print(f"rate {args.rate}/s for {args.seconds:g} s, batches ≤ {MAX_BATCH} every {args.ship_ms:g} ms, "
+            run_round(cfg, 50, 1.0, args.ship_ms, args.poll_ms, args.drain, args.ship_batch)
+            shipping = f"every {args.ship_ms:g} ms" if args.ship_ms > 0 else "as the sidecar (one POST in flight)"
+            print(f"rate {args.rate}/s for {args.seconds:g} s, batches ≤ {args.ship_batch} {shipping}, "
                   f"poll every {args.poll_ms:g} ms; dispatcher DELIVERY_ORDER="
                   f"{dispatcher_env.get('DELIVERY_ORDER', 'ordered')} "
                   f"MAX_IN_FLIGHT={dispatcher_env.get('MAX_IN_FLIGHT', 32)} "
                   f"DELIVERY_MODE={dispatcher_env.get('DELIVERY_MODE', 'batch')}")  # fmt: skip
             results = []
             for i in range(args.rounds):
-                rnd = run_round(cfg, args.rate, args.seconds, args.ship_ms, args.poll_ms, args.drain)
+                rnd = run_round(cfg, args.rate, args.seconds, args.ship_ms, args.poll_ms, args.drain, args.ship_batch)
                 results.append(report(i + 1, rnd, cfg))
     p99s = [r[1] for r in results]
     p50s = [r[0] for r in results]

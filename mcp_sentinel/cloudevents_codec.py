@@ -224,22 +224,6 @@ def _structured(obj: Any) -> DecodedEvent:
     return decoded
 
 
-_FAST_JSON: list[Any] = []
-_LONG_DIGITS = re.compile(rb"\d{19}")
-
-
-def _fast_json() -> Any:
-    """orjson's `loads` when installed (the functions have it; the sidecar, stdlib-only, never parses)."""
-    if not _FAST_JSON:
-        try:
-            import orjson
-        except ImportError:  # pragma: no cover - orjson is a project dependency
-            _FAST_JSON.append(None)
-        else:
-            _FAST_JSON.append(orjson.loads)
-    return _FAST_JSON[0]
-
-
 # The dispatcher's batch elements carry the Kafka extensions; other valid extension names take the loop.
 _FAST_KEYS = frozenset({*_CORE_ATTRS, "traceparent", "tracestate", "data", "kafkatopic", "kafkapartition",
                         "kafkaoffset", "key"})  # fmt: skip
@@ -308,19 +292,6 @@ def _fast_structured(obj: Any) -> DecodedEvent | None:
 
 
 def _loads(body: bytes) -> Any:
-    """Parse JSON with the stdlib's semantics, through orjson when it agrees.
-
-    orjson (about 2x faster) accepts strictly RFC 8259 UTF-8 JSON; whatever it refuses (NaN,
-    lone surrogates, UTF-16 bodies, deep nesting, garbage) is handed to `json.loads`, so the
-    accepted inputs, the values and the error messages stay exactly the stdlib's. orjson reads
-    integers beyond 64 bits as floats, so a body with a run of 19+ digits goes to the stdlib too.
-    """
-    fast = _fast_json()
-    if fast is not None and not _LONG_DIGITS.search(body):
-        try:
-            return fast(body)
-        except ValueError:  # orjson.JSONDecodeError: let the stdlib decide (and word the error)
-            pass
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -120,7 +120,9 @@ class RecordEncodingError(ValueError):
 
 def _varint(n: int) -> bytes:
     if n < 0x80:
-        return bytes((n,))
+        return _LEN1[n]
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -129,28 +131,48 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _string(value: str, rec: EventRecord, field: str) -> bytes:
-    try:
-        raw = value.encode()
-    except UnicodeEncodeError:
-        raise RecordEncodingError(rec.event_id, field) from None
-    return _varint(len(raw)) + raw
+_LEN1 = [bytes((n,)) for n in range(0x80)]
+
+
+def _encoding_error(rec: EventRecord) -> RecordEncodingError:
+    for name in ("event_id", "trace_id", "source", "event_type", "payload"):
+        try:
+            getattr(rec, name).encode()
+        except UnicodeEncodeError:
+            return RecordEncodingError(rec.event_id, name)
+    raise AssertionError("no field fails to encode")  # pragma: no cover - only called after a failure
 
 
 def encode_rowbinary(records: Iterable[EventRecord]) -> bytes:
     """`INSERT_COLUMNS` rows in ClickHouse `RowBinary` (strings length-prefixed, DateTime64(3) as Int64 ms).
 
     Timestamps are floored to milliseconds, as clickhouse-connect does for DateTime64(3).
+    Written out per field, without helper calls: this runs for every stored event.
     """
     parts: list[bytes] = []
     append = parts.append
+    pack = _INT64.pack
+    varint = _varint
     for r in records:
-        append(_string(r.event_id, r, "event_id"))
-        append(_INT64.pack((r.timestamp - _EPOCH) // _MS))
-        append(_string(r.trace_id, r, "trace_id"))
-        append(_string(r.source, r, "source"))
-        append(_string(r.event_type, r, "event_type"))
-        append(_string(r.payload, r, "payload"))
+        try:
+            eid = r.event_id.encode()
+            tid = r.trace_id.encode()
+            src = r.source.encode()
+            typ = r.event_type.encode()
+            pay = r.payload.encode()
+        except UnicodeEncodeError:
+            raise _encoding_error(r) from None
+        append(varint(len(eid)))
+        append(eid)
+        append(pack((r.timestamp - _EPOCH) // _MS))
+        append(varint(len(tid)))
+        append(tid)
+        append(varint(len(src)))
+        append(src)
+        append(varint(len(typ)))
+        append(typ)
+        append(varint(len(pay)))
+        append(pay)
     return b"".join(parts)
 
 
