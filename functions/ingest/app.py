@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -24,10 +24,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.ingest.auth import Authenticator
 from functions.ingest.producer import EventProducer, ProduceError
@@ -39,6 +39,7 @@ from mcp_sentinel.kafka.net import broker_reachable
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 SERVICE_NAME = "mcp-sentinel-ingest"
 
@@ -57,6 +58,36 @@ class IngestMetrics:
         )
         self.batch_events = Histogram("ingest_request_events", "Events per accepted request",
                                       buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000), registry=registry)
+
+
+class ServerSpan:
+    """ASGI middleware: every request runs inside an `http.server` span continuing the caller's W3C trace.
+
+    Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which runs the app in an anyio task
+    group per request: that costs time on every event and imports anyio's asyncio backend (about
+    40 ms) inside the first request of a cold process.
+    """
+
+    def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        ctx = telemetry.extract_http(headers)
+        with self.tracer.start_as_current_span("http.server", context=ctx, kind=SpanKind.SERVER) as span:
+            span.set_attribute("http.request.method", scope["method"])
+            span.set_attribute("url.path", scope["path"])
+
+            async def send_and_record(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_and_record)
 
 
 def _error(status: int, error: str, message: str = "", **extra: Any) -> JSONResponse:
@@ -101,16 +132,6 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await warm
         await prod.close()
-
-    async def server_span(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Every handler runs inside an `http.server` span continuing the caller's W3C trace.
-        ctx = telemetry.extract_http(dict(request.headers))
-        with tracer.start_as_current_span("http.server", context=ctx, kind=SpanKind.SERVER) as span:
-            span.set_attribute("http.request.method", request.method)
-            span.set_attribute("url.path", request.url.path)
-            response = await call_next(request)
-            span.set_attribute("http.response.status_code", response.status_code)
-            return response
 
     async def live(_request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
@@ -232,7 +253,7 @@ def create_app(
             Route("/ready", ready, methods=["GET"]),
             Route("/events", post_events, methods=["POST"]),
         ],
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=server_span)],
+        middleware=[Middleware(ServerSpan, tracer=tracer)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )

@@ -103,3 +103,36 @@ def test_sidecar_loads_jwt_only_with_an_oauth_policy(tmp_path: Path) -> None:
     assert loaded(header, watch) == []
     # Loaded with the policy (the reload hook), so the first OAuth request does not pay for it.
     assert loaded(oauth, watch) == ["jwt", "cryptography"]
+
+
+def test_ingest_first_requests_load_no_task_group_backend_or_kafka_client() -> None:
+    # The server-span middleware is plain ASGI: no per-request anyio task group, so the first
+    # request does not import anyio's backend; answering probes and refusals needs no Kafka client.
+    code = """
+import asyncio, httpx
+from functions.ingest.app import create_app
+from functions.ingest.settings import IngestSettings
+app = create_app(IngestSettings.from_env({"INGEST_API_KEYS": "k", "KAFKA_BROKERS": "127.0.0.1:9"}))
+async def main():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as c:
+        assert (await c.get("/live")).json() == {"ok": True}
+        assert (await c.post("/events", json={})).status_code == 401
+        missing, wrong = await c.get("/nope"), await c.put("/events")
+        assert (missing.status_code, missing.json()["error"]) == (404, "not_found"), missing.text
+        assert (wrong.status_code, wrong.json()["error"]) == (405, "method_not_allowed"), wrong.text
+        assert wrong.headers["allow"] == "POST"
+asyncio.run(main())
+"""
+    assert loaded(code, ("anyio._backends._asyncio", "aiokafka", "jwt")) == []
+
+
+def test_probe_sees_anyio_backend_when_a_task_group_runs() -> None:
+    # Positive twin of the check above: the same probe does see the backend once anyio runs.
+    code = """
+import anyio
+async def main():
+    async with anyio.create_task_group():
+        pass
+anyio.run(main)
+"""
+    assert loaded(code, ("anyio._backends._asyncio",)) == ["anyio._backends._asyncio"]
