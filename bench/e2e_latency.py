@@ -54,6 +54,7 @@ class Round:
     inserted: dict[str, float] = field(default_factory=dict)  # id -> epoch seconds of `ingested_at`
     seen_wall: dict[str, float] = field(default_factory=dict)  # id -> epoch seconds first visible
     post_errors: list[str] = field(default_factory=list)
+    counters: dict[str, float] = field(default_factory=dict)  # processor/dispatcher metric deltas
 
 
 def _envelope(i: int, source: str, now: datetime) -> Envelope:
@@ -147,6 +148,25 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))] * 1000
 
 
+def scrape(url: str) -> dict[str, float]:
+    """Unlabelled-or-summed sample values of a Prometheus text page (name → value)."""
+    out: dict[str, float] = {}
+    try:
+        text = httpx.get(url, timeout=10).text
+    except httpx.HTTPError:
+        return out
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def pipeline_counters(cfg: StackConfig) -> dict[str, float]:
+    """The processor's and dispatcher's counters that explain where the time goes."""
+    return {**scrape(cfg.url("processor", "/metrics")), **scrape(cfg.url("dispatcher_metrics", "/metrics"))}
+
+
 def run_round(
     cfg: StackConfig, rate: int, seconds: float, ship_ms: float, poll_ms: float, drain: float, max_batch: int
 ) -> Round:
@@ -156,12 +176,15 @@ def run_round(
     ch_url = cfg.url("clickhouse_http")
     poller = threading.Thread(target=poll, args=(ch_url, rnd, stop, poll_ms), daemon=True)
     poller.start()
+    before = pipeline_counters(cfg)
     send(cfg.url("ingest", "/events"), cfg.ingest_api_key, rnd, rate, seconds, ship_ms, max_batch)
     deadline = time.monotonic() + drain
     while time.monotonic() < deadline and len(rnd.seen) < len(rnd.created):
         time.sleep(0.1)
     stop.set()
     poller.join(30)
+    after = pipeline_counters(cfg)
+    rnd.counters = {k: after[k] - before.get(k, 0.0) for k in after}
     return rnd
 
 
@@ -195,6 +218,12 @@ def report(i: int, rnd: Round, cfg: StackConfig) -> tuple[float, float]:
     for name, xs in stages:
         if xs:
             print(f"    stage {name}: p50 {pct(xs, 0.5):7.1f} ms  p99 {pct(xs, 0.99):7.1f} ms")
+    c = rnd.counters
+    inserts, posts = c.get("processor_insert_latency_seconds_count", 0), c.get("dispatcher_batch_records_count", 0)
+    if inserts and posts:
+        print(f"    processor: {inserts:.0f} inserts, mean {c['processor_batch_size_sum'] / inserts:.0f} events, "
+              f"mean insert {c['processor_insert_latency_seconds_sum'] / inserts * 1000:.1f} ms; dispatcher: "
+              f"{posts:.0f} batch POSTs, mean {c['dispatcher_batch_records_sum'] / posts:.0f} records")  # fmt: skip
     return pct(from_created, 0.5), pct(from_created, 0.99)
 
 
