@@ -113,3 +113,19 @@ def test_batch_with_bad_elements_names_each_error_as_before() -> None:
         ("[1].time", "invalid RFC 3339 date-time (not an RFC 3339 date-time)"),
         ("[3].data", "must be a JSON object, not a string"),
     }
+
+
+def test_processor_app_builds_without_fastapi_or_pydantic() -> None:
+    """Cold start: the processor is a plain Starlette app (FastAPI's import alone was ~230 ms)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from functions.processor.app import create_app\n"
+        "from functions.processor.settings import ProcessorSettings\n"
+        "create_app(ProcessorSettings.from_env({'CLICKHOUSE_URL': 'http://127.0.0.1:9'}))\n"
+        "print(sorted(m for m in ('fastapi', 'pydantic', 'clickhouse_connect') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
