@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -44,9 +44,11 @@ _INT64 = struct.Struct("<q")
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-@dataclass(frozen=True)
-class EventRecord:
-    """One row to store. `payload` is the JSON text kept verbatim; `timestamp` is timezone-aware."""
+class EventRecord(NamedTuple):
+    """One row to store. `payload` is the JSON text kept verbatim; `timestamp` is timezone-aware.
+
+    Immutable like the frozen dataclass it replaced, but built ~5x faster (one per stored event).
+    """
 
     event_id: str
     timestamp: datetime
@@ -58,16 +60,7 @@ class EventRecord:
     @classmethod
     def from_envelope(cls, env: Any) -> EventRecord:
         """Build from an `mcp_sentinel.envelope.Envelope` (duck-typed to keep this module light)."""
-        payload: Mapping[str, Any] = env.payload
-        text = payload_text(payload)
-        return cls(
-            event_id=env.id,
-            timestamp=env.timestamp,
-            trace_id=env.trace_id,
-            source=env.source,
-            event_type=env.event_type,
-            payload=text,
-        )
+        return cls(env.id, env.timestamp, env.trace_id, env.source, env.event_type, payload_text(env.payload))
 
 
 def payload_text(payload: Mapping[str, Any]) -> str:
@@ -154,17 +147,18 @@ def encode_rowbinary(records: Iterable[EventRecord]) -> bytes:
     pack = _INT64.pack
     varint = _varint
     for r in records:
+        event_id, timestamp, trace_id, source, event_type, payload = r
         try:
-            eid = r.event_id.encode()
-            tid = r.trace_id.encode()
-            src = r.source.encode()
-            typ = r.event_type.encode()
-            pay = r.payload.encode()
+            eid = event_id.encode()
+            tid = trace_id.encode()
+            src = source.encode()
+            typ = event_type.encode()
+            pay = payload.encode()
         except UnicodeEncodeError:
             raise _encoding_error(r) from None
         append(varint(len(eid)))
         append(eid)
-        append(pack((r.timestamp - _EPOCH) // _MS))
+        append(pack((timestamp - _EPOCH) // _MS))
         append(varint(len(tid)))
         append(tid)
         append(varint(len(src)))
