@@ -29,7 +29,7 @@ from tests.faults.pipeline import (
     wait_for_rows,
 )
 
-KILL_ORDER = ["ingest", "dispatcher", "kafka", "processor", "clickhouse", "sidecar-server-a", "api", "temporal"]
+KILL_ORDER = ["ingest", "dispatcher", "kafka", "s3", "processor", "clickhouse", "sidecar-server-a", "api", "temporal"]
 # The API and Temporal are off the audit path, but they are killed too: the gateway and the audit trail
 # must not depend on them, and the API must serve the audit trail again afterwards.
 PARTS = PIPELINE | {"postgres", "kube", "temporal", "api"}
@@ -38,9 +38,10 @@ PARTS = PIPELINE | {"postgres", "kube", "temporal", "api"}
 # and truncated an object before the new body arrived, so a tansu killed mid-write left an empty
 # watermark (the partition unreadable, the broker never healthy again) and a first produce after a
 # restart rewrote a partition from offset 0. `mcp_sentinel.s3_server` honours the conditions and
-# writes atomically (docs/decisions.md, "Local broker"). While the broker is down the dispatcher
-# retries its poll, so the broker is killed after the dispatcher's own restart; the broker-only form
-# below runs it alone.
+# writes atomically (docs/decisions.md, "Local broker durability"); the store itself (`s3`) is killed
+# too (tansu's writes fail while it is down and are not acknowledged). While the broker is down the
+# dispatcher retries its poll, so the broker is killed after the dispatcher's own restart; the
+# broker-only form below kills the broker and its store alone.
 BROKER = "kafka"
 
 
@@ -148,4 +149,4 @@ def test_repeated_kills_long_form(tmp_path: Path) -> None:
 @pytest.mark.timeout(600)
 def test_broker_restart_under_traffic_keeps_acked_records(tmp_path: Path) -> None:
     """Kill the broker while ingest keeps producing and the dispatcher keeps consuming (no quiescing)."""
-    _run(tmp_path, rounds=1, dwell=2.0, prefix="bk", drain_timeout=60, kill_order=[BROKER])
+    _run(tmp_path, rounds=1, dwell=2.0, prefix="bk", drain_timeout=60, kill_order=[BROKER, "s3"])
