@@ -34,11 +34,11 @@ def ensure_topics(
 def warm_partitions(brokers: list[str], timeout: float = 5.0) -> int:
     """Fetch once from every partition of every topic; returns how many partitions were read.
 
-    Works around a tansu 0.6 bug: after a restart on durable storage a partition's end offset is
-    only restored by a fetch, and a produce that comes first is written at offset 0, replacing the
-    stored record there. The local `kafka` part's gate (`mcp_sentinel.kafka.gate`) calls this
-    before it lets any other client reach the broker. Raises KafkaTimeoutError when some partition
-    gave no fetch response within `timeout`.
+    The local `kafka` part's gate (`mcp_sentinel.kafka.gate`) calls this before it lets any other
+    client reach the broker. It was written for "a produce that comes first after a restart is
+    written at offset 0"; that turned out to be the old store (s3rver) ignoring tansu's conditional
+    writes, fixed by `mcp_sentinel.s3_server`, so the warm-up is now a second line of defence.
+    Raises KafkaTimeoutError when some partition gave no fetch response within `timeout`.
     """
     from kafka import KafkaConsumer, TopicPartition
 

@@ -1,8 +1,10 @@
 """Launcher for the local tansu broker with a TCP gate that holds clients until every partition was read.
 
-Why: tansu 0.6 on durable (s3) storage restores a partition's end offset after a restart only when
-that partition is fetched; a produce that arrives first is written at offset 0 over the stored
-records. Live clients (ingest's producer, the dispatcher's consumer) reconnect within milliseconds
+Why: on the npm s3rver store tansu 0.6 restored a partition's end offset after a restart only when
+that partition was fetched; a produce that arrived first was written at offset 0 over the stored
+records. (The cause was the store ignoring tansu's conditional writes; `mcp_sentinel.s3_server`
+honours them, so the gate is now a second line of defence - see docs/decisions.md.)
+Live clients (ingest's producer, the dispatcher's consumer) reconnect within milliseconds
 of a restart, before any external warm-up can run. So this launcher starts tansu on an internal
 loopback port, advertises the public port, and listens on the public port itself as a byte pump
 (no protocol parsing). Until its own warm-up (create the topics, fetch every partition) is done it

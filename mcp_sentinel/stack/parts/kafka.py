@@ -5,8 +5,8 @@ writes and writes atomically - what tansu's S3 engine needs to never overwrite a
 topics, messages and committed offsets survive restarts of either process.
 The process is `python -m mcp_sentinel.kafka.gate`: tansu on an internal port behind a TCP gate on
 the public port that lets no other client in until the topics exist and every partition was read
-(tansu 0.6 otherwise overwrites stored records with the first produce after a restart, and live
-clients reconnect before any external warm-up could run). The health check then creates or finds
+(a second line of defence since the store honours conditional writes; on s3rver the first produce
+after a restart overwrote stored records). The health check then creates or finds
 `mcp.events` and `mcp.events.dlq` (3 partitions) through the gate, so the component is only
 "ready" once producers and the dispatcher can use them.
 """
