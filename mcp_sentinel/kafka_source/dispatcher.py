@@ -87,8 +87,12 @@ class Dispatcher:
     def _dlq_send_locked(self, records: Sequence[Any], outcome: Outcome) -> None:
         s = self.settings
         if self._dlq is None:
+            # Idempotence off on purpose: a broker that records a producer's sequence before it
+            # stores the batch (tansu 0.6 does) answers a retry "duplicate" after a crash, and the
+            # record is lost though acknowledged. A retried dead letter may instead appear twice,
+            # which readers tell apart by the dlq-source-* headers.
             self._dlq = KafkaProducer(bootstrap_servers=list(s.brokers), acks="all", linger_ms=0,
-                                      client_id="mcp-sentinel-dispatcher-dlq")
+                                      enable_idempotence=False, client_id="mcp-sentinel-dispatcher-dlq")
         futures = []
         for record in records:
             extra = [
