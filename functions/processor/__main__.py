@@ -41,7 +41,7 @@ def main() -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=os.environ.get("METRICS_ADDR", "0.0.0.0"),
                           registry=app.state.metrics.registry)  # fmt: skip
-    uvicorn.run(app, host=os.environ.get("HOST", "0.0.0.0"), port=settings.port, log_level="warning")
+    uvicorn.run(app, host=os.environ.get("HOST", "0.0.0.0"), port=settings.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":
