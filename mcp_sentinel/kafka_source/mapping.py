@@ -37,37 +37,47 @@ def _enc(value: str) -> str:
     return quote(value, safe="/:;=@+-_.~!$&'()*,#")
 
 
-def to_http(record: Record | Any, *, source_name: str, source_namespace: str) -> tuple[dict[str, str], bytes]:
-    """HTTP binary-mode headers and body for one record."""
-    headers: dict[str, str] = {}
+def _attributes(record: Record | Any, source_name: str, source_namespace: str) -> tuple[
+    dict[str, str], str | None, list[tuple[str, str]]
+]:
+    """The record's CloudEvent attributes (unencoded, Kafka extensions included), its content
+    type and its decoded headers: what both delivery shapes are built from."""
+    attrs: dict[str, str] = {}
     raw = [(k, (v or b"").decode("utf-8", errors="replace")) for k, v in record.headers or ()]
-    is_ce = any(k.lower() == "ce_specversion" for k, _ in raw)
-    if is_ce:
+    if any(k.lower() == "ce_specversion" for k, _ in raw):
         for k, v in raw:
             lk = k.lower()
             if lk.startswith("ce_"):
-                headers["ce-" + lk[3:]] = _enc(v)
-            elif lk == "content-type":
-                headers["content-type"] = v
+                attrs[lk[3:]] = v
     else:
         ts = datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp and record.timestamp > 0 \
             else datetime.now(UTC)
-        headers.update({
-            "ce-specversion": "1.0",
-            "ce-id": f"partition:{record.partition}/offset:{record.offset}",
-            "ce-type": "dev.knative.kafka.event",
-            "ce-source": _enc(f"/apis/v1/namespaces/{source_namespace}/kafkasources/{source_name}#{record.topic}"),
-            "ce-subject": _enc(f"partition:{record.partition}#{record.offset}"),
-            "ce-time": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        attrs.update({
+            "specversion": "1.0",
+            "id": f"partition:{record.partition}/offset:{record.offset}",
+            "type": "dev.knative.kafka.event",
+            "source": f"/apis/v1/namespaces/{source_namespace}/kafkasources/{source_name}#{record.topic}",
+            "subject": f"partition:{record.partition}#{record.offset}",
+            "time": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         })
         if record.key is not None:
-            headers["ce-key"] = _enc(record.key.decode("utf-8", errors="replace"))
-        for k, v in raw:
-            if k.lower() == "content-type":
-                headers["content-type"] = v
-    headers["ce-kafkatopic"] = _enc(record.topic)
-    headers["ce-kafkapartition"] = str(record.partition)
-    headers["ce-kafkaoffset"] = str(record.offset)
+            attrs["key"] = record.key.decode("utf-8", errors="replace")
+    attrs["kafkatopic"] = record.topic
+    attrs["kafkapartition"] = str(record.partition)
+    attrs["kafkaoffset"] = str(record.offset)
+    content_type: str | None = None
+    for k, v in raw:
+        if k.lower() == "content-type":
+            content_type = v
+    return attrs, content_type, raw
+
+
+def to_http(record: Record | Any, *, source_name: str, source_namespace: str) -> tuple[dict[str, str], bytes]:
+    """HTTP binary-mode headers and body for one record."""
+    attrs, content_type, raw = _attributes(record, source_name, source_namespace)
+    headers = {"ce-" + k: _enc(v) for k, v in attrs.items()}
+    if content_type is not None:
+        headers["content-type"] = content_type
     for k, v in raw:
         if k.lower() in TRACE_HEADERS:
             headers[k.lower()] = v
@@ -90,35 +100,7 @@ def to_structured(record: Record | Any, *, source_name: str, source_namespace: s
     The same attributes as `to_http` (unencoded: structured mode has no header escaping). A JSON
     value is spliced in as `data` without re-serialising it; anything else goes as `data_base64`.
     """
-    attrs: dict[str, str] = {}
-    raw = [(k, (v or b"").decode("utf-8", errors="replace")) for k, v in record.headers or ()]
-    content_type: str | None = None
-    if any(k.lower() == "ce_specversion" for k, _ in raw):
-        for k, v in raw:
-            lk = k.lower()
-            if lk.startswith("ce_"):
-                attrs[lk[3:]] = v
-            elif lk == "content-type":
-                content_type = v
-    else:
-        ts = datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp and record.timestamp > 0 \
-            else datetime.now(UTC)
-        attrs.update({
-            "specversion": "1.0",
-            "id": f"partition:{record.partition}/offset:{record.offset}",
-            "type": "dev.knative.kafka.event",
-            "source": f"/apis/v1/namespaces/{source_namespace}/kafkasources/{source_name}#{record.topic}",
-            "subject": f"partition:{record.partition}#{record.offset}",
-            "time": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        })
-        if record.key is not None:
-            attrs["key"] = record.key.decode("utf-8", errors="replace")
-        for k, v in raw:
-            if k.lower() == "content-type":
-                content_type = v
-    attrs["kafkatopic"] = record.topic
-    attrs["kafkapartition"] = str(record.partition)
-    attrs["kafkaoffset"] = str(record.offset)
+    attrs, content_type, raw = _attributes(record, source_name, source_namespace)
     for k, v in raw:
         # Only the W3C trace context is a CloudEvents attribute (distributed tracing extension).
         if k.lower() in ("traceparent", "tracestate"):
