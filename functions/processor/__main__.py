@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 
@@ -11,20 +10,8 @@ from prometheus_client import start_http_server
 
 from functions.processor.app import create_app
 from functions.processor.settings import ProcessorSettings
+from mcp_sentinel.gc_tuning import tune_gc
 from mcp_sentinel.telemetry import exporting, setup_tracing
-
-
-def tune_gc() -> None:
-    """Freeze start-up objects and collect the youngest generation every 50k allocations, not 700.
-
-    Each 1,000-event delivery allocates tens of thousands of short-lived objects that reference
-    counting frees; at the default threshold the cyclic collector ran ~20 times per delivery and
-    its full passes walked every framework object: it took most of the processor's CPU under load
-    (measured in bench/processor_throughput.py). Cycles are still collected, just in larger steps.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 def main() -> None:

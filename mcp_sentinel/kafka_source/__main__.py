@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -12,6 +11,7 @@ from types import FrameType
 from prometheus_client import CollectorRegistry, start_http_server
 
 from mcp_sentinel import telemetry
+from mcp_sentinel.gc_tuning import tune_gc
 from mcp_sentinel.kafka_source.dispatcher import Dispatcher
 from mcp_sentinel.kafka_source.settings import DispatcherSettings, SettingsError
 
@@ -33,11 +33,7 @@ def main() -> int:
     dispatcher = Dispatcher(settings, registry=registry, tracer_provider=provider,
                             record_spans=telemetry.exporting(os.environ))
 
-    # Each poll allocates thousands of short-lived record objects: freeze start-up objects and
-    # collect in larger steps, as the processor does (see functions/processor/__main__.py).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc()  # each poll allocates thousands of short-lived record objects
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
         dispatcher.stop()
