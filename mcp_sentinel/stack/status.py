@@ -177,7 +177,7 @@ def load_components(cfg: StackConfig) -> list[Component]:
     """The local stack's component table for `cfg` (parts print nothing to our stdout)."""
     from mcp_sentinel.stack.components import local_stack
 
-    # A part may warn on stderr while building its table; that warning is
+    # A part may warn on stderr while building its table (prometheus without its binary); that warning is
     # for `sentinel up`'s console, not for every API process that reads the table.
     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
         return local_stack(cfg)
