@@ -26,20 +26,13 @@ from typing import Any
 
 from mcp_sentinel.cloudevents_codec import KafkaRecord
 from mcp_sentinel.kafka.net import broker_reachable
+from mcp_sentinel.lazy_errors import error_type
 
 log = logging.getLogger(__name__)
 
 
 class ProduceError(RuntimeError):
     """Kafka did not acknowledge every record of a batch (nothing can be assumed written)."""
-
-
-def _kafka_error() -> type[Exception]:
-    # Evaluated only while handling an exception, so aiokafka is not imported for it up front.
-    from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
-
-    error: type[Exception] = KafkaError
-    return error
 
 
 class EventProducer:
@@ -146,7 +139,7 @@ class EventProducer:
                 await asyncio.gather(*futures)
         except ProduceError:
             raise
-        except (_kafka_error(), OSError, TimeoutError) as exc:
+        except (error_type("aiokafka.errors", "KafkaError"), OSError, TimeoutError) as exc:
             for fut in futures:
                 if not fut.done():
                     fut.cancel()
@@ -166,7 +159,7 @@ class EventProducer:
         """Connect now if possible (imports aiokafka); False when Kafka is unreachable (retried on demand)."""
         try:
             await self._get()
-        except (ProduceError, _kafka_error(), OSError, TimeoutError) as exc:
+        except (ProduceError, error_type("aiokafka.errors", "KafkaError"), OSError, TimeoutError) as exc:
             log.info("kafka not reachable at start-up (will connect on the first event): %s", exc)
             return False
         return True

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mcp_sentinel.identity import keys as keymod
 from mcp_sentinel.identity.migrations import apply_migrations
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal, TeamRef, team_namespace
+from mcp_sentinel.lazy_errors import error_type
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -268,13 +269,6 @@ def _membership(row: dict[str, Any]) -> Membership:
     )
 
 
-def _unique_violation() -> type[Exception]:
-    # Only evaluated while handling a failed statement, when psycopg is loaded already.
-    from psycopg.errors import UniqueViolation
-
-    return UniqueViolation
-
-
 class IdentityStore:
     """Async access to the identity schema. Create with `open()`, release with `close()`."""
 
@@ -346,7 +340,7 @@ class IdentityStore:
                 cur = await conn.execute(
                     "INSERT INTO users(email, role) VALUES (%s, %s) RETURNING *", (email, role)
                 )
-            except _unique_violation() as exc:
+            except error_type("psycopg.errors", "UniqueViolation") as exc:
                 raise Conflict(f"user {email} already exists") from exc
             row = await cur.fetchone()
             assert row is not None
@@ -550,7 +544,7 @@ class IdentityStore:
                     "INSERT INTO namespaces(team_id, namespace, display_name, scope) VALUES (%s, %s, %s, 'team')",
                     (team["id"], ns, name),  # type: ignore[call-overload]
                 )
-            except _unique_violation() as exc:
+            except error_type("psycopg.errors", "UniqueViolation") as exc:
                 raise Conflict(f"team {slug} already exists") from exc
             if creator is not None:
                 await conn.execute(

@@ -24,6 +24,7 @@ from functions.api.context import ApiContext
 from functions.api.errors import ApiError, bad_request, unavailable
 from mcp_sentinel.kube.errors import Forbidden, Invalid, KubeError, NotFound, Unavailable
 from mcp_sentinel.kube.resources import SentinelKube
+from mcp_sentinel.lazy_errors import error_type
 from mcp_sentinel.storage.queries import EventQueries
 
 log = logging.getLogger(__name__)
@@ -135,22 +136,13 @@ async def kcall(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise kube_error(exc) from None
 
 
-def _operational_error() -> type[Exception]:
-    # Evaluated only while handling a failure: clickhouse-connect is loaded by then (the client
-    # that failed is one of its own), so this costs nothing and keeps it off the import path.
-    from clickhouse_connect.driver.exceptions import OperationalError
-
-    error: type[Exception] = OperationalError
-    return error
-
-
 async def qcall(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking ClickHouse query off the event loop; failures become 500 `query_failed`."""
     try:
         return await run_in_threadpool(fn, *args, **kwargs)
     except ApiError:
         raise
-    except _operational_error():
+    except error_type("clickhouse_connect.driver.exceptions", "OperationalError"):
         log.warning("ClickHouse unreachable", exc_info=True)
         raise unavailable("ClickHouse not reachable") from None
     except Exception:
