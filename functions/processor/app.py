@@ -1,8 +1,7 @@
 """The processor function: CloudEvents over HTTP (as Knative KafkaSource delivers them) → ClickHouse.
 
-`create_app(settings)` builds a FastAPI app, as every function is (one framework, one Mangum
-handler shape), from plain Starlette routes: the codec validates, so no request models and no
-OpenAPI are generated at start-up (bench/import_time.py, docs/decisions.md). Each POST carries one
+`create_app(settings)` builds a plain Starlette app (five routes, no OpenAPI: FastAPI's import
+alone cost ~230 ms of each scale-from-zero start, bench/import_time.py). Each POST carries one
 event (binary or structured mode, Kafka metadata in `ce-kafkatopic`/`ce-kafkapartition`/
 `ce-kafkaoffset`/`ce-key` extensions) or a batch (`application/cloudevents-batch+json`). The
 answer comes only after the rows are stored:
@@ -29,13 +28,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -190,7 +189,7 @@ def _kafka_meta(headers: Any) -> tuple[str, str, int | None]:
 
 def create_app(
     settings: ProcessorSettings, *, storage: Storage | None = None, tracer_provider: trace.TracerProvider | None = None
-) -> FastAPI:
+) -> Starlette:
     """The processor ASGI app; the micro-batcher starts with the app's lifespan.
 
     Spans go to `tracer_provider` (default: the global one, looked up lazily).
@@ -281,7 +280,7 @@ def create_app(
     batcher.stats.on_pause_change.append(metrics.on_pause)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         batcher.start()
         try:
             yield
@@ -354,11 +353,7 @@ def create_app(
         """Prometheus exposition (also served on METRICS_PORT)."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app = FastAPI(
-        title="mcp-sentinel processor",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
+    app = Starlette(
         routes=[
             Route("/", receive, methods=["POST"]),
             Route("/live", live, methods=["GET"]),
