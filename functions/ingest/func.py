@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from functions.ingest.app import SERVICE_NAME, create_app
 from functions.ingest.settings import IngestSettings
 from mcp_sentinel import telemetry
 
 
-def new() -> FastAPI:
+def new() -> Starlette:
     """Knative-functions-style factory: the ingest ASGI app configured from the environment."""
     settings = IngestSettings.from_env(os.environ)
     return create_app(settings, tracer_provider=telemetry.setup_tracing(SERVICE_NAME, os.environ),

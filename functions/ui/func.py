@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from functions.ui.app import create_app
 from functions.ui.settings import UiSettings
 
 
-def new() -> FastAPI:
+def new() -> Starlette:
     """Knative-functions-style factory: the UI ASGI app configured from the environment."""
     return create_app(UiSettings.from_env(os.environ))
 

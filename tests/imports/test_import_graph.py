@@ -36,10 +36,10 @@ from functions.ingest.app import create_app
 from functions.ingest.settings import IngestSettings
 create_app(IngestSettings.from_env({ENV}))
 """
-INGEST_WATCH = (*NEVER, "jwt", "cryptography", "aiokafka", "httpx", "psycopg")
+INGEST_WATCH = (*NEVER, "fastapi", "pydantic", "jwt", "cryptography", "aiokafka", "httpx", "psycopg")
 
 
-def test_ingest_with_keys_loads_no_jwt_or_kafka_client() -> None:
+def test_ingest_with_keys_loads_no_framework_jwt_or_kafka_client() -> None:
     # aiokafka comes with the first produce (functions/ingest/producer.py), jwt only with a JWKS.
     code = INGEST_APP.replace("{ENV}", repr({"INGEST_API_KEYS": "k", "KAFKA_BROKERS": "127.0.0.1:9"}))
     assert loaded(code, INGEST_WATCH) == []
@@ -71,14 +71,14 @@ create_app(ApiSettings.from_env({ENV}))
     assert loaded(tokens, API_WATCH) == ["jwt", "cryptography"]
 
 
-def test_ui_loads_no_jwt_or_database_client() -> None:
+def test_ui_is_starlette_only() -> None:
     code = """
 import tempfile
 from functions.ui.app import create_app
 from functions.ui.settings import UiSettings
 create_app(UiSettings.from_env({"UI_SESSION_DIR": tempfile.mkdtemp()}))
 """
-    assert loaded(code, (*NEVER, "jwt", "cryptography", "psycopg")) == []
+    assert loaded(code, (*NEVER, "fastapi", "pydantic", "jwt", "cryptography", "psycopg")) == []
 
 
 SIDECAR_STATE = """
