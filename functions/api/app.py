@@ -1,14 +1,17 @@
 """The API function's app factory.
 
-Routers live in `functions/api/routes/<resource>.py` and are mounted from `ROUTERS` (append
-yours there). Backends (identity store, ClickHouse, Kubernetes, Temporal) are optional and are
-exposed on `app.state.ctx` (`ApiContext`); pass pre-built ones to `create_app` or let the
-lifespan build the identity store from settings.
+Routers live in `functions/api/routes/<resource>.py`, listed with the paths they serve in
+`functions.api.routes.GROUPS` (append yours there); each is mounted when a request first needs
+it (`functions.api.lazy_routes`), so a cold start does not build all 76 routes. Backends
+(identity store, ClickHouse, Kubernetes, Temporal) are optional and are exposed on
+`app.state.ctx` (`ApiContext`); pass pre-built ones to `create_app` or let the lifespan build
+the identity store from settings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,25 +23,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from functions.api.context import ApiContext, StoreOnlyProvisioner, TeamProvisioner, TemporalProvisioner
 from functions.api.errors import install_error_handlers
+from functions.api.lazy_routes import MountOnDemand, RouteMounter
 from functions.api.limits import BodyLimitMiddleware
 from functions.api.oidc import OidcVerifier
-from functions.api.routes import (
-    adapter,
-    admin,
-    analytics,
-    auth,
-    events,
-    governance,
-    health,
-    keys,
-    policy,
-    registry,
-    runtime,
-    servers,
-    sessions,
-    teams,
-    users,
-)
+from functions.api.routes import GROUPS
 from functions.api.settings import ApiSettings
 from mcp_sentinel.identity.lockout import LoginLockout
 from mcp_sentinel.identity.passwords import PasswordHasher
@@ -46,24 +34,6 @@ from mcp_sentinel.identity.store import IdentityStore
 from mcp_sentinel.identity.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
-
-ROUTERS: list[APIRouter] = [
-    health.router,
-    auth.router,
-    users.router,
-    keys.router,
-    registry.router,
-    admin.router,
-    teams.router,
-    events.router,
-    analytics.router,
-    servers.router,
-    governance.router,
-    sessions.router,
-    adapter.router,
-    policy.router,
-    runtime.router,
-]
 
 
 async def seed_users(ctx: ApiContext) -> None:
@@ -135,10 +105,15 @@ def create_app(
             ctx.store = await open_store(settings)
         if settings.oidc_enabled and ctx.oidc is None:
             ctx.oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
+        # jwt loads with the first token otherwise (mcp_sentinel/identity/tokens.py).
+        warm = asyncio.create_task(mounter.warm(also=("jwt",) if ctx.tokens else ()), name="api-warm")
         try:
             await seed_users(ctx)
             yield
         finally:
+            warm.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm
             if ctx.oidc is not None:
                 await ctx.oidc.aclose()
             if owns_store and ctx.store is not None:
@@ -155,8 +130,12 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for router in [*ROUTERS, *(extra_routers or [])]:
-        app.include_router(router)
+    mounter = RouteMounter(app)
+    mounter.mount_eager()
+    for router in extra_routers or []:
+        mounter.include(router, rank=len(GROUPS))
+    app.state.route_mounter = mounter
+    app.add_middleware(MountOnDemand, mounter=mounter)  # innermost: sees /api/v1 paths already mapped
     app.add_middleware(BodyLimitMiddleware)
     _install_metrics(app, registry or CollectorRegistry())
     return app

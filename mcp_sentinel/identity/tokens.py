@@ -4,9 +4,10 @@ The algorithm is pinned (HS256 only; `none` and asymmetric algorithms are refuse
 token must name a key id present in the verifier's key ring. Only claims needed to *find* the
 user are trusted; role, teams and disabled state are re-read from the store on every request.
 
-`jwt` (with cryptography, about 50 ms of imports) is loaded when a `TokenIssuer` is built, i.e.
-by the app factory when signing keys are configured, not by importing this module (settings parse
-the key ring without it).
+`jwt` (with cryptography, about 50 ms of imports) is loaded by the first token issued or
+verified, not by importing this module or building a `TokenIssuer`: a cold-started API answers
+its probes and API-key callers without it, and warms it in the background once serving
+(`functions.api.app`).
 """
 
 from __future__ import annotations
@@ -83,8 +84,6 @@ class TokenIssuer:
     """Issues and verifies platform access tokens."""
 
     def __init__(self, ring: KeyRing, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
-        import jwt  # noqa: F401 - deferred (module docstring); loaded here, not on the first request
-
         self.ring = ring
         self.ttl_seconds = ttl_seconds
 

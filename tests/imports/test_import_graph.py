@@ -59,16 +59,40 @@ def test_api_import_loads_no_backend_client() -> None:
     assert loaded("import functions.api.app", API_WATCH) == []
 
 
-def test_api_factory_loads_jwt_only_for_configured_tokens() -> None:
-    build = """
+API_APP = """
 from functions.api.app import create_app
 from functions.api.settings import ApiSettings
-create_app(ApiSettings.from_env({ENV}))
+app = create_app(ApiSettings.from_env({ENV}))
 """
-    no_tokens = build.replace("{ENV}", repr({"API_KEYS": "k"}))
-    tokens = build.replace("{ENV}", repr({"API_KEYS": "k", "JWT_SECRET": "s" * 32}))
-    assert loaded(no_tokens, API_WATCH) == []
-    assert loaded(tokens, API_WATCH) == ["jwt", "cryptography"]
+TOKENS_ENV = {"API_KEYS": "k", "ADMIN_API_KEYS": "a", "JWT_SECRET": "s" * 32}
+
+
+def test_api_factory_loads_jwt_with_the_first_token_not_before() -> None:
+    build = API_APP.replace("{ENV}", repr(TOKENS_ENV))
+    assert loaded(build, API_WATCH) == []
+    first_token = build + "app.state.ctx.tokens.issue(subject='u1', email='u@example.com', role='user')\n"
+    assert loaded(first_token, API_WATCH) == ["jwt", "cryptography"]
+
+
+ROUTE_MODULES = tuple(f"functions.api.routes.{m}" for m in (
+    "health", "auth", "users", "keys", "registry", "admin", "teams", "events", "analytics", "servers",
+    "governance", "sessions", "adapter", "policy", "runtime"))
+
+
+def test_api_cold_start_builds_only_the_probe_routes_then_what_a_request_needs() -> None:
+    build = API_APP.replace("{ENV}", repr(TOKENS_ENV))
+    assert loaded(build, ROUTE_MODULES) == ["functions.api.routes.health"]
+    first_request = build + """
+import asyncio, httpx
+async def main():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        assert (await c.get("/ready")).status_code == 200
+        r = await c.get("/api/runtime/grants", headers={"x-api-key": "a"})
+        assert r.status_code == 503, r.text  # mounted and answered: no Kubernetes backend here
+asyncio.run(main())
+"""
+    # governance_scope and runtime_deps are helpers the governance module imports, not route modules.
+    assert loaded(first_request, ROUTE_MODULES) == ["functions.api.routes.health", "functions.api.routes.governance"]
 
 
 def test_ui_is_starlette_only() -> None:

@@ -12,7 +12,9 @@ from functions.api.auth import ctx_of
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+# No response model: building one loads pydantic.v1 (FastAPI's v1 check, ~30 ms), and this
+# module is mounted by every cold start (functions/api/lazy_routes.py).
+@router.get("/health", response_model=None)
 async def health() -> dict[str, Any]:
     """Liveness."""
     return {"status": "ok"}
