@@ -28,6 +28,11 @@ OUT = ROOT / "dashboards"
 GENERATED = ROOT / "knative" / "observability" / "generated"
 PROM = DataSourceRef(type_val="prometheus", uid="prometheus")
 
+# Series of the cluster's kafka-exporter (knative/observability/kafka-exporter.yaml): the lag of the
+# processor's consumer group, and the end offsets of the dead-letter topic (they grow per dead letter).
+CLUSTER_LAG = 'kafka_consumergroup_lag{consumergroup="mcp-sentinel-processor", topic="mcp.events"}'
+DLQ_OFFSET = 'kafka_topic_partition_current_offset{topic="mcp.events.dlq"}'
+
 # (title, unit, [(expr, legend)], kind) per panel; kind is "ts" (time series) or "stat".
 Panel = tuple[str, str, list[tuple[str, str]], str]
 
@@ -81,9 +86,11 @@ PIPELINE: list[Panel] = [
     ("Dispatcher: delivered / retried / dead-lettered per second", "short",
      [("sum(rate(dispatcher_delivered_total[5m]))", "delivered"),
       ("sum by (reason) (rate(dispatcher_retries_total[5m]))", "retry {{reason}}"),
-      ("sum by (reason) (rate(dispatcher_dead_lettered_total[5m]))", "dead-letter {{reason}}")], "ts"),
-    ("Dispatcher: consumer lag (records)", "short",
-     [("sum by (partition) (dispatcher_consumer_lag_records)", "partition {{partition}}")], "ts"),
+      ("sum by (reason) (rate(dispatcher_dead_lettered_total[5m]))", "dead-letter {{reason}}"),
+      (f"sum(deriv({DLQ_OFFSET}[5m]))", "dead-letter (cluster: dead-letter topic growth)")], "ts"),
+    ("Consumer lag (records)", "short",
+     [("sum by (partition) (dispatcher_consumer_lag_records)", "partition {{partition}}"),
+      (f"sum by (partition) ({CLUSTER_LAG})", "partition {{partition}} (cluster)")], "ts"),
     ("Processor: events stored / duplicates / rejected per second", "short",
      [("sum(rate(processor_events_inserted_total[5m]))", "stored"),
       ("sum(rate(processor_events_duplicate_total[5m]))", "duplicate"),
@@ -132,12 +139,16 @@ RULES: list[tuple[str, str, str, str, str]] = [
      "sum by (reason) (rate(ingest_requests_rejected_total{reason!~\"unauthorized|forbidden\"}[5m])) > 1",
      "10m", "warning",
      "Ingest is rejecting audit events ({{ $labels.reason }})"),
+    # Each of the next two reads the local dispatcher's series or, in a cluster where Knative's
+    # dispatcher runs instead, the kafka-exporter's (knative/observability/kafka-exporter.yaml).
     ("AuditEventsDeadLettered",
-     "sum by (reason) (increase(dispatcher_dead_lettered_total[10m])) > 0",
+     "sum by (reason) (increase(dispatcher_dead_lettered_total[10m])) > 0"
+     f" or sum(max_over_time({DLQ_OFFSET}[10m]) - min_over_time({DLQ_OFFSET}[10m])) > 0",
      "0m", "warning",
-     "Audit events were parked on the dead-letter topic ({{ $labels.reason }}); inspect and replay them"),
+     "Audit events were parked on the dead-letter topic{{ with $labels.reason }} ({{ . }}){{ end }}; "
+     "inspect and replay them"),
     ("AuditConsumerLagHigh",
-     "sum(dispatcher_consumer_lag_records) > 10000",
+     f"sum(dispatcher_consumer_lag_records) > 10000 or sum({CLUSTER_LAG}) > 10000",
      "10m", "warning",
      "The processor is more than 10k audit events behind Kafka"),
     ("ProcessorIntakePaused",

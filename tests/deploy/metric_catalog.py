@@ -15,6 +15,11 @@ from mcp_sentinel.stack.config import REPO_ROOT
 PRODUCT_DIRS = ("mcp_sentinel", "sidecar", "functions", "workflows", "examples")
 # Series every Prometheus has without any exporter.
 BUILTIN = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
+# Series of third-party exporters the deployment runs -> the manifest that deploys the exporter.
+EXTERNAL = {
+    "kafka_consumergroup_lag": "knative/observability/kafka-exporter.yaml",
+    "kafka_topic_partition_current_offset": "knative/observability/kafka-exporter.yaml",
+}
 
 _DEFINITION = re.compile(
     r"\b(Counter|Gauge|Histogram|Summary|Info|Enum|CounterMetricFamily|GaugeMetricFamily|"
