@@ -8,23 +8,30 @@ import gc
 import logging
 import os
 import signal
+import ssl
 import sys
 
 from aiohttp import web
 
 from sidecar.app import build_state, create_app, create_metrics_app
 from sidecar.settings import SettingsError, SidecarSettings
+from sidecar.tls import CertReloader, TlsConfigError, server_context
 
 
-async def serve(settings: SidecarSettings) -> None:
-    """Serve both listeners until a stop signal arrives."""
+async def serve(settings: SidecarSettings, ssl_context: ssl.SSLContext | None = None) -> None:
+    """Serve both listeners until a stop signal arrives; the proxy port speaks TLS with `ssl_context`."""
     state = build_state(settings)
     app = create_app(settings, state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     mrunner = web.AppRunner(create_metrics_app(state), access_log=None, handle_signals=False)
     await runner.setup()
     await mrunner.setup()
-    await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()
+    reload_task: asyncio.Task[None] | None = None
+    if ssl_context is not None:
+        reloader = CertReloader(ssl_context, settings.tls_cert_file, settings.tls_key_file,
+                                on_result=lambda result: state.metrics.tls_reloads.labels(result).inc())
+        reload_task = asyncio.create_task(reloader.run(settings.tls_reload_interval), name="tls-reload")
+    await web.TCPSite(runner, settings.host, settings.port, backlog=1024, ssl_context=ssl_context).start()
     await web.TCPSite(mrunner, settings.host, settings.metrics_port).start()
     # Everything built so far (modules, the compiled policy, app) lives for the whole process:
     # move it out of the collector's generations so full collections stay short (p99 latency).
@@ -43,6 +50,8 @@ async def serve(settings: SidecarSettings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if reload_task is not None:
+        reload_task.cancel()
     await runner.cleanup()  # drains in-flight exchanges, then stops the audit sender (spool stays on disk)
     await mrunner.cleanup()
 
@@ -54,15 +63,20 @@ def main() -> None:
     )
     try:
         settings = SidecarSettings.from_env(os.environ)
-    except SettingsError as exc:
+        ssl_context = (
+            server_context(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+            if settings.tls_enabled
+            else None
+        )
+    except (SettingsError, TlsConfigError) as exc:
         print(f"sidecar: {exc}", file=sys.stderr)  # noqa: T201 - fatal configuration error
         raise SystemExit(2) from exc
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, ssl_context))
     else:
-        uvloop.run(serve(settings))
+        uvloop.run(serve(settings, ssl_context))
 
 
 if __name__ == "__main__":

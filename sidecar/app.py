@@ -30,6 +30,7 @@ from mcp_sentinel import jsonrpc
 from mcp_sentinel.policy.types import AuthzRequest, Decision, Identity
 from sidecar.audit import AuditSender, AuditSpool, EventEncoder, sync_loop
 from sidecar.metrics import SidecarMetrics
+from sidecar.mtls import MTLS_REASONS, mtls_identity
 from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity, preload
 from sidecar.policy_store import PolicyStore
 from sidecar.settings import SidecarSettings
@@ -166,6 +167,13 @@ def _header_names(state: SidecarState, policy: Any) -> tuple[str, str, str, str]
 def _auth_mode(policy: Any) -> str:
     auth = policy.doc.auth if policy is not None else None
     return (auth.mode.strip().lower() if auth is not None and auth.mode else "header") or "header"
+
+
+def _mtls_extra(policy: Any, reason: str) -> dict[str, Any]:
+    """What an mTLS-mode identity denial adds to the error data (upstream §4.6)."""
+    if reason in MTLS_REASONS and _auth_mode(policy) == "mtls":
+        return {"client_certificate_required": True}
+    return {}
 
 
 def _public_url(state: SidecarState, request: web.Request, path: str) -> str:
@@ -348,6 +356,19 @@ class Sidecar:
                 ex.identity, token = await self._oauth_identity(request, policy)
             except AuthFailure as fail:
                 return self._deny_auth(request, ex, fail)
+        elif mode == "mtls":
+            # Identity from the ingress-verified SPIFFE ID only; client governance headers are not read.
+            transport = request.transport
+            try:
+                ex.identity = mtls_identity(
+                    transport.get_extra_info("peercert") if transport is not None else None,
+                    request.headers.getall(state.settings.verified_spiffe_header, ()),
+                    policy,
+                    state.settings.trusted_proxy_spiffe_id,
+                    time.time(),
+                )
+            except AuthFailure as fail:
+                return self._deny_auth(request, ex, fail)
         else:
             h = request.headers
             names = _header_names(state, policy)
@@ -459,7 +480,8 @@ class Sidecar:
                 challenge += ', error="invalid_token"'
             headers["WWW-Authenticate"] = challenge
         msg_id = msgs[0].id if len(msgs) == 1 else None
-        body = jsonrpc.error_body(msg_id, jsonrpc.code_for_status(fail.status), fail.detail, fail.reason)
+        extra = _mtls_extra(ex.policy, fail.reason)
+        body = jsonrpc.error_body(msg_id, jsonrpc.code_for_status(fail.status), fail.detail, fail.reason, **extra)
         ex.status = fail.status
         ex.bytes_out = len(body)
         return _json_response(fail.status, body, headers)
@@ -476,8 +498,11 @@ class Sidecar:
         status = first.status or 403
         denied_ids = {id(m): d for m, d in denied}
         extra: dict[str, Any] = {}
-        if first.reason in ("missing_identity", "missing_session") and _auth_mode(ex.policy) != "oauth":
+        mode = _auth_mode(ex.policy)
+        if first.reason in ("missing_identity", "missing_session") and mode not in ("oauth", "mtls"):
             extra = {"adapter_required": True, "required_headers": list(_header_names(self.state, ex.policy))}
+        else:
+            extra = _mtls_extra(ex.policy, first.reason)
 
         def err(m: jsonrpc.Message, d: Decision | None) -> dict[str, Any]:
             if d is None:

@@ -103,6 +103,9 @@ class SidecarMetrics:
         self.reloads = Counter(
             "mcp_gateway_policy_reloads", "Policy reload attempts after a file change", ("result",), registry=r
         )
+        self.tls_reloads = Counter(
+            "mcp_gateway_tls_reloads", "TLS certificate reloads after a file change", ("result",), registry=r
+        )
         self.last_reload = Gauge(
             "mcp_gateway_policy_last_reload_success_timestamp_seconds", "Unix time of the last good reload", registry=r
         )

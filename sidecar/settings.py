@@ -80,6 +80,20 @@ class SidecarSettings:
     # "fast": the pooled httptools client for plain-HTTP upstreams (aiohttp still carries HEAD,
     # streamed request bodies and https); "aiohttp": aiohttp for everything (escape hatch, baseline).
     upstream_client: str = "fast"
+    # mTLS (upstream §3.11, §4.1): the identity header the TLS-terminating ingress sets, and the
+    # SPIFFE ID that ingress's client certificate must carry (empty: any verified client cert).
+    verified_spiffe_header: str = "X-MCP-Verified-SPIFFE-ID"
+    trusted_proxy_spiffe_id: str = ""
+    # All three or none: TLS on the proxy port with mandatory, verified client certificates.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    tls_reload_interval: float = 60.0
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether the proxy port terminates TLS (and so can see a client certificate)."""
+        return bool(self.tls_cert_file)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SidecarSettings:
@@ -95,6 +109,13 @@ class SidecarSettings:
         client = s("UPSTREAM_CLIENT", cls.upstream_client).lower()
         if client not in ("fast", "aiohttp"):
             raise SettingsError(f"UPSTREAM_CLIENT must be 'fast' or 'aiohttp', got {client!r}")
+        tls = (s("TLS_CERT_FILE", ""), s("TLS_KEY_FILE", ""), s("TLS_CLIENT_CA_FILE", ""))
+        if any(tls) and not all(tls):
+            raise SettingsError("TLS_CERT_FILE, TLS_KEY_FILE and TLS_CLIENT_CA_FILE must be set together "
+                                "(the proxy port always verifies client certificates)")
+        proxy_id = s("TRUSTED_PROXY_SPIFFE_ID", "")
+        if proxy_id and not proxy_id.lower().startswith("spiffe://"):
+            raise SettingsError(f"TRUSTED_PROXY_SPIFFE_ID must be a spiffe:// URI, got {proxy_id!r}")
         prefix = s("STRIP_PREFIX", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
@@ -129,4 +150,10 @@ class SidecarSettings:
             otel_endpoint=s("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             otel_service_name=s("OTEL_SERVICE_NAME", cls.otel_service_name),
             upstream_client=client,
+            verified_spiffe_header=s("VERIFIED_SPIFFE_HEADER", cls.verified_spiffe_header),
+            trusted_proxy_spiffe_id=proxy_id,
+            tls_cert_file=tls[0],
+            tls_key_file=tls[1],
+            tls_client_ca_file=tls[2],
+            tls_reload_interval=max(0.05, _float(env, "TLS_RELOAD_INTERVAL", cls.tls_reload_interval)),
         )

@@ -122,6 +122,16 @@ class CompiledPolicy:
         """The document's revision (what `/config/status` and audit events report)."""
         return self.doc.revision
 
+    def session_binding(self, namespace: str, name: str, now: float) -> tuple[SessionBinding, bool] | None:
+        """The session `name` of `namespace` and whether it is expired at `now` (None: no such binding).
+
+        For callers that know both coordinates (mTLS identities); the expiry rule is the evaluator's.
+        """
+        for candidate in self._sessions.get(name, ()):
+            if candidate.binding.namespace == namespace:
+                return candidate.binding, candidate.expired(now)
+        return None
+
     def _matching_grants(self, identity: Identity) -> list[_CompiledGrant]:
         found: list[_CompiledGrant] = []
         index = self._by_subject
@@ -172,8 +182,9 @@ class CompiledPolicy:
             return _deny(d, 401, R.MISSING_SESSION)
         session: _CompiledSession | None = None
         if session_id:
+            pinned = ident.session_namespace
             for candidate in self._sessions.get(session_id, ()):
-                if candidate.matches(ident):
+                if candidate.matches(ident) and (not pinned or candidate.binding.namespace == pinned):
                     session = candidate
                     break
         if self._session_required:

@@ -18,6 +18,9 @@ class Identity:
     agent_id: str = ""
     team_id: str = ""
     session_id: str = ""
+    # Set when the session binding was already resolved by namespace and name (mTLS: the SPIFFE ID
+    # names both); the evaluator then considers only that namespace's binding of `session_id`.
+    session_namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
