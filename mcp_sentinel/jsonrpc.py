@@ -6,6 +6,7 @@ input; it returns an `Inspection` whose `error` says what was wrong.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,30 @@ def inspect_body(body: bytes) -> Inspection:
     return Inspection(messages=[m])
 
 
+_B64_PREFIX, _B64_SUFFIX = "=?base64?", "?="
+
+
+def decode_header_value(raw: str) -> str | None:
+    """An MCP 2026-07-28 header value: plain ASCII as sent, or the `=?base64?{Base64 UTF-8}?=` form decoded.
+
+    Values that cannot travel as plain header text (non-ASCII, control characters, surrounding
+    spaces, or text that itself looks like the sentinel) are sent in that form. None when the
+    sentinel's payload is not canonical Base64 or not UTF-8: such a header cannot be compared
+    with the body, so it counts as a mismatch.
+    """
+    if not (raw.startswith(_B64_PREFIX) and raw.endswith(_B64_SUFFIX) and len(raw) >= len(_B64_PREFIX + _B64_SUFFIX)):
+        return raw.strip()
+    payload = raw[len(_B64_PREFIX) : -len(_B64_SUFFIX)]
+    try:
+        data = base64.b64decode(payload, validate=True)
+        # Canonical only: one value, one spelling (no stray padding bits a second parser reads differently).
+        if base64.b64encode(data).decode("ascii") != payload:
+            return None
+        return data.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def header_mismatch(insp: Inspection, mcp_method: str | None, mcp_name: str | None) -> str:
     """Why the MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` headers disagree with the body ("" if they agree).
 
@@ -150,8 +175,11 @@ def header_mismatch(insp: Inspection, mcp_method: str | None, mcp_name: str | No
     if mcp_name is not None:
         key = _NAME_PARAM.get(msg.method)
         body_name = msg.params.get(key) if key and isinstance(msg.params, dict) else None
-        if body_name is None or mcp_name.strip() != str(body_name):
-            return f"Mcp-Name header {mcp_name.strip()!r} does not match body {key or 'name'} {body_name!r}"
+        name = decode_header_value(mcp_name)
+        if name is None:
+            return f"Mcp-Name header {mcp_name.strip()!r} is not valid =?base64?...?= (canonical Base64 of UTF-8)"
+        if not isinstance(body_name, str) or name != body_name:
+            return f"Mcp-Name header {name!r} does not match body {key or 'name'} {body_name!r}"
     elif msg.method in _NAME_PARAM and mcp_method is not None:
         return f"Mcp-Name header is required for {msg.method}"
     return ""

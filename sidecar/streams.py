@@ -1,4 +1,5 @@
-"""Response rewriting for `tools/list`: drop tools the caller could not call (§11.14).
+"""Response rewriting for `tools/list`: drop tools the caller could not call (§11.14), and mark
+a 2026-07-28 result (one that carries `ttlMs`/`cacheScope`) `cacheScope: "private"`.
 
 JSON bodies are rewritten whole; SSE streams are split into events (blank-line delimited) and
 only `data:` payloads answering a `tools/list` request are rewritten — every other event passes
@@ -21,6 +22,10 @@ def _filter_message(msg: Any, ids: set[str], visible: Callable[[str], bool]) -> 
     if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
         return False
     result["tools"] = [t for t in result["tools"] if isinstance(t, dict) and visible(str(t.get("name", "")))]
+    if "cacheScope" in result or "ttlMs" in result:
+        # MCP 2026-07-28 (SEP-2549): shared intermediaries may cache `public` results; this list is
+        # now per caller, so it must not be served to anyone else from a cache.
+        result["cacheScope"] = "private"
     return True
 
 

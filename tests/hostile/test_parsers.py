@@ -8,6 +8,7 @@ tests/policy/test_properties.py; here they are complemented by hostile *document
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -103,7 +104,43 @@ def test_header_mismatch_never_lets_headers_disagree_with_the_body(
     if h_method is not None:
         assert h_method.strip() == body.method
     if h_name is not None and body.is_tool_call:
-        assert h_name.strip() == body.tool_name
+        assert jsonrpc.decode_header_value(h_name) == body.tool_name
+
+
+def _sentinel(value: str) -> str:
+    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
+
+
+@FAST
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_base64_mcp_name_agrees_exactly_when_the_decoded_name_is_the_body_name(name: str, other: str) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name}}
+    insp = jsonrpc.inspect_body(json.dumps(body).encode())
+    assume(insp.ok)
+    assert not jsonrpc.header_mismatch(insp, "tools/call", _sentinel(name))
+    assert bool(jsonrpc.header_mismatch(insp, "tools/call", _sentinel(other))) == (other != name)
+
+
+def test_header_value_decoding() -> None:
+    decode = jsonrpc.decode_header_value
+    assert decode("list_documents") == "list_documents"
+    assert decode("=?base64?SGVsbG8sIOS4lueVjA==?=") == "Hello, 世界"
+    assert decode(_sentinel(" padded ")) == " padded "
+    assert decode(_sentinel("=?base64?x?=")) == "=?base64?x?="  # a literal that looks like the form
+    assert decode("=?base64??=") == ""
+    assert decode("=?base64?SGVsbG8sIOS4lueVjB==?=") is None  # non-canonical padding bits
+    assert decode("=?base64?%%%?=") is None
+    assert decode("=?base64?SGVsbG8?=") is None  # missing padding: not canonical
+    assert decode(_sentinel("x")[:-2]) == _sentinel("x")[:-2]  # no suffix: a plain value, compared as is
+    assert decode("=?base64?" + base64.b64encode(b"\xff\xfe").decode() + "?=") is None  # not UTF-8
+
+
+def test_encoded_mcp_name_for_a_unicode_tool_and_forgeries() -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "héllo"}}
+    insp = jsonrpc.inspect_body(json.dumps(body).encode())
+    assert not jsonrpc.header_mismatch(insp, "tools/call", "=?base64?aMOpbGxv?=")
+    assert jsonrpc.header_mismatch(insp, "tools/call", _sentinel("hello"))
+    assert "not valid" in jsonrpc.header_mismatch(insp, "tools/call", "=?base64?aMOpbGxv=?=")
 
 
 def test_forged_mcp_name_on_a_destructive_call_is_a_mismatch() -> None:

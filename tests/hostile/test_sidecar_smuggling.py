@@ -6,6 +6,7 @@ Expectation everywhere: no 5xx, no crash, no allow. "No allow" is checked on the
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -58,9 +59,17 @@ def test_mcp_name_header_disagreeing_with_body_is_rejected_in_every_spelling(sid
         r = post(url, body, {"Mcp-Method": "tools/call", "Mcp-Name": name.encode()})  # type: ignore[dict-item]
         assert r.status_code == 400, (name, r.text)
         assert r.json()["error"]["code"] == -32020
+    # The Base64 form (MCP 2026-07-28) is decoded before comparing: encoding a harmless name does not help.
+    for encoded in ("=?base64?" + base64.b64encode(b"search").decode() + "?=", "=?base64?c2VhcmNo?"):
+        r = post(url, body, {"Mcp-Method": "tools/call", "Mcp-Name": encoded})
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32020, (encoded, r.text)
     r = post(url, body, {"Mcp-Method": "tools/list"})
     assert r.status_code == 400 and r.json()["error"]["code"] == -32020
     assert doc_exists(url, canary)
+    # And the encoded form of the body's own name is accepted (then the policy decides: alice may search).
+    search = tool_call("search", {"query": "a"}, id_=8)
+    ok = post(url, search, {"Mcp-Method": "tools/call", "Mcp-Name": "=?base64?c2VhcmNo?="})
+    assert ok.status_code == 200, ok.text
 
 
 def test_oversized_and_numerous_headers_are_refused_cleanly(sidecar_stack: SidecarStack) -> None:
