@@ -114,6 +114,9 @@ def create_app(
             warm.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm
+            inventory = ctx.extras.get("inventory")  # live-inventory probes still running (routes/servers.py)
+            if inventory is not None:
+                await inventory.aclose()
             if ctx.oidc is not None:
                 await ctx.oidc.aclose()
             if owns_store and ctx.store is not None:

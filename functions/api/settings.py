@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.api.inventory import DEFAULT_URL_TEMPLATE, check_template
 from mcp_sentinel.client_address import Network, parse_networks
 from mcp_sentinel.identity.passwords import HashParams
 from mcp_sentinel.identity.tokens import KeyRing
@@ -65,6 +66,13 @@ class ApiSettings:
     components_backend: str = "kubernetes"
     sentinel_run_dir: str = ""
     stack_ports: str = ""
+    # Live inventory of `/api/runtime/servers` (functions/api/inventory.py): where each MCP server
+    # is probed (placeholders {name} {namespace} {port} {path}; empty disables probing), the
+    # per-server timeout, how many probes run at once and how long a result is reused.
+    inventory_url_template: str = DEFAULT_URL_TEMPLATE
+    inventory_timeout_seconds: float = 3.0
+    inventory_concurrency: int = 8
+    inventory_cache_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if bool(self.oidc_issuer) != bool(self.oidc_audience):
@@ -77,6 +85,13 @@ class ApiSettings:
             raise ValueError(f"COMPONENTS_BACKEND must be kubernetes or local, got {self.components_backend!r}")
         if self.components_backend == "local" and not self.sentinel_run_dir:
             raise ValueError("COMPONENTS_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
+        check_template(self.inventory_url_template)
+        if not self.inventory_timeout_seconds > 0:
+            raise ValueError("MCP_INVENTORY_TIMEOUT_SECONDS must be positive")
+        if self.inventory_concurrency < 1:
+            raise ValueError("MCP_INVENTORY_CONCURRENCY must be at least 1")
+        if self.inventory_cache_seconds < 0:
+            raise ValueError("MCP_INVENTORY_CACHE_SECONDS must not be negative")
         self.key_ring()  # fail at start-up on malformed or short JWT keys
 
     def key_ring(self) -> KeyRing | None:
@@ -153,4 +168,8 @@ class ApiSettings:
             components_backend=(e.get("COMPONENTS_BACKEND", "") or d.components_backend).strip().lower(),
             sentinel_run_dir=e.get("SENTINEL_RUN_DIR", ""),
             stack_ports=e.get("SENTINEL_STACK_PORTS", ""),
+            inventory_url_template=e.get("MCP_INVENTORY_URL_TEMPLATE", d.inventory_url_template).strip(),
+            inventory_timeout_seconds=num("MCP_INVENTORY_TIMEOUT_SECONDS", d.inventory_timeout_seconds),
+            inventory_concurrency=int(num("MCP_INVENTORY_CONCURRENCY", d.inventory_concurrency)),
+            inventory_cache_seconds=num("MCP_INVENTORY_CACHE_SECONDS", d.inventory_cache_seconds),
         )

@@ -6,6 +6,10 @@ land in a team namespace of the caller. The creator is recorded in the label
 (`PLATFORM_MCP_ACTIVE_SERVER_LIMIT`) and push cooldown (`PLATFORM_MCP_PUSH_COOLDOWN_SECONDS`)
 apply to non-admins; the last push time lives on the servers themselves (annotation), so every
 API replica agrees without shared memory.
+
+Listing and reading servers adds each one's live inventory (what the running server serves, probed
+directly: `functions.api.inventory`) and its drift from the declared tools; `?live=false` skips
+the probe and answers with the declared inventory only.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
+from functions.api.context import ApiContext
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
+from functions.api.inventory import InventoryProber
 from functions.api.routes.governance import Loose, team_of_namespace
 from functions.api.routes.governance_scope import (
     SIDE_EFFECTS,
@@ -89,11 +95,35 @@ def server_info(obj: dict[str, Any]) -> dict[str, Any]:
         **compact({"imageTag": spec.get("imageTag", ""), "createdBy": labels.get(USER_LABEL, "")}),
         "scope": "public" if ns == SHARED_NAMESPACE else "tenant",
         "tools": list(spec.get("tools") or []),
+        **compact({"prompts": list(spec.get("prompts") or []), "mcpResources": list(spec.get("mcpResources") or [])}),
         "gateway": {"enabled": (spec.get("gateway") or {}).get("enabled") is True},
         "policy": spec.get("policy") or {},
         "status": obj.get("status") or {},
         "age": age(obj),
     }
+
+
+def prober(ctx: ApiContext) -> InventoryProber:
+    """The process's live-inventory prober (one cache and one concurrency limit for all requests)."""
+    found = ctx.extras.get("inventory")
+    if isinstance(found, InventoryProber):
+        return found
+    s = ctx.settings
+    built = InventoryProber(
+        s.inventory_url_template, timeout=s.inventory_timeout_seconds, concurrency=s.inventory_concurrency,
+        cache_seconds=s.inventory_cache_seconds,
+    )  # fmt: skip
+    ctx.extras["inventory"] = built
+    return built
+
+
+async def catalog(request: Request, items: list[dict[str, Any]], live: bool) -> list[dict[str, Any]]:
+    """Servers as the catalog shows them, with their live inventory unless `live` is false."""
+    infos = [server_info(o) for o in items]
+    if not live or not items:
+        return infos
+    found = await prober(ctx_of(request)).inventories(items)
+    return [{**info, **inv} for info, inv in zip(infos, found, strict=True)]
 
 
 def _tools(items: list[ToolIn]) -> list[dict[str, Any]]:
@@ -140,27 +170,36 @@ def _catalog_scope(request: Request, p: Principal | None, namespace: str | None)
 
 
 @router.get("/api/runtime/servers")
-async def list_servers(request: Request, kube: Kube, p: MaybePrincipal, namespace: str | None = None) -> dict[str, Any]:
-    """Servers the caller may see: the shared catalog plus its teams' namespaces (admins: all)."""
+async def list_servers(
+    request: Request, kube: Kube, p: MaybePrincipal, namespace: str | None = None, live: bool = True
+) -> dict[str, Any]:
+    """Servers the caller may see: the shared catalog plus its teams' namespaces (admins: all).
+
+    Each has its declared inventory and, unless `live=false`, `liveInventory` (or null and
+    `liveInventoryError`) and `inventoryDrift` from the declared tools.
+    """
     items = await _list_servers(kube, _catalog_scope(request, p, namespace))
     s = ctx_of(request).settings
     return {
-        "servers": [server_info(o) for o in items],
+        "servers": await catalog(request, items, live),
         "publish_policy": {"active_server_limit": s.active_server_limit, "cooldown_seconds": s.push_cooldown_seconds},
     }
 
 
 @router.get("/api/runtime/servers/{namespace}/{name}")
-async def get_server(request: Request, namespace: str, name: str, kube: Kube, p: MaybePrincipal) -> dict[str, Any]:
-    """One server, if visible to the caller."""
+async def get_server(
+    request: Request, namespace: str, name: str, kube: Kube, p: MaybePrincipal, live: bool = True
+) -> dict[str, Any]:
+    """One server, if visible to the caller (with its live inventory unless `live=false`)."""
     check_name("name", name)
     _catalog_scope(request, p, namespace)
     try:
-        return {"server": server_info(await kcall(kube.servers.get, namespace, name))}
+        obj = await kcall(kube.servers.get, namespace, name)
     except ApiError as exc:
         if exc.status == 404:
             raise not_found(f"MCPServer {namespace}/{name} not found") from None
         raise
+    return {"server": (await catalog(request, [obj], live))[0]}
 
 
 @router.get("/api/runtime/tools")

@@ -8,6 +8,12 @@ from mcp_sentinel.stack.status import stack_env
 from mcp_sentinel.stack.supervisor import PYTHON, Component
 
 
+def inventory_url_template(cfg: StackConfig) -> str:
+    """Where the local API probes an MCPServer's live inventory: `spec.port` on the stack's host."""
+    host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    return f"http://{host}:{{port}}{{path}}"
+
+
 def api_env(cfg: StackConfig) -> dict[str, str]:
     """Environment of the local API process (the same variable names production uses)."""
     return {
@@ -29,6 +35,9 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         "TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
         # The operations page lists the processes `sentinel up` runs, not cluster Deployments.
         "COMPONENTS_BACKEND": "local",
+        # Live inventory: there is no Service DNS locally; every MCP server listens on this host at
+        # its spec.port (the demo servers' port is the sample server's, kube/seed.py).
+        "MCP_INVENTORY_URL_TEMPLATE": inventory_url_template(cfg),
         **stack_env(cfg),
     }
 
