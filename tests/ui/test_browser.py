@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mcp_sentinel.stack.components import local_stack
@@ -85,6 +86,15 @@ def tool_call(cfg: StackConfig, tool: str, args: dict[str, Any]) -> str:
         return pool.submit(asyncio.run, call()).result(timeout=60)
 
 
+def publish_drifting_server(cfg: StackConfig) -> None:
+    """A catalog server on the sample's port declaring a tool the sample lacks (and not the ones it serves)."""
+    body = {"name": "drifty", "scope": "public", "image": "example/drifty:1", "port": cfg.ports.sample_mcp,
+            "tools": [{"name": "search", "sideEffect": "read"}, {"name": "ghost_tool", "sideEffect": "read"}]}
+    r = httpx.post(cfg.url("api", "/api/runtime/servers"), json=body, headers={"x-api-key": cfg.admin_api_key},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+
+
 def eventually(check: Callable[[], Any], what: str, timeout: float = 40.0) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -122,6 +132,7 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         try:
             # --- the seed user: catalog with connect config, activity, keys --------------------
+            publish_drifting_server(stack)
             user = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = user.new_page()
             watch(page)
@@ -134,6 +145,10 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             cookie = next(c for c in user.cookies() if c["name"] == "mcp_ui_session")
             assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
             expect(page.locator("[data-server=server-a]")).to_be_visible(timeout=20000)
+            # Live inventory: the demo server serves what it declares; drifty declares a tool it lacks.
+            expect(page.get_by_test_id("drift-ok-server-a")).to_have_text("in sync")
+            expect(page.get_by_test_id("drift-missing-drifty")).to_have_text("missing: ghost_tool")
+            expect(page.get_by_test_id("drift-undeclared-drifty")).to_contain_text("list_documents")
             page.locator("[data-server=server-a] summary").click()
             connect = page.get_by_test_id("connect-server-a")
             expect(connect).to_contain_text(f"{base}/server-a/mcp")

@@ -1,6 +1,7 @@
-// MCP server catalog with copy-ready connect configs pointing at the front door.
+// MCP server catalog with copy-ready connect configs pointing at the front door, and each server's
+// live inventory (what the running server serves) with drift badges against its declared tools.
 import { api } from "../api.js";
-import { h, mount, badge, filterBox, toast } from "../dom.js";
+import { h, mount, badge, filterBox, toast, when } from "../dom.js";
 
 function frontDoor() {
   return (window.MCP_FRONT_DOOR_URL || location.origin).replace(/\/$/, "");
@@ -47,16 +48,57 @@ function connectPanel(server, principal) {
   return h("div", {}, h("div", { class: "tabs-inner" }, buttons), pre, copy);
 }
 
+const spaced = (nodes) => nodes.flatMap((n) => [n, " "]);
+
+// The drift summary: "in sync", or what the server serves undeclared and what it lacks.
+function driftBadges(server) {
+  const drift = server.inventoryDrift || { undeclared: [], missing: [] };
+  if (!drift.undeclared.length && !drift.missing.length) {
+    return [h("span", { class: "badge ok", "data-testid": `drift-ok-${server.name}`,
+      title: "The running server serves exactly the declared tools" }, "in sync")];
+  }
+  return [
+    drift.undeclared.length ? h("span", { class: "badge warn", "data-testid": `drift-undeclared-${server.name}`,
+      title: "Served but not declared in the MCPServer: the gateway denies calls to them (side effect unknown)" },
+    `undeclared: ${drift.undeclared.join(", ")}`) : null,
+    drift.missing.length ? h("span", { class: "badge bad", "data-testid": `drift-missing-${server.name}`,
+      title: "Declared in the MCPServer but not served by the running server" },
+    `missing: ${drift.missing.join(", ")}`) : null,
+  ].filter(Boolean);
+}
+
+function liveInventory(server) {
+  if (!("liveInventory" in server)) return null; // the API was asked not to probe
+  const testid = `live-${server.name}`;
+  const live = server.liveInventory;
+  if (!live) {
+    return h("p", { "data-testid": testid }, h("strong", {}, "Live: "), badge("not available", "warn"), " ",
+      h("span", { class: "muted small" }, server.liveInventoryError || ""));
+  }
+  const undeclared = new Set((server.inventoryDrift || {}).undeclared || []);
+  const names = (items) => spaced(items.map((i) => h("span", { class: "badge", title: i.description || i.uri || "" }, i.name)));
+  return h("div", { "data-testid": testid },
+    h("p", {}, h("strong", {}, `Live: ${live.tools.length} tools `), spaced(driftBadges(server)),
+      h("span", { class: "muted small" }, `probed ${when(live.probedAt)}${live.truncated ? " (list cut short)" : ""}`)),
+    h("p", {}, spaced(live.tools.map((t) => h("span", { class: undeclared.has(t.name) ? "badge warn" : "badge",
+      title: t.description || "" }, t.name)))),
+    live.prompts.length ? h("p", {}, h("strong", {}, `${live.prompts.length} prompts: `), names(live.prompts)) : null,
+    live.resources.length ? h("p", {}, h("strong", {}, `${live.resources.length} resources: `), names(live.resources)) : null);
+}
+
 function serverCard(server, principal) {
   const tools = server.tools || [];
+  const missing = new Set((server.inventoryDrift || {}).missing || []);
   return h("section", { class: "panel", "data-server": server.name },
     h("div", { class: "toolbar" },
       h("h2", {}, server.name, " ", badge(server.namespace)),
       h("span", {}, server.gateway && server.gateway.enabled ? badge("gateway on", "ok") : badge("no gateway", "warn"))),
     server.description ? h("p", { class: "muted" }, server.description) : null,
-    h("p", {}, h("strong", {}, `${tools.length} tools: `),
-      tools.map((t) => h("span", { class: "badge", title: t.description || "" },
-        `${t.name} · ${t.sideEffect || t.side_effect || "?"} · ${t.requiredTrust || t.required_trust || "low"}`)).flatMap((b) => [b, " "])),
+    h("p", {}, h("strong", {}, `Declared: ${tools.length} tools: `),
+      spaced(tools.map((t) => h("span", { class: missing.has(t.name) ? "badge bad" : "badge",
+        title: missing.has(t.name) ? "Declared but not served" : t.description || "" },
+      `${t.name} · ${t.sideEffect || t.side_effect || "?"} · ${t.requiredTrust || t.required_trust || "low"}`)))),
+    liveInventory(server),
     h("details", {}, h("summary", {}, "Connect"), connectPanel(server, principal)));
 }
 
