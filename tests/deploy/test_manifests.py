@@ -220,6 +220,23 @@ def test_network_policies_isolate_ingest_and_processor() -> None:
     _find("NetworkPolicy", "default-deny-ingress")
 
 
+def test_only_the_api_pods_reach_the_mcp_server_port() -> None:
+    """The live-inventory probe asks MCP servers directly (not through the sidecar); nothing else may."""
+    crd = _find("CustomResourceDefinition", "mcpservers.mcpruntime.org")
+    port = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["port"]
+    mcp_port = {"protocol": "TCP", "port": port["default"]}  # the MCP server's container port
+    policy = _find("NetworkPolicy", "mcp-servers-gateway-only")
+    admitting = [rule for rule in policy["spec"]["ingress"] if mcp_port in rule["ports"]]
+    assert len(admitting) == 1 and admitting[0]["ports"] == [mcp_port]
+    # One peer, namespace AND pod selector in the same element: the API's pods, not its namespace.
+    assert admitting[0]["from"] == [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mcp-sentinel"}},
+        "podSelector": {"matchLabels": {"serving.knative.dev/service": "mcp-sentinel-api"}},
+    }]
+    # The API's own egress is not restricted (no Egress policy selects it), so the ingress rule is all it takes.
+    assert not [doc for _, doc in DOCS if doc["kind"] == "NetworkPolicy" and "Egress" in doc["spec"]["policyTypes"]]
+
+
 def test_processor_and_ingest_are_not_public() -> None:
     for name in ("mcp-sentinel-processor", "mcp-sentinel-ingest", "mcp-sentinel-api"):
         assert _ksvc(name)["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
