@@ -95,6 +95,23 @@ asyncio.run(main())
     assert loaded(first_request, ROUTE_MODULES) == ["functions.api.routes.health", "functions.api.routes.governance"]
 
 
+def test_servers_route_loads_the_mcp_client_only_when_it_probes() -> None:
+    # The catalog's live inventory (functions/api/inventory.py) imports the mcp client inside the
+    # probe: the route module (also built by the background warm-up) must not pull it in.
+    watch = ("mcp", "httpx2")
+    assert loaded("import functions.api.routes.servers", watch) == []
+    probe = """
+import asyncio, socket
+from functions.api.inventory import ProbeFailed, fetch_inventory
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+try:
+    asyncio.run(fetch_inventory(f"http://127.0.0.1:{port}/mcp", 2.0))
+except ProbeFailed as exc:
+    assert exc.reason.startswith("unreachable"), exc.reason
+"""
+    assert loaded(probe, watch) == ["mcp", "httpx2"]
+
+
 def test_ui_is_starlette_only() -> None:
     code = """
 import tempfile
