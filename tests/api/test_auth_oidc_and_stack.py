@@ -2,74 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mcp_sentinel.stack.config import Ports, StackConfig
 from mcp_sentinel.stack.parts import api as api_part
 from mcp_sentinel.stack.parts import postgres as pg_part
 from mcp_sentinel.stack.supervisor import Supervisor
 from tests.api.conftest import AppFactory
-
-
-class Issuer:
-    """A tiny OIDC provider: discovery document, JWKS, and token minting."""
-
-    def __init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
-        jwk.update({"kid": "idp-1", "use": "sig", "alg": "RS256"})
-        issuer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
-                elif self.path == "/jwks":
-                    body = {"keys": [jwk]}
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def token(self, **claims: object) -> str:
-        now = int(time.time())
-        base: dict[str, object] = {"iss": self.url, "aud": "sentinel", "sub": "idp-user-1", "iat": now,
-                                   "exp": now + 300, "email": "Oidc@Example.com"}
-        base.update(claims)
-        return jwt.encode(base, self.key, algorithm="RS256", headers={"kid": "idp-1"})
+from tests.fixtures.oidc import Issuer
 
 
 @pytest.fixture(scope="module")
 def issuer() -> Iterator[Issuer]:
     idp = Issuer()
     yield idp
-    idp.server.shutdown()
+    idp.close()
 
 
 async def test_oidc_exchange(make_api: AppFactory, issuer: Issuer) -> None:
