@@ -10,24 +10,27 @@ from starlette.requests import Request
 
 from functions.ui.settings import UiSettings
 
-GOOGLE = "https://accounts.google.com"
+# Google Identity Services (the "Sign in with Google" button), as Google documents its CSP: the
+# client script, its stylesheet, and its iframes and fetches under /gsi/ (nothing else of Google).
+GSI_SCRIPT = "https://accounts.google.com/gsi/client"
+GSI_STYLE = "https://accounts.google.com/gsi/style"
+GSI_PREFIX = "https://accounts.google.com/gsi/"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
 
 
 def content_security_policy(settings: UiSettings) -> str:
-    """Only our own origin; Google sign-in origins appear only when a client id is configured."""
-    google = f" {GOOGLE}" if settings.google_client_id else ""
-    scripts = f" {GOOGLE} https://apis.google.com" if settings.google_client_id else ""
+    """Only our own origin; the Google sign-in sources appear only when a client id is configured."""
+    google = bool(settings.google_client_id)
     return "; ".join(
         (
             "default-src 'self'",
-            f"script-src 'self'{scripts}",
-            f"style-src 'self'{google}",
+            f"script-src 'self' {GSI_SCRIPT}" if google else "script-src 'self'",
+            f"style-src 'self' {GSI_STYLE}" if google else "style-src 'self'",
             "img-src 'self' data:",
             "font-src 'self'",
-            f"connect-src 'self'{google}",
-            f"frame-src {GOOGLE}" if settings.google_client_id else "frame-src 'none'",
+            f"connect-src 'self' {GSI_PREFIX}" if google else "connect-src 'self'",
+            f"frame-src {GSI_PREFIX}" if google else "frame-src 'none'",
             "object-src 'none'",
             "frame-ancestors 'none'",
             "base-uri 'self'",
@@ -44,7 +47,9 @@ def security_headers(settings: UiSettings) -> dict[str, str]:
         "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
         "Content-Security-Policy": content_security_policy(settings),
         "X-Frame-Options": "DENY",
-        "Cross-Origin-Opener-Policy": "same-origin",
+        # Google's sign-in popup must be able to answer the page that opened it (when the browser
+        # does not use FedCM); `same-origin` would sever it. Without Google nothing opens popups.
+        "Cross-Origin-Opener-Policy": "same-origin-allow-popups" if settings.google_client_id else "same-origin",
     }
 
 

@@ -34,8 +34,19 @@ def test_security_headers_and_strict_csp(make_client):
         assert "http" not in csp.replace("'self'", "")  # no external origin at all
         assert h["strict-transport-security"].startswith("max-age=63072000")
     assert c.get("/auth/status").headers["cache-control"].startswith("no-store")
+    assert c.get("/").headers["cross-origin-opener-policy"] == "same-origin"
     g = make_client(google_client_id="cid.apps.googleusercontent.com")
-    assert "https://accounts.google.com" in g.get("/").headers["content-security-policy"]
+    h = g.get("/").headers
+    # Exactly what Google Identity Services needs (its documented CSP), nothing else of Google.
+    directives = dict(d.split(" ", 1) for d in h["content-security-policy"].split("; "))
+    assert directives["script-src"] == "'self' https://accounts.google.com/gsi/client"
+    assert directives["style-src"] == "'self' https://accounts.google.com/gsi/style"
+    assert directives["connect-src"] == "'self' https://accounts.google.com/gsi/"
+    assert directives["frame-src"] == "https://accounts.google.com/gsi/"
+    assert directives["img-src"] == "'self' data:" and directives["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in h["content-security-policy"] and "apis.google.com" not in h["content-security-policy"]
+    # Google's sign-in popup must reach back to its opener (COOP same-origin would sever it).
+    assert h["cross-origin-opener-policy"] == "same-origin-allow-popups"
 
 
 def test_password_login_sets_hardened_cookie_and_status(make_client):

@@ -1,6 +1,7 @@
 // The single-page dashboard: sign-in, tab routing (#/tab) and page rendering.
 import { auth, setCsrf } from "./api.js";
 import { h, mount, toast, errorBox } from "./dom.js";
+import { googleSignIn } from "./google.js";
 import * as servers from "./pages/servers.js";
 import * as activity from "./pages/activity.js";
 import * as keys from "./pages/keys.js";
@@ -20,6 +21,7 @@ const TABS = [
 ];
 
 const session = { principal: null };
+let google = null; // the "Sign in with Google" button, when config.js names a Google client id
 const page = document.getElementById("page");
 const views = new Map();
 
@@ -85,6 +87,38 @@ function openSignIn(message = "") {
   const dlg = document.getElementById("signin");
   document.getElementById("signin-error").textContent = message;
   if (!dlg.open) dlg.showModal();
+  if (google) google.show();
+}
+
+// Every sign-in method posts its body to /auth/login the same way: one error line, one success
+// path, one attempt at a time (a second click while one is under way is ignored).
+let signingIn = false;
+async function submitLogin(body, describeError) {
+  if (signingIn) return;
+  const form = document.getElementById("signin-form");
+  const button = document.getElementById("signin-submit");
+  const error = document.getElementById("signin-error");
+  signingIn = true;
+  button.disabled = true;
+  error.textContent = "";
+  try {
+    signedIn(await auth.login(body));
+    form.reset();
+  } catch (err) {
+    error.textContent = describeError(err);
+  } finally {
+    signingIn = false;
+    button.disabled = false;
+  }
+}
+
+function googleCredential(idToken) {
+  if (!idToken) {
+    document.getElementById("signin-error").textContent = "Google sign-in returned no credential; please try again.";
+    return;
+  }
+  // A rejected token shows the server's reason (e.g. "invalid ID token"), not a generic line.
+  submitLogin({ id_token: idToken }, (err) => `Google sign-in failed: ${err.message}`);
 }
 
 function setupSignIn() {
@@ -97,25 +131,17 @@ function setupSignIn() {
       for (const f of form.querySelectorAll("[data-fields]")) f.hidden = f.dataset.fields !== mode;
     });
   }
-  form.addEventListener("submit", async (ev) => {
+  form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const data = new FormData(form);
     const body = mode === "api_key" ? { api_key: data.get("api_key") }
       : { email: data.get("email"), password: data.get("password") };
-    const button = document.getElementById("signin-submit");
-    button.disabled = true;
-    try {
-      signedIn(await auth.login(body));
-      form.reset();
-    } catch (err) {
-      document.getElementById("signin-error").textContent =
-        err.status === 401 ? "Wrong email, password or key." : err.message;
-    } finally {
-      button.disabled = false;
-    }
+    submitLogin(body, (err) => (err.status === 401 ? "Wrong email, password or key." : err.message));
   });
+  google = googleSignIn(googleCredential);
   document.getElementById("signout").addEventListener("click", async () => {
     try { await auth.logout(); } catch (err) { toast(err.message, true); }
+    if (google) google.signedOut();
     signedOut("");
   });
 }
