@@ -131,8 +131,11 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def failure_reason(exc: BaseException, phase: str, timeout: float) -> str:
-    """Map what the client raised during `phase` ("connect" or a list method) onto a safe reason."""
+def failure_reason(exc: BaseException, phase: str, timeout: float, http_status: int = 0) -> str:
+    """Map what the client raised during `phase` ("connect" or a list method) onto a safe reason.
+
+    `http_status` is the last HTTP error status the endpoint answered (0: none).
+    """
     import httpx2
     from mcp.shared.exceptions import MCPError
 
@@ -143,6 +146,10 @@ def failure_reason(exc: BaseException, phase: str, timeout: float) -> str:
         return UNREACHABLE
     mcp_error = next((e for e in leaves if isinstance(e, MCPError)), None)
     if phase == "connect":
+        if http_status in (401, 403):
+            return f"refused: the server requires credentials the probe does not have (HTTP {http_status})"
+        if http_status:
+            return f"{NOT_MCP} (HTTP {http_status})"
         if mcp_error is not None or any(isinstance(e, httpx2.HTTPError) for e in leaves):
             return NOT_MCP
     elif mcp_error is not None:
@@ -177,7 +184,15 @@ async def fetch_inventory(url: str, budget: float) -> dict[str, Any]:
     from mcp.types import Implementation
 
     phase = "connect"
-    http = httpx2.AsyncClient(headers={"X-MCP-Agent-ID": PROBE_AGENT_ID}, timeout=httpx2.Timeout(budget))
+    errors: list[int] = []  # HTTP error statuses seen, to explain a failed handshake
+
+    async def note(response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            errors.append(response.status_code)
+
+    http = httpx2.AsyncClient(
+        headers={"X-MCP-Agent-ID": PROBE_AGENT_ID}, timeout=httpx2.Timeout(budget), event_hooks={"response": [note]}
+    )
     try:
         async with asyncio.timeout(budget):
             transport = streamable_http_client(url, http_client=http)
@@ -206,7 +221,7 @@ async def fetch_inventory(url: str, budget: float) -> dict[str, Any]:
                 phase = "close"
     except Exception as exc:
         if phase != "close":
-            raise ProbeFailed(failure_reason(exc, phase, budget)) from None
+            raise ProbeFailed(failure_reason(exc, phase, budget, errors[-1] if errors else 0)) from None
         # The inventory is complete; a failure while closing the session changes nothing.
     finally:
         await http.aclose()

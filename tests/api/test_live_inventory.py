@@ -14,7 +14,7 @@ import re
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,23 +87,29 @@ async def silent_port() -> AsyncIterator[int]:
 
 
 @pytest.fixture
-async def web_page_port() -> AsyncIterator[int]:
-    """An HTTP server answering every request with a 200 HTML page (a web app, not an MCP server)."""
+async def http_endpoint() -> AsyncIterator[Callable[[bytes, bytes], Awaitable[int]]]:
+    """Start HTTP servers answering every request with one status line and body (not MCP); their ports."""
+    started: list[asyncio.Server] = []
 
-    async def page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = re.search(rb"(?i)content-length:\s*(\d+)", head)
-        if length:
-            await reader.readexactly(int(length.group(1)))
-        body = b"<html><body>Welcome to the intranet</body></html>"
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        writer.close()
+    async def start(status: bytes, body: bytes) -> int:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            if length:
+                await reader.readexactly(int(length.group(1)))
+            writer.write(b"HTTP/1.1 %s\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (status, len(body), body))
+            await writer.drain()
+            writer.close()
 
-    server = await asyncio.start_server(page, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    server.close()
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        started.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    yield start
+    for server in started:
+        server.close()
 
 
 def put_server(kube: LocalKube, ns: str, name: str, port: int, tools: list[str], **spec: Any) -> dict[str, Any]:
@@ -224,15 +230,21 @@ async def test_the_concurrency_limit_queues_probes_and_the_listing_does_not_wait
 
 
 async def test_non_mcp_http_endpoints_are_named_as_such(
-    make_api: AppFactory, kube_cluster: LocalKube, kube_namespace: str, servers: Servers, web_page_port: int
+    make_api: AppFactory, kube_cluster: LocalKube, kube_namespace: str, servers: Servers,
+    http_endpoint: Callable[[bytes, bytes], Awaitable[int]],
 ) -> None:
-    put_server(kube_cluster, kube_namespace, "webapp", web_page_port, ["search"])
-    # A real MCP server asked at a path it does not serve (404): ingressPath /wrong/nope -> /nope.
-    put_server(kube_cluster, kube_namespace, "wrong", servers.sample, ["search"], ingressPath="/wrong/nope")
+    ns = kube_namespace
+    put_server(kube_cluster, ns, "webapp", await http_endpoint(b"200 OK", b"<html>Intranet</html>"), ["search"])
+    put_server(kube_cluster, ns, "locked", await http_endpoint(b"401 Unauthorized", b"sign in"), ["search"])
+    # A real MCP server asked at a path it does not serve: ingressPath /wrong/nope -> /nope.
+    put_server(kube_cluster, ns, "wrong", servers.sample, ["search"], ingressPath="/wrong/nope")
     api = await local_api(make_api, kube_cluster)
-    got, _ = await listing(api, kube_namespace)
-    for name in ("webapp", "wrong"):
-        assert got[name]["liveInventory"] is None and got[name]["liveInventoryError"] == NOT_MCP, got[name]
+    got, _ = await listing(api, ns)
+    assert {n: (s["liveInventory"], s["liveInventoryError"]) for n, s in got.items()} == {
+        "webapp": (None, NOT_MCP),
+        "locked": (None, "refused: the server requires credentials the probe does not have (HTTP 401)"),
+        "wrong": (None, f"{NOT_MCP} (HTTP 404)"),
+    }
 
 
 async def test_a_failing_list_reports_the_method_and_code_but_not_the_servers_message(
