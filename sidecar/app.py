@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -39,7 +40,24 @@ from sidecar.upstream import UpstreamError, UpstreamPool, header_block
 
 log = logging.getLogger("sidecar")
 
-PROBE_AGENT = "mcp-runtime-live-inventory"  # internal inventory probe, never audited (§4.8)
+# The API's live-inventory probe (functions/api/inventory.py): a token-gated, list-only path that
+# reaches the MCP server unfiltered and unaudited. Upstream instead skipped auditing any request
+# whose agent id was "mcp-runtime-live-inventory" (§4.8), which in header mode anyone can claim.
+_INVENTORY = "/.sentinel/inventory"
+INVENTORY_TOKEN_HEADER = "X-Sentinel-Inventory-Token"
+_LIST_ONLY = frozenset(
+    {
+        "initialize",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "ping",
+        "server/discover",
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+    }
+)
 RESERVED_PREFIX = "/.sentinel"
 # Hop-by-hop headers (RFC 9110 §7.6.1) and headers the proxy recomputes.
 _HOP = frozenset(
@@ -59,7 +77,10 @@ _HOP = frozenset(
 _RESP_DROP = frozenset({*_HOP, "content-encoding-override"})
 # Request headers the sidecar sets itself; a client's copies are dropped, never forwarded alongside ours.
 # `authorization`: the client's credential never reaches the upstream (MCP SEC; §11.16).
-_OWN = frozenset({"authorization", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "traceparent"})
+_OWN = frozenset(
+    {"authorization", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "traceparent",
+     INVENTORY_TOKEN_HEADER.lower()}
+)
 _OAUTH_METADATA = "/.well-known/oauth-protected-resource"
 _STATE: web.AppKey[SidecarState] = web.AppKey("sidecar_state")
 
@@ -167,6 +188,10 @@ def _header_names(state: SidecarState, policy: Any) -> tuple[str, str, str, str]
 def _auth_mode(policy: Any) -> str:
     auth = policy.doc.auth if policy is not None else None
     return (auth.mode.strip().lower() if auth is not None and auth.mode else "header") or "header"
+
+
+def _plain_json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
 
 
 def _mtls_extra(policy: Any, reason: str) -> dict[str, Any]:
@@ -277,6 +302,46 @@ class Sidecar:
             status=200, body=b"" if head else json.dumps(body).encode(), content_type="application/json"
         )
 
+    async def inventory(self, request: web.Request, policy: Any) -> web.StreamResponse:
+        """`/.sentinel/inventory/<mcp path>`: the upstream's own listings for the API's live inventory.
+
+        Needs `INVENTORY_TOKEN` configured and sent in `X-Sentinel-Inventory-Token`; carries only
+        handshake and listing methods (a `tools/call` is refused, so the token grants no tool use);
+        forwarded to `<mcp path>` unfiltered (the point is to see what the server really serves,
+        which per-caller filtering would hide) and not audited (it decides nothing about a caller).
+        """
+        state = self.state
+        count = state.metrics.inventory_requests
+        token = state.settings.inventory_token
+        if not token:
+            count.labels("disabled").inc()
+            return _plain_json(404, {"error": "inventory_disabled"})
+        given = request.headers.get(INVENTORY_TOKEN_HEADER, "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            count.labels("unauthorized").inc()
+            return _plain_json(401, {"error": "inventory_unauthorized"})
+        ex = Exchange(method=request.method, path=request.path, started=time.perf_counter(), policy=policy)
+        body: bytes | None = None
+        if request.method == "POST":
+            if (request.content_length or 0) > state.settings.max_body_bytes:
+                count.labels("bad_request").inc()
+                return _plain_json(413, {"error": "body_too_large"})
+            body = await request.read()
+            insp = jsonrpc.inspect_body(body)
+            if not insp.ok:
+                count.labels("bad_request").inc()
+                return _plain_json(400, {"error": "rpc_inspection_failed", "message": insp.error})
+            refused = [m.method for m in insp.messages if m.method and m.method not in _LIST_ONLY]
+            if refused:
+                count.labels("method_not_allowed").inc()
+                return _plain_json(403, {"error": "inventory_method_not_allowed", "method": refused[0]})
+        elif request.method not in ("GET", "DELETE"):
+            count.labels("method_not_allowed").inc()
+            return _plain_json(405, {"error": "method_not_allowed"})
+        count.labels("forwarded").inc()
+        upstream_path = request.raw_path[len(_INVENTORY) :] or "/"
+        return await self._forward(request, ex, body, "", path=upstream_path)
+
     # -- the pipeline --------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -286,6 +351,8 @@ class Sidecar:
         path = request.path
         if path == _OAUTH_METADATA or path.startswith(_OAUTH_METADATA + "/"):
             return await self.oauth_metadata(request, policy)
+        if path == _INVENTORY or path.startswith(_INVENTORY + "/"):
+            return await self.inventory(request, policy)
         ex = Exchange(method=request.method, path=path, started=time.perf_counter(), policy=policy)
         scope = _scope(state, policy)
         inflight = state.metrics.child(state.metrics.inflight, *scope)
@@ -603,10 +670,12 @@ class Sidecar:
         ex.bytes_out = len(body_out)
         return _json_response(502, body_out)
 
-    async def _forward(self, request: web.Request, ex: Exchange, body: bytes | None, token: str) -> web.StreamResponse:
+    async def _forward(
+        self, request: web.Request, ex: Exchange, body: bytes | None, token: str, path: str | None = None
+    ) -> web.StreamResponse:
         state = self.state
         headers = self._upstream_headers(request, ex, token)
-        path = self._upstream_path(request)
+        path = self._upstream_path(request) if path is None else path
         list_ids = self._tools_list_ids(ex)
         pool = state.pool
         answer: _Answer
@@ -727,7 +796,7 @@ class Sidecar:
                     d.reason or ("allowed" if d.allowed else "denied"),
                     msg.method or "none",
                 ).inc()
-        if not ex.audit or state.spool is None or ex.identity.agent_id == PROBE_AGENT:
+        if not ex.audit or state.spool is None:
             return
         latency_ms = int(elapsed * 1000)
         for msg, d in ex.decisions:

@@ -103,6 +103,9 @@ class SidecarMetrics:
         self.reloads = Counter(
             "mcp_gateway_policy_reloads", "Policy reload attempts after a file change", ("result",), registry=r
         )
+        self.inventory_requests = Counter(
+            "mcp_gateway_inventory_requests", "Live-inventory requests by outcome", ("result",), registry=r
+        )
         self.tls_reloads = Counter(
             "mcp_gateway_tls_reloads", "TLS certificate reloads after a file change", ("result",), registry=r
         )

@@ -89,6 +89,8 @@ class SidecarSettings:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
     tls_reload_interval: float = 60.0
+    # Shared with the API (MCP_INVENTORY_TOKEN): enables /.sentinel/inventory; empty = disabled.
+    inventory_token: str = ""
 
     @property
     def tls_enabled(self) -> bool:
@@ -156,4 +158,5 @@ class SidecarSettings:
             tls_key_file=tls[1],
             tls_client_ca_file=tls[2],
             tls_reload_interval=max(0.05, _float(env, "TLS_RELOAD_INTERVAL", cls.tls_reload_interval)),
+            inventory_token=env.get("INVENTORY_TOKEN", "").strip(),
         )
