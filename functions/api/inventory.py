@@ -2,14 +2,18 @@
 
 The catalog (`GET /api/runtime/servers`) asks each listed server for `tools/list` (and
 `prompts/list`, `resources/list` when advertised) with the official `mcp` client over streamable
-HTTP. The probe goes to the MCP server itself, not through its governance sidecar: the sidecar
-filters `tools/list` per caller, so only the server's own answer shows what it serves.
+HTTP. The answer must be the server's own: its governance sidecar filters `tools/list` per caller.
 
-Where a server lives comes from `MCP_INVENTORY_URL_TEMPLATE` (placeholders `{name}`,
-`{namespace}`, `{port}`, `{path}`; default the in-cluster Service DNS name). `{port}` is the
-MCPServer's `spec.port` (its container port, CRD default 8088) and `{path}` the MCP endpoint as
-the server sees it: `spec.ingressPath` without the public route's `/<publicPathPrefix>` segment
-(the ingress rewrites it away), `/mcp` when no ingress path is set.
+Where a server is asked comes from `MCP_INVENTORY_URL_TEMPLATE` (placeholders `{name}`,
+`{namespace}`, `{port}`, `{gatewayPort}`, `{path}`). The default goes through the server's
+sidecar, on the gateway port its Service exposes, to the sidecar's token-gated inventory path
+(`/.sentinel/inventory{path}`: list-only, unfiltered, unaudited; `MCP_INVENTORY_TOKEN` here must
+equal the sidecar's `INVENTORY_TOKEN`). That is the only way in a cluster, where a hardened pod
+serves its MCP server on loopback behind the sidecar. A template on `{port}` asks the server
+directly (the local stack does: nothing isolates it there). `{port}` is the MCPServer's
+`spec.port` (container port, CRD default 8088), `{gatewayPort}` its `spec.gateway.port` (8091),
+and `{path}` the MCP endpoint as the server sees it: `spec.ingressPath` without the public
+route's `/<publicPathPrefix>` segment (the ingress rewrites it away), `/mcp` when unset.
 
 Bounded work: each probe has its own deadline, at most `concurrency` probes run at once per API
 process, and a result (success or failure) is kept for `cache_seconds` under the server's uid,
@@ -34,10 +38,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL_TEMPLATE = "http://{name}.{namespace}.svc.cluster.local:{port}{path}"
+DEFAULT_URL_TEMPLATE = "http://{name}.{namespace}.svc.cluster.local:{gatewayPort}/.sentinel/inventory{path}"
 DEFAULT_PORT = 8088  # knative/crds/mcpserver.yaml: spec.port default
+DEFAULT_GATEWAY_PORT = 8091  # knative/crds/mcpserver.yaml: spec.gateway.port default
+TOKEN_HEADER = "X-Sentinel-Inventory-Token"  # sidecar/app.py INVENTORY_TOKEN_HEADER
 DEFAULT_PATH = "/mcp"
-# The internal probe identity of upstream §4.8: a gateway never audits it (should a template point at one).
+# Upstream's internal probe identity (§4.8); our gateways audit it like anyone else (a claimable
+# header must not switch auditing off) and answer the probe on their token-gated inventory path.
 PROBE_AGENT_ID = "mcp-runtime-live-inventory"
 PAGE_CAP = 20  # pages followed per list
 ITEM_CAP = 1000  # items kept per list
@@ -59,10 +66,11 @@ def check_template(template: str) -> None:
     if not template:
         return
     try:
-        url = template.format(name="n", namespace="ns", port=1, path="/mcp")
+        url = template.format(name="n", namespace="ns", port=1, gatewayPort=2, path="/mcp")
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError(
-            f"MCP_INVENTORY_URL_TEMPLATE may use only {{name}}, {{namespace}}, {{port}} and {{path}}: {exc!r}"
+            "MCP_INVENTORY_URL_TEMPLATE may use only {name}, {namespace}, {port}, {gatewayPort} and {path}: "
+            f"{exc!r}"
         ) from None
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"MCP_INVENTORY_URL_TEMPLATE must build an http:// or https:// URL, got {template!r}")
@@ -90,15 +98,22 @@ def probe_url(template: str, obj: dict[str, Any]) -> str:
     name, namespace = str(m.get("name") or ""), str(m.get("namespace") or "")
     if not (_DNS_NAME.match(name) and _DNS_NAME.match(namespace)):
         raise TargetError("invalid target: name or namespace is not a DNS name")
-    port = spec.get("port", DEFAULT_PORT)
-    if port is None:
-        port = DEFAULT_PORT
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise TargetError("invalid target: spec.port is not a port number")
+    port = _port(spec.get("port"), DEFAULT_PORT, "spec.port")
+    gateway = spec.get("gateway")
+    gateway_port = _port(gateway.get("port") if isinstance(gateway, dict) else None, DEFAULT_GATEWAY_PORT,
+                         "spec.gateway.port")
     path = server_path(name, spec)
     if not _PATH.match(path) or "/../" in path + "/" or "/./" in path + "/":
         raise TargetError("invalid target: spec.ingressPath is not a plain URL path")
-    return template.format(name=name, namespace=namespace, port=port, path=path)
+    return template.format(name=name, namespace=namespace, port=port, gatewayPort=gateway_port, path=path)
+
+
+def _port(value: Any, default: int, field: str) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise TargetError(f"invalid target: {field} is not a port number")
+    return value
 
 
 def drift(declared: Iterable[Any], live: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
@@ -176,7 +191,7 @@ async def _pages(fetch: Callable[[str | None], Awaitable[Any]], field: str) -> t
     return items[:ITEM_CAP], bool(cursor) or len(items) > ITEM_CAP
 
 
-async def fetch_inventory(url: str, budget: float) -> dict[str, Any]:
+async def fetch_inventory(url: str, budget: float, token: str = "") -> dict[str, Any]:
     """Probe one MCP server within `budget` seconds: its `liveInventory` object, or ProbeFailed (safe reason)."""
     import httpx2
     from mcp import Client
@@ -190,9 +205,10 @@ async def fetch_inventory(url: str, budget: float) -> dict[str, Any]:
         if response.status_code >= 400:
             errors.append(response.status_code)
 
-    http = httpx2.AsyncClient(
-        headers={"X-MCP-Agent-ID": PROBE_AGENT_ID}, timeout=httpx2.Timeout(budget), event_hooks={"response": [note]}
-    )
+    headers = {"X-MCP-Agent-ID": PROBE_AGENT_ID}
+    if token:
+        headers[TOKEN_HEADER] = token
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(budget), event_hooks={"response": [note]})
     try:
         async with asyncio.timeout(budget):
             transport = streamable_http_client(url, http_client=http)
@@ -247,9 +263,11 @@ class InventoryProber:
         timeout: float = 3.0,
         concurrency: int = 8,
         cache_seconds: float = 30.0,
+        token: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.template = template
+        self.token = token
         self.timeout = timeout
         self.cache_seconds = cache_seconds
         self.clock = clock
@@ -259,7 +277,7 @@ class InventoryProber:
     async def _probe(self, url: str) -> dict[str, Any]:
         async with self._limit:
             try:
-                return {"liveInventory": await fetch_inventory(url, self.timeout)}
+                return {"liveInventory": await fetch_inventory(url, self.timeout, self.token)}
             except ProbeFailed as exc:
                 return {"liveInventory": None, "liveInventoryError": exc.reason}
             except Exception:  # never let one server break the listing

@@ -67,9 +67,11 @@ class ApiSettings:
     sentinel_run_dir: str = ""
     stack_ports: str = ""
     # Live inventory of `/api/runtime/servers` (functions/api/inventory.py): where each MCP server
-    # is probed (placeholders {name} {namespace} {port} {path}; empty disables probing), the
-    # per-server timeout, how many probes run at once and how long a result is reused.
+    # is probed (placeholders {name} {namespace} {port} {gatewayPort} {path}; empty disables
+    # probing), the sidecars' inventory token, the per-server timeout, how many probes run at once
+    # and how long a result is reused.
     inventory_url_template: str = DEFAULT_URL_TEMPLATE
+    inventory_token: str = ""
     inventory_timeout_seconds: float = 3.0
     inventory_concurrency: int = 8
     inventory_cache_seconds: float = 30.0
@@ -169,6 +171,7 @@ class ApiSettings:
             sentinel_run_dir=e.get("SENTINEL_RUN_DIR", ""),
             stack_ports=e.get("SENTINEL_STACK_PORTS", ""),
             inventory_url_template=e.get("MCP_INVENTORY_URL_TEMPLATE", d.inventory_url_template).strip(),
+            inventory_token=e.get("MCP_INVENTORY_TOKEN", "").strip(),
             inventory_timeout_seconds=num("MCP_INVENTORY_TIMEOUT_SECONDS", d.inventory_timeout_seconds),
             inventory_concurrency=int(num("MCP_INVENTORY_CONCURRENCY", d.inventory_concurrency)),
             inventory_cache_seconds=num("MCP_INVENTORY_CACHE_SECONDS", d.inventory_cache_seconds),

@@ -77,6 +77,7 @@ class StackConfig:
     admin_api_key: str = "sentinel-local-admin-key"
     ingest_api_key: str = "sentinel-local-ingest-key"
     jwt_secret: str = "sentinel-local-jwt-secret-change-me-in-production"
+    inventory_token: str = "sentinel-local-inventory-token"
     namespace: str = "mcp-servers"
 
     def url(self, port_name: str, path: str = "") -> str:

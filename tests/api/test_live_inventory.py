@@ -28,6 +28,7 @@ from mcp_sentinel.kube.seed import TOOLS as SEED_TOOLS
 from mcp_sentinel.stack.config import Ports, StackConfig
 from mcp_sentinel.stack.parts import api as api_part
 from mcp_sentinel.stack.parts import sample_mcp
+from mcp_sentinel.stack.parts import sidecars as sidecars_part
 from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
 from tests.api.conftest import ADMIN_KEY, Api, AppFactory
 from tests.fixtures.kube import *  # noqa: F403 - kube_cluster, kube_namespace
@@ -339,3 +340,30 @@ def test_settings_read_and_check_the_inventory_variables() -> None:
         with pytest.raises(ValueError, match=re.escape(message)):
             ApiSettings.from_env(env)
 
+
+
+GATEWAY = "http://127.0.0.1:{gatewayPort}/.sentinel/inventory{path}"
+
+
+async def test_through_the_sidecars_inventory_path_as_in_a_cluster(
+    make_api: AppFactory, kube_cluster: LocalKube, servers: Servers, tmp_path: Path
+) -> None:
+    # The cluster default: the probe goes to each server's gateway port (the seeded demo servers
+    # name the stack's sidecar ports), where the sidecar answers its token-gated inventory path.
+    assert DEFAULT_URL_TEMPLATE.endswith(":{gatewayPort}/.sentinel/inventory{path}")
+    cfg = StackConfig(data_dir=tmp_path, ports=kube_cluster.cfg.ports)
+    with Supervisor(cfg) as sup:
+        sup.start_all(sidecars_part.components(cfg))
+        api = await make_api(inventory_url_template=GATEWAY, inventory_token=cfg.inventory_token,
+                             _backends={"kube": kube_cluster.api})
+        got, _ = await listing(api, "mcp-servers")
+        for name in ("server-a", "server-b"):
+            # Unfiltered: every tool the sample serves, though no caller identity was sent.
+            assert sorted(t["name"] for t in got[name]["liveInventory"]["tools"]) == SAMPLE_TOOLS, got[name]
+            assert got[name]["inventoryDrift"] == {"undeclared": [], "missing": []}
+        wrong = await make_api(inventory_url_template=GATEWAY, inventory_token="not-the-token",
+                               _backends={"kube": kube_cluster.api})
+        got, _ = await listing(wrong, "mcp-servers")
+        assert got["server-a"]["liveInventory"] is None
+        assert "refused" in got["server-a"]["liveInventoryError"]
+        assert "401" in got["server-a"]["liveInventoryError"]

@@ -220,21 +220,24 @@ def test_network_policies_isolate_ingest_and_processor() -> None:
     _find("NetworkPolicy", "default-deny-ingress")
 
 
-def test_only_the_api_pods_reach_the_mcp_server_port() -> None:
-    """The live-inventory probe asks MCP servers directly (not through the sidecar); nothing else may."""
+def test_the_mcp_server_port_stays_closed_and_the_inventory_probe_uses_the_gateway_port() -> None:
+    """The live-inventory probe goes through the sidecar (its token-gated inventory path), so no rule
+    opens the MCP server's own port; the API's namespace reaches the gateway port."""
     crd = _find("CustomResourceDefinition", "mcpservers.mcpruntime.org")
-    port = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["port"]
-    mcp_port = {"protocol": "TCP", "port": port["default"]}  # the MCP server's container port
+    props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    mcp_port = {"protocol": "TCP", "port": props["port"]["default"]}
+    gateway_port = {"protocol": "TCP", "port": props["gateway"]["properties"]["port"]["default"]}
     policy = _find("NetworkPolicy", "mcp-servers-gateway-only")
-    admitting = [rule for rule in policy["spec"]["ingress"] if mcp_port in rule["ports"]]
-    assert len(admitting) == 1 and admitting[0]["ports"] == [mcp_port]
-    # One peer, namespace AND pod selector in the same element: the API's pods, not its namespace.
-    assert admitting[0]["from"] == [{
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mcp-sentinel"}},
-        "podSelector": {"matchLabels": {"serving.knative.dev/service": "mcp-sentinel-api"}},
-    }]
-    # The API's own egress is not restricted (no Egress policy selects it), so the ingress rule is all it takes.
-    assert not [doc for _, doc in DOCS if doc["kind"] == "NetworkPolicy" and "Egress" in doc["spec"]["policyTypes"]]
+    assert not [rule for rule in policy["spec"]["ingress"] if mcp_port in rule["ports"]]
+    api_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mcp-sentinel"}}}
+    assert any(gateway_port in rule["ports"] and api_ns in rule["from"] for rule in policy["spec"]["ingress"])
+    # The token both sides share comes from a Secret on each side.
+    api_env = {e["name"]: e for e in _ksvc("mcp-sentinel-api")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert api_env["MCP_INVENTORY_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "MCP_INVENTORY_TOKEN"
+    sidecar = next(c for c in _find("Deployment", "server-a")["spec"]["template"]["spec"]["containers"]
+                   if c["name"] == "mcp-gateway")
+    env = {e["name"]: e for e in sidecar["env"]}
+    assert env["INVENTORY_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "INVENTORY_TOKEN"
 
 
 def test_processor_and_ingest_are_not_public() -> None:

@@ -111,7 +111,7 @@ def prober(ctx: ApiContext) -> InventoryProber:
     s = ctx.settings
     built = InventoryProber(
         s.inventory_url_template, timeout=s.inventory_timeout_seconds, concurrency=s.inventory_concurrency,
-        cache_seconds=s.inventory_cache_seconds,
+        cache_seconds=s.inventory_cache_seconds, token=s.inventory_token,
     )  # fmt: skip
     ctx.extras["inventory"] = built
     return built

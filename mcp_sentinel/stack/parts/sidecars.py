@@ -37,6 +37,7 @@ def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name
         "ANALYTICS_SOURCE": f"{server}-gateway",
         "AUDIT_SPOOL_DIR": str(cfg.path("spool", server)),
         "OTEL_SERVICE_NAME": f"{server}-gateway",
+        "INVENTORY_TOKEN": cfg.inventory_token,
     }
 
 
