@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -191,7 +192,26 @@ async def _pages(fetch: Callable[[str | None], Awaitable[Any]], field: str) -> t
     return items[:ITEM_CAP], bool(cursor) or len(items) > ITEM_CAP
 
 
-async def fetch_inventory(url: str, budget: float, token: str = "") -> dict[str, Any]:
+def client_tls(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLContext | None:
+    """The probe's TLS context: verify gateways against `ca_file` (else the system CAs) and present
+    the client certificate (mTLS gateways accept no handshake without one). None: defaults.
+
+    Raises ValueError naming the files when they cannot be loaded.
+    """
+    if not (cert_file or ca_file):
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file or None)
+        if cert_file:
+            ctx.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the inventory TLS files ({cert_file}, {key_file}, {ca_file}): {exc}") from exc
+    return ctx
+
+
+async def fetch_inventory(
+    url: str, budget: float, token: str = "", tls: ssl.SSLContext | None = None
+) -> dict[str, Any]:
     """Probe one MCP server within `budget` seconds: its `liveInventory` object, or ProbeFailed (safe reason)."""
     import httpx2
     from mcp import Client
@@ -208,7 +228,9 @@ async def fetch_inventory(url: str, budget: float, token: str = "") -> dict[str,
     headers = {"X-MCP-Agent-ID": PROBE_AGENT_ID}
     if token:
         headers[TOKEN_HEADER] = token
-    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(budget), event_hooks={"response": [note]})
+    http = httpx2.AsyncClient(
+        headers=headers, timeout=httpx2.Timeout(budget), event_hooks={"response": [note]}, verify=tls or True
+    )
     try:
         async with asyncio.timeout(budget):
             transport = streamable_http_client(url, http_client=http)
@@ -264,10 +286,12 @@ class InventoryProber:
         concurrency: int = 8,
         cache_seconds: float = 30.0,
         token: str = "",
+        tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.template = template
         self.token = token
+        self.tls = tls
         self.timeout = timeout
         self.cache_seconds = cache_seconds
         self.clock = clock
@@ -277,7 +301,7 @@ class InventoryProber:
     async def _probe(self, url: str) -> dict[str, Any]:
         async with self._limit:
             try:
-                return {"liveInventory": await fetch_inventory(url, self.timeout, self.token)}
+                return {"liveInventory": await fetch_inventory(url, self.timeout, self.token, self.tls)}
             except ProbeFailed as exc:
                 return {"liveInventory": None, "liveInventoryError": exc.reason}
             except Exception:  # never let one server break the listing

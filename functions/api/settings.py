@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from functions.api.inventory import DEFAULT_URL_TEMPLATE, check_template
+from functions.api.inventory import DEFAULT_URL_TEMPLATE, check_template, client_tls
 from mcp_sentinel.client_address import Network, parse_networks
 from mcp_sentinel.identity.passwords import HashParams
 from mcp_sentinel.identity.tokens import KeyRing
@@ -72,6 +72,11 @@ class ApiSettings:
     # and how long a result is reused.
     inventory_url_template: str = DEFAULT_URL_TEMPLATE
     inventory_token: str = ""
+    # For gateways serving TLS with client certificates (sidecar mTLS mode): the API's client
+    # certificate and key, and the CA that signed the gateways' server certificates.
+    inventory_tls_cert_file: str = ""
+    inventory_tls_key_file: str = ""
+    inventory_tls_ca_file: str = ""
     inventory_timeout_seconds: float = 3.0
     inventory_concurrency: int = 8
     inventory_cache_seconds: float = 30.0
@@ -94,6 +99,9 @@ class ApiSettings:
             raise ValueError("MCP_INVENTORY_CONCURRENCY must be at least 1")
         if self.inventory_cache_seconds < 0:
             raise ValueError("MCP_INVENTORY_CACHE_SECONDS must not be negative")
+        if bool(self.inventory_tls_cert_file) != bool(self.inventory_tls_key_file):
+            raise ValueError("MCP_INVENTORY_TLS_CERT_FILE and MCP_INVENTORY_TLS_KEY_FILE must be set together")
+        client_tls(self.inventory_tls_cert_file, self.inventory_tls_key_file, self.inventory_tls_ca_file)
         self.key_ring()  # fail at start-up on malformed or short JWT keys
 
     def key_ring(self) -> KeyRing | None:
@@ -172,6 +180,9 @@ class ApiSettings:
             stack_ports=e.get("SENTINEL_STACK_PORTS", ""),
             inventory_url_template=e.get("MCP_INVENTORY_URL_TEMPLATE", d.inventory_url_template).strip(),
             inventory_token=e.get("MCP_INVENTORY_TOKEN", "").strip(),
+            inventory_tls_cert_file=e.get("MCP_INVENTORY_TLS_CERT_FILE", "").strip(),
+            inventory_tls_key_file=e.get("MCP_INVENTORY_TLS_KEY_FILE", "").strip(),
+            inventory_tls_ca_file=e.get("MCP_INVENTORY_TLS_CA_FILE", "").strip(),
             inventory_timeout_seconds=num("MCP_INVENTORY_TIMEOUT_SECONDS", d.inventory_timeout_seconds),
             inventory_concurrency=int(num("MCP_INVENTORY_CONCURRENCY", d.inventory_concurrency)),
             inventory_cache_seconds=num("MCP_INVENTORY_CACHE_SECONDS", d.inventory_cache_seconds),

@@ -33,6 +33,8 @@ from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
 from tests.api.conftest import ADMIN_KEY, Api, AppFactory
 from tests.fixtures.kube import *  # noqa: F403 - kube_cluster, kube_namespace
 from tests.fixtures.kube import LocalKube
+from tests.fixtures.pki import Pki
+from tests.fixtures.sidecar import SidecarProcess
 
 ADMIN = {"x-api-key": ADMIN_KEY}
 LOCAL = "http://127.0.0.1:{port}{path}"
@@ -367,3 +369,45 @@ async def test_through_the_sidecars_inventory_path_as_in_a_cluster(
         assert got["server-a"]["liveInventory"] is None
         assert "refused" in got["server-a"]["liveInventoryError"]
         assert "401" in got["server-a"]["liveInventoryError"]
+
+
+async def test_through_a_tls_gateway_with_the_apis_client_certificate(
+    make_api: AppFactory, kube_cluster: LocalKube, servers: Servers, tmp_path: Path
+) -> None:
+    # A gateway in mTLS mode completes no handshake without a client certificate from its CA.
+    pki = Pki.create(tmp_path)
+    server_cert = pki.leaf("gateway", server=True)
+    api_cert = pki.leaf("api", uris=("spiffe://example.org/ns/mcp-sentinel/sa/api",))
+    cfg = StackConfig(data_dir=tmp_path, ports=kube_cluster.cfg.ports)
+    env = {**sidecars_part.sidecar_env(cfg, "server-a", "sidecar_a", "sidecar_a_metrics"),
+           "TLS_CERT_FILE": str(server_cert[0]), "TLS_KEY_FILE": str(server_cert[1]),
+           "TLS_CLIENT_CA_FILE": str(pki.ca_file)}
+    sidecars_part.seed_policy(cfg, "server-a")
+    sc = await asyncio.to_thread(SidecarProcess, env, tmp_path / "sc.log", pki.client_context(api_cert))
+    template = "https://127.0.0.1:{gatewayPort}/.sentinel/inventory{path}"
+    try:
+        api = await make_api(inventory_url_template=template, inventory_token=cfg.inventory_token,
+                             inventory_tls_cert_file=str(api_cert[0]), inventory_tls_key_file=str(api_cert[1]),
+                             inventory_tls_ca_file=str(pki.ca_file), _backends={"kube": kube_cluster.api})
+        got, _ = await listing(api, "mcp-servers")
+        assert sorted(t["name"] for t in got["server-a"]["liveInventory"]["tools"]) == SAMPLE_TOOLS, got["server-a"]
+        # Without the client certificate the gateway refuses the handshake: no inventory, a reason.
+        bare = await make_api(inventory_url_template=template, inventory_token=cfg.inventory_token,
+                              inventory_tls_ca_file=str(pki.ca_file), _backends={"kube": kube_cluster.api})
+        got, _ = await listing(bare, "mcp-servers")
+        assert got["server-a"]["liveInventory"] is None and got["server-a"]["liveInventoryError"]
+    finally:
+        sc.stop()
+
+
+def test_inventory_tls_settings_are_checked_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="set together"):
+        ApiSettings.from_env({"MCP_INVENTORY_TLS_CERT_FILE": "/c.pem"})
+    with pytest.raises(ValueError, match="cannot load the inventory TLS files"):
+        ApiSettings.from_env({"MCP_INVENTORY_TLS_CERT_FILE": str(tmp_path / "no.pem"),
+                              "MCP_INVENTORY_TLS_KEY_FILE": str(tmp_path / "no.key")})
+    pki = Pki.create(tmp_path)
+    cert, key = pki.leaf("api")
+    s = ApiSettings.from_env({"MCP_INVENTORY_TLS_CERT_FILE": str(cert), "MCP_INVENTORY_TLS_KEY_FILE": str(key),
+                              "MCP_INVENTORY_TLS_CA_FILE": str(pki.ca_file)})
+    assert s.inventory_tls_ca_file == str(pki.ca_file)

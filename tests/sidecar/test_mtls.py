@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
-import ipaddress
 import json
 import socket
 import ssl
@@ -18,80 +16,19 @@ from typing import Any
 import httpx2
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mcp_sentinel.policy import AuthBlock, SessionBinding, compute_revision, parse_document, to_pretty_json
 from mcp_sentinel.policy.evaluate import CompiledPolicy
 from mcp_sentinel.stack.config import Ports
 from sidecar.mtls import parse_spiffe
 from sidecar.settings import SettingsError, SidecarSettings
+from tests.fixtures.pki import Pki
 from tests.fixtures.sidecar import SidecarProcess
 
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policies" / "server-a.json"
 DOMAIN = "example.org"
 INGRESS_ID = f"spiffe://{DOMAIN}/ns/ingress/sa/gateway"
 SPIFFE_HEADER = "X-MCP-Verified-SPIFFE-ID"
-
-
-# -- certificates --------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Pki:
-    folder: Path
-    ca_key: Any
-    ca_cert: x509.Certificate
-    ca_file: Path
-
-    @classmethod
-    def create(cls, folder: Path, name: str = "test-ca") -> Pki:
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        ca_file = folder / f"{name}.pem"
-        ca_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return cls(folder, key, cert, ca_file)
-
-    def leaf(self, name: str, *, server: bool = False, uris: tuple[str, ...] = ()) -> tuple[Path, Path]:
-        """Write `<name>.crt` / `<name>.key` signed by this CA; returns their paths."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
-        if server:
-            sans += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(self.ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(self.ca_key, hashes.SHA256())
-        crt, pem = self.folder / f"{name}.crt", self.folder / f"{name}.key"
-        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-        return crt, pem
-
-    def client_context(self, cert: tuple[Path, Path] | None) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        if cert is not None:
-            ctx.load_cert_chain(str(cert[0]), str(cert[1]))
-        return ctx
 
 
 # -- the policy and the upstream -----------------------------------------------------------------

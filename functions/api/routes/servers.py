@@ -24,7 +24,7 @@ from pydantic import Field
 from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
 from functions.api.context import ApiContext
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
-from functions.api.inventory import InventoryProber
+from functions.api.inventory import InventoryProber, client_tls
 from functions.api.routes.governance import Loose, team_of_namespace
 from functions.api.routes.governance_scope import (
     SIDE_EFFECTS,
@@ -112,6 +112,7 @@ def prober(ctx: ApiContext) -> InventoryProber:
     built = InventoryProber(
         s.inventory_url_template, timeout=s.inventory_timeout_seconds, concurrency=s.inventory_concurrency,
         cache_seconds=s.inventory_cache_seconds, token=s.inventory_token,
+        tls=client_tls(s.inventory_tls_cert_file, s.inventory_tls_key_file, s.inventory_tls_ca_file),
     )  # fmt: skip
     ctx.extras["inventory"] = built
     return built
