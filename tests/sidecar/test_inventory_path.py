@@ -13,7 +13,7 @@ import httpx2
 from aiohttp import web
 
 from mcp_sentinel.stack.config import Ports
-from tests.fixtures.sidecar import ALICE, BOB, SidecarProcess, SidecarStack, mcp_client
+from tests.fixtures.sidecar import ALICE, BOB, SidecarProcess, SidecarStack, mcp_client, serve_app
 
 TOKEN_HEADER = "X-Sentinel-Inventory-Token"
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policies" / "server-a.json"
@@ -72,9 +72,7 @@ async def test_disabled_without_a_token_and_the_token_never_reaches_the_server(t
 
     app = web.Application()
     app.router.add_post("/mcp", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", ports.sample_mcp).start()
+    runner = await serve_app(app, ports.sample_mcp)
     base_env = {"METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
                 "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(POLICY)}
     off = await asyncio.to_thread(SidecarProcess, {**base_env, "PORT": str(ports.sidecar_a)}, tmp_path / "off.log")

@@ -23,7 +23,7 @@ from mcp_sentinel.stack.config import Ports
 from sidecar.mtls import parse_spiffe
 from sidecar.settings import SettingsError, SidecarSettings
 from tests.fixtures.pki import Pki
-from tests.fixtures.sidecar import SidecarProcess
+from tests.fixtures.sidecar import SidecarProcess, serve_app
 
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policies" / "server-a.json"
 DOMAIN = "example.org"
@@ -58,10 +58,7 @@ async def _upstream(port: int) -> web.AppRunner:
 
     app = web.Application()
     app.router.add_post("/mcp", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+    return await serve_app(app, port)
 
 
 def _env(ports: Ports, policy: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mcp_sentinel.policy import AuthBlock, compute_revision, parse_document, to_pretty_json
 from mcp_sentinel.stack.config import Ports
-from tests.fixtures.sidecar import SidecarProcess
+from tests.fixtures.sidecar import SidecarProcess, serve_app
 
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policies" / "server-a.json"
 AUD = "https://mcp.example.com/server-a"
@@ -52,10 +52,7 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
     up_app.router.add_post("/mcp", upstream)
     runners = []
     for app, port in ((iss_app, ports.api), (up_app, ports.sample_mcp)):
-        r = web.AppRunner(app, access_log=None)
-        await r.setup()
-        await web.TCPSite(r, "127.0.0.1", port).start()
-        runners.append(r)
+        runners.append(await serve_app(app, port))
 
     doc = parse_document(POLICY.read_bytes())
     doc = dataclasses.replace(doc, auth=AuthBlock(mode="oauth", issuer_url=issuer, audience=AUD), revision="")
