@@ -145,9 +145,20 @@ async def admin_check(request: Request) -> Response:
         if found:
             return Response(status_code=204)
     session = await ctx.session(request)
-    if session is not None and session.is_admin:
-        return Response(status_code=204)
-    return error(401, "unauthorized", "admin session or admin API key required")
+    if session is None or not session.is_admin:
+        return error(401, "unauthorized", "admin session or admin API key required")
+    # The role cached in the session may be hours old: ask the API who the session's credential is
+    # now, so a demoted, disabled or deleted admin loses admin tools at once. No answer, no access.
+    try:
+        current = await ctx.login.principal(Credential(session.cred_kind, session.credential, None),
+                                             ctx.client_ip(request))
+    except LoginFailed as exc:
+        if exc.status == 401:
+            return error(401, "unauthorized", "the session's credential is no longer valid")
+        return error(503, "admin_check_unavailable", "could not confirm the admin role with the API")
+    if current.get("role") != "admin":
+        return error(403, "forbidden", "the session's user is no longer an admin")
+    return Response(status_code=204)
 
 
 # Order matters: a POST-only route only partially matches a GET, so the catch-all after it answers.
