@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 
 import httpx
 import psycopg
+from starlette.testclient import TestClient
 
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.postgres import postgres_dsn
 from tests.ui.conftest import login
 
 PASSWORD = "admin-password-1234"
+MakeClient = Callable[..., TestClient]
 
 
 def _closed_port() -> int:
@@ -37,7 +40,7 @@ def _new_admin(backend: StackConfig) -> tuple[str, str]:
     return email, str(r.json()["user"]["id"])
 
 
-def test_demoted_admin_is_refused_on_the_next_check(make_client, backend: StackConfig) -> None:
+def test_demoted_admin_is_refused_on_the_next_check(make_client: MakeClient, backend: StackConfig) -> None:
     email, _ = _new_admin(backend)
     c = make_client()
     assert login(c, (email, PASSWORD))["principal"]["role"] == "admin"
@@ -51,7 +54,7 @@ def test_demoted_admin_is_refused_on_the_next_check(make_client, backend: StackC
     assert c.get("/api/auth/me").json()["principal"]["role"] == "user"
 
 
-def test_disabled_admin_is_refused_on_the_next_check(make_client, backend: StackConfig) -> None:
+def test_disabled_admin_is_refused_on_the_next_check(make_client: MakeClient, backend: StackConfig) -> None:
     email, user_id = _new_admin(backend)
     c = make_client()
     login(c, (email, PASSWORD))
@@ -62,7 +65,7 @@ def test_disabled_admin_is_refused_on_the_next_check(make_client, backend: Stack
     assert c.get("/auth/admin-check").status_code == 401
 
 
-def test_admin_check_fails_closed_when_the_api_does_not_answer(make_client, backend: StackConfig) -> None:
+def test_admin_check_fails_closed_when_the_api_does_not_answer(make_client: MakeClient, backend: StackConfig) -> None:
     email, _ = _new_admin(backend)
     c = make_client()
     login(c, (email, PASSWORD))
