@@ -27,6 +27,7 @@ from functions.api.routes.governance_scope import (
     check_trust,
     meta,
     sync_policy,
+    team_for,
     team_namespaces,
 )
 from functions.api.routes.runtime_deps import Kube, kcall
@@ -79,7 +80,9 @@ def _rank(trust: str) -> int:
     return TRUST.index(trust) + 1 if trust in TRUST else 1
 
 
-def _matches(p: Principal, human: str, agent: str, grant: dict[str, Any]) -> bool:
+def _matches(p: Principal, human: str, agent: str, grant: dict[str, Any], *, member: bool) -> bool:
+    """Whether `grant` covers this caller; outside the namespace's team only a grant that names the
+    caller (its human id, or one of its teams: delegation) does, never an agent-only grant."""
     spec = grant.get("spec") or {}
     if spec.get("disabled") is True:
         return False
@@ -90,7 +93,10 @@ def _matches(p: Principal, human: str, agent: str, grant: dict[str, Any]) -> boo
         return False
     if g_agent and g_agent != agent:
         return False
-    if g_team and not p.is_admin and g_team not in {t.id for t in p.teams}:
+    mine = g_team in {t.id for t in p.teams}
+    if g_team and not p.is_admin and not mine:
+        return False
+    if not member and not (g_human or mine):
         return False
     return any((g_human, g_agent, g_team))
 
@@ -123,20 +129,26 @@ async def adapter_session(request: Request, body: AdapterSessionIn, kube: Kube, 
     check_name("namespace", ns, label=True)
     requested = check_trust(body.requestedTrust, "requestedTrust") or "low"
     ttl = parse_duration(body.requestedTTL)
+    # Outside the namespace's team, a missing server, a missing namespace and a server without a
+    # grant naming the caller all get this one answer, so the route cannot map other teams' servers.
+    member = p.is_admin or team_for(p, ns) is not None
+    no_grant = forbidden(f"no enabled grant on {ns}/{server} matches human {human} and agent {agent}")
     try:
         server_obj = await kcall(kube.servers.get, ns, server)
     except ApiError as exc:
         if exc.status == 404:
+            if not member:
+                raise no_grant from None
             raise not_found(f'MCPServer "{server}" not found in namespace "{ns}"') from None
         raise
     grants = [
         g for g in await kcall(kube.grants.list, ns)
         if ((g.get("spec") or {}).get("serverRef") or {}).get("name") == server
         and (((g.get("spec") or {}).get("serverRef") or {}).get("namespace") or ns) == ns
-        and _matches(p, human, agent, g)
+        and _matches(p, human, agent, g, member=member)
     ]
     if not grants:
-        raise forbidden(f"no enabled grant on {ns}/{server} matches human {human} and agent {agent}")
+        raise no_grant
     # Highest maxTrust first; the oldest grant wins a tie (stable, and not changeable by adding grants).
     grants.sort(key=_created)
     grants.sort(key=lambda g: -_rank(str((g.get("spec") or {}).get("maxTrust") or "low")))

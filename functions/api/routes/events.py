@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from functions.api.auth import AdminPrincipal, AnyPrincipal
 from functions.api.errors import ApiError, bad_request, forbidden
 from functions.api.routes.admin import parse_time
-from functions.api.routes.governance_scope import check_name, observes
+from functions.api.routes.governance_scope import administers, check_name, observes
 from functions.api.routes.runtime_deps import Events, kcall, qcall, require_kube
 from mcp_sentinel.storage.queries import FILTER_NAMES, MAX_OFFSET, Cursor, EventFilter, EventPage
 
@@ -132,6 +132,7 @@ async def server_events(
     check_name("namespace", namespace, label=True)
     check_name("server", server)
     n = int_param("limit", limit, 20, 1, 100)
+    full = p.is_admin
     if not p.is_admin:
         kube = require_kube(request)
         try:
@@ -142,5 +143,19 @@ async def server_events(
             raise forbidden("forbidden server") from None
         if not observes(p, namespace, obj):
             raise forbidden("forbidden server")
+        full = administers(p, namespace, obj)
     rows = await qcall(events.server_events, namespace, server, n)
-    return {"events": [e.to_dict() for e in rows]}
+    if full:
+        return {"events": [e.to_dict() for e in rows]}
+    return {"events": [redacted(e.to_dict()) for e in rows], "redacted": list(REDACTED_COLUMNS)}
+
+
+# What a team member who does not administer the server must not read: who called (identity),
+# under which session, and the stored payload (arguments, reasons, everything else). Upstream
+# shows server events to server administrators only; members keep the operational columns.
+REDACTED_COLUMNS = ("trace_id", "human_id", "agent_id", "session_id", "subject_team_id", "payload")
+
+
+def redacted(event: dict[str, Any]) -> dict[str, Any]:
+    """An event row without the columns plain members may not see."""
+    return {k: v for k, v in event.items() if k not in REDACTED_COLUMNS}

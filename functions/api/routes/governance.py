@@ -238,16 +238,25 @@ async def _servers(kube: SentinelKube, namespace: str) -> list[dict[str, Any]]:
 async def load_owned(
     kube: SentinelKube, p: Principal, resources: CustomResources, namespace: str, name: str
 ) -> dict[str, Any]:
-    """One object the caller administers; 404 absent, 403 not allowed (checked before existence for outsiders)."""
+    """One object the caller administers; 404 absent, 403 not allowed.
+
+    Grants and sessions are visible only to their servers' administrators, so whoever might not
+    administer the server (outsiders, plain members) gets the same 403 for an absent object as for
+    one it may not touch: the answer never tells them which names exist. Admins and the owners of
+    the namespace's team (who administer every server in it) get 404.
+    """
     check_name("namespace", namespace, label=True)
     check_name("name", name)
-    if not p.is_admin and namespace not in [t.namespace for t in p.teams]:
+    team = team_for(p, namespace)
+    if not p.is_admin and team is None:
         raise forbidden("forbidden namespace")
     try:
         obj = await kcall(resources.get, namespace, name)
     except ApiError as exc:
         if exc.status == 404:
-            raise not_found(f"{resources.kind.kind} {namespace}/{name} not found") from None
+            if p.is_admin or (team is not None and team.role == "owner"):
+                raise not_found(f"{resources.kind.kind} {namespace}/{name} not found") from None
+            raise forbidden("forbidden server") from None
         raise
     if not p.is_admin:
         ref = (obj.get("spec") or {}).get("serverRef") or {}
@@ -265,6 +274,36 @@ async def load_owned(
 def server_of(obj: dict[str, Any]) -> str:
     """The serverRef name of an access resource."""
     return str(((obj.get("spec") or {}).get("serverRef") or {}).get("name", ""))
+
+
+async def replaced_server(
+    kube: SentinelKube, p: Principal, resources: CustomResources, namespace: str, name: str
+) -> str | None:
+    """Before an apply replaces `namespace/name`: the server the existing object targets (None when new).
+
+    Applying under an existing name rewrites that object whatever server it protected, so the
+    caller must administer its *current* server too, or a member who administers one server
+    could take over (or silently drop) a grant on another server of the namespace: 403 otherwise.
+    """
+    try:
+        current = await kcall(resources.get, namespace, name)
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    old = server_of(current)
+    if p.is_admin:
+        return old
+    ref_ns = str(((current.get("spec") or {}).get("serverRef") or {}).get("namespace") or namespace)
+    try:
+        server = await kcall(kube.servers.get, ref_ns, old) if old else {}
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        server = {}
+    if not server or ref_ns != namespace or not administers(p, namespace, server):
+        raise forbidden(f"{resources.kind.kind} {namespace}/{name} exists on a server the caller does not administer")
+    return old
 
 
 @router.get("/grants")
@@ -317,8 +356,11 @@ async def apply_grant(request: Request, body: GrantIn, kube: Kube, p: AnyPrincip
         spec["toolRules"] = rules
     if body.disabled is not None:
         spec["disabled"] = body.disabled
+    previous = await replaced_server(kube, p, kube.grants, ns, name)
     obj = await upsert(kube.grants, ns, name, spec, keep=("disabled",))
     policy = await sync_policy(request, kube, ns, server_name)
+    if previous and previous != server_name:
+        await sync_policy(request, kube, ns, previous)  # the grant left that server: its policy drops it
     await audit(request, p, "grant_apply", f"grant/{ns}/{name}", ns)
     return {"grant": grant_summary(obj), "policy": policy}
 

@@ -23,6 +23,7 @@ from functions.api.routes.governance import (
     access_identity,
     default_team,
     load_owned,
+    replaced_server,
     server_of,
     subject_of,
     target_server,
@@ -145,8 +146,11 @@ async def apply_session(request: Request, body: SessionIn, kube: Kube, p: AnyPri
         spec["expiresAt"] = expires
     if body.revoked is not None:
         spec["revoked"] = body.revoked
+    previous = await replaced_server(kube, p, kube.sessions, ns, name)
     obj = await upsert(kube.sessions, ns, name, spec, keep=("revoked", "upstreamTokenSecretRef"))
     policy = await sync_policy(request, kube, ns, server_name)
+    if previous and previous != server_name:
+        await sync_policy(request, kube, ns, previous)
     await notify_expiry(request, obj)
     await audit(request, p, "session_apply", f"session/{ns}/{name}", ns)
     return {"session": session_summary(obj), "policy": policy}

@@ -45,7 +45,14 @@ class TeamUserCreate(BaseModel):
     role: str = "member"
 
 
-async def _team(store: IdentityStore, ref: str) -> Team:
+async def _team(store: IdentityStore, ref: str, p: Principal | None = None) -> Team:
+    """The team `ref` (id or slug); 404 when absent.
+
+    With `p`, a caller who is neither admin nor member gets 403 before the lookup, for existing
+    and unknown teams alike: a 404/403 difference would list other teams' slugs.
+    """
+    if p is not None and not p.is_admin and not any(ref in (t.id, t.slug) for t in p.teams):
+        raise forbidden("not a member of this team")
     team = await store.get_team(ref)
     if team is None:
         raise not_found("team not found")
@@ -110,7 +117,7 @@ async def create_team(request: Request, body: TeamCreate, store: Store, admin: A
 @router.get("/teams/{team_ref}")
 async def get_team(team_ref: str, store: Store, p: AnyPrincipal) -> dict[str, Any]:
     """One team (admins and members)."""
-    team = await _team(store, team_ref)
+    team = await _team(store, team_ref, p)
     if not _can_read(p, team):
         raise forbidden("not a member of this team")
     return {"team": team.to_json()}
@@ -132,7 +139,7 @@ async def delete_team(request: Request, team_ref: str, store: Store, admin: Admi
 @router.get("/teams/{team_ref}/members")
 async def list_members(team_ref: str, store: Store, p: AnyPrincipal) -> dict[str, Any]:
     """Members of a team (admins and members)."""
-    team = await _team(store, team_ref)
+    team = await _team(store, team_ref, p)
     if not _can_read(p, team):
         raise forbidden("not a member of this team")
     return {"members": [m.to_json() for m in await store.list_members(team.id)]}
@@ -143,7 +150,7 @@ async def put_member(
     request: Request, team_ref: str, user_id: str, body: MemberRole, store: Store, p: AnyPrincipal
 ) -> dict[str, Any]:
     """Add a member or change a role (admins and team owners)."""
-    team = await _team(store, team_ref)
+    team = await _team(store, team_ref, p)
     if not _can_manage(p, team):
         raise forbidden("team owner or admin required")
     if body.role not in ("owner", "member"):
@@ -164,7 +171,7 @@ async def delete_member(
     request: Request, team_ref: str, user_id: str, store: Store, p: AnyPrincipal
 ) -> dict[str, Any]:
     """Remove a member (admins and team owners)."""
-    team = await _team(store, team_ref)
+    team = await _team(store, team_ref, p)
     if not _can_manage(p, team):
         raise forbidden("team owner or admin required")
     try:
@@ -183,7 +190,7 @@ async def create_team_user(
     request: Request, team_ref: str, body: TeamUserCreate, store: Store, p: AnyPrincipal
 ) -> dict[str, Any]:
     """Create a user directly into a team (admins and team owners; password ≥ 12 characters)."""
-    team = await _team(store, team_ref)
+    team = await _team(store, team_ref, p)
     if not _can_manage(p, team):
         raise forbidden("team owner or admin required")
     email = validate_email(body.email)
