@@ -528,3 +528,19 @@ async def test_server_events_are_redacted_for_plain_members(world: World) -> Non
         assert not {"human_id", "agent_id", "session_id", "subject_team_id", "trace_id", "payload"} & set(event)
     assert "alice" not in plain.text and "sess-alice" not in plain.text
     assert set(body["redacted"]) >= {"human_id", "session_id", "payload"}
+
+
+async def test_usage_analytics_hide_other_peoples_identities_from_plain_members(world: World) -> None:
+    """The server-events rule cannot be sidestepped through usage analytics of the same namespace."""
+    c, red = world.api.client, world.names["red_ns"]
+    owner = (await c.get("/api/user/analytics/usage", headers=world.headers["red_owner"])).json()
+    assert {r["human_id"] for r in owner["recent"]} == {"alice"} and "redacted" not in owner
+    assert {a.get("human_id") for a in owner["actors"]} == {"alice"}
+    member = await c.get("/api/user/analytics/usage", params={"namespace": red}, headers=world.headers["red_member"])
+    body = member.json()
+    assert member.status_code == 200 and body["totals"]["events"] == owner["totals"]["events"] == 2
+    assert body["recent"] and all(r["server"] == "rsrv" and "human_id" not in r and "session_id" not in r
+                                  for r in body["recent"])
+    assert all("human_id" not in a and "agent_id" not in a for a in body["actors"] + body["tools"])
+    assert "alice" not in member.text and "sess-alice" not in member.text
+    assert body["redacted"] == ["human_id", "agent_id", "session_id"]

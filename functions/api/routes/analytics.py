@@ -16,6 +16,7 @@ from functions.api.auth import AdminPrincipal, AnyPrincipal, ctx_of
 from functions.api.errors import ApiError, bad_request, forbidden
 from functions.api.routes.events import MAX_FILTER_LEN, int_param
 from functions.api.routes.governance_scope import check_name, check_team_id, team_namespaces
+from functions.api.routes.redaction import member_usage
 from functions.api.routes.runtime_deps import Events, _kube, kcall, qcall
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.storage.queries import EventQueries, UsageQuery, usage
@@ -90,8 +91,10 @@ async def admin_usage(request: Request, events: Events, _admin: AdminPrincipal) 
 @router.get("/api/user/analytics/usage")
 async def user_usage(request: Request, events: Events, p: AnyPrincipal) -> dict[str, Any]:
     """The caller's usage view: admins get the admin view, others their teams' scope."""
-    q = admin_query(request) if p.is_admin else user_query(request, p)
-    return await _usage(events, q)
+    if p.is_admin:
+        return await _usage(events, admin_query(request))
+    q = user_query(request, p)
+    return member_usage(p, await _usage(events, q), q.namespaces)
 
 
 @router.get("/api/dashboard/summary")

@@ -17,6 +17,7 @@ from functions.api.auth import AdminPrincipal, AnyPrincipal
 from functions.api.errors import ApiError, bad_request, forbidden
 from functions.api.routes.admin import parse_time
 from functions.api.routes.governance_scope import administers, check_name, observes
+from functions.api.routes.redaction import EVENT_COLUMNS, redacted_event
 from functions.api.routes.runtime_deps import Events, kcall, qcall, require_kube
 from mcp_sentinel.storage.queries import FILTER_NAMES, MAX_OFFSET, Cursor, EventFilter, EventPage
 
@@ -147,15 +148,5 @@ async def server_events(
     rows = await qcall(events.server_events, namespace, server, n)
     if full:
         return {"events": [e.to_dict() for e in rows]}
-    return {"events": [redacted(e.to_dict()) for e in rows], "redacted": list(REDACTED_COLUMNS)}
+    return {"events": [redacted_event(e.to_dict()) for e in rows], "redacted": list(EVENT_COLUMNS)}
 
-
-# What a team member who does not administer the server must not read: who called (identity),
-# under which session, and the stored payload (arguments, reasons, everything else). Upstream
-# shows server events to server administrators only; members keep the operational columns.
-REDACTED_COLUMNS = ("trace_id", "human_id", "agent_id", "session_id", "subject_team_id", "payload")
-
-
-def redacted(event: dict[str, Any]) -> dict[str, Any]:
-    """An event row without the columns plain members may not see."""
-    return {k: v for k, v in event.items() if k not in REDACTED_COLUMNS}
