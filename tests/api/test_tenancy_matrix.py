@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from functions.api.app import create_app
 from functions.api.policy_sync import sync_server_policy
@@ -544,3 +546,39 @@ async def test_usage_analytics_hide_other_peoples_identities_from_plain_members(
     assert all("human_id" not in a and "agent_id" not in a for a in body["actors"] + body["tools"])
     assert "alice" not in member.text and "sess-alice" not in member.text
     assert body["redacted"] == ["human_id", "agent_id", "session_id"]
+
+
+# Outside red's team, any name answers like the real object: (template, the real object's name).
+PROBES = (
+    ("GET /api/runtime/grants/{red_ns}/NAME", "red-grant"),
+    ("GET /api/runtime/sessions/{red_ns}/NAME", "red-sess"),
+    ("DELETE /api/runtime/grants/{red_ns}/NAME", "red-grant"),
+    ("GET /api/runtime/servers/{red_ns}/NAME?live=false", "rsrv"),
+    ("GET /api/runtime/policy?namespace={red_ns}&server=NAME", "rsrv"),
+    ("GET /api/runtime/server-events?namespace={red_ns}&server=NAME", "rsrv"),
+    ("GET /api/runtime/observability/links?namespace={red_ns}&server=NAME", "rsrv"),
+    ("POST /api/runtime/adapter/sessions", "rsrv"),
+    ("GET /api/runtime/teams/NAME", "{red_team}"),
+)
+PROBERS = ("blue_owner", "blue_member", "blue_key", "outsider", "service")
+NAMES = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?\Z")
+
+
+@settings(max_examples=12, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(name=NAMES)
+async def test_outsiders_cannot_tell_which_names_exist(world: World, name: str) -> None:
+    """Property over object names: for callers outside team red, every probe answers an arbitrary
+    name exactly as it answers the existing object (status, code, message with the name swapped)."""
+    for template, real in PROBES:
+        real = _fill(real, world.names)
+
+        async def ask(caller: str, n: str, template: str = template) -> tuple[int, str, str]:
+            request = _fill(template.replace("NAME", n), world.names)
+            body = ({"serverName": n, "namespace": world.names["red_ns"], "agentID": "bot"}
+                    if "adapter" in template else None)
+            got = await _send(world, caller, request, body, {})
+            return got.status, got.error, re.sub(rf"(?<![\w-]){re.escape(n)}(?![\w-])", "NAME", got.message)
+
+        for caller in PROBERS:
+            assert await ask(caller, name) == await ask(caller, real), (caller, template, name)
