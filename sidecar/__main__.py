@@ -21,6 +21,9 @@ from sidecar.tls import CertReloader, TlsConfigError, server_context
 async def serve(settings: SidecarSettings, ssl_context: ssl.SSLContext | None = None) -> None:
     """Serve both listeners until a stop signal arrives; the proxy port speaks TLS with `ssl_context`."""
     state = build_state(settings)
+    state.store.check()
+    if state.store.refusal:  # the policy on disk at start cannot be enforced with this configuration
+        raise SettingsError(state.store.refusal)
     app = create_app(settings, state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     mrunner = web.AppRunner(create_metrics_app(state), access_log=None, handle_signals=False)
@@ -72,11 +75,15 @@ def main() -> None:
         print(f"sidecar: {exc}", file=sys.stderr)  # noqa: T201 - fatal configuration error
         raise SystemExit(2) from exc
     try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve(settings, ssl_context))
-    else:
-        uvloop.run(serve(settings, ssl_context))
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(serve(settings, ssl_context))
+        else:
+            uvloop.run(serve(settings, ssl_context))
+    except SettingsError as exc:
+        print(f"sidecar: {exc}", file=sys.stderr)  # noqa: T201 - fatal configuration error
+        raise SystemExit(2) from exc
 
 
 if __name__ == "__main__":

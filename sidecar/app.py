@@ -31,7 +31,7 @@ from mcp_sentinel import jsonrpc
 from mcp_sentinel.policy.types import AuthzRequest, Decision, Identity
 from sidecar.audit import AuditSender, AuditSpool, EventEncoder, sync_loop
 from sidecar.metrics import SidecarMetrics
-from sidecar.mtls import MTLS_REASONS, mtls_identity
+from sidecar.mtls import MTLS_REASONS, mtls_identity, policy_refusal
 from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity, preload
 from sidecar.policy_store import PolicyStore
 from sidecar.settings import SidecarSettings
@@ -921,7 +921,8 @@ def build_state(settings: SidecarSettings) -> SidecarState:
             doc = store.current.doc
             metrics.set_revision(doc.revision, doc.schema_version)
 
-    store = PolicyStore(settings.policy_file, poll_interval=settings.policy_poll_interval, on_reload=on_reload)
+    store = PolicyStore(settings.policy_file, poll_interval=settings.policy_poll_interval, on_reload=on_reload,
+                        accept=lambda p: policy_refusal(p, settings.trusted_proxy_spiffe_id))
     spool = None
     if settings.audit_spool_dir:
         spool = AuditSpool(settings.audit_spool_dir, max_bytes=settings.audit_spool_max_bytes)
