@@ -370,3 +370,21 @@ def test_arbitrary_strings_never_verify(token: str) -> None:
     keys = {"k": Ed25519PrivateKey.generate().public_key()}
     with pytest.raises(TokenRejected):
         verify(token, keys, NS, "srv")
+
+
+def test_the_key_file_is_reread_on_change_and_a_broken_one_keeps_the_previous_keys(tmp_path: Path) -> None:
+    from sidecar.inventory import KeyRing
+
+    old, public = _keypair(tmp_path, "old")
+    ring = KeyRing(str(public))
+    assert set(ring.current()) == {old.kid}
+    new, new_public = _keypair(tmp_path, "new")
+    public.write_bytes(public.read_bytes() + new_public.read_bytes())  # rotation: both keys for a while
+    ring._checked -= 10  # as if the check interval had passed
+    assert set(ring.current()) == {old.kid, new.kid}
+    public.write_text("half-written")
+    ring._checked -= 10
+    assert set(ring.current()) == {old.kid, new.kid}  # kept
+    public.write_bytes(new_public.read_bytes())
+    ring._checked -= 10
+    assert set(ring.current()) == {new.kid}
