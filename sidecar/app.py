@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from mcp_sentinel import jsonrpc
 from mcp_sentinel.policy.types import AuthzRequest, Decision, Identity
 from sidecar.audit import AuditSender, AuditSpool, EventEncoder, sync_loop
 from sidecar.metrics import SidecarMetrics
-from sidecar.mtls import MTLS_REASONS, mtls_identity
+from sidecar.mtls import MTLS_REASONS, mtls_identity, policy_refusal
 from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity, preload
 from sidecar.policy_store import PolicyStore
 from sidecar.settings import SidecarSettings
@@ -40,24 +39,11 @@ from sidecar.upstream import UpstreamError, UpstreamPool, header_block
 
 log = logging.getLogger("sidecar")
 
-# The API's live-inventory probe (functions/api/inventory.py): a token-gated, list-only path that
-# reaches the MCP server unfiltered and unaudited. Upstream instead skipped auditing any request
-# whose agent id was "mcp-runtime-live-inventory" (§4.8), which in header mode anyone can claim.
+# The API's live-inventory path lives on its own listener (sidecar/inventory.py); the public port
+# answers 404 for it. Upstream instead skipped auditing any request whose agent id was
+# "mcp-runtime-live-inventory" (§4.8), which in header mode anyone can claim.
 _INVENTORY = "/.sentinel/inventory"
 INVENTORY_TOKEN_HEADER = "X-Sentinel-Inventory-Token"
-_LIST_ONLY = frozenset(
-    {
-        "initialize",
-        "notifications/initialized",
-        "notifications/cancelled",
-        "ping",
-        "server/discover",
-        "tools/list",
-        "prompts/list",
-        "resources/list",
-        "resources/templates/list",
-    }
-)
 RESERVED_PREFIX = "/.sentinel"
 # Hop-by-hop headers (RFC 9110 §7.6.1) and headers the proxy recomputes.
 _HOP = frozenset(
@@ -302,46 +288,6 @@ class Sidecar:
             status=200, body=b"" if head else json.dumps(body).encode(), content_type="application/json"
         )
 
-    async def inventory(self, request: web.Request, policy: Any) -> web.StreamResponse:
-        """`/.sentinel/inventory/<mcp path>`: the upstream's own listings for the API's live inventory.
-
-        Needs `INVENTORY_TOKEN` configured and sent in `X-Sentinel-Inventory-Token`; carries only
-        handshake and listing methods (a `tools/call` is refused, so the token grants no tool use);
-        forwarded to `<mcp path>` unfiltered (the point is to see what the server really serves,
-        which per-caller filtering would hide) and not audited (it decides nothing about a caller).
-        """
-        state = self.state
-        count = state.metrics.inventory_requests
-        token = state.settings.inventory_token
-        if not token:
-            count.labels("disabled").inc()
-            return _plain_json(404, {"error": "inventory_disabled"})
-        given = request.headers.get(INVENTORY_TOKEN_HEADER, "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            count.labels("unauthorized").inc()
-            return _plain_json(401, {"error": "inventory_unauthorized"})
-        ex = Exchange(method=request.method, path=request.path, started=time.perf_counter(), policy=policy)
-        body: bytes | None = None
-        if request.method == "POST":
-            if (request.content_length or 0) > state.settings.max_body_bytes:
-                count.labels("bad_request").inc()
-                return _plain_json(413, {"error": "body_too_large"})
-            body = await request.read()
-            insp = jsonrpc.inspect_body(body)
-            if not insp.ok:
-                count.labels("bad_request").inc()
-                return _plain_json(400, {"error": "rpc_inspection_failed", "message": insp.error})
-            refused = [m.method for m in insp.messages if m.method and m.method not in _LIST_ONLY]
-            if refused:
-                count.labels("method_not_allowed").inc()
-                return _plain_json(403, {"error": "inventory_method_not_allowed", "method": refused[0]})
-        elif request.method not in ("GET", "DELETE"):
-            count.labels("method_not_allowed").inc()
-            return _plain_json(405, {"error": "method_not_allowed"})
-        count.labels("forwarded").inc()
-        upstream_path = request.raw_path[len(_INVENTORY) :] or "/"
-        return await self._forward(request, ex, body, "", path=upstream_path)
-
     # -- the pipeline --------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -352,7 +298,8 @@ class Sidecar:
         if path == _OAUTH_METADATA or path.startswith(_OAUTH_METADATA + "/"):
             return await self.oauth_metadata(request, policy)
         if path == _INVENTORY or path.startswith(_INVENTORY + "/"):
-            return await self.inventory(request, policy)
+            # Only on the inventory listener (sidecar/inventory.py); never reachable through the public port.
+            return _plain_json(404, {"error": "not_found"})
         ex = Exchange(method=request.method, path=path, started=time.perf_counter(), policy=policy)
         scope = _scope(state, policy)
         inflight = state.metrics.child(state.metrics.inflight, *scope)
@@ -921,7 +868,8 @@ def build_state(settings: SidecarSettings) -> SidecarState:
             doc = store.current.doc
             metrics.set_revision(doc.revision, doc.schema_version)
 
-    store = PolicyStore(settings.policy_file, poll_interval=settings.policy_poll_interval, on_reload=on_reload)
+    store = PolicyStore(settings.policy_file, poll_interval=settings.policy_poll_interval, on_reload=on_reload,
+                        accept=lambda p: policy_refusal(p, settings.trusted_proxy_spiffe_id))
     spool = None
     if settings.audit_spool_dir:
         spool = AuditSpool(settings.audit_spool_dir, max_bytes=settings.audit_spool_max_bytes)

@@ -50,6 +50,22 @@ _GUIDANCE = {
 }
 
 
+def policy_refusal(policy: CompiledPolicy, trusted_proxy_spiffe_id: str) -> str:
+    """Why this sidecar must not enforce `policy` ("" when it may).
+
+    An mTLS-mode policy without `TRUSTED_PROXY_SPIFFE_ID` would take the identity header from any
+    client certificate the CA ever signed, i.e. let every workload of the mesh claim any SPIFFE
+    identity. That is refused: at start-up the process exits, at run time the reload is refused and
+    the previous policy stays (counted as a failed reload, reported in /config/status).
+    """
+    auth = policy.doc.auth
+    mode = (auth.mode.strip().lower() if auth is not None and auth.mode else "") or "header"
+    if mode == "mtls" and not trusted_proxy_spiffe_id:
+        return ("auth.mode mtls needs TRUSTED_PROXY_SPIFFE_ID (the SPIFFE ID of the ingress that vouches for "
+                "the identity header); without it any certificate from the CA could claim any identity")
+    return ""
+
+
 def denial(reason: str) -> AuthFailure:
     """The 401 for an mTLS failure, with the guidance message clients see."""
     return AuthFailure(reason, 401, _GUIDANCE[reason])

@@ -42,7 +42,11 @@ class PolicyStore:
         *,
         poll_interval: float = 0.5,
         on_reload: Callable[[bool], None] | None = None,
+        accept: Callable[[Any], str] | None = None,
     ) -> None:
+        """`accept(compiled)` returns why this process must not run that policy ("" = fine): a
+        valid document the process's own configuration cannot enforce safely is refused like a
+        broken one (the last good policy stays), and `refusal` keeps the reason for start-up."""
         self.path = path
         self.poll_interval = poll_interval
         self.current: Any = None  # CompiledPolicy; swapped atomically, requests keep their snapshot
@@ -52,6 +56,8 @@ class PolicyStore:
         self._sig: tuple[int, int, int] | None = None
         self._digest = b""
         self._on_reload = on_reload or (lambda _ok: None)
+        self._accept = accept or (lambda _p: "")
+        self.refusal = ""
 
     def status(self) -> PolicyStatus:
         """A status snapshot for `/ready` and `/config/status`."""
@@ -99,6 +105,11 @@ class PolicyStore:
             return self._fail(str(exc))
         except (ValueError, TypeError) as exc:  # a malformed document must never take the sidecar down
             return self._fail(f"invalid policy document: {exc}")
+        refusal = self._accept(compiled)
+        if refusal:
+            self.refusal = refusal
+            return self._fail(refusal)
+        self.refusal = ""
         self.current = compiled
         self._digest = digest
         self.loaded_at = time.time()

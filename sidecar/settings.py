@@ -89,8 +89,10 @@ class SidecarSettings:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
     tls_reload_interval: float = 60.0
-    # Shared with the API (MCP_INVENTORY_TOKEN): enables /.sentinel/inventory; empty = disabled.
-    inventory_token: str = ""
+    # The live-inventory listener (sidecar/inventory.py): its port, and the PEM file of the API's
+    # Ed25519 public key(s) that enables it (empty = no listener). Needs MCP_SERVER_NAMESPACE/NAME.
+    inventory_port: int = 8099
+    inventory_public_keys_file: str = ""
 
     @property
     def tls_enabled(self) -> bool:
@@ -118,6 +120,13 @@ class SidecarSettings:
         proxy_id = s("TRUSTED_PROXY_SPIFFE_ID", "")
         if proxy_id and not proxy_id.lower().startswith("spiffe://"):
             raise SettingsError(f"TRUSTED_PROXY_SPIFFE_ID must be a spiffe:// URI, got {proxy_id!r}")
+        if env.get("INVENTORY_TOKEN", "").strip():
+            raise SettingsError("INVENTORY_TOKEN (one shared secret for every server) is no longer accepted: "
+                                "set INVENTORY_PUBLIC_KEYS_FILE to the API's inventory public key instead")
+        keys_file = s("INVENTORY_PUBLIC_KEYS_FILE", "")
+        if keys_file and not (s("MCP_SERVER_NAMESPACE", "") and s("MCP_SERVER_NAME", "")):
+            raise SettingsError("INVENTORY_PUBLIC_KEYS_FILE needs MCP_SERVER_NAMESPACE and MCP_SERVER_NAME: "
+                                "inventory tokens are bound to one server")
         prefix = s("STRIP_PREFIX", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
@@ -158,5 +167,6 @@ class SidecarSettings:
             tls_key_file=tls[1],
             tls_client_ca_file=tls[2],
             tls_reload_interval=max(0.05, _float(env, "TLS_RELOAD_INTERVAL", cls.tls_reload_interval)),
-            inventory_token=env.get("INVENTORY_TOKEN", "").strip(),
+            inventory_port=_int(env, "INVENTORY_PORT", cls.inventory_port),
+            inventory_public_keys_file=keys_file,
         )

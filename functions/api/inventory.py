@@ -5,15 +5,18 @@ The catalog (`GET /api/runtime/servers`) asks each listed server for `tools/list
 HTTP. The answer must be the server's own: its governance sidecar filters `tools/list` per caller.
 
 Where a server is asked comes from `MCP_INVENTORY_URL_TEMPLATE` (placeholders `{name}`,
-`{namespace}`, `{port}`, `{gatewayPort}`, `{path}`). The default goes through the server's
-sidecar, on the gateway port its Service exposes, to the sidecar's token-gated inventory path
-(`/.sentinel/inventory{path}`: list-only, unfiltered, unaudited; `MCP_INVENTORY_TOKEN` here must
-equal the sidecar's `INVENTORY_TOKEN`). That is the only way in a cluster, where a hardened pod
-serves its MCP server on loopback behind the sidecar. A template on `{port}` asks the server
-directly (the local stack does: nothing isolates it there). `{port}` is the MCPServer's
-`spec.port` (container port, CRD default 8088), `{gatewayPort}` its `spec.gateway.port` (8091),
-and `{path}` the MCP endpoint as the server sees it: `spec.ingressPath` without the public
-route's `/<publicPathPrefix>` segment (the ingress rewrites it away), `/mcp` when unset.
+`{namespace}`, `{port}`, `{gatewayPort}`, `{inventoryPort}`, `{path}`). The default goes to the
+server's sidecar, on its separate inventory listener (never the public gateway port; only the API
+may reach it), path `/.sentinel/inventory{path}`: list-only, unfiltered, unaudited. Every probe
+carries a token signed with `MCP_INVENTORY_SIGNING_KEY_FILE` whose audience is that one server
+(`mcp_sentinel.inventory_token`), so whoever runs the address a probe goes to (a team can point its
+Service anywhere) captures nothing that opens another server. That is the only way in a cluster,
+where a hardened pod serves its MCP server on loopback behind the sidecar. A template on `{port}`
+asks the server directly (the local stack does: nothing isolates it there). `{port}` is the
+MCPServer's `spec.port` (container port, CRD default 8088), `{gatewayPort}` its
+`spec.gateway.port` (8091), `{inventoryPort}` its `spec.gateway.inventoryPort` (8099), and
+`{path}` the MCP endpoint as the server sees it: `spec.ingressPath` without the public route's
+`/<publicPathPrefix>` segment (the ingress rewrites it away), `/mcp` when unset.
 
 Bounded work: each probe has its own deadline, at most `concurrency` probes run at once per API
 process, and a result (success or failure) is kept for `cache_seconds` under the server's uid,
@@ -35,17 +38,21 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp_sentinel.inventory_token import Signer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL_TEMPLATE = "http://{name}.{namespace}.svc.cluster.local:{gatewayPort}/.sentinel/inventory{path}"
+DEFAULT_URL_TEMPLATE = "http://{name}.{namespace}.svc.cluster.local:{inventoryPort}/.sentinel/inventory{path}"
 DEFAULT_PORT = 8088  # knative/crds/mcpserver.yaml: spec.port default
 DEFAULT_GATEWAY_PORT = 8091  # knative/crds/mcpserver.yaml: spec.gateway.port default
+DEFAULT_INVENTORY_PORT = 8099  # knative/crds/mcpserver.yaml: spec.gateway.inventoryPort default
 TOKEN_HEADER = "X-Sentinel-Inventory-Token"  # sidecar/app.py INVENTORY_TOKEN_HEADER
 DEFAULT_PATH = "/mcp"
 # Upstream's internal probe identity (§4.8); our gateways audit it like anyone else (a claimable
-# header must not switch auditing off) and answer the probe on their token-gated inventory path.
+# header must not switch auditing off) and answer the probe on their inventory listener.
 PROBE_AGENT_ID = "mcp-runtime-live-inventory"
 PAGE_CAP = 20  # pages followed per list
 ITEM_CAP = 1000  # items kept per list
@@ -63,15 +70,15 @@ DISABLED = "live inventory disabled (MCP_INVENTORY_URL_TEMPLATE is empty)"
 
 
 def check_template(template: str) -> None:
-    """Raise ValueError unless `template` builds an http(s) URL from the four placeholders."""
+    """Raise ValueError unless `template` builds an http(s) URL from the placeholders."""
     if not template:
         return
     try:
-        url = template.format(name="n", namespace="ns", port=1, gatewayPort=2, path="/mcp")
+        url = template.format(name="n", namespace="ns", port=1, gatewayPort=2, inventoryPort=3, path="/mcp")
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError(
-            "MCP_INVENTORY_URL_TEMPLATE may use only {name}, {namespace}, {port}, {gatewayPort} and {path}: "
-            f"{exc!r}"
+            "MCP_INVENTORY_URL_TEMPLATE may use only {name}, {namespace}, {port}, {gatewayPort}, {inventoryPort} "
+            f"and {{path}}: {exc!r}"
         ) from None
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"MCP_INVENTORY_URL_TEMPLATE must build an http:// or https:// URL, got {template!r}")
@@ -101,12 +108,14 @@ def probe_url(template: str, obj: dict[str, Any]) -> str:
         raise TargetError("invalid target: name or namespace is not a DNS name")
     port = _port(spec.get("port"), DEFAULT_PORT, "spec.port")
     gateway = spec.get("gateway")
-    gateway_port = _port(gateway.get("port") if isinstance(gateway, dict) else None, DEFAULT_GATEWAY_PORT,
-                         "spec.gateway.port")
+    gw = gateway if isinstance(gateway, dict) else {}
+    gateway_port = _port(gw.get("port"), DEFAULT_GATEWAY_PORT, "spec.gateway.port")
+    inventory_port = _port(gw.get("inventoryPort"), DEFAULT_INVENTORY_PORT, "spec.gateway.inventoryPort")
     path = server_path(name, spec)
     if not _PATH.match(path) or "/../" in path + "/" or "/./" in path + "/":
         raise TargetError("invalid target: spec.ingressPath is not a plain URL path")
-    return template.format(name=name, namespace=namespace, port=port, gatewayPort=gateway_port, path=path)
+    return template.format(name=name, namespace=namespace, port=port, gatewayPort=gateway_port,
+                           inventoryPort=inventory_port, path=path)
 
 
 def _port(value: Any, default: int, field: str) -> int:
@@ -285,12 +294,12 @@ class InventoryProber:
         timeout: float = 3.0,
         concurrency: int = 8,
         cache_seconds: float = 30.0,
-        token: str = "",
+        signer: Signer | None = None,
         tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.template = template
-        self.token = token
+        self.signer = signer
         self.tls = tls
         self.timeout = timeout
         self.cache_seconds = cache_seconds
@@ -298,10 +307,12 @@ class InventoryProber:
         self._limit = asyncio.Semaphore(concurrency)
         self._cache: dict[tuple[str, ...], _Entry] = {}
 
-    async def _probe(self, url: str) -> dict[str, Any]:
+    async def _probe(self, url: str, namespace: str, name: str) -> dict[str, Any]:
         async with self._limit:
             try:
-                return {"liveInventory": await fetch_inventory(url, self.timeout, self.token, self.tls)}
+                # Minted when the probe starts (it may have queued), for this server only.
+                token = self.signer.mint(namespace, name) if self.signer is not None else ""
+                return {"liveInventory": await fetch_inventory(url, self.timeout, token, self.tls)}
             except ProbeFailed as exc:
                 return {"liveInventory": None, "liveInventoryError": exc.reason}
             except Exception:  # never let one server break the listing
@@ -331,7 +342,7 @@ class InventoryProber:
         if entry is not None and (not entry.task.done() or entry.expires > now):
             return entry.task
         self._prune(now)
-        task = asyncio.create_task(self._probe(url), name=f"inventory {key[0]}/{key[1]}")
+        task = asyncio.create_task(self._probe(url, key[0], key[1]), name=f"inventory {key[0]}/{key[1]}")
         new = _Entry(task)
         task.add_done_callback(lambda _t: setattr(new, "expires", self.clock() + self.cache_seconds))
         self._cache[key] = new

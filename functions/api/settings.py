@@ -9,6 +9,7 @@ from functions.api.inventory import DEFAULT_URL_TEMPLATE, check_template, client
 from mcp_sentinel.client_address import Network, parse_networks
 from mcp_sentinel.identity.passwords import HashParams
 from mcp_sentinel.identity.tokens import KeyRing
+from mcp_sentinel.inventory_token import load_signing_key
 
 
 def _csv(value: str | None) -> frozenset[str]:
@@ -67,11 +68,12 @@ class ApiSettings:
     sentinel_run_dir: str = ""
     stack_ports: str = ""
     # Live inventory of `/api/runtime/servers` (functions/api/inventory.py): where each MCP server
-    # is probed (placeholders {name} {namespace} {port} {gatewayPort} {path}; empty disables
-    # probing), the sidecars' inventory token, the per-server timeout, how many probes run at once
-    # and how long a result is reused.
+    # is probed (placeholders {name} {namespace} {port} {gatewayPort} {inventoryPort} {path}; empty
+    # disables probing), the Ed25519 key that signs each probe's per-server token (the sidecars hold
+    # its public key; mcp_sentinel/inventory_token.py), the per-server timeout, how many probes run
+    # at once and how long a result is reused.
     inventory_url_template: str = DEFAULT_URL_TEMPLATE
-    inventory_token: str = ""
+    inventory_signing_key_file: str = ""
     # For gateways serving TLS with client certificates (sidecar mTLS mode): the API's client
     # certificate and key, and the CA that signed the gateways' server certificates.
     inventory_tls_cert_file: str = ""
@@ -102,6 +104,8 @@ class ApiSettings:
         if bool(self.inventory_tls_cert_file) != bool(self.inventory_tls_key_file):
             raise ValueError("MCP_INVENTORY_TLS_CERT_FILE and MCP_INVENTORY_TLS_KEY_FILE must be set together")
         client_tls(self.inventory_tls_cert_file, self.inventory_tls_key_file, self.inventory_tls_ca_file)
+        if self.inventory_signing_key_file:
+            load_signing_key(self.inventory_signing_key_file)  # fail at start-up on a missing or wrong key
         self.key_ring()  # fail at start-up on malformed or short JWT keys
 
     def key_ring(self) -> KeyRing | None:
@@ -120,6 +124,9 @@ class ApiSettings:
         """Build from an environment mapping (raises ValueError with the variable name on bad values)."""
         d = cls()
         e = environ
+        if e.get("MCP_INVENTORY_TOKEN", "").strip():
+            raise ValueError("MCP_INVENTORY_TOKEN (one secret shared with every gateway) is no longer accepted: "
+                             "set MCP_INVENTORY_SIGNING_KEY_FILE (an Ed25519 private key; gateways get its public key)")
 
         def num(name: str, default: float) -> float:
             raw = e.get(name, "").strip()
@@ -179,7 +186,7 @@ class ApiSettings:
             sentinel_run_dir=e.get("SENTINEL_RUN_DIR", ""),
             stack_ports=e.get("SENTINEL_STACK_PORTS", ""),
             inventory_url_template=e.get("MCP_INVENTORY_URL_TEMPLATE", d.inventory_url_template).strip(),
-            inventory_token=e.get("MCP_INVENTORY_TOKEN", "").strip(),
+            inventory_signing_key_file=e.get("MCP_INVENTORY_SIGNING_KEY_FILE", "").strip(),
             inventory_tls_cert_file=e.get("MCP_INVENTORY_TLS_CERT_FILE", "").strip(),
             inventory_tls_key_file=e.get("MCP_INVENTORY_TLS_KEY_FILE", "").strip(),
             inventory_tls_ca_file=e.get("MCP_INVENTORY_TLS_CA_FILE", "").strip(),

@@ -81,6 +81,7 @@ def demo_objects(cfg: StackConfig) -> list[tuple[CustomKind, dict[str, Any]]]:
                         "gateway": {
                             "enabled": True,
                             "port": getattr(cfg.ports, sidecar_port),
+                            "inventoryPort": getattr(cfg.ports, sidecar_port + "_inventory"),
                             "upstreamURL": cfg.url("sample_mcp"),
                         },
                         "analytics": {"source": f"{server}-gateway", "eventType": "mcp.request"},

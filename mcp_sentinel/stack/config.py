@@ -38,6 +38,8 @@ class Ports:
     sidecar_a_metrics: int = 9103
     sidecar_b: int = 8092
     sidecar_b_metrics: int = 9113
+    sidecar_a_inventory: int = 8093
+    sidecar_b_inventory: int = 8094
     clickhouse_http: int = 18123
     kafka: int = 19092
     s3: int = 19300
@@ -77,7 +79,6 @@ class StackConfig:
     admin_api_key: str = "sentinel-local-admin-key"
     ingest_api_key: str = "sentinel-local-ingest-key"
     jwt_secret: str = "sentinel-local-jwt-secret-change-me-in-production"
-    inventory_token: str = "sentinel-local-inventory-token"
     namespace: str = "mcp-servers"
 
     def url(self, port_name: str, path: str = "") -> str:
@@ -87,6 +88,22 @@ class StackConfig:
     def policy_file(self, server: str, namespace: str = "mcp-servers") -> Path:
         """Where the API renders a server's policy in local mode and its sidecar reads it."""
         return self.data_dir / "policies" / namespace / f"{server}.json"
+
+    def inventory_keys(self) -> tuple[Path, Path]:
+        """The local live-inventory key pair (private for the API, public for the sidecars), made on first use.
+
+        Production has the API's key in a Secret and the public key in a ConfigMap (knative/config.yaml).
+        """
+        from mcp_sentinel.inventory_token import generate_pem, load_signing_key, public_pem
+
+        private, public = self.path("inventory", "signing.pem"), self.path("inventory", "public.pem")
+        if not (private.exists() and public.exists()):
+            private.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(generate_pem())
+            public.write_bytes(public_pem(load_signing_key(str(private))))
+        return private, public
 
     @property
     def kubeconfig(self) -> Path:

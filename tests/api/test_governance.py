@@ -220,6 +220,35 @@ async def test_adapter_sessions(gov: Gov) -> None:
     assert r.status_code == 404
 
 
+async def test_adapter_session_names_are_random_not_derived_from_the_identity(gov: Gov) -> None:
+    # Upstream named the session sha256(human, agent, team, server)[:16]: anyone could compute a
+    # victim's session header. Names must be fresh randomness, and the caller's session is found by its spec.
+    import hashlib
+
+    c = gov.api.client
+    assert (await c.post("/api/runtime/grants", json=grant(gov), headers=ADMIN)).status_code == 200
+    ask = {"serverName": "srv", "agentID": "bot", "requestedTrust": "low", "requestedTTL": "10m"}
+    derived = "adapter-" + hashlib.sha256(
+        "\x00".join((gov.member_id, "bot", gov.team["id"], "srv")).encode()).hexdigest()[:16]
+    names = []
+    for _ in range(3):  # the same identity, three times: mint, reuse, then (after deletion) mint again
+        first = (await c.post("/api/runtime/adapter/sessions", json=ask, headers=gov.member)).json()
+        again = (await c.post("/api/runtime/adapter/sessions", json=ask, headers=gov.member)).json()
+        assert again["reused"] is True and again["name"] == first["name"]  # found by spec, not by name
+        assert re.fullmatch(r"adapter-[0-9a-f]{16}", first["name"]) and first["name"] != derived
+        names.append(first["name"])
+        assert (await c.delete(f"/api/runtime/sessions/{gov.ns}/{first['name']}", headers=ADMIN)).status_code == 200
+    assert len(set(names)) == 3, names  # two sessions for the same identity never share a name
+    # A changed trust updates the caller's existing session in place (no second session, same name).
+    await c.post("/api/runtime/grants", json=grant(gov, maxTrust="high"), headers=ADMIN)
+    low = (await c.post("/api/runtime/adapter/sessions", json=ask, headers=gov.member)).json()
+    high = (await c.post("/api/runtime/adapter/sessions", json={**ask, "requestedTrust": "high"},
+                         headers=gov.member)).json()
+    assert high["reused"] is False and high["name"] == low["name"] and high["consentedTrust"] == "high"
+    mine = [s for s in gov.policy_file()["sessions"] if s["name"].startswith("adapter-")]
+    assert [s["name"] for s in mine] == [low["name"]]
+
+
 async def test_rendered_policy_route(gov: Gov) -> None:
     c = gov.api.client
     await c.post("/api/runtime/grants", json=grant(gov), headers=ADMIN)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from functions.api.inventory import DEFAULT_URL_TEMPLATE, DISABLED, NOT_MCP, PENDING, UNREACHABLE, server_path
@@ -150,6 +151,7 @@ async def test_live_inventory_of_real_servers_and_drift_both_ways(
 
     assistant = got["assistant"]
     live = assistant["liveInventory"]
+    assert live is not None, assistant.get("liveInventoryError")
     assert sorted(t["name"] for t in live["tools"]) == SAMPLE_TOOLS
     assert next(t for t in live["tools"] if t["name"] == "search")["description"].startswith("Titles of documents")
     assert live["prompts"] == [] and live["resources"] == [] and RFC3339.match(live["probedAt"])
@@ -344,37 +346,82 @@ def test_settings_read_and_check_the_inventory_variables() -> None:
 
 
 
-GATEWAY = "http://127.0.0.1:{gatewayPort}/.sentinel/inventory{path}"
+GATEWAY = "http://127.0.0.1:{inventoryPort}/.sentinel/inventory{path}"
 
 
-async def test_through_the_sidecars_inventory_path_as_in_a_cluster(
+async def test_through_the_sidecars_inventory_listener_as_in_a_cluster(
     make_api: AppFactory, kube_cluster: LocalKube, servers: Servers, tmp_path: Path
 ) -> None:
-    # The cluster default: the probe goes to each server's gateway port (the seeded demo servers
-    # name the stack's sidecar ports), where the sidecar answers its token-gated inventory path.
-    assert DEFAULT_URL_TEMPLATE.endswith(":{gatewayPort}/.sentinel/inventory{path}")
+    # The cluster default: the probe goes to each server's inventory port (the seeded demo servers
+    # name the stack's sidecar ports), where the sidecar verifies the API's per-server signed token.
+    assert DEFAULT_URL_TEMPLATE.endswith(":{inventoryPort}/.sentinel/inventory{path}")
     cfg = StackConfig(data_dir=tmp_path, ports=kube_cluster.cfg.ports)
+    key = str(cfg.inventory_keys()[0])
     with Supervisor(cfg) as sup:
         sup.start_all(sidecars_part.components(cfg))
-        api = await make_api(inventory_url_template=GATEWAY, inventory_token=cfg.inventory_token,
+        api = await make_api(inventory_url_template=GATEWAY, inventory_signing_key_file=key,
                              _backends={"kube": kube_cluster.api})
         got, _ = await listing(api, "mcp-servers")
         for name in ("server-a", "server-b"):
             # Unfiltered: every tool the sample serves, though no caller identity was sent.
             assert sorted(t["name"] for t in got[name]["liveInventory"]["tools"]) == SAMPLE_TOOLS, got[name]
             assert got[name]["inventoryDrift"] == {"undeclared": [], "missing": []}
-        wrong = await make_api(inventory_url_template=GATEWAY, inventory_token="not-the-token",
-                               _backends={"kube": kube_cluster.api})
-        got, _ = await listing(wrong, "mcp-servers")
-        assert got["server-a"]["liveInventory"] is None
-        assert "refused" in got["server-a"]["liveInventoryError"]
-        assert "401" in got["server-a"]["liveInventoryError"]
+        # Another key (not the one the sidecars trust), and no key at all: refused with 401.
+        other = StackConfig(data_dir=tmp_path / "other", ports=cfg.ports)
+        for settings in ({"inventory_signing_key_file": str(other.inventory_keys()[0])}, {}):
+            wrong = await make_api(inventory_url_template=GATEWAY, _backends={"kube": kube_cluster.api}, **settings)
+            got, _ = await listing(wrong, "mcp-servers")
+            assert got["server-a"]["liveInventory"] is None
+            assert "refused" in got["server-a"]["liveInventoryError"]
+            assert "401" in got["server-a"]["liveInventoryError"]
+        # The public gateway port has no inventory path at all.
+        public = await make_api(inventory_url_template="http://127.0.0.1:{gatewayPort}/.sentinel/inventory{path}",
+                                inventory_signing_key_file=key, _backends={"kube": kube_cluster.api})
+        got, _ = await listing(public, "mcp-servers")
+        assert got["server-a"]["liveInventory"] is None and "404" in got["server-a"]["liveInventoryError"]
+
+
+async def test_a_token_captured_by_one_servers_address_opens_no_other_server(
+    make_api: AppFactory, kube_cluster: LocalKube, kube_namespace: str, servers: Servers, tmp_path: Path
+) -> None:
+    # A team points its server's address at its own listener and captures what the API sends there.
+    captured: list[str] = []
+
+    async def capture(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        found = re.search(r"(?im)^x-sentinel-inventory-token:\s*(\S+)", head)
+        if found:
+            captured.append(found.group(1))
+        writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    trap = await asyncio.start_server(capture, "127.0.0.1", 0)
+    cfg = StackConfig(data_dir=tmp_path, ports=kube_cluster.cfg.ports)
+    put_server(kube_cluster, kube_namespace, "evil", servers.sample, ["search"],
+               gateway={"inventoryPort": trap.sockets[0].getsockname()[1]})
+    try:
+        with Supervisor(cfg) as sup:
+            sup.start_all(sidecars_part.components(cfg))
+            key = str(cfg.inventory_keys()[0])
+            api = await make_api(inventory_url_template=GATEWAY, inventory_signing_key_file=key,
+                                 _backends={"kube": kube_cluster.api})
+            await listing(api, kube_namespace)
+            assert captured, "the probe never reached the team's listener"
+            # Replayed at once on server-a's inventory listener (same key, same cluster): refused.
+            url = cfg.url("sidecar_a_inventory", "/.sentinel/inventory/mcp")
+            list_body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+            async with httpx2.AsyncClient(timeout=10) as c:
+                r = await c.post(url, json=list_body, headers={"X-Sentinel-Inventory-Token": captured[0]})
+            assert r.status_code == 401 and r.json() == {"error": "inventory_unauthorized", "reason": "wrong_server"}
+    finally:
+        trap.close()
 
 
 async def test_through_a_tls_gateway_with_the_apis_client_certificate(
     make_api: AppFactory, kube_cluster: LocalKube, servers: Servers, tmp_path: Path
 ) -> None:
-    # A gateway in mTLS mode completes no handshake without a client certificate from its CA.
+    # A gateway serving TLS with client certificates (its inventory listener too) completes no handshake without one.
     pki = Pki.create(tmp_path)
     server_cert = pki.leaf("gateway", server=True)
     api_cert = pki.leaf("api", uris=("spiffe://example.org/ns/mcp-sentinel/sa/api",))
@@ -384,20 +431,34 @@ async def test_through_a_tls_gateway_with_the_apis_client_certificate(
            "TLS_CLIENT_CA_FILE": str(pki.ca_file)}
     sidecars_part.seed_policy(cfg, "server-a")
     sc = await asyncio.to_thread(SidecarProcess, env, tmp_path / "sc.log", pki.client_context(api_cert))
-    template = "https://127.0.0.1:{gatewayPort}/.sentinel/inventory{path}"
+    template = "https://127.0.0.1:{inventoryPort}/.sentinel/inventory{path}"
+    key = str(cfg.inventory_keys()[0])
     try:
-        api = await make_api(inventory_url_template=template, inventory_token=cfg.inventory_token,
+        api = await make_api(inventory_url_template=template, inventory_signing_key_file=key,
                              inventory_tls_cert_file=str(api_cert[0]), inventory_tls_key_file=str(api_cert[1]),
                              inventory_tls_ca_file=str(pki.ca_file), _backends={"kube": kube_cluster.api})
         got, _ = await listing(api, "mcp-servers")
         assert sorted(t["name"] for t in got["server-a"]["liveInventory"]["tools"]) == SAMPLE_TOOLS, got["server-a"]
         # Without the client certificate the gateway refuses the handshake: no inventory, a reason.
-        bare = await make_api(inventory_url_template=template, inventory_token=cfg.inventory_token,
+        bare = await make_api(inventory_url_template=template, inventory_signing_key_file=key,
                               inventory_tls_ca_file=str(pki.ca_file), _backends={"kube": kube_cluster.api})
         got, _ = await listing(bare, "mcp-servers")
         assert got["server-a"]["liveInventory"] is None and got["server-a"]["liveInventoryError"]
     finally:
         sc.stop()
+
+
+def test_the_shared_inventory_token_is_refused_and_the_signing_key_checked_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="MCP_INVENTORY_TOKEN .* is no longer accepted"):
+        ApiSettings.from_env({"MCP_INVENTORY_TOKEN": "s3cret"})
+    with pytest.raises(ValueError, match="cannot read inventory key file"):
+        ApiSettings.from_env({"MCP_INVENTORY_SIGNING_KEY_FILE": str(tmp_path / "missing.pem")})
+    pki = Pki.create(tmp_path)
+    _cert, ec_key = pki.leaf("api")
+    with pytest.raises(ValueError, match="must be an Ed25519 key"):
+        ApiSettings.from_env({"MCP_INVENTORY_SIGNING_KEY_FILE": str(ec_key)})
+    key = StackConfig(data_dir=tmp_path).inventory_keys()[0]
+    assert ApiSettings.from_env({"MCP_INVENTORY_SIGNING_KEY_FILE": str(key)}).inventory_signing_key_file == str(key)
 
 
 def test_inventory_tls_settings_are_checked_at_start(tmp_path: Path) -> None:

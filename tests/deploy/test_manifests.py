@@ -170,9 +170,9 @@ def test_sidecar_example_hardening() -> None:
     policy_volume = next(v for v in spec["volumes"] if v["name"] == policy["name"])
     cm = _find("ConfigMap", policy_volume["configMap"]["name"])
     assert "policy.json" in cm["data"]
-    # Only the gateway port is exposed; the MCP server stays on loopback behind it.
+    # Only the gateway and inventory ports are exposed (in-cluster); the MCP server stays on loopback behind them.
     svc = _find("Service", "server-a", "v1")
-    assert [p["port"] for p in svc["spec"]["ports"]] == [8091]
+    assert [p["port"] for p in svc["spec"]["ports"]] == [8091, 8099]
 
 
 def test_kafka_source_delivery() -> None:
@@ -220,24 +220,33 @@ def test_network_policies_isolate_ingest_and_processor() -> None:
     _find("NetworkPolicy", "default-deny-ingress")
 
 
-def test_the_mcp_server_port_stays_closed_and_the_inventory_probe_uses_the_gateway_port() -> None:
-    """The live-inventory probe goes through the sidecar (its token-gated inventory path), so no rule
-    opens the MCP server's own port; the API's namespace reaches the gateway port."""
+def test_the_inventory_probe_has_its_own_port_and_no_shared_secret() -> None:
+    """The live-inventory probe goes to the sidecar's inventory listener (never the public gateway port),
+    signed by the API's private key (a Secret mounted into the API only); the gateways get the public
+    key from a ConfigMap. Who may reach which port: tests/deploy/test_gateway_exposure.py."""
     crd = _find("CustomResourceDefinition", "mcpservers.mcpruntime.org")
     props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-    mcp_port = {"protocol": "TCP", "port": props["port"]["default"]}
-    gateway_port = {"protocol": "TCP", "port": props["gateway"]["properties"]["port"]["default"]}
-    policy = _find("NetworkPolicy", "mcp-servers-gateway-only")
-    assert not [rule for rule in policy["spec"]["ingress"] if mcp_port in rule["ports"]]
-    api_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mcp-sentinel"}}}
-    assert any(gateway_port in rule["ports"] and api_ns in rule["from"] for rule in policy["spec"]["ingress"])
-    # The token both sides share comes from a Secret on each side.
-    api_env = {e["name"]: e for e in _ksvc("mcp-sentinel-api")["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert api_env["MCP_INVENTORY_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "MCP_INVENTORY_TOKEN"
-    sidecar = next(c for c in _find("Deployment", "server-a")["spec"]["template"]["spec"]["containers"]
-                   if c["name"] == "mcp-gateway")
+    inventory_port = props["gateway"]["properties"]["inventoryPort"]["default"]
+    api = _ksvc("mcp-sentinel-api")["spec"]["template"]["spec"]
+    api_env = {e["name"]: e for e in api["containers"][0]["env"]}
+    assert "MCP_INVENTORY_TOKEN" not in api_env
+    key_file = api_env["MCP_INVENTORY_SIGNING_KEY_FILE"]["value"]
+    mount = next(m for m in api["containers"][0]["volumeMounts"] if key_file.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in api["volumes"] if v["name"] == mount["name"])
+    assert mount["readOnly"] is True and volume["secret"]["secretName"] == "mcp-sentinel-inventory-signing-key"
+    signing = _find("Secret", "mcp-sentinel-inventory-signing-key")["stringData"]
+    assert "CHANGE-ME" in signing[key_file.rsplit("/", 1)[1]]
+    pod = _find("Deployment", "server-a")["spec"]["template"]["spec"]
+    sidecar = next(c for c in pod["containers"] if c["name"] == "mcp-gateway")
     env = {e["name"]: e for e in sidecar["env"]}
-    assert env["INVENTORY_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "INVENTORY_TOKEN"
+    assert "INVENTORY_TOKEN" not in env and int(env["INVENTORY_PORT"]["value"]) == inventory_port
+    assert {"name": "inventory", "containerPort": inventory_port} in sidecar["ports"]
+    keys_file = env["INVENTORY_PUBLIC_KEYS_FILE"]["value"]
+    mount = next(m for m in sidecar["volumeMounts"] if keys_file.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["configMap"]["name"] == "mcp-sentinel-inventory-public-keys"
+    assert keys_file.rsplit("/", 1)[1] in _find("ConfigMap", "mcp-sentinel-inventory-public-keys")["data"]
+    assert not [d for _, d in DOCS if d["metadata"]["name"] == "mcp-sentinel-gateway-inventory"]
 
 
 def test_processor_and_ingest_are_not_public() -> None:
@@ -248,7 +257,7 @@ def test_processor_and_ingest_are_not_public() -> None:
         for _, doc in DOCS if doc["kind"] == "Ingress"
         for rule in doc["spec"]["rules"] for path in rule["http"]["paths"]
     }
-    assert backends == {"mcp-sentinel-ui", "grafana", "server-a"}
+    assert backends == {"mcp-sentinel-ui", "grafana"}  # header-mode server-a is never public (test_gateway_exposure)
     grafana = _find("Ingress", "mcp-sentinel-grafana")
     assert grafana["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"].endswith("/auth/admin-check")
 

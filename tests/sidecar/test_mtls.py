@@ -180,7 +180,8 @@ async def test_mtls_policy_without_tls_refuses_every_request(tmp_path: Path) -> 
     ports = Ports.free()
     _policy(tmp_path / "p.json")
     upstream = await _upstream(ports.sample_mcp)
-    sc = await asyncio.to_thread(SidecarProcess, _env(ports, tmp_path / "p.json"), tmp_path / "sc.log")
+    env = _env(ports, tmp_path / "p.json", TRUSTED_PROXY_SPIFFE_ID=INGRESS_ID)
+    sc = await asyncio.to_thread(SidecarProcess, env, tmp_path / "sc.log")
     try:
         # Plain HTTP: nothing vouches for the header, so even a well-formed one is refused.
         for body in (_rpc("tools/call", name="search", arguments={}), _rpc("ping")):
@@ -203,7 +204,7 @@ async def test_certificate_rotation_is_picked_up_and_a_broken_one_is_not(tmp_pat
     _policy(tmp_path / "p.json")
     upstream = await _upstream(ports.sample_mcp)
     env = _env(ports, tmp_path / "p.json", TLS_CERT_FILE=str(server[0]), TLS_KEY_FILE=str(server[1]),
-               TLS_CLIENT_CA_FILE=str(pki.ca_file), TLS_RELOAD_INTERVAL="0.1")
+               TLS_CLIENT_CA_FILE=str(pki.ca_file), TLS_RELOAD_INTERVAL="0.1", TRUSTED_PROXY_SPIFFE_ID=INGRESS_ID)
     sc = await asyncio.to_thread(SidecarProcess, env, tmp_path / "sc.log", ingress_ctx)
     metrics = f"http://127.0.0.1:{ports.sidecar_a_metrics}/metrics"
     try:
@@ -227,6 +228,55 @@ async def test_certificate_rotation_is_picked_up_and_a_broken_one_is_not(tmp_pat
         ok = await _post(f"https://127.0.0.1:{ports.sidecar_a}", ingress_ctx,
                          {SPIFFE_HEADER: _spiffe("mcp-servers", "sess-alice-a")}, _rpc("ping"))
         assert ok.status_code == 200, ok.text
+    finally:
+        sc.stop()
+        await upstream.cleanup()
+
+
+async def test_mtls_policy_without_a_trusted_proxy_id_stops_the_sidecar_at_start(tmp_path: Path) -> None:
+    # Without the pin, any certificate the CA signed (any workload of the mesh) could claim any identity.
+    pki = Pki.create(tmp_path)
+    server = pki.leaf("sidecar", server=True)
+    ports = Ports.free()
+    _policy(tmp_path / "p.json")
+    env = _env(ports, tmp_path / "p.json", TLS_CERT_FILE=str(server[0]), TLS_KEY_FILE=str(server[1]),
+               TLS_CLIENT_CA_FILE=str(pki.ca_file))
+    with pytest.raises(RuntimeError, match="auth.mode mtls needs TRUSTED_PROXY_SPIFFE_ID"):
+        await asyncio.to_thread(SidecarProcess, env, tmp_path / "sc.log", pki.client_context(None))
+
+
+async def test_a_reload_switching_to_mtls_without_a_trusted_proxy_id_is_refused(tmp_path: Path) -> None:
+    # The mode arrives with the hot-reloaded policy: a switch to mtls the process cannot pin is refused,
+    # the previous policy stays active, and the refusal is counted and reported.
+    pki = Pki.create(tmp_path)
+    server = pki.leaf("sidecar", server=True)
+    stranger = pki.client_context(pki.leaf("stranger", uris=(f"spiffe://{DOMAIN}/ns/other/sa/x",)))
+    ports = Ports.free()
+    policy = tmp_path / "p.json"
+    policy.write_bytes(POLICY.read_bytes())  # header mode
+    upstream = await _upstream(ports.sample_mcp)
+    env = _env(ports, policy, TLS_CERT_FILE=str(server[0]), TLS_KEY_FILE=str(server[1]),
+               TLS_CLIENT_CA_FILE=str(pki.ca_file), POLICY_POLL_INTERVAL="0.05")
+    sc = await asyncio.to_thread(SidecarProcess, env, tmp_path / "sc.log", stranger)
+    base = f"https://127.0.0.1:{ports.sidecar_a}"
+    status_url = f"{base}/.sentinel/config/status"
+    try:
+        async with httpx2.AsyncClient(verify=stranger, timeout=10) as c:
+            before = (await c.get(status_url)).json()
+            _policy(policy)
+            deadline = time.monotonic() + 10
+            while (status := (await c.get(status_url)).json())["reload_failures"] < 1:
+                assert time.monotonic() < deadline, "the refused reload was not counted"
+                await asyncio.sleep(0.05)
+        assert "TRUSTED_PROXY_SPIFFE_ID" in status["last_reload_error"]
+        assert status["revision"] == before["revision"]  # the header-mode policy is still the active one
+        # Any certificate of the CA plus a SPIFFE header: no identity comes from it (the call is not allowed).
+        resp = await _post(base, stranger, {SPIFFE_HEADER: _spiffe("mcp-servers", "sess-alice-a")},
+                           _rpc("tools/call", name="search", arguments={}))
+        assert resp.status_code in (401, 403), resp.text
+        assert _reason(resp) in ("missing_identity", "missing_session"), resp.text
+        metrics = httpx2.get(f"http://127.0.0.1:{ports.sidecar_a_metrics}/metrics", timeout=5).text
+        assert 'mcp_gateway_policy_reloads_total{result="error"} 1.0' in metrics, metrics
     finally:
         sc.stop()
         await upstream.cleanup()

@@ -5,12 +5,15 @@ Deliberate differences from upstream:
   renders, instead of "no cap" (which minted trust the sidecar then silently ignored).
 * A session an administrator revoked is never silently revived: asking again answers 403
   `session_revoked` until an administrator unrevokes or deletes it (upstream re-minted it).
+* Session names are random (`adapter-` + 64 random bits), never derived from the identity:
+  upstream named them by a hash of human/agent/team/server, so anyone could compute the session
+  header of a victim. The caller's existing session is found by its spec, not by its name.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,10 +73,25 @@ def parse_duration(raw: str) -> timedelta:
     return min(timedelta(seconds=seconds), MAX_TTL)
 
 
-def session_name(human: str, agent: str, team: str, server: str) -> str:
-    """`adapter-` + the first 16 hex chars of SHA-256(human ␀ agent ␀ team ␀ server)."""
-    digest = hashlib.sha256("\x00".join((human, agent, team, server)).encode()).hexdigest()
-    return f"adapter-{digest[:16]}"
+def new_session_name() -> str:
+    """`adapter-` + 16 hex chars from the OS CSPRNG: nothing about the identity can predict it."""
+    return f"adapter-{secrets.token_hex(8)}"
+
+
+def _same_binding(obj: dict[str, Any], ns: str, server: str, human: str, agent: str, team: str) -> bool:
+    """Whether a session object is the adapter session of this human/agent/team on this server."""
+    if not meta(obj)[0].startswith("adapter-"):
+        return False
+    spec = obj.get("spec") or {}
+    ref = spec.get("serverRef") or {}
+    subject = spec.get("subject") or {}
+    return (
+        ref.get("name") == server
+        and (ref.get("namespace") or ns) == ns
+        and str(subject.get("humanID") or "") == human
+        and str(subject.get("agentID") or "") == agent
+        and str(subject.get("teamID") or "") == team
+    )
 
 
 def _rank(trust: str) -> int:
@@ -159,19 +177,17 @@ async def adapter_session(request: Request, body: AdapterSessionIn, kube: Kube, 
     server_team = str((server_obj.get("spec") or {}).get("teamID") or "").strip()
     team = str((gspec.get("subject") or {}).get("teamID") or "") or server_team
     version = str(gspec.get("policyVersion") or "v1")
-    name = session_name(human, agent, team, server)
     now = datetime.now(UTC)
-    try:
-        existing: dict[str, Any] | None = await kcall(kube.sessions.get, ns, name)
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-        existing = None
+    mine = [o for o in await kcall(kube.sessions.list, ns) if _same_binding(o, ns, server, human, agent, team)]
+    revoked = [o for o in mine if (o.get("spec") or {}).get("revoked") is True]
+    if revoked:
+        raise ApiError(403, "session_revoked", f"session {ns}/{meta(revoked[0])[0]} was revoked by an administrator")
+    mine.sort(key=_created)
+    existing: dict[str, Any] | None = mine[-1] if mine else None
+    name = meta(existing)[0] if existing is not None else new_session_name()
     reused = False
     if existing is not None:
         espec = existing.get("spec") or {}
-        if espec.get("revoked") is True:
-            raise ApiError(403, "session_revoked", f"session {ns}/{name} was revoked by an administrator")
         left = _expiry(espec.get("expiresAt"))
         reused = (
             str(espec.get("policyVersion") or "v1") == version

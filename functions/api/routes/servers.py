@@ -44,6 +44,7 @@ from functions.api.routes.governance_scope import (
 )
 from functions.api.routes.runtime_deps import Kube, kcall
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
+from mcp_sentinel.inventory_token import Signer, load_signing_key
 from mcp_sentinel.kube.resources import SentinelKube
 
 router = APIRouter(tags=["servers"])
@@ -111,7 +112,8 @@ def prober(ctx: ApiContext) -> InventoryProber:
     s = ctx.settings
     built = InventoryProber(
         s.inventory_url_template, timeout=s.inventory_timeout_seconds, concurrency=s.inventory_concurrency,
-        cache_seconds=s.inventory_cache_seconds, token=s.inventory_token,
+        cache_seconds=s.inventory_cache_seconds,
+        signer=Signer(load_signing_key(s.inventory_signing_key_file)) if s.inventory_signing_key_file else None,
         tls=client_tls(s.inventory_tls_cert_file, s.inventory_tls_key_file, s.inventory_tls_ca_file),
     )  # fmt: skip
     ctx.extras["inventory"] = built

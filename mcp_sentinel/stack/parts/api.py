@@ -38,8 +38,8 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         # Live inventory: there is no Service DNS locally; every MCP server listens on this host at
         # its spec.port (the demo servers' port is the sample server's, kube/seed.py).
         "MCP_INVENTORY_URL_TEMPLATE": inventory_url_template(cfg),
-        # For a template through the sidecars' inventory path (the cluster default); they share it.
-        "MCP_INVENTORY_TOKEN": cfg.inventory_token,
+        # For a template through the sidecars' inventory listeners (the cluster default): they hold its public key.
+        "MCP_INVENTORY_SIGNING_KEY_FILE": str(cfg.inventory_keys()[0]),
         **stack_env(cfg),
     }
 

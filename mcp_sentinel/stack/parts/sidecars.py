@@ -37,7 +37,9 @@ def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name
         "ANALYTICS_SOURCE": f"{server}-gateway",
         "AUDIT_SPOOL_DIR": str(cfg.path("spool", server)),
         "OTEL_SERVICE_NAME": f"{server}-gateway",
-        "INVENTORY_TOKEN": cfg.inventory_token,
+        # The live-inventory listener: only the API's signed, per-server tokens open it.
+        "INVENTORY_PORT": str(getattr(cfg.ports, port_name + "_inventory")),
+        "INVENTORY_PUBLIC_KEYS_FILE": str(cfg.inventory_keys()[1]),
     }
 
 
