@@ -81,6 +81,8 @@ class StackConfig:
     ingest_gateway_secret: str = "sentinel-local-gateway-secret-not-for-production"
     # What the local namespace's team label would say (the platform's namespace → team mapping).
     namespace_team: str = "local-team"
+    # The local dispatcher's credential towards the processor (Knative sends its OIDC token instead).
+    processor_delivery_token: str = "sentinel-local-processor-delivery-token"
     jwt_secret: str = "sentinel-local-jwt-secret-change-me-in-production"
     inventory_token: str = "sentinel-local-inventory-token"
     namespace: str = "mcp-servers"
