@@ -145,3 +145,30 @@ def team_of_namespace(namespace_obj: Mapping[str, Any]) -> str:
     labels = meta.get("labels") if isinstance(meta, Mapping) else None
     team = labels.get(TEAM_LABEL, "") if isinstance(labels, Mapping) else ""
     return team if isinstance(team, str) else ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mcp_sentinel.gateway_credentials --namespace NS --server NAME --team TEAM`: print a credential.
+
+    The secret is read from `INGEST_GATEWAY_SECRET` (never a flag: it would land in shell history).
+    """
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(description="Issue one gateway's ingest credential.")
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--team", default="", help="the namespace's mcp-sentinel.io/team-id label")
+    args = parser.parse_args(argv)
+    secret = os.environ.get("INGEST_GATEWAY_SECRET", "").split(",")[0].strip()
+    try:
+        sys.stdout.write(issue(secret, GatewayBinding(args.namespace, args.server, args.team)) + "\n")
+    except CredentialError as exc:
+        sys.stderr.write(f"error: {exc} (INGEST_GATEWAY_SECRET from the environment)\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -172,3 +172,14 @@ def test_issue_refuses_bad_names_and_short_secrets():
                 GatewayBinding("ns", "s", "team b")):
         with pytest.raises(CredentialError):
             issue(SECRET, bad)
+
+
+def test_issuer_cli_reads_the_secret_from_the_environment(monkeypatch, capsys):
+    from mcp_sentinel.gateway_credentials import main
+
+    monkeypatch.setenv("INGEST_GATEWAY_SECRET", f"{SECRET},old-secret-still-accepted-while-rotating")
+    assert main(["--namespace", "team-a-ns", "--server", "server-a", "--team", "team-a"]) == 0
+    assert verify((SECRET,), capsys.readouterr().out.strip()) == A
+    monkeypatch.setenv("INGEST_GATEWAY_SECRET", "short")
+    assert main(["--namespace", "team-a-ns", "--server", "server-a"]) == 2
+    assert "at least 32 bytes" in capsys.readouterr().err
