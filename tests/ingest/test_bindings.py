@@ -183,3 +183,22 @@ def test_issuer_cli_reads_the_secret_from_the_environment(monkeypatch, capsys):
     monkeypatch.setenv("INGEST_GATEWAY_SECRET", "short")
     assert main(["--namespace", "team-a-ns", "--server", "server-a"]) == 2
     assert "at least 32 bytes" in capsys.readouterr().err
+
+
+@settings(max_examples=300, deadline=None)
+@given(ns=st.one_of(st.none(), st.integers(), st.text(max_size=12), st.just("team-a-ns")),
+       server=st.one_of(st.none(), st.integers(), st.text(max_size=12), st.just("server-a")),
+       team=st.one_of(st.none(), st.integers(), st.text(max_size=12), st.just("team-a")))
+def test_any_event_not_naming_the_bound_server_is_refused_and_team_always_stamped(ns, server, team):
+    from functions.ingest.binding import binding_errors, stamp_team
+    from mcp_sentinel.cloudevents_codec import DecodedEvent
+
+    payload = {k: v for k, v in (("namespace", ns), ("server", server), ("team_id", team)) if v is not None}
+    [decoded] = [DecodedEvent(new_envelope("gw", "t", payload))]
+    errors = binding_errors((decoded,), A, batch=False)
+    assert bool(errors) == ((ns, server) != (A.namespace, A.server))
+    (stamped,), changed = stamp_team((decoded,), A)
+    assert stamped.envelope.payload["team_id"] == A.team
+    assert changed == (0 if team in (None, "", A.team) else 1)
+    assert {k: v for k, v in stamped.envelope.payload.items() if k != "team_id"} == \
+        {k: v for k, v in payload.items() if k != "team_id"}
