@@ -202,3 +202,30 @@ def test_any_event_not_naming_the_bound_server_is_refused_and_team_always_stampe
     assert changed == (0 if team in (None, "", A.team) else 1)
     assert {k: v for k, v in stamped.envelope.payload.items() if k != "team_id"} == \
         {k: v for k, v in payload.items() if k != "team_id"}
+
+
+def test_local_stack_sidecar_credentials_are_bound_per_server(kafka_stack):
+    """The local stack as users run it: server-a's sidecar key cannot write server-b's rows."""
+    import httpx
+
+    from mcp_sentinel.stack.parts import ingest as ingest_part
+    from mcp_sentinel.stack.parts.sidecars import gateway_credential, sidecar_env
+    from mcp_sentinel.stack.supervisor import http_ok
+
+    cfg, sup = kafka_stack.cfg, kafka_stack.supervisor
+    key_a = sidecar_env(cfg, "server-a", "sidecar_a", "sidecar_a_metrics")["ANALYTICS_API_KEY"]
+    assert key_a == gateway_credential(cfg, "server-a") != gateway_credential(cfg, "server-b")
+    [comp] = ingest_part.components(cfg)
+    sup.start(comp)
+    try:
+        assert http_ok(cfg.url("ingest", "/ready"))
+
+        def send(server: str) -> httpx.Response:
+            body = encode_batch([event(server=server, namespace=cfg.namespace)])
+            return httpx.post(cfg.url("ingest", "/events"), content=body, timeout=15,
+                              headers={"content-type": BATCH_CONTENT_TYPE, "x-api-key": key_a})
+
+        assert send("server-b").status_code == 403
+        assert send("server-a").status_code == 202
+    finally:
+        sup.stop("ingest")
