@@ -296,7 +296,7 @@ def create_app(
     async def receive(request: Request) -> Response:
         """One KafkaSource delivery (binary/structured) or a CloudEvents batch."""
         headers = request.headers
-        checked = auth.check(headers)
+        checked = await auth.check_async(headers)
         if not checked.ok:
             # Not a poison event: the sender is not the event source. Counted per delivery.
             metrics.rejected.labels(reason=checked.error).inc()

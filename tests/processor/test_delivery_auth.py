@@ -123,3 +123,15 @@ async def test_knative_sender_identity_token(sa_issuer: JWKS) -> None:
     # An accepted token gets past authentication to storage (absent here: 503 storage_unavailable).
     r = await _post(settings, {"authorization": f"Bearer {_sa_token(sa_issuer)}"})
     assert r.json()["error"] == "storage_unavailable"
+
+
+async def test_a_verified_sender_token_is_cached_only_under_the_bearer_scheme(sa_issuer: JWKS) -> None:
+    from functions.processor.delivery_auth import DeliveryAuth
+
+    settings = ProcessorSettings(oidc_jwks_url=sa_issuer.url, oidc_audience="mcp-sentinel-processor")
+    auth = DeliveryAuth(settings)
+    token = _sa_token(sa_issuer)
+    assert (await auth.check_async({"authorization": f"Bearer {token}"})).ok
+    assert (await auth.check_async({"authorization": f"bearer {token}"})).ok  # cached now
+    assert not (await auth.check_async({"authorization": f"Basic {token}"})).ok
+    assert not (await auth.check_async({})).ok
