@@ -50,7 +50,8 @@ _TMP = "import tempfile; tmp = tempfile.mkdtemp(); "
 READY = {
     "ingest": (
         "from functions.ingest.app import create_app; from functions.ingest.settings import IngestSettings; "
-        "from mcp_sentinel import telemetry; env = {'INGEST_API_KEYS': 'k', 'KAFKA_BROKERS': '127.0.0.1:9'}; "
+        "from mcp_sentinel import telemetry; "
+        "env = {'INGEST_API_KEYS': 'k#server=ns/s', 'KAFKA_BROKERS': '127.0.0.1:9'}; "
         "create_app(IngestSettings.from_env(env), tracer_provider=telemetry.setup_tracing('ingest', env), "
         "event_spans=telemetry.exporting(env))"
     ),

@@ -95,7 +95,10 @@ def sync_server_policy(
     grants = [g for g in kube.grants.list(None) if targets(g, namespace, server)]
     sessions = [s for s in kube.sessions.list(None) if targets(s, namespace, server)]
     existing = kube.read_policy_configmap(namespace, server)
-    text = render_policy(server_obj, grants, sessions, cluster=cluster, existing_text=existing, now=time.time())
+    # The namespace's team label, not the free-form spec.teamID, says whose server this is.
+    team = kube.namespace_team(namespace)
+    text = render_policy(server_obj, grants, sessions, cluster=cluster, existing_text=existing, now=time.time(),
+                         namespace_team=team)
     changed = False
     if text != existing:
         kube.write_policy_configmap(namespace, server, text, owner=server_obj)

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.ingest.auth import Authenticator
+from functions.ingest.binding import binding_errors, stamp_team
 from functions.ingest.producer import EventProducer, ProduceError
 from functions.ingest.settings import IngestSettings
 from mcp_sentinel import telemetry
@@ -55,6 +56,11 @@ class IngestMetrics:
         self.produce_seconds = Histogram(
             "ingest_produce_duration_seconds", "Time from first send to the broker's ack of the whole request",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry,
+        )
+        self.team_restamped = Counter(
+            "ingest_events_team_restamped_total",
+            "Events whose claimed team_id differed from their credential's team (stored with the credential's)",
+            registry=registry,
         )
         self.batch_events = Histogram("ingest_request_events", "Events per accepted request",
                                       buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000), registry=registry)
@@ -215,11 +221,21 @@ def create_app(
             metrics.rejected.labels("source_not_allowed").inc()
             return _error(403, "source_not_allowed", "credential is bound to other sources",
                           errors=[e.to_dict() for e in forged])
+        events = decoded.events
+        if result.binding is not None:
+            mismatched = binding_errors(events, result.binding, batch=decoded.mode == "batch")
+            if mismatched:
+                metrics.rejected.labels("binding_mismatch").inc()
+                return _error(403, "binding_mismatch", "credential is bound to another server or namespace",
+                              errors=[e.to_dict() for e in mismatched])
+            events, restamped = stamp_team(events, result.binding)
+            if restamped:
+                metrics.team_restamped.inc(restamped)
 
         if event_spans:
-            records, spans = encode(decoded.events, request.headers.get("baggage"))
+            records, spans = encode(events, request.headers.get("baggage"))
         else:
-            records, spans = encode_cheap(decoded.events, request.headers.get("baggage")), []
+            records, spans = encode_cheap(events, request.headers.get("baggage")), []
         t0 = time.perf_counter()
         try:
             await prod.send_all(settings.topic, records)

@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from functions.processor.batcher import MicroBatcher
+from functions.processor.delivery_auth import DeliveryAuth
 from functions.processor.settings import ProcessorSettings
 from mcp_sentinel.cloudevents_codec import decode_http
 from mcp_sentinel.envelope import EnvelopeError
@@ -188,13 +189,18 @@ def _kafka_meta(headers: Any) -> tuple[str, str, int | None]:
 
 
 def create_app(
-    settings: ProcessorSettings, *, storage: Storage | None = None, tracer_provider: trace.TracerProvider | None = None
+    settings: ProcessorSettings,
+    *,
+    storage: Storage | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    delivery_auth: DeliveryAuth | None = None,
 ) -> Starlette:
     """The processor ASGI app; the micro-batcher starts with the app's lifespan.
 
     Spans go to `tracer_provider` (default: the global one, looked up lazily).
     """
     store = storage or Storage(settings)
+    auth = delivery_auth or DeliveryAuth(settings)
     metrics = Metrics()
     tracer = trace.get_tracer("mcp_sentinel.processor", tracer_provider=tracer_provider)
 
@@ -289,8 +295,15 @@ def create_app(
 
     async def receive(request: Request) -> Response:
         """One KafkaSource delivery (binary/structured) or a CloudEvents batch."""
-        body = await request.body()
         headers = request.headers
+        checked = await auth.check_async(headers)
+        if not checked.ok:
+            # Not a poison event: the sender is not the event source. Counted per delivery.
+            metrics.rejected.labels(reason=checked.error).inc()
+            extra = {"WWW-Authenticate": "Bearer"} if checked.status == 401 else None
+            return JSONResponse({"error": checked.error, "message": checked.message}, status_code=checked.status,
+                                headers=extra)  # fmt: skip
+        body = await request.body()
         try:
             decoded = decode_http(dict(headers.items()), body)
         except EnvelopeError as exc:

@@ -23,6 +23,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+
+
+def _truthy(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+MIN_DELIVERY_TOKEN_BYTES = 32
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, default).strip().lower()
     if value not in allowed:
@@ -42,6 +53,8 @@ class ProcessorSettings:
     `DEDUP_RECENT_IDS` (200000, 0 = off) bounds the set of recently stored ids that are skipped
     and counted as duplicates, warmed on start-up with the ids stored in the last
     `DEDUP_WARM_MINUTES` (15); `DEDUP_MODE=full` also asks the table about every other id (cost grows with the table).
+    Who may deliver: `PROCESSOR_DELIVERY_TOKEN`, `PROCESSOR_OIDC_*`, `PROCESSOR_ALLOW_UNAUTHENTICATED`
+    (`functions/processor/delivery_auth.py`).
     """
 
     port: int = DEFAULT_PORT
@@ -54,11 +67,24 @@ class ProcessorSettings:
     dedup_recent_ids: int = 200_000
     dedup_warm_minutes: int = 15
     dedup_mode: str = "recent"
+    delivery_tokens: tuple[str, ...] = ()
+    oidc_jwks_url: str = ""
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_subjects: tuple[str, ...] = ()
+    allow_unauthenticated: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
         """Read settings; ValueError names the bad variable."""
         env = os.environ if environ is None else environ
+        tokens = _csv(env, "PROCESSOR_DELIVERY_TOKEN")
+        if any(len(t.encode()) < MIN_DELIVERY_TOKEN_BYTES for t in tokens):
+            raise ValueError(f"PROCESSOR_DELIVERY_TOKEN must be at least {MIN_DELIVERY_TOKEN_BYTES} bytes")
+        jwks = env.get("PROCESSOR_OIDC_JWKS_URL", "").strip()
+        audience = env.get("PROCESSOR_OIDC_AUDIENCE", "").strip()
+        if bool(jwks) != bool(audience):
+            raise ValueError("PROCESSOR_OIDC_JWKS_URL and PROCESSOR_OIDC_AUDIENCE are set together (sender identity)")
         return cls(
             port=_int(env, "PORT", DEFAULT_PORT),
             metrics_port=_int(env, "METRICS_PORT", 9102, minimum=0),
@@ -70,4 +96,10 @@ class ProcessorSettings:
             dedup_recent_ids=_int(env, "DEDUP_RECENT_IDS", 200_000, minimum=0),
             dedup_warm_minutes=_int(env, "DEDUP_WARM_MINUTES", 15, minimum=0),
             dedup_mode=_choice(env, "DEDUP_MODE", "recent", DEDUP_MODES),
+            delivery_tokens=tokens,
+            oidc_jwks_url=jwks,
+            oidc_issuer=env.get("PROCESSOR_OIDC_ISSUER", "").strip(),
+            oidc_audience=audience,
+            oidc_subjects=_csv(env, "PROCESSOR_OIDC_SUBJECTS"),
+            allow_unauthenticated=_truthy(env, "PROCESSOR_ALLOW_UNAUTHENTICATED"),
         )

@@ -79,6 +79,8 @@ class Delivery:
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
         skip = () if "content-type" in headers else ("Content-Type",)  # no octet-stream default
+        if self.s.sink_auth_token:
+            headers = {**headers, "authorization": f"Bearer {self.s.sink_auth_token}"}
         try:
             async with self.http.post(self.s.sink_url, data=body, headers=headers, skip_auto_headers=skip) as resp:
                 answer = await resp.read()

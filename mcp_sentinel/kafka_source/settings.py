@@ -69,6 +69,8 @@ class DispatcherSettings:
     max_batch_events: int = 500
     max_batch_bytes: int = 1024 * 1024
     fetch_max_wait_ms: int = 100
+    # Sent as `Authorization: Bearer` on every delivery: the processor accepts only the event source.
+    sink_auth_token: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DispatcherSettings:
@@ -110,6 +112,7 @@ class DispatcherSettings:
             max_batch_events=_int(environ, "MAX_BATCH_EVENTS", 500, minimum=1),
             max_batch_bytes=_int(environ, "MAX_BATCH_BYTES", 1024 * 1024, minimum=1024),
             fetch_max_wait_ms=_int(environ, "KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=100),
+            sink_auth_token=environ.get("SINK_AUTH_TOKEN", "").strip(),
         )
 
     def backoff(self, attempt: int) -> float:

@@ -160,6 +160,16 @@ class SentinelKube:
         except AlreadyExists:
             return self._plain(translate(partial(self._core.read_namespace, name)))
 
+    def namespace_team(self, name: str) -> str | None:
+        """The platform's team of a namespace (its `mcp-sentinel.io/team-id` label); None when unlabelled or absent."""
+        from mcp_sentinel.gateway_credentials import team_of_namespace
+
+        try:
+            ns = self._plain(translate(partial(self._core.read_namespace, name)))
+        except NotFound:
+            return None
+        return team_of_namespace(ns) or None
+
     def read_policy_configmap(self, namespace: str, server: str) -> str | None:
         """The rendered policy text of a server, or None when no ConfigMap/key exists."""
         try:

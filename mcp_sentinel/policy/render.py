@@ -2,6 +2,13 @@
 
 Inputs are plain dicts as the Kubernetes API returns custom objects (`metadata`, camelCase
 `spec`). The API and the workflows call `render_policy`; the sidecar only reads its output.
+
+Tenancy (issue 14): a grant or session counts only when it lives in the server's own namespace
+or in a namespace the server admits through its `mcp-sentinel.io/admit-grants-from` annotation
+(comma list; the annotation is on the MCPServer, so only those who administer the server's
+namespace can admit). Anyone else's object whose `serverRef` points here is ignored. The
+server's team is the platform's namespace → team mapping when the caller knows it
+(`namespace_team`); a `spec.teamID` that disagrees is ignored.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from mcp_sentinel.policy.validate import validate
 
 Obj = Mapping[str, Any]
 
+ADMIT_ANNOTATION = "mcp-sentinel.io/admit-grants-from"
+
 
 def _map(obj: Any, key: str) -> Mapping[str, Any]:
     value = obj.get(key) if isinstance(obj, Mapping) else None
@@ -55,6 +64,14 @@ def _targets(obj: Obj, server_name: str, server_ns: str) -> bool:
     ref = _map(_map(obj, "spec"), "serverRef")
     own_ns = _meta(obj)[1]
     return _str(ref, "name") == server_name and (_str(ref, "namespace") or own_ns) == server_ns
+
+
+def admitted_namespaces(server: Obj) -> frozenset[str]:
+    """Namespaces whose grants and sessions the server accepts: its own plus those its annotation lists."""
+    annotations = _map(_map(server, "metadata"), "annotations")
+    raw = annotations.get(ADMIT_ANNOTATION)
+    extra = {n.strip() for n in raw.split(",") if n.strip()} if isinstance(raw, str) else set()
+    return frozenset({_meta(server)[1], *extra})
 
 
 def _auth(spec: Mapping[str, Any]) -> AuthBlock:
@@ -171,12 +188,27 @@ def _session_binding(obj: Obj, server_team: str) -> SessionBinding:
 
 
 def render_document(
-    server: Obj, grants: Iterable[Obj], sessions: Iterable[Obj], *, cluster: str = "local"
+    server: Obj,
+    grants: Iterable[Obj],
+    sessions: Iterable[Obj],
+    *,
+    cluster: str = "local",
+    namespace_team: str | None = None,
 ) -> PolicyDocument:
-    """The server's document with its revision set and no `generated_at` (not yet validated)."""
+    """The server's document with its revision set and no `generated_at` (not yet validated).
+
+    `namespace_team` is the team the platform maps the server's namespace to; when given it is the
+    server's team whatever `spec.teamID` says. Grants and sessions from namespaces the server does
+    not admit are left out.
+    """
     name, namespace = _meta(server)
     spec = _map(server, "spec")
-    team = go_trim(_str(spec, "teamID"))
+    team = go_trim(_str(spec, "teamID")) if namespace_team is None else namespace_team
+    admitted = admitted_namespaces(server)
+
+    def ours(obj: Obj) -> bool:
+        return _targets(obj, name, namespace) and _meta(obj)[1] in admitted
+
     gateway_on = _map(spec, "gateway").get("enabled") is True
     doc = PolicyDocument(
         schema_version=SCHEMA_VERSION,
@@ -185,8 +217,8 @@ def render_document(
         policy=_policy(spec) if gateway_on or "policy" in spec else None,
         session=_session(spec) if gateway_on or "session" in spec else None,
         tools=tuple(_tool(t) for t in spec.get("tools") or [] if isinstance(t, Mapping)),
-        grants=tuple(_grant(g, team) for g in grants if _targets(g, name, namespace)),
-        sessions=tuple(_session_binding(s, team) for s in sessions if _targets(s, name, namespace)),
+        grants=tuple(_grant(g, team) for g in grants if ours(g)),
+        sessions=tuple(_session_binding(s, team) for s in sessions if ours(s)),
     )
     return dataclasses.replace(doc, revision=compute_revision(doc))
 
@@ -209,6 +241,7 @@ def render_policy(
     cluster: str = "local",
     existing_text: str | bytes | None = None,
     now: float | datetime,
+    namespace_team: str | None = None,
 ) -> str:
     """Pretty `policy.json` text for `server`; reuses `existing_text` byte-for-byte when nothing changed.
 
@@ -217,7 +250,7 @@ def render_policy(
     Raises:
         PolicyError: the rendered document fails validation (the caller keeps the old policy).
     """
-    doc = render_document(server, grants, sessions, cluster=cluster)
+    doc = render_document(server, grants, sessions, cluster=cluster, namespace_team=namespace_team)
     validate(doc)
     if _unchanged(existing_text, doc.revision):
         assert existing_text is not None

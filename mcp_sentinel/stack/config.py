@@ -77,7 +77,14 @@ class StackConfig:
     host: str = "127.0.0.1"
     # Local-only credentials; production reads these from Secrets (knative/).
     admin_api_key: str = "sentinel-local-admin-key"
+    # Unbound: local development and benchmarks write any server with it (INGEST_ALLOW_UNBOUND_KEYS).
     ingest_api_key: str = "sentinel-local-ingest-key"
+    # Signs each local sidecar's own ingest credential (mcp_sentinel.gateway_credentials).
+    ingest_gateway_secret: str = "sentinel-local-gateway-secret-not-for-production"
+    # What the local namespace's team label would say (the platform's namespace → team mapping).
+    namespace_team: str = "local-team"
+    # The local dispatcher's credential towards the processor (Knative sends its OIDC token instead).
+    processor_delivery_token: str = "sentinel-local-processor-delivery-token"
     jwt_secret: str = "sentinel-local-jwt-secret-change-me-in-production"
     namespace: str = "mcp-servers"
 

@@ -325,6 +325,35 @@ def test_worker_role_covers_every_kind_the_workflows_touch() -> None:
 def test_api_role_has_no_workload_or_rbac_rights() -> None:
     api = _find("ClusterRole", "mcp-sentinel-api")
     resources = {res for rule in api["rules"] for res in rule["resources"]}
-    assert resources == {"mcpservers", "mcpaccessgrants", "mcpagentsessions", "configmaps"}
+    assert resources == {"mcpservers", "mcpaccessgrants", "mcpagentsessions", "configmaps", "namespaces"}
+    ns_rules = [rule for rule in api["rules"] if "namespaces" in rule["resources"]]
+    assert [rule["verbs"] for rule in ns_rules] == [["get"]]  # read the team label, nothing more
     assert not [d for _, d in DOCS if d["kind"] in {"Role", "RoleBinding"}
                 and d["metadata"]["name"].startswith("mcp-sentinel-api")]
+
+
+def test_audit_writers_and_deliveries_carry_their_bindings() -> None:
+    """Issue 14 item 4: each gateway has its own ingest credential; only the KafkaSource delivers."""
+    sidecar = next(c for c in _find("Deployment", "server-a")["spec"]["template"]["spec"]["containers"]
+                   if c["name"] == "mcp-gateway")
+    env = {e["name"]: e for e in sidecar["env"]}
+    ref = env["ANALYTICS_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == "server-a-ingest-credential"  # per server, never a shared key
+    _find("Secret", "server-a-ingest-credential")
+    def env_of(ksvc: str) -> dict[str, Any]:
+        return {e["name"]: e for e in _ksvc(ksvc)["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    ingest_env = env_of("mcp-sentinel-ingest")
+    assert ingest_env["INGEST_GATEWAY_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "INGEST_GATEWAY_SECRET"
+    source = _find("KafkaSource", "mcp-events-to-processor")
+    proc_env = env_of("mcp-sentinel-processor")
+    audience_key = proc_env["PROCESSOR_OIDC_AUDIENCE"]["valueFrom"]["configMapKeyRef"]["key"]
+    config = _find("ConfigMap", "mcp-sentinel-config")["data"]
+    assert source["spec"]["sink"]["audience"] == config[audience_key]
+    for name in ("PROCESSOR_OIDC_JWKS_URL", "PROCESSOR_OIDC_ISSUER", "PROCESSOR_OIDC_SUBJECTS"):
+        assert config[proc_env[name]["valueFrom"]["configMapKeyRef"]["key"]]
+    processor = _find("NetworkPolicy", "processor-from-kafka-source-only")
+    eventing = [p for rule in processor["spec"]["ingress"] for p in rule["from"]
+                if p.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                == "knative-eventing"]
+    assert eventing and all(p.get("podSelector") for p in eventing)  # the dispatcher pods, not the namespace

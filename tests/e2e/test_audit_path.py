@@ -103,7 +103,9 @@ def test_allowed_and_denied_calls_land_once_with_materialised_fields(audit_stack
     [deny_row] = audit_stack.rows(denied_trace, 1)
     common = {"server": "server-a", "namespace": audit_stack.cfg.namespace, "human_id": "alice",
               "agent_id": "workspace-agent", "session_id": "sess-alice-a", "rpc_method": "tools/call",
-              "cluster": "local", "source": "server-a-gateway"}
+              "cluster": "local", "source": "server-a-gateway",
+              # the team comes from the gateway's credential (the namespace's team), not the policy
+              "team_id": audit_stack.cfg.namespace_team}
     for row in (allow_row, deny_row):
         got = {k: getattr(row, k) for k in common}
         assert got == common

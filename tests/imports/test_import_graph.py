@@ -41,7 +41,7 @@ INGEST_WATCH = (*NEVER, "fastapi", "pydantic", "jwt", "cryptography", "aiokafka"
 
 def test_ingest_with_keys_loads_no_framework_jwt_or_kafka_client() -> None:
     # aiokafka comes with the first produce (functions/ingest/producer.py), jwt only with a JWKS.
-    code = INGEST_APP.replace("{ENV}", repr({"INGEST_API_KEYS": "k", "KAFKA_BROKERS": "127.0.0.1:9"}))
+    code = INGEST_APP.replace("{ENV}", repr({"INGEST_API_KEYS": "k#server=ns/s", "KAFKA_BROKERS": "127.0.0.1:9"}))
     assert loaded(code, INGEST_WATCH) == []
 
 
@@ -153,7 +153,7 @@ def test_ingest_first_requests_load_no_task_group_backend_or_kafka_client() -> N
 import asyncio, httpx
 from functions.ingest.app import create_app
 from functions.ingest.settings import IngestSettings
-app = create_app(IngestSettings.from_env({"INGEST_API_KEYS": "k", "KAFKA_BROKERS": "127.0.0.1:9"}))
+app = create_app(IngestSettings.from_env({"INGEST_API_KEYS": "k#server=ns/s", "KAFKA_BROKERS": "127.0.0.1:9"}))
 async def main():
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as c:
         assert (await c.get("/live")).json() == {"ok": True}

@@ -20,7 +20,8 @@ from tests.fixtures.kafka import KafkaStack, read_topic
 async def test_lifespan_connects_before_the_first_event(kafka_stack: KafkaStack) -> None:
     topic = f"warm-{uuid.uuid4().hex[:8]}"
     ensure_topics([kafka_stack.bootstrap], [topic])
-    settings = IngestSettings(brokers=(kafka_stack.bootstrap,), api_keys=parse_api_keys("k"), topic=topic)
+    keys = parse_api_keys("k#server=ns1/warm")
+    settings = IngestSettings(brokers=(kafka_stack.bootstrap,), api_keys=keys, topic=topic)
     app = create_app(settings)
     producer: EventProducer = app.state.producer
     assert not producer.connected  # building the app connects nothing

@@ -36,8 +36,10 @@ class Harness:
     def __init__(self, stack: KafkaStack, *, event_spans: bool = True, **overrides: object) -> None:
         self.topic = f"t-{uuid.uuid4().hex[:8]}"
         ensure_topics([stack.bootstrap], [self.topic])
+        # The codec tests write many servers with one key: unbound, as local development allows
+        # (bindings are tested in test_bindings.py).
         base = {"brokers": (stack.bootstrap,), "topic": self.topic, "api_keys": parse_api_keys(KEY),
-                "produce_timeout_ms": 4000}
+                "produce_timeout_ms": 4000, "allow_unbound_keys": True}
         base.update(overrides)
         self.settings = IngestSettings(**base)  # type: ignore[arg-type]
         self.exporter = InMemorySpanExporter()
@@ -228,8 +230,10 @@ class JWKS:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
 
-    def token(self, aud: str = "ingest", exp: float | None = None, iss: str = "https://idp") -> str:
-        claims = {"sub": "gw", "aud": aud, "iss": iss, "exp": int(exp if exp is not None else time.time() + 60)}
+    def token(self, aud: str = "ingest", exp: float | None = None, iss: str = "https://idp", **extra: str) -> str:
+        claims = {"sub": "gw", "aud": aud, "iss": iss, "exp": int(exp if exp is not None else time.time() + 60),
+                  "namespace": "ns1", "server": "s1", **extra}
+        claims = {k: v for k, v in claims.items() if v != "-"}  # "-" drops a claim
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "k1"})
 
 
@@ -241,7 +245,7 @@ def jwks() -> Iterator[JWKS]:
 
 
 async def test_auth_matrix(kafka_stack, jwks):
-    doc = {"source": "mcp-gateway", "event_type": "t", "payload": {"a": 1}}
+    doc = {"source": "mcp-gateway", "event_type": "t", "payload": {"a": 1, "namespace": "ns1", "server": "s1"}}
     keyed = Harness(kafka_stack, api_keys=parse_api_keys("other, " + KEY), oidc_jwks_url=jwks.url,
                     oidc_audience="ingest", oidc_issuer="https://idp")
     cases = [
@@ -265,9 +269,10 @@ async def test_auth_matrix(kafka_stack, jwks):
 
 
 def test_api_keys_fallback_and_settings_guards():
-    s = IngestSettings.from_env({"API_KEYS": "a,b", "KAFKA_BROKERS": "x:1"})
+    dev = {"INGEST_ALLOW_UNBOUND_KEYS": "true", "KAFKA_BROKERS": "x:1"}
+    s = IngestSettings.from_env({"API_KEYS": "a,b", **dev})
     assert [k.key for k in s.api_keys] == ["a", "b"]
-    s = IngestSettings.from_env({"API_KEYS": "a", "INGEST_API_KEYS": "i#mcp-gateway/|other/", "KAFKA_BROKERS": "x:1"})
+    s = IngestSettings.from_env({"API_KEYS": "a", "INGEST_API_KEYS": "i#mcp-gateway/|other/", **dev})
     assert [(k.key, k.source_prefixes) for k in s.api_keys] == [("i", ("mcp-gateway/", "other/"))]
     with pytest.raises(SettingsError, match="OIDC_JWKS_URL"):
         IngestSettings.from_env({"OIDC_ISSUER": "x"})
@@ -278,7 +283,8 @@ def test_api_keys_fallback_and_settings_guards():
 
 
 async def test_api_keys_fallback_accepts_writes(kafka_stack):
-    h = Harness(kafka_stack, api_keys=IngestSettings.from_env({"API_KEYS": "legacy"}).api_keys)
+    env = {"API_KEYS": "legacy", "INGEST_ALLOW_UNBOUND_KEYS": "true"}
+    h = Harness(kafka_stack, api_keys=IngestSettings.from_env(env).api_keys)
     async with h.client() as c:
         doc = {"source": "s", "event_type": "t", "payload": {}}
         r = await c.post("/events", json=doc, headers={"x-api-key": "legacy"})

@@ -172,6 +172,8 @@ def test_in_order_delivery_pass_through_wrapping_and_commit(pipeline_factory):
     assert h["ce-id"] == f"partition:{h['ce-kafkapartition']}/offset:{h['ce-kafkaoffset']}"
     assert h["ce-key"] == "raw-key" and raw["body"] == '{"hello": 1}'
     assert "traceparent" in h  # the dispatcher's delivery span continues into the POST
+    # every delivery carries the credential the processor requires of the event source
+    assert {r["headers"].get("authorization") for r in got} == {f"Bearer {StackConfig().processor_delivery_token}"}
     # commits reach the end of every partition once delivered
     deadline = time.monotonic() + 10
     while sum(v or 0 for v in p.committed().values()) < 31 and time.monotonic() < deadline:
@@ -318,6 +320,7 @@ def test_batch_delivery_keeps_order_and_commits(pipeline_factory):
     assert by_data[True]["source"] == f"/apis/v1/namespaces/mcp-sentinel/kafkasources/mcp-events#{p.topic}"
     assert base64.b64decode(by_data[False]["data_base64"]) == b"\x00not json"  # not JSON: sent as bytes
     assert all("traceparent" in r["headers"] for r in got)
+    assert {r["headers"].get("authorization") for r in got} == {f"Bearer {StackConfig().processor_delivery_token}"}
     wait_committed(p, 62)
     assert p.metric("dispatcher_delivered_total") == 62
     assert p.metric("dispatcher_batch_records_count") == len(ok(got))

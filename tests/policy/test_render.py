@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_sentinel.policy import (
     PolicyError,
@@ -87,7 +89,13 @@ def test_filtering_by_server_ref_name_and_effective_namespace() -> None:
         _obj(GRANT, "other-server", "mcp-servers", {"name": "billing"}),
         _obj(GRANT, "wrong-explicit-ns", "mcp-servers", {"name": "payments", "namespace": "elsewhere"}),
     ]
+    # Another namespace's grant pointing here is ignored (issue 14) ...
     d = render_document(SERVER, grants, [])
+    assert [(g.namespace, g.name) for g in d.grants] == [("mcp-servers", "same-ns-implicit")]
+    # ... unless the server's own namespace admits it (an annotation on the MCPServer).
+    admitting = copy.deepcopy(SERVER)
+    admitting["metadata"]["annotations"] = {"mcp-sentinel.io/admit-grants-from": " team-a , team-c"}
+    d = render_document(admitting, grants, [])
     assert [(g.namespace, g.name) for g in d.grants] == [("mcp-servers", "same-ns-implicit"),
                                                          ("team-a", "other-ns-explicit")]
 
@@ -181,3 +189,53 @@ def test_same_named_grants_from_two_namespaces_render() -> None:
     a = _obj(GRANT, "ops", "team-a", {"name": "payments", "namespace": "mcp-servers"})
     b = _obj(GRANT, "ops", "team-b", {"name": "payments", "namespace": "mcp-servers"})
     load_policy(render_policy(SERVER, [a, b], [], now=NOW))
+
+
+def test_cross_namespace_grants_and_sessions_are_ignored_unless_admitted() -> None:
+    """A tenant in team-b cannot grant itself access to team-a's server by pointing serverRef at it."""
+    ref = {"name": "payments", "namespace": "mcp-servers"}
+    intruder_grant = _obj(GRANT, "let-me-in", "team-b", ref)
+    intruder_session = _obj(SESSION, "my-session", "team-b", ref)
+    text = render_policy(SERVER, [GRANT, intruder_grant], [SESSION, intruder_session], now=NOW)
+    assert text == render_policy(SERVER, [GRANT], [SESSION], now=NOW)
+    for notes in ({}, {"mcp-sentinel.io/admit-grants-from": "team-c"},
+                        {"mcp-sentinel.io/admit-grants-from": "team-b-other,team"}, {"other": "team-b"}):
+        server = copy.deepcopy(SERVER)
+        server["metadata"]["annotations"] = notes
+        d = render_document(server, [intruder_grant], [intruder_session])
+        assert d.grants == () and d.sessions == (), notes
+    server = copy.deepcopy(SERVER)
+    server["metadata"]["annotations"] = {"mcp-sentinel.io/admit-grants-from": "team-b"}
+    d = render_document(server, [intruder_grant], [intruder_session])
+    assert [g.name for g in d.grants] == ["let-me-in"] and [s.name for s in d.sessions] == ["my-session"]
+
+
+def test_namespace_team_wins_over_a_forged_spec_team_id() -> None:
+    """`spec.teamID` is free-form: the platform's namespace → team mapping decides the server's team."""
+    forged = copy.deepcopy(SERVER)
+    forged["spec"]["teamID"] = "someone-elses-team"
+    d = render_document(forged, [GRANT], [SESSION], namespace_team=TEAM)
+    assert d.server.team_id == TEAM
+    assert [g.team_id for g in d.grants] == [TEAM] and d.sessions[0].team_id == TEAM
+    assert render_policy(forged, [GRANT], [SESSION], now=NOW, namespace_team=TEAM) == \
+        render_policy(SERVER, [GRANT], [SESSION], now=NOW, namespace_team=TEAM)
+    assert render_document(forged, [], [], namespace_team="").server.team_id == ""
+
+
+_NS = st.sampled_from(["mcp-servers", "team-a", "team-b", "team-a-x", "", "mcp-servers-2"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(grant_ns=st.lists(st.tuples(_NS, st.booleans()), max_size=8), admit=st.lists(_NS, max_size=3))
+def test_rendered_grants_come_only_from_admitted_namespaces(grant_ns: list[tuple[str, bool]], admit: list[str]) -> None:
+    server = copy.deepcopy(SERVER)
+    if admit:
+        server["metadata"]["annotations"] = {"mcp-sentinel.io/admit-grants-from": ",".join(admit)}
+    grants = [_obj(GRANT, f"g{i}", ns, {"name": "payments", **({"namespace": "mcp-servers"} if explicit else {})})
+              for i, (ns, explicit) in enumerate(grant_ns)]
+    d = render_document(server, grants, [])
+    allowed = {"mcp-servers", *(a for a in admit if a)}
+    assert {g.namespace for g in d.grants} <= allowed
+    expected = [f"g{i}" for i, (ns, explicit) in enumerate(grant_ns)
+                if ns in allowed and (explicit or ns == "mcp-servers")]
+    assert [g.name for g in d.grants] == expected

@@ -22,6 +22,8 @@ from mcp_sentinel.stack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+# What the local dispatcher sends (the stack's processor part expects it).
+AUTH = {"authorization": f"Bearer {StackConfig().processor_delivery_token}"}
 
 
 def payload(**extra: Any) -> dict[str, Any]:
@@ -44,6 +46,7 @@ def binary_headers(event_id: str, **extra: str) -> dict[str, str]:
         "ce-partition": "2",
         "ce-offset": "41",
         "ce-key": "ns/srv",
+        **AUTH,
         **extra,
     }
 
@@ -100,11 +103,11 @@ def test_binary_delivery_stores_row_with_materialized_fields_and_trace(proc: Pro
 def test_structured_and_batch_deliveries(proc: Proc) -> None:
     prefix = f"st-{uuid.uuid4()}"
     r = httpx.post(proc.url + "/", json=structured(prefix + "-0"),
-                   headers={"content-type": "application/cloudevents+json"}, timeout=30)  # fmt: skip
+                   headers={"content-type": "application/cloudevents+json", **AUTH}, timeout=30)  # fmt: skip
     assert r.status_code == 200, r.text
     batch = [structured(f"{prefix}-{i}", tool_name=f"t{i}") for i in range(1, 4)]
     r = httpx.post(proc.url + "/", content=json.dumps(batch),
-                   headers={"content-type": "application/cloudevents-batch+json"}, timeout=30)  # fmt: skip
+                   headers={"content-type": "application/cloudevents-batch+json", **AUTH}, timeout=30)  # fmt: skip
     assert r.status_code == 200 and r.json() == {"inserted": 3, "duplicates": 0}
     assert [row[7] for row in proc.rows(prefix)] == ["rm", "t1", "t2", "t3"]
 
@@ -132,7 +135,7 @@ def test_invalid_envelope_is_400_naming_the_field_and_writes_nothing(proc: Proc)
     assert r.status_code == 400
     batch = [structured(eid + "-0"), {**structured(eid + "-1"), "type": ""}]
     r = httpx.post(proc.url + "/", content=json.dumps(batch),
-                   headers={"content-type": "application/cloudevents-batch+json"}, timeout=30)  # fmt: skip
+                   headers={"content-type": "application/cloudevents-batch+json", **AUTH}, timeout=30)  # fmt: skip
     assert r.status_code == 400 and r.json()["errors"][0]["field"].startswith("[1].type")
     assert proc.rows(eid) == []
 
@@ -194,7 +197,7 @@ async def test_unencodable_event_fails_only_its_own_delivery(proc: Proc) -> None
     prefix = f"poison-{uuid.uuid4()}"
     good = [json.dumps(structured(f"{prefix}-{i}")) for i in range(5)]
     bad = json.dumps(structured("x")).replace('"id": "x"', f'"id": "{prefix}-bad\\ud800"')
-    ct = {"content-type": "application/cloudevents+json"}
+    ct = {"content-type": "application/cloudevents+json", **AUTH}
     async with httpx.AsyncClient(base_url=proc.url, timeout=60) as client:
         results = await asyncio.gather(*(client.post("/", content=b, headers=ct) for b in [*good[:3], bad, *good[3:]]))
     assert [r.status_code for r in results] == [200, 200, 200, 422, 200, 200]

@@ -33,7 +33,8 @@ async def test_each_event_continues_its_own_trace_and_the_batch_links_them(
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     settings = dataclasses.replace(
-        ProcessorSettings(), clickhouse=ClickHouseSettings(url=clickhouse_url, database=ch_database)
+        ProcessorSettings(allow_unauthenticated=True),  # delivery auth: test_delivery_auth.py
+        clickhouse=ClickHouseSettings(url=clickhouse_url, database=ch_database),
     )
     app = create_app(settings, tracer_provider=provider)
     app.state.batcher.start()  # ASGITransport does not run the lifespan

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from temporalio import activity
 
+from mcp_sentinel.gateway_credentials import team_of_namespace
 from workflows.cluster import SENTINEL_VERSION, AlreadyExists, Cluster, Obj, Ref
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,15 @@ class Renderer(Protocol):
     """`mcp_sentinel.policy.render_policy`: the full document text (raises ValueError on an invalid render)."""
 
     def __call__(
-        self, server: Obj, grants: list[Obj], sessions: list[Obj], *, cluster: str, existing_text: str, now: datetime
+        self,
+        server: Obj,
+        grants: list[Obj],
+        sessions: list[Obj],
+        *,
+        cluster: str,
+        existing_text: str,
+        now: datetime,
+        namespace_team: str | None,
     ) -> Any:
         """Render; returns the policy text (a str; objects with `.text` or a dict are accepted too)."""
 
@@ -129,10 +138,14 @@ class PolicyActivities:
         cm_ref = Ref("v1", "ConfigMap", req.namespace, f"{req.server}-gateway-policy")
         cm = self.cluster.get(cm_ref)
         existing = str(((cm or {}).get("data") or {}).get(POLICY_KEY, ""))
+        # The namespace's team label (set by team provisioning), never the free-form spec.teamID.
+        ns_obj = self.cluster.get(Ref("v1", "Namespace", "", req.namespace))
+        team = (team_of_namespace(ns_obj) or None) if ns_obj is not None else None
         try:
             text = as_text(
                 self._render_fn()(
-                    server, grants, sessions, cluster=self.cluster_name, existing_text=existing, now=datetime.now(UTC)
+                    server, grants, sessions, cluster=self.cluster_name, existing_text=existing, now=datetime.now(UTC),
+                    namespace_team=team,
                 )
             )
         except ValueError as exc:

@@ -15,6 +15,7 @@ def dispatcher_env(cfg: StackConfig, sink_url: str | None = None) -> dict[str, s
         "KAFKA_TOPIC": DEFAULT_TOPIC,
         "KAFKA_GROUP": "mcp-sentinel-kafkasource",
         "SINK_URL": sink_url or cfg.url("processor", "/"),
+        "SINK_AUTH_TOKEN": cfg.processor_delivery_token,
         "DEAD_LETTER_TOPIC": DEFAULT_DLQ_TOPIC,
         "DELIVERY_RETRY": "10",
         "DELIVERY_BACKOFF_POLICY": "exponential",

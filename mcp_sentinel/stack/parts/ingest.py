@@ -17,6 +17,8 @@ def ingest_env(cfg: StackConfig) -> dict[str, str]:
         "KAFKA_BROKERS": bootstrap(cfg),
         "KAFKA_TOPIC": DEFAULT_TOPIC,
         "INGEST_API_KEYS": cfg.ingest_api_key,
+        "INGEST_ALLOW_UNBOUND_KEYS": "true",  # the local key above; the sidecars use bound credentials
+        "INGEST_GATEWAY_SECRET": cfg.ingest_gateway_secret,
         "OTEL_SERVICE_NAME": "mcp-sentinel-ingest",
     }
 

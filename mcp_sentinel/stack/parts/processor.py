@@ -16,6 +16,7 @@ def processor_env(cfg: StackConfig) -> dict[str, str]:
         "METRICS_ADDR": cfg.host,
         "CLICKHOUSE_URL": clickhouse_url(cfg),
         "CLICKHOUSE_DB": "mcp",
+        "PROCESSOR_DELIVERY_TOKEN": cfg.processor_delivery_token,
     }
 
 

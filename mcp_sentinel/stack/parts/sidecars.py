@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.stack.config import REPO_ROOT, StackConfig
 from mcp_sentinel.stack.supervisor import PYTHON, Component
 
@@ -21,6 +22,11 @@ def seed_policy(cfg: StackConfig, server: str) -> Path:
     return path
 
 
+def gateway_credential(cfg: StackConfig, server: str) -> str:
+    """The sidecar's own ingest key: it can write rows for this server only, attributed to the namespace's team."""
+    return issue(cfg.ingest_gateway_secret, GatewayBinding(cfg.namespace, server, cfg.namespace_team))
+
+
 def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name: str) -> dict[str, str]:
     """The environment one sidecar runs with (the same variable names as in a pod)."""
     return {
@@ -33,7 +39,7 @@ def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name
         "MCP_SERVER_NAMESPACE": cfg.namespace,
         "MCP_CLUSTER_NAME": "local",
         "ANALYTICS_INGEST_URL": cfg.url("ingest", "/events"),
-        "ANALYTICS_API_KEY": cfg.ingest_api_key,
+        "ANALYTICS_API_KEY": gateway_credential(cfg, server),
         "ANALYTICS_SOURCE": f"{server}-gateway",
         "AUDIT_SPOOL_DIR": str(cfg.path("spool", server)),
         "OTEL_SERVICE_NAME": f"{server}-gateway",
