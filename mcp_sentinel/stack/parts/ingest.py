@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mcp_sentinel.kafka import DEFAULT_TOPIC
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.kafka import bootstrap
 from mcp_sentinel.stack.supervisor import PYTHON, Component
@@ -18,6 +19,8 @@ def ingest_env(cfg: StackConfig) -> dict[str, str]:
         "KAFKA_TOPIC": DEFAULT_TOPIC,
         "INGEST_API_KEYS": cfg.ingest_api_key,
         "OTEL_SERVICE_NAME": "mcp-sentinel-ingest",
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.clickhouse import clickhouse_url
 from mcp_sentinel.stack.supervisor import PYTHON, Component
@@ -16,6 +17,8 @@ def processor_env(cfg: StackConfig) -> dict[str, str]:
         "METRICS_ADDR": cfg.host,
         "CLICKHOUSE_URL": clickhouse_url(cfg),
         "CLICKHOUSE_DB": "mcp",
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
     }
 
 

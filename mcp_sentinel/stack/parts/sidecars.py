@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import REPO_ROOT, StackConfig
 from mcp_sentinel.stack.supervisor import PYTHON, Component
 
@@ -38,6 +39,8 @@ def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name
         "AUDIT_SPOOL_DIR": str(cfg.path("spool", server)),
         "OTEL_SERVICE_NAME": f"{server}-gateway",
         "INVENTORY_TOKEN": cfg.inventory_token,
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
     }
 
 
