@@ -26,6 +26,8 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         "INGEST_API_KEYS": cfg.ingest_api_key,
         "JWT_SECRET": cfg.jwt_secret,
         "PLATFORM_DEV_LOGIN_ENABLED": "true",
+        # Self-service signup for local use; production leaves it off (admins invite users).
+        "SIGNUP_ENABLED": "true",
         # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
         LOCAL_DEV_FLAG: "1",
         "CLICKHOUSE_URL": cfg.url("clickhouse_http"),
