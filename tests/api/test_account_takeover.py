@@ -108,6 +108,9 @@ async def test_signed_in_linking_is_the_only_way_to_join_an_existing_account(
     assert (await _link(api, _token(issuer, "alice-sub-2", "alice@corp.example"), by_key)).status_code == 403
     bob = await api.bearer("bob@corp.example")
     assert (await _link(api, _token(issuer, "alice-sub", "bob@corp.example"), bob)).status_code == 409
+    big = await api.client.post("/api/auth/oidc/link", content=b"x" * 9000,
+                                headers={**alice, "content-type": "application/json"})
+    assert big.status_code == 413
 
 
 async def test_an_invitation_is_claimed_by_the_first_verified_identity(make_api: AppFactory, issuer: Issuer) -> None:
