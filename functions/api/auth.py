@@ -178,7 +178,9 @@ async def principal_from_oidc(ctx: ApiContext, ident: OidcIdentity) -> Principal
     except NotFound as exc:
         raise forbidden(f"{exc}; ask an administrator for an invitation") from None
     except Conflict:
-        raise ApiError(409, "conflict", "the account is being created by another sign-in; retry") from None
+        # A concurrent first sign-in won the race, or the email belongs to a deleted account.
+        raise ApiError(409, "conflict", "an account with this email exists or was deleted; retry or ask an "
+                       "administrator") from None
     return await _user_principal(ctx, user, "oidc_jwt")
 
 
