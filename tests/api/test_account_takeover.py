@@ -165,3 +165,12 @@ async def test_login_answers_the_same_for_taken_and_free_emails(api: Api) -> Non
     free = await api.client.post("/api/auth/login", json={"email": "free@corp.example", "password": "wrong-pass"})
     assert (taken.status_code, taken.json()) == (free.status_code, free.json()) == (
         401, {"error": "unauthorized", "message": "invalid credentials"})
+
+
+async def test_a_deleted_accounts_email_is_not_recreated_by_oidc(make_api: AppFactory, issuer: Issuer) -> None:
+    api = await _oidc_api(make_api, issuer, signup_enabled=True)
+    body = await api.signup("gone@corp.example")
+    r = await api.client.delete(f"/api/users/{body['user']['id']}", headers={"x-api-key": ADMIN_KEY})
+    assert r.status_code == 200
+    r = await _oidc(api, _token(issuer, "gone-sub", "gone@corp.example"))
+    assert r.status_code == 409 and r.json()["error"] == "conflict" and "deleted" in r.json()["message"]
