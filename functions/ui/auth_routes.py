@@ -91,6 +91,7 @@ async def login(request: Request) -> Response:
             cred = await ctx.login.id_token(id_token, nonce, client)
         elif api_key:
             if is_service_admin_key(ctx, api_key):
+                ctx.limiter.failure(client)  # counted: the answer tells a valid admin key from a wrong one
                 return error(403, "service_key_refused", SERVICE_KEY_REFUSED)
             cred = Credential("api_key", api_key, None)
         else:
