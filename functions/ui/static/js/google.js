@@ -79,10 +79,10 @@ export function googleSignIn(onCredential) {
         nonce,
         callback: async (response) => {
           const ok = await onCredential(response && response.credential, state);
-          if (!ok) {
-            showing = null;
-            show();
-          }
+          // This nonce is spent (or its attempt failed): the next showing starts a fresh sign-in,
+          // right away after a failure, else when the dialog opens again (sign-out, session end).
+          showing = null;
+          if (!ok) show();
         },
       });
       gsi.renderButton(target, { type: "standard", theme: "outline", size: "large", text: "signin_with",
