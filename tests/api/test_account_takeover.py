@@ -174,3 +174,24 @@ async def test_a_deleted_accounts_email_is_not_recreated_by_oidc(make_api: AppFa
     assert r.status_code == 200
     r = await _oidc(api, _token(issuer, "gone-sub", "gone@corp.example"))
     assert r.status_code == 409 and r.json()["error"] == "conflict" and "deleted" in r.json()["message"]
+
+
+async def test_no_claim_spelling_reaches_an_existing_account_without_signing_in(
+    make_api: AppFactory, issuer: Issuer
+) -> None:
+    # Every spelling of email_verified and of the address, with self-service and ADMIN_USERS on:
+    # an existing password account is never entered, linked or promoted by an OIDC sign-in alone.
+    api = await _oidc_api(make_api, issuer, signup_enabled=True, admin_users=frozenset({"alice@corp.example"}))
+    alice = (await api.signup("alice@corp.example"))["user"]
+    spellings = ["alice@corp.example", "ALICE@corp.example", " Alice@Corp.Example ", "alice@CORP.EXAMPLE"]
+    verified_values: list[Any] = [True, False, None, "true", "TRUE", "false", "1", 1, "yes", [], {}]
+    for i, (email, verified) in enumerate((e, v) for e in spellings for v in verified_values):
+        nonce = f"spelling-{i}"
+        claims: dict[str, Any] = {"sub": f"mallory-{i}", "email": email, "nonce": nonce}
+        if verified is not None:
+            claims["email_verified"] = verified
+        r = await api.client.post("/api/auth/oidc", json={"id_token": issuer.token(**claims), "nonce": nonce})
+        assert r.status_code in (403, 409), (email, verified, r.text)
+        assert "access_token" not in r.text
+    assert _identities(api, "alice@corp.example") == ["password"]
+    assert (await api.store.get_user(alice["id"])).role == "user"  # type: ignore[union-attr]
