@@ -38,6 +38,9 @@ async def proxy(request: Request) -> Response:
     ctx = ctx_of(request)
     assert ctx.client is not None
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    # Repeated credential headers: which one would the API read? (The dict above keeps the last.)
+    if any(len(request.headers.getlist(name)) > 1 for name in ("x-api-key", "authorization")):
+        return error(400, "ambiguous_credentials", "send one x-api-key or Authorization header")
     if is_service_admin_key(ctx, request.headers.get("x-api-key", "").strip()):
         return error(403, "service_key_refused", SERVICE_KEY_REFUSED)
     own_credentials = "authorization" in headers or "x-api-key" in headers

@@ -169,6 +169,11 @@ def test_service_admin_keys_are_not_forwarded_from_the_public_side(make_client, 
     resp = make_client().post("/auth/login", json={"api_key": backend.admin_api_key})
     assert resp.status_code == 403 and resp.json()["error"] == "service_key_refused"
     assert backend.admin_api_key not in resp.text
+    # Hiding the key behind a decoy in a repeated header does not get it forwarded either.
+    for order in ([("x-api-key", "decoy"), ("x-api-key", backend.admin_api_key)],
+                  [("x-api-key", backend.admin_api_key), ("x-api-key", "decoy")]):
+        resp = c.request("GET", "/api/admin/audit", headers=order)
+        assert resp.status_code == 400 and resp.json()["error"] == "ambiguous_credentials", order
 
 
 def test_logout_requires_csrf_and_kills_the_session(make_client):
