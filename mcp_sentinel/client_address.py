@@ -58,3 +58,17 @@ def client_address(peer: str | None, forwarded_for: str | None, proxies: tuple[N
             return str(ip)
         addr = str(ip)
     return addr
+
+
+def throttle_key(addr: str) -> str:
+    """The address a login throttle counts against: IPv4 as is, IPv6 by its /64.
+
+    One IPv6 host usually holds a whole /64, so counting single addresses would let it dodge a
+    per-address limit 2^64 times; a /64 is the smallest block assigned to one site.
+    """
+    ip = _ip(addr)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return addr

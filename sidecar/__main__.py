@@ -14,6 +14,7 @@ import sys
 from aiohttp import web
 
 from mcp_sentinel.inventory_token import InventoryKeyError
+from mcp_sentinel.secrets_check import enforce
 from sidecar.app import build_state, create_app, create_metrics_app
 from sidecar.settings import SettingsError, SidecarSettings
 from sidecar.tls import CertReloader, TlsConfigError, server_context
@@ -75,6 +76,7 @@ def main() -> None:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    enforce(os.environ, "sidecar")
     try:
         settings = SidecarSettings.from_env(os.environ)
         ssl_context = (

@@ -4,6 +4,8 @@ Fixture plugins for the real components live in `tests/fixtures/`; pytest only a
 `pytest_plugins` in the top-level conftest, so every area's plugin is registered here.
 """
 
+import os
+
 pytest_plugins = [
     "tests.fixtures.clickhouse",
     "tests.fixtures.kafka",
@@ -12,3 +14,8 @@ pytest_plugins = [
     "tests.fixtures.sidecar",
     "tests.fixtures.temporal",
 ]
+
+# Test processes run with test keys, the local stack's published keys and dev logins: every
+# component would refuse them at start-up without the local-development flag. Tests of that
+# refusal (tests/security/test_working_defaults.py) start processes without it.
+os.environ.setdefault("SENTINEL_LOCAL_DEV", "1")

@@ -29,6 +29,9 @@ if __name__ == "__main__":
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    from mcp_sentinel.secrets_check import enforce
+
+    enforce(os.environ, "worker")  # before Temporal's bridge is loaded: a plain exit 2
     code = asyncio.run(_main())
     sys.stdout.flush()
     sys.stderr.flush()

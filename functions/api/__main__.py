@@ -10,12 +10,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from functions.api.app import create_app
 from functions.api.settings import ApiSettings
+from mcp_sentinel.secrets_check import enforce
 
 
 def main() -> None:
     """Run until SIGTERM (Knative-style single process)."""
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
+    enforce(os.environ, "api")
     settings = ApiSettings.from_env(os.environ)
     registry = CollectorRegistry()
     start_http_server(settings.metrics_port, addr=settings.host, registry=registry)

@@ -1,7 +1,8 @@
 """Request authentication (§7.2) and the FastAPI dependencies routes use.
 
 Order: `x-api-key` (configured service keys, then user keys), then `Authorization: Bearer`
-(platform JWT, then OIDC ID token). Every user credential is resolved against the store on every
+(platform JWT; an OIDC ID token is refused: it is exchanged at `/api/auth/oidc`, never used as a
+credential). Every user credential is resolved against the store on every
 request, so a disabled or deleted user, or a revoked key, stops working immediately (§11.26).
 Ingest keys are never accepted here.
 """
@@ -17,11 +18,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from functions.api.context import ApiContext
-from functions.api.errors import ApiError, unauthorized, unavailable
-from functions.api.oidc import OidcError
+from functions.api.errors import ApiError, forbidden, unauthorized, unavailable
+from functions.api.oidc import OidcError, OidcIdentity
 from mcp_sentinel.client_address import client_address
 from mcp_sentinel.identity.principal import Principal
-from mcp_sentinel.identity.store import AuditEntry, IdentityStore, User
+from mcp_sentinel.identity.store import AuditEntry, Conflict, IdentityStore, LinkRequired, NotFound, User
 from mcp_sentinel.identity.tokens import TokenError
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,10 @@ async def _authenticate(ctx: ApiContext, request: Request) -> Principal | None:
             raise unauthorized("invalid API key")
     if not bearer:
         return None
-    if ctx.oidc is not None and ctx.oidc.looks_like_oidc(bearer):
-        return await principal_from_oidc(ctx, bearer)
+    if ctx.oidc is not None and ctx.oidc.is_id_token(bearer):
+        # An ID token says who signed in at the provider, for the client that asked; it is not an
+        # API credential (issue 14). The sign-in exchanges it, with its nonce, at /api/auth/oidc.
+        raise unauthorized("ID tokens are not API credentials; exchange one at /api/auth/oidc")
     if ctx.tokens is None:
         raise unauthorized("bearer tokens are not accepted (no JWT keys configured)")
     try:
@@ -125,23 +128,59 @@ async def _authenticate(ctx: ApiContext, request: Request) -> Principal | None:
     return await _user_principal(ctx, await ctx.store.get_user(claims.subject), "platform_jwt")
 
 
-async def principal_from_oidc(ctx: ApiContext, id_token: str) -> Principal:
-    """Verify an OIDC ID token, upsert its user, and return the principal (401 when invalid)."""
+async def verified_id_token(ctx: ApiContext, id_token: str, nonce: str) -> OidcIdentity:
+    """A verified ID token whose `nonce` claim equals the sign-in's nonce (401 otherwise).
+
+    Without the nonce check any ID token issued for our client id (a token leaked from a log, or
+    one minted for the same client id in another browser) could be exchanged here.
+    """
     if ctx.oidc is None:
         raise unavailable("OIDC is not configured")
-    if ctx.store is None:
-        raise unavailable("identity store not configured (set POSTGRES_DSN)")
     try:
         ident = await ctx.oidc.verify(id_token)
     except OidcError as exc:
         log.info("rejected OIDC token: %s", exc)
         raise unauthorized("invalid ID token") from None
+    if not nonce or ident.nonce is None or not hmac.compare_digest(ident.nonce.encode(), nonce.encode()):
+        log.info("rejected OIDC token: nonce missing or different from the sign-in's")
+        raise unauthorized("invalid ID token")
+    return ident
+
+
+def oidc_makes_admin(ctx: ApiContext, ident: OidcIdentity) -> bool:
+    """ADMIN_USERS confers admin on an OIDC identity by subject, or by email only when verified."""
     admins = ctx.settings.admin_users
-    # An unverified email must not confer admin (anyone can claim any address at some IdPs).
-    email_counts = ident.email_verified is not False and ident.email in admins
-    user = await ctx.store.upsert_oidc_user(
-        ident.issuer, ident.subject, ident.email, make_admin=ident.subject in admins or email_counts
-    )
+    # An unverified (or unstated) email proves nothing: anyone can claim any address at some IdPs.
+    return ident.subject in admins or (ident.email_verified is True and ident.email in admins)
+
+
+async def principal_from_oidc(ctx: ApiContext, ident: OidcIdentity) -> Principal:
+    """Sign a verified OIDC identity in (401/403/409 when it may not), and return its principal."""
+    if ctx.store is None:
+        raise unavailable("identity store not configured (set POSTGRES_DSN)")
+    make_admin = oidc_makes_admin(ctx, ident)
+    try:
+        user = await ctx.store.oidc_sign_in(
+            ident.issuer,
+            ident.subject,
+            ident.email,
+            email_verified=ident.email_verified is True,
+            make_admin=make_admin,
+            # New accounts come from self-service signup being on, or from ADMIN_USERS (bootstrap).
+            may_create=ctx.settings.signup_enabled or make_admin,
+        )
+    except LinkRequired:
+        raise ApiError(
+            409,
+            "link_required",
+            "an account with this email already exists: sign in to it, then link this identity",
+        ) from None
+    except NotFound as exc:
+        raise forbidden(f"{exc}; ask an administrator for an invitation") from None
+    except Conflict:
+        # A concurrent first sign-in won the race, or the email belongs to a deleted account.
+        raise ApiError(409, "conflict", "an account with this email exists or was deleted; retry or ask an "
+                       "administrator") from None
     return await _user_principal(ctx, user, "oidc_jwt")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from functions.api.oidc import OidcVerifier
+from functions.api.oidc import NonceLedger, OidcVerifier
 from functions.api.settings import ApiSettings
 from mcp_sentinel.identity.lockout import LoginLockout
 from mcp_sentinel.identity.passwords import PasswordHasher
@@ -81,6 +81,8 @@ class ApiContext:
     store: IdentityStore | None = None
     tokens: TokenIssuer | None = None
     oidc: OidcVerifier | None = None
+    # Nonces of ID tokens already exchanged (a captured token and nonce are single-use).
+    oidc_nonces: NonceLedger = field(default_factory=NonceLedger)
     # Filled by the other areas' wiring; None means "not configured" (their routes answer 503).
     clickhouse: Any = None
     kube: Any = None

@@ -18,6 +18,7 @@ CAPS: dict[str, int] = {
     "/api/auth/signup": 4 * 1024,
     "/api/users": 4 * 1024,
     "/api/auth/oidc": 8 * 1024,
+    "/api/auth/oidc/link": 8 * 1024,
     "/api/user/activity/image-publish": 16 * 1024,
 }
 

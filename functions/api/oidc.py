@@ -6,8 +6,10 @@ built — only when OIDC is configured — not with this module, which the API i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,8 @@ class OidcIdentity:
     subject: str
     email: str
     email_verified: bool | None
+    nonce: str | None = None
+    expires_at: float = 0.0
 
 
 class OidcVerifier:
@@ -126,6 +130,8 @@ class OidcVerifier:
             subject=str(claims["sub"]),
             email=str(claims.get("email", "")).strip().lower(),
             email_verified=verified if isinstance(verified, bool) else None,
+            nonce=str(claims["nonce"]) if isinstance(claims.get("nonce"), str) else None,
+            expires_at=float(claims["exp"]),
         )
 
     def looks_like_oidc(self, token: str) -> bool:
@@ -136,3 +142,39 @@ class OidcVerifier:
             return jwt.get_unverified_header(token).get("alg") in ASYMMETRIC_ALGORITHMS
         except jwt.PyJWTError:
             return False
+
+    def is_id_token(self, token: str) -> bool:
+        """True when the (unverified) token names this provider as its issuer: an ID token."""
+        import jwt
+
+        try:
+            iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            return False
+        return isinstance(iss, str) and iss.rstrip("/") == self.issuer
+
+
+class NonceLedger:
+    """Nonces already exchanged for a platform token, kept until their ID token expires (per replica).
+
+    The nonce binds an ID token to the browser that started the sign-in (the UI keeps it in a
+    short-lived cookie); remembering spent ones makes a captured (token, nonce) pair single-use.
+    """
+
+    def __init__(self, max_entries: int = 50_000, clock: Callable[[], float] = time.time) -> None:
+        self._spent: dict[str, float] = {}
+        self._max = max_entries
+        self._clock = clock
+
+    def spend(self, nonce: str, expires_at: float) -> bool:
+        """Record a nonce; False when it was already spent (a replay)."""
+        now = self._clock()
+        if len(self._spent) >= self._max:
+            self._spent = {n: exp for n, exp in self._spent.items() if exp > now}
+            while len(self._spent) >= self._max:  # still full of live nonces: drop the oldest
+                self._spent.pop(next(iter(self._spent)))
+        key = hashlib.sha256(nonce.encode()).hexdigest()
+        if self._spent.get(key, 0.0) > now:
+            return False
+        self._spent[key] = max(expires_at, now + 60.0)
+        return True

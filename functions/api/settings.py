@@ -31,6 +31,9 @@ class ApiSettings:
     admin_api_keys: frozenset[str] = frozenset()
     ingest_api_keys: frozenset[str] = frozenset()
     admin_users: frozenset[str] = frozenset()
+    # Self-service accounts (password signup, first OIDC sign-in of an unknown email). Off unless
+    # set: outside the local stack admins create or invite users (`POST /api/users`).
+    signup_enabled: bool = False
     jwt_keys: str = ""
     jwt_secret: str = ""
     access_token_ttl: int = 900
@@ -145,6 +148,7 @@ class ApiSettings:
             admin_api_keys=_csv(e.get("ADMIN_API_KEYS")),
             ingest_api_keys=_csv(e.get("INGEST_API_KEYS")),
             admin_users=frozenset(u.lower() for u in _csv(e.get("ADMIN_USERS"))),
+            signup_enabled=_bool(e.get("SIGNUP_ENABLED")),
             jwt_keys=e.get("JWT_KEYS", ""),
             jwt_secret=e.get("JWT_SECRET", ""),
             access_token_ttl=int(num("ACCESS_TOKEN_TTL_SECONDS", d.access_token_ttl)),

@@ -12,12 +12,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 from functions.ingest.app import SERVICE_NAME, create_app
 from functions.ingest.settings import IngestSettings, SettingsError
 from mcp_sentinel import telemetry
+from mcp_sentinel.secrets_check import enforce
 
 
 def main() -> int:
     """Run until SIGTERM; exit 2 with a clear message on bad configuration."""
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
+    enforce(os.environ, "ingest")
     try:
         settings = IngestSettings.from_env(os.environ)
     except SettingsError as exc:

@@ -10,10 +10,12 @@ from starlette.applications import Starlette
 from functions.ingest.app import SERVICE_NAME, create_app
 from functions.ingest.settings import IngestSettings
 from mcp_sentinel import telemetry
+from mcp_sentinel.secrets_check import check_environment
 
 
 def new() -> Starlette:
     """Knative-functions-style factory: the ingest ASGI app configured from the environment."""
+    check_environment(os.environ, "ingest")  # no working defaults (mcp_sentinel/secrets_check.py)
     settings = IngestSettings.from_env(os.environ)
     return create_app(settings, tracer_provider=telemetry.setup_tracing(SERVICE_NAME, os.environ),
                       event_spans=telemetry.exporting(os.environ))

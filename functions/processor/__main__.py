@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 from functions.processor.app import create_app
 from functions.processor.settings import ProcessorSettings
 from mcp_sentinel.gc_tuning import tune_gc
+from mcp_sentinel.secrets_check import enforce
 from mcp_sentinel.telemetry import exporting, setup_tracing
 
 
@@ -18,6 +19,7 @@ def main() -> None:
     """Knative-style entry: all configuration from the environment."""
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
+    enforce(os.environ, "processor")
     settings = ProcessorSettings.from_env()
     # Spans (kafka.consume, clickhouse.insert_event/insert_batch) only when an exporter is configured.
     provider = None

@@ -10,12 +10,14 @@ import uvicorn
 
 from functions.ui.app import create_app
 from functions.ui.settings import SettingsError, UiSettings
+from mcp_sentinel.secrets_check import enforce
 
 
 def main() -> int:
     """Run until SIGTERM; exit 2 with a clear message on bad configuration."""
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
+    enforce(os.environ, "ui")
     try:
         settings = UiSettings.from_env(os.environ)
     except SettingsError as exc:

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from functions.ui import auth_routes, proxy
 from functions.ui.context import UiContext, ctx_of, dumps, error
+from functions.ui.oidc_flow import OidcFlow
 from functions.ui.ratelimit import LoginLimiter
 from functions.ui.security import https_redirect, is_https, security_headers
 from functions.ui.sessions import SessionStore, load_or_create_secret
@@ -49,7 +50,7 @@ def create_app(settings: UiSettings, *, transport: httpx.AsyncBaseTransport | No
     """The UI app; `transport` lets a caller route upstream calls differently (the default is real HTTP)."""
     secret = load_or_create_secret(settings.session_dir, settings.session_secret)
     store = SessionStore(settings.session_dir, secret)
-    ctx = UiContext(settings=settings, store=store, limiter=LoginLimiter(settings.limits))
+    ctx = UiContext(settings=settings, store=store, limiter=LoginLimiter(settings.limits), oidc_flow=OidcFlow(secret))
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

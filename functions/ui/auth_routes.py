@@ -1,4 +1,4 @@
-"""`/auth/login`, `/auth/logout`, `/auth/status`, `/auth/admin-check`."""
+"""`/auth/login`, `/auth/logout`, `/auth/oidc/start`, `/auth/status`, `/auth/admin-check`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from starlette.routing import Route
 
 from functions.ui.context import COOKIE, UiContext, ctx_of, error
 from functions.ui.login import Credential, LoginFailed
+from functions.ui.oidc_flow import COOKIE as OIDC_COOKIE
+from functions.ui.oidc_flow import COOKIE_PATH as OIDC_COOKIE_PATH
+from functions.ui.oidc_flow import MAX_AGE_SECONDS as OIDC_MAX_AGE
 from functions.ui.security import csrf_ok, is_https, same_origin
+from functions.ui.service_keys import SERVICE_KEY_REFUSED, is_service_admin_key
 
 MAX_LOGIN_BODY = 8 * 1024
 _ALL = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -80,8 +84,15 @@ async def login(request: Request) -> Response:
         if email and isinstance(password, str) and password:
             cred = await ctx.login.password(email, password, client)
         elif id_token:
-            cred = await ctx.login.id_token(id_token, client)
+            assert ctx.oidc_flow is not None
+            nonce = ctx.oidc_flow.nonce_for(request.cookies.get(OIDC_COOKIE), _text(data, "state"))
+            if nonce is None:
+                return error(400, "invalid_state", "this sign-in was not started here or has expired; try again")
+            cred = await ctx.login.id_token(id_token, nonce, client)
         elif api_key:
+            if is_service_admin_key(ctx, api_key):
+                ctx.limiter.failure(client)  # counted: the answer tells a valid admin key from a wrong one
+                return error(403, "service_key_refused", SERVICE_KEY_REFUSED)
             cred = Credential("api_key", api_key, None)
         else:
             return error(400, "missing_credentials", "send email and password, an id_token, or an api_key")
@@ -106,6 +117,22 @@ async def login(request: Request) -> Response:
     resp.set_cookie(
         COOKIE, cookie, max_age=int(ttl), path="/", httponly=True, secure=_secure(ctx, request), samesite="strict"
     )
+    if id_token:  # the sign-in's state and nonce are spent
+        resp.delete_cookie(OIDC_COOKIE, path=OIDC_COOKIE_PATH, httponly=True, secure=_secure(ctx, request),
+                           samesite="strict")
+    return resp
+
+
+async def oidc_start(request: Request) -> Response:
+    """A fresh `state` and `nonce` for an OIDC sign-in, remembered in a short-lived signed cookie."""
+    ctx = ctx_of(request)
+    if not same_origin(request):
+        return error(403, "csrf_rejected", "cross-site sign-in refused")
+    assert ctx.oidc_flow is not None
+    started = ctx.oidc_flow.start()
+    resp = JSONResponse({"state": started.state, "nonce": started.nonce})
+    resp.set_cookie(OIDC_COOKIE, started.cookie, max_age=OIDC_MAX_AGE, path=OIDC_COOKIE_PATH, httponly=True,
+                    secure=_secure(ctx, request), samesite="strict")
     return resp
 
 
@@ -165,8 +192,10 @@ async def admin_check(request: Request) -> Response:
 ROUTES = [
     Route("/auth/login", login, methods=["POST"]),
     Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/oidc/start", oidc_start, methods=["POST"]),
     Route("/auth/login", wrong_method, methods=_ALL),
     Route("/auth/logout", wrong_method, methods=_ALL),
+    Route("/auth/oidc/start", wrong_method, methods=_ALL),
     Route("/auth/status", status, methods=["GET"]),
     Route("/auth/admin-check", admin_check, methods=["GET"]),
 ]

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from functions.ui.login import ApiLogin
+from functions.ui.oidc_flow import OidcFlow
 from functions.ui.ratelimit import LoginLimiter, client_address
 from functions.ui.sessions import Session, SessionStore
 from functions.ui.settings import UiSettings
@@ -26,6 +27,7 @@ class UiContext:
     store: SessionStore
     limiter: LoginLimiter
     client: httpx.AsyncClient | None = None
+    oidc_flow: OidcFlow | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

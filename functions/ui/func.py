@@ -9,10 +9,12 @@ from starlette.applications import Starlette
 
 from functions.ui.app import create_app
 from functions.ui.settings import UiSettings
+from mcp_sentinel.secrets_check import check_environment
 
 
 def new() -> Starlette:
     """Knative-functions-style factory: the UI ASGI app configured from the environment."""
+    check_environment(os.environ, "ui")  # no working defaults (mcp_sentinel/secrets_check.py)
     return create_app(UiSettings.from_env(os.environ))
 
 

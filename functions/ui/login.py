@@ -8,8 +8,6 @@ into an admin with the UI's own upstream credential.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,16 +44,6 @@ class Credential:
         if self.kind == "api_key":
             return {"x-api-key": self.value}
         return {"authorization": f"Bearer {self.value}"}
-
-
-def jwt_expiry(token: str) -> float | None:
-    """The unverified `exp` of a JWT (only used to cap the session; the API verifies the token)."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        return None
 
 
 def principal_from_me(body: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +90,7 @@ class ApiLogin:
             return LoginFailed(401, "unauthorized", message or "invalid credentials")
         if resp.status_code == 429:
             return LoginFailed(429, "too_many_requests", message, resp.headers.get("retry-after"))
-        if resp.status_code in (400, 403):
+        if resp.status_code in (400, 403, 409):
             return LoginFailed(resp.status_code, code, message)
         if resp.status_code == 503:
             return LoginFailed(503, code or "service_unavailable", message)
@@ -116,15 +104,16 @@ class ApiLogin:
         body = resp.json()
         return Credential("bearer", body["access_token"], time.time() + float(body.get("expires_in", 900)))
 
-    async def id_token(self, token: str, client_ip: str) -> Credential:
-        """An OIDC ID token via `/api/auth/oidc`; when that is not configured, the raw token itself."""
-        resp = await self._call("POST", "/api/auth/oidc", client_ip, json={"id_token": token})
-        if resp.status_code == 200:
-            body = resp.json()
-            return Credential("bearer", body["access_token"], time.time() + float(body.get("expires_in", 900)))
-        if resp.status_code != 503:
+    async def id_token(self, token: str, nonce: str, client_ip: str) -> Credential:
+        """An OIDC ID token and its sign-in's nonce, exchanged at `/api/auth/oidc` for the API's own token.
+
+        The ID token itself is never kept as the session's credential: it is not an API credential.
+        """
+        resp = await self._call("POST", "/api/auth/oidc", client_ip, json={"id_token": token, "nonce": nonce})
+        if resp.status_code != 200:
             raise self._fail(resp)
-        return Credential("bearer", token, jwt_expiry(token))
+        body = resp.json()
+        return Credential("bearer", body["access_token"], time.time() + float(body.get("expires_in", 900)))
 
     async def principal(self, cred: Credential, client_ip: str) -> dict[str, Any]:
         """Who the credential is, according to the API (401 when it is not valid)."""

@@ -2,7 +2,8 @@
 
 Bodies stream both ways (server-sent events and large downloads pass through unbuffered).
 The browser's cookies never reach the API; a request that brings its own `Authorization` or
-`x-api-key` (CLI, scripts through the front door) is forwarded as-is; a request that relies on
+`x-api-key` (CLI, scripts through the front door) is forwarded as-is, except a service admin key
+(functions/ui/service_keys.py); a request that relies on
 the session must carry the session's CSRF token when it changes state.
 """
 
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from functions.ui.context import ctx_of, error
 from functions.ui.security import UNSAFE_METHODS, csrf_ok, is_https, public_host
+from functions.ui.service_keys import SERVICE_KEY_REFUSED, is_service_admin_key
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,11 @@ async def proxy(request: Request) -> Response:
     ctx = ctx_of(request)
     assert ctx.client is not None
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    # Repeated credential headers: which one would the API read? (The dict above keeps the last.)
+    if any(len(request.headers.getlist(name)) > 1 for name in ("x-api-key", "authorization")):
+        return error(400, "ambiguous_credentials", "send one x-api-key or Authorization header")
+    if is_service_admin_key(ctx, request.headers.get("x-api-key", "").strip()):
+        return error(403, "service_key_refused", SERVICE_KEY_REFUSED)
     own_credentials = "authorization" in headers or "x-api-key" in headers
     if not own_credentials:
         session = await ctx.session(request)

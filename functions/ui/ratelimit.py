@@ -3,7 +3,8 @@
 Upstream keyed on the left-most `X-Forwarded-For` entry, which any client can forge to dodge
 the limit or to lock out someone else (§11 item 28). Here the key is
 `mcp_sentinel.client_address.client_address` (shared with the API's `TRUSTED_PROXIES`): the
-transport peer, or behind a trusted proxy the right-most untrusted forwarded hop.
+transport peer, or behind a trusted proxy the right-most untrusted forwarded hop; an IPv6 client
+counts by its /64 (`throttle_key`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from functions.ui.settings import RateLimits
-from mcp_sentinel.client_address import client_address
+from mcp_sentinel.client_address import client_address, throttle_key
 
 __all__ = ["LoginLimiter", "client_address"]
 
@@ -57,7 +58,7 @@ class LoginLimiter:
     def attempt(self, key: str) -> float:
         """Take one attempt; returns 0 when allowed, else seconds until the client may retry."""
         now = self._clock()
-        c = self._get(key, now)
+        c = self._get(throttle_key(key), now)
         if c.locked_until > now:
             return c.locked_until - now
         if c.tokens < 1.0:
@@ -68,7 +69,7 @@ class LoginLimiter:
     def failure(self, key: str) -> None:
         """Record a failed login; locks the client after the threshold within the window."""
         now = self._clock()
-        c = self._get(key, now)
+        c = self._get(throttle_key(key), now)
         c.failures = [t for t in c.failures if now - t < self._limits.failure_window]
         c.failures.append(now)
         if len(c.failures) >= self._limits.failure_threshold:
@@ -77,6 +78,6 @@ class LoginLimiter:
 
     def success(self, key: str) -> None:
         """A successful login clears the failure history (the bucket still applies)."""
-        c = self._clients.get(key)
+        c = self._clients.get(throttle_key(key))
         if c is not None:
             c.failures.clear()

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mcp_sentinel.client_address import throttle_key
+
 FREE_FAILURES = 2
 BASE_LOCK_SECONDS = 15.0
 MAX_LOCK_SECONDS = 300.0
@@ -40,8 +42,8 @@ class LoginLockout:
 
     @staticmethod
     def key(account: str, peer: str) -> tuple[str, str]:
-        """The bucket key for an attempt."""
-        return (account.strip().lower(), peer or "unknown")
+        """The bucket key for an attempt (an IPv6 peer counts by its /64)."""
+        return (account.strip().lower(), throttle_key(peer) if peer else "unknown")
 
     def retry_after(self, account: str, peer: str) -> float:
         """Seconds until this account may be tried again from this peer (0 when not locked)."""

@@ -64,6 +64,10 @@ class NotFound(StoreError):
     """The referenced row does not exist (or is deleted)."""
 
 
+class LinkRequired(StoreError):
+    """An OIDC identity matches an existing account by email only; its owner must link it."""
+
+
 @dataclass(frozen=True)
 class User:
     """A platform user."""
@@ -392,10 +396,21 @@ class IdentityStore:
             return None
         return _user(row), row["password_hash"]
 
-    async def upsert_oidc_user(self, issuer: str, subject: str, email: str, *, make_admin: bool) -> User:
-        """Find or create the user for an OIDC identity; admin can be granted, never revoked here."""
+    async def oidc_sign_in(
+        self, issuer: str, subject: str, email: str, *, email_verified: bool, make_admin: bool, may_create: bool
+    ) -> User:
+        """The user an OIDC identity signs in as; never silently takes over someone else's account.
+
+        * an identity already linked signs in as its user (admin can be granted, never revoked here);
+        * an account with this email that has *no* sign-in method yet (an admin's invitation) is
+          claimed by the first identity whose provider says the email is verified;
+        * any other existing account with this email raises `LinkRequired`: its owner must sign in
+          to it and link the identity (`link_oidc_identity`);
+        * otherwise a new user is created when `may_create` and the email is verified, else
+          `NotFound` (no account for this identity).
+        """
         provider = f"oidc:{issuer}"
-        email = email.strip().lower() or f"{subject}@{issuer.split('//')[-1].split('/')[0]}"
+        email = email.strip().lower()
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 """SELECT u.* FROM auth_identities a JOIN users u ON u.id = a.user_id
@@ -404,18 +419,31 @@ class IdentityStore:
             )
             row = await cur.fetchone()
             if row is None:
-                cur = await conn.execute("SELECT * FROM users WHERE email = %s AND deleted_at IS NULL", (email,))
+                if not email or not email_verified:
+                    # An unverified address proves nothing: it can neither claim nor create an account.
+                    raise NotFound("the identity provider has not verified this email")
+                cur = await conn.execute(
+                    """SELECT u.*, (SELECT count(*) FROM auth_identities a WHERE a.user_id = u.id) AS methods
+                       FROM users u WHERE u.email = %s AND u.deleted_at IS NULL FOR UPDATE""",
+                    (email,),
+                )
                 row = await cur.fetchone()
+                if row is not None and row["methods"]:  # type: ignore[call-overload]
+                    raise LinkRequired("an account with this email exists: sign in to it and link this identity")
                 if row is None:
-                    cur = await conn.execute(
-                        "INSERT INTO users(email, role) VALUES (%s, %s) RETURNING *",
-                        (email, "admin" if make_admin else "user"),
-                    )
+                    if not may_create:
+                        raise NotFound("no account for this identity")
+                    try:
+                        cur = await conn.execute(
+                            "INSERT INTO users(email, role) VALUES (%s, %s) RETURNING *",
+                            (email, "admin" if make_admin else "user"),
+                        )
+                    except error_type("psycopg.errors", "UniqueViolation") as exc:
+                        raise Conflict(f"user {email} already exists") from exc
                     row = await cur.fetchone()
                 assert row is not None
                 await conn.execute(
-                    "INSERT INTO auth_identities(user_id, provider, subject) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
+                    "INSERT INTO auth_identities(user_id, provider, subject) VALUES (%s, %s, %s)",
                     (row["id"], provider, subject),  # type: ignore[call-overload]
                 )
             if make_admin and row["role"] != "admin":  # type: ignore[call-overload]
@@ -426,6 +454,24 @@ class IdentityStore:
                 row = await cur.fetchone()
                 assert row is not None
         return _user(row)  # type: ignore[arg-type]
+
+    async def link_oidc_identity(self, user_id: str, issuer: str, subject: str) -> None:
+        """Link an OIDC identity to a signed-in user; Conflict when it belongs to another user."""
+        provider = f"oidc:{issuer}"
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO auth_identities(user_id, provider, subject) VALUES (%s, %s, %s)"
+                " ON CONFLICT (provider, subject) DO NOTHING RETURNING user_id",
+                (uuid.UUID(user_id), provider, subject),
+            )
+            if await cur.fetchone() is not None:
+                return
+            cur = await conn.execute(
+                "SELECT user_id FROM auth_identities WHERE provider = %s AND subject = %s", (provider, subject)
+            )
+            owner = await cur.fetchone()
+            if owner is None or str(owner["user_id"]) != user_id:  # type: ignore[call-overload]
+                raise Conflict("this identity is linked to another account")
 
     async def list_users(self, email: str | None = None) -> list[User]:
         """Non-deleted users (optionally one email), oldest first."""

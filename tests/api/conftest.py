@@ -34,6 +34,8 @@ def base_settings(dsn: str = "", **overrides: Any) -> ApiSettings:
         postgres_dsn=dsn,
         hash_params=FAST_HASH,
         db_startup_timeout=5.0,
+        # Most tests make their users by self-service signup; tests of the default turn it off.
+        signup_enabled=True,
     )
     return replace(s, **overrides)
 
@@ -64,8 +66,11 @@ class Api:
         return store
 
     async def signup(self, email: str, password: str = "password123") -> dict[str, Any]:
+        """Sign up, then sign in (signup itself answers 202 and signs nobody in); the login body."""
         r = await self.client.post("/api/auth/signup", json={"email": email, "password": password})
-        assert r.status_code == 201, r.text
+        assert r.status_code == 202, r.text
+        r = await self.client.post("/api/auth/login", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
         body: dict[str, Any] = r.json()
         return body
 

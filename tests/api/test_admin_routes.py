@@ -14,7 +14,7 @@ async def test_audit_filters_and_errors(api: Api) -> None:
     await api.signup("aud@example.com")
     await api.client.post("/api/auth/login", json={"email": "aud@example.com", "password": "nope-nope"})
     rows = (await api.client.get("/api/admin/audit?user=aud@example.com", headers=ADMIN)).json()["audit_logs"]
-    assert [r["action"] for r in rows] == ["login", "signup"]  # newest first
+    assert [r["action"] for r in rows] == ["login", "login", "signup"]  # newest first (signup, then its sign-in)
     assert rows[0]["status"] == "denied" and rows[0]["message"] == "invalid credentials (failures=1)"
     assert (await api.client.get("/api/admin/audit?limit=1", headers=ADMIN)).json()["audit_logs"].__len__() == 1
     r = await api.client.get("/api/admin/audit?since=2030-01-02&until=2030-01-01", headers=ADMIN)

@@ -197,16 +197,47 @@ async def test_signup_validation(api: Api, body: dict[str, str], status: int, me
     assert (r.status_code, r.json()["message"]) == (status, message)
 
 
-async def test_signup_conflict_and_admin_signup(api: Api) -> None:
+async def test_signup_answers_the_same_for_taken_and_free_emails(api: Api) -> None:
+    # Issue 14: 409 for a taken email let anyone enumerate accounts.
     await api.signup("dup@example.com")
-    r = await api.client.post("/api/auth/signup", json={"email": "DUP@example.com", "password": "password123"})
-    assert r.status_code == 409 and r.json()["error"] == "conflict"
+    taken = await api.client.post("/api/auth/signup", json={"email": "DUP@example.com", "password": "other-pass-1"})
+    free = await api.client.post("/api/auth/signup", json={"email": "fresh@example.com", "password": "other-pass-1"})
+    assert (taken.status_code, taken.json()) == (free.status_code, free.json()) and taken.status_code == 202
+    assert "access_token" not in taken.json()
+    # The taken account keeps its own password; the second signup changed nothing.
+    assert await _login(api, "dup@example.com", "password123") == 200
+    assert await _login(api, "dup@example.com", "other-pass-1") == 401
+    rows = await api.store.list_audit(limit=10)
+    assert [(r["status"], r.get("message")) for r in rows if r["action"] == "signup"][:2] == [
+        ("success", None), ("denied", "email already registered")]
+    # An admin caller may still ask for an admin account by signup.
     r = await api.client.post(
         "/api/auth/signup", json={"email": "boss@example.com", "password": "password123", "role": "admin"},
         headers={"x-api-key": ADMIN_KEY},
     )
-    assert r.status_code == 201 and r.json()["user"]["role"] == "admin"
-    assert r.json()["expires_in"] == 900 and r.json()["token_type"] == "bearer"
+    assert r.status_code == 202
+    assert (await api.store.get_user_by_email("boss@example.com")).role == "admin"  # type: ignore[union-attr]
+
+
+async def test_signup_is_off_unless_enabled_and_admins_create_or_invite(make_api: AppFactory) -> None:
+    api = await make_api(signup_enabled=False)
+    r = await api.client.post("/api/auth/signup", json={"email": "walk-in@example.com", "password": "password123"})
+    assert r.status_code == 403 and "signup is disabled" in r.json()["message"]
+    assert await api.store.get_user_by_email("walk-in@example.com") is None
+    admin = {"x-api-key": ADMIN_KEY}
+    r = await api.client.post("/api/users", json={"email": "made@example.com", "password": "password123"},
+                              headers=admin)
+    assert r.status_code == 201 and r.json()["invited"] is False
+    assert await _login(api, "made@example.com", "password123") == 200
+    r = await api.client.post("/api/users", json={"email": "Invited@example.com"}, headers=admin)
+    assert r.status_code == 201 and r.json()["invited"] is True and r.json()["user"]["email"] == "invited@example.com"
+    # An invitation has no password: nothing signs in to it until a verified OIDC identity claims it.
+    assert await _login(api, "invited@example.com", "") == 401
+    assert await _login(api, "invited@example.com", "password123") == 401
+    r = await api.client.post("/api/users", json={"email": "invited@example.com"}, headers=admin)
+    assert r.status_code == 409
+    r = await api.client.post("/api/users", json={"email": "x@example.com"}, headers={"x-api-key": USER_SERVICE_KEY})
+    assert r.status_code == 403
 
 
 async def test_envelope_on_routing_errors_and_v1_alias(api: Api) -> None:

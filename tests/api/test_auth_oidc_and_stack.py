@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,32 +28,35 @@ def issuer() -> Iterator[Issuer]:
     idp.close()
 
 
+async def _exchange(api: Any, token: str, nonce: str) -> httpx.Response:
+    r: httpx.Response = await api.client.post("/api/auth/oidc", json={"id_token": token, "nonce": nonce})
+    return r
+
+
 async def test_oidc_exchange(make_api: AppFactory, issuer: Issuer) -> None:
     api = await make_api(oidc_issuer=issuer.url, oidc_audience="sentinel", admin_users=frozenset({"boss@example.com"}))
-    r = await api.client.post("/api/auth/oidc", json={"id_token": issuer.token()})
+    r = await _exchange(api, issuer.token(nonce="n-1", email_verified=True), "n-1")
     assert r.status_code == 200, r.text
     assert r.json()["user"]["email"] == "oidc@example.com" and r.json()["user"]["role"] == "user"
     token = r.json()["access_token"]
     me = await api.client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
-    # The ID token itself is accepted as a bearer too.
-    me = await api.client.get("/api/auth/me", headers={"Authorization": f"Bearer {issuer.token()}"})
-    assert me.json()["principal"]["authType"] == "oidc_jwt"
-    # Same subject again → same user.
-    again = await api.client.post("/api/auth/oidc", json={"id_token": issuer.token()})
+    # Same subject again (a new sign-in, a new nonce) → same user.
+    again = await _exchange(api, issuer.token(nonce="n-2"), "n-2")
     assert again.json()["user"]["id"] == r.json()["user"]["id"]
-    for bad in (issuer.token(aud="other"), issuer.token(iss="http://evil"), issuer.token(exp=int(time.time()) - 10)):
-        r = await api.client.post("/api/auth/oidc", json={"id_token": bad})
+    for bad in (issuer.token(aud="other", nonce="n-3"), issuer.token(iss="http://evil", nonce="n-3"),
+                issuer.token(exp=int(time.time()) - 10, nonce="n-3")):
+        r = await _exchange(api, bad, "n-3")
         assert r.status_code == 401 and r.json()["message"] == "invalid ID token"
     r = await api.client.post("/api/auth/oidc", json={"id_token": ""})
     assert r.status_code == 400 and r.json()["message"] == "id_token is required"
-    # An unverified email in ADMIN_USERS does not make an admin.
-    r = await api.client.post(
-        "/api/auth/oidc",
-        json={"id_token": issuer.token(sub="s2", email="boss@example.com", email_verified=False)},
-    )
-    assert r.json()["user"]["role"] == "user"
-    r = await api.client.post("/api/auth/oidc", json={"id_token": issuer.token(sub="s3", email="Boss@example.com")})
+    # An unverified email in ADMIN_USERS neither makes an admin nor creates an account.
+    r = await _exchange(api, issuer.token(sub="s2", email="boss@example.com", email_verified=False, nonce="n-4"), "n-4")
+    assert r.status_code == 403 and await api.store.get_user_by_email("boss@example.com") is None
+    # Nor does an email the provider says nothing about (no email_verified claim).
+    r = await _exchange(api, issuer.token(sub="s2", email="boss@example.com", nonce="n-5"), "n-5")
+    assert r.status_code == 403
+    r = await _exchange(api, issuer.token(sub="s3", email="Boss@example.com", email_verified=True, nonce="n-6"), "n-6")
     assert r.status_code == 200 and r.json()["user"]["role"] == "admin"
 
 

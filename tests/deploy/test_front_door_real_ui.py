@@ -39,7 +39,7 @@ def test_admin_check_gate_works_through_the_front_door(cfg: StackConfig) -> None
 def test_api_route_reaches_the_ui_proxy(cfg: StackConfig) -> None:
     # The API is not started here: the UI's proxy answers (a gateway error), not the front door's 502
     # body, which proves /api/* went to the UI as designed.
-    resp = httpx.get(cfg.url("front_door", "/api/events"), headers={"x-api-key": cfg.admin_api_key}, timeout=30)
+    resp = httpx.get(cfg.url("front_door", "/api/events"), headers={"x-api-key": "mcpu_some-user-key"}, timeout=30)
     assert resp.status_code >= 500
     assert resp.headers.get("content-type", "").startswith("application/json")
     assert resp.json().get("upstream") != "ui"

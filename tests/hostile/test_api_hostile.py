@@ -109,7 +109,7 @@ def test_hostile_strings_in_every_path_and_filter_parameter(api_url: str) -> Non
                 if not _acceptable(r):
                     failures.append((method, path, value[:40], r.status_code, r.text[:200]))
         # The database is intact afterwards: a normal signup/login still works.
-        r = c.post("/api/auth/signup", json={"email": "after@example.com", "password": "password123"})
+        r = c.post("/api/users", json={"email": "after@example.com", "password": "password123"})
         assert r.status_code == 201, r.text
         r = c.post("/api/auth/login", json={"email": "after@example.com", "password": "password123"})
         assert r.status_code == 200, r.text

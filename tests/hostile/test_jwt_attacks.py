@@ -108,8 +108,11 @@ async def api(pg_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the HS512 forgery uses a short key
 async def test_forged_tokens_are_401_at_the_api(api: httpx.AsyncClient) -> None:
-    r = await api.post("/api/auth/signup", json={"email": "victim@example.com", "password": "password123"})
+    r = await api.post("/api/users", json={"email": "victim@example.com", "password": "password123"},
+                       headers={"x-api-key": "hostile-admin-key"})
     assert r.status_code == 201, r.text
+    r = await api.post("/api/auth/login", json={"email": "victim@example.com", "password": "password123"})
+    assert r.status_code == 200, r.text
     good = r.json()["access_token"]
     me = await api.get("/api/auth/me", headers={"Authorization": f"Bearer {good}"})
     assert me.status_code == 200, me.text

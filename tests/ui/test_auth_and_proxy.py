@@ -150,9 +150,30 @@ def test_proxy_injects_session_credential_and_enforces_csrf(make_client):
 
 def test_requests_with_their_own_credentials_pass_through(make_client, backend):
     c = make_client()
-    login(c)  # a user session exists, but an explicit admin key wins and needs no CSRF token
-    resp = c.get("/api/auth/me", headers={"x-api-key": backend.admin_api_key})
-    assert resp.json()["principal"]["role"] == "admin"
+    csrf = login(c)["csrf_token"]
+    raw = c.post("/api/user/api-keys", json={"name": "own"}, headers={"x-csrf-token": csrf, "origin": ORIGIN})
+    fresh = make_client()
+    # A user's own key passes through (no session, no CSRF token needed) and is that user.
+    resp = fresh.get("/api/auth/me", headers={"x-api-key": raw.json()["api_key"]})
+    assert resp.status_code == 200 and resp.json()["principal"]["email"] == USER[0]
+
+
+def test_service_admin_keys_are_not_forwarded_from_the_public_side(make_client, backend):
+    # Issue 14: the proxy forwarded any caller-supplied key, so the template's admin key was admin
+    # from the internet. A service admin key is neither forwarded nor turned into a session.
+    c = make_client()
+    login(c)
+    for method in ("GET", "POST", "DELETE"):
+        resp = c.request(method, "/api/admin/audit", headers={"x-api-key": backend.admin_api_key})
+        assert resp.status_code == 403 and resp.json()["error"] == "service_key_refused", method
+    resp = make_client().post("/auth/login", json={"api_key": backend.admin_api_key})
+    assert resp.status_code == 403 and resp.json()["error"] == "service_key_refused"
+    assert backend.admin_api_key not in resp.text
+    # Hiding the key behind a decoy in a repeated header does not get it forwarded either.
+    for order in ([("x-api-key", "decoy"), ("x-api-key", backend.admin_api_key)],
+                  [("x-api-key", backend.admin_api_key), ("x-api-key", "decoy")]):
+        resp = c.request("GET", "/api/admin/audit", headers=order)
+        assert resp.status_code == 400 and resp.json()["error"] == "ambiguous_credentials", order
 
 
 def test_logout_requires_csrf_and_kills_the_session(make_client):
@@ -174,8 +195,8 @@ def test_admin_check(make_client, backend):
     login(c, USER)
     assert c.get("/auth/admin-check").status_code == 401
     a = make_client()
-    assert a.post("/auth/login", json={"api_key": backend.admin_api_key}).json()["principal"]["role"] == "admin"
-    assert a.get("/auth/admin-check").status_code == 204
+    assert a.post("/auth/login", json={"api_key": backend.admin_api_key}).status_code == 403  # not via the UI
+    assert a.get("/auth/admin-check").status_code == 401
     b = make_client()
     login(b, ADMIN)
     assert b.get("/auth/admin-check").status_code == 204

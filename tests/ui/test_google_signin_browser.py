@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -50,7 +51,10 @@ STANDIN_GSI = r"""
   }
   let config = null;
   window.google = { accounts: { id: {
-    initialize(c) { config = c; window.__gsiInit = { client_id: c.client_id, callback: typeof c.callback }; },
+    initialize(c) {
+      config = c;
+      window.__gsiInit = { client_id: c.client_id, callback: typeof c.callback, nonce: typeof c.nonce };
+    },
     renderButton(parent, options) {
       window.__gsiButton = options;
       const button = d.createElement("div");
@@ -59,7 +63,9 @@ STANDIN_GSI = r"""
       frame.title = "Sign in with Google Button";
       frame.src = "https://accounts.google.com/gsi/button?client_id=" + encodeURIComponent(config.client_id);
       button.addEventListener("click", async () => {
-        const r = await fetch("https://accounts.google.com/gsi/standin/credential", { credentials: "omit" });
+        // Google copies the nonce the page passed to initialize() into the ID token it mints.
+        const r = await fetch("https://accounts.google.com/gsi/standin/credential?nonce="
+          + encodeURIComponent(config.nonce || ""), { credentials: "omit" });
         const body = await r.json();
         config.callback({ credential: body.credential, select_by: "btn", clientId: config.client_id });
       });
@@ -146,6 +152,7 @@ class FakeGoogle:
         self.script = script  # "standin" or "unreachable"
         self.requests: list[str] = []
         self.minted: list[str] = []
+        self.nonces: list[str] = []
         context.route(f"{GOOGLE}/**", self._handle)
 
     def _handle(self, route: Any) -> None:
@@ -163,7 +170,10 @@ class FakeGoogle:
         elif path == "/gsi/button":
             route.fulfill(status=200, content_type="text/html", body="<!doctype html><p>stand-in button frame</p>")
         elif path == "/gsi/standin/credential" and self.issuer is not None:
-            token = self.issuer.token(sub="google-user-7", email="Googler@Example.com", email_verified=True)
+            nonce = parse_qs(urlsplit(url).query).get("nonce", [""])[0]
+            self.nonces.append(nonce)
+            token = self.issuer.token(sub="google-user-7", email="Googler@Example.com", email_verified=True,
+                                      nonce=nonce)
             self.minted.append(token)
             route.fulfill(status=200, content_type="application/json", body=json.dumps({"credential": token}),
                           headers={"access-control-allow-origin": "*"})
@@ -202,7 +212,7 @@ def test_google_button_signs_in_through_the_api(gstack: GoogleStack, browser: An
         expect(page.locator("#signin")).to_be_visible()
         button = page.locator("#google-signin-button [data-gsi-standin]")
         expect(button).to_be_visible()
-        assert page.evaluate("window.__gsiInit") == {"client_id": CLIENT_ID, "callback": "function"}
+        assert page.evaluate("window.__gsiInit") == {"client_id": CLIENT_ID, "callback": "function", "nonce": "string"}
         assert page.evaluate("window.__gsiButton.text") == "signin_with"
         # The CSP admitted Google's stylesheet and button iframe (and nothing inline was needed).
         expect(button).to_have_css("outline-color", "rgb(1, 2, 3)")
@@ -213,7 +223,9 @@ def test_google_button_signs_in_through_the_api(gstack: GoogleStack, browser: An
         with page.expect_response(lambda r: r.url.endswith("/auth/login")) as login:
             button.click()
         assert login.value.status == 200
-        assert login.value.request.post_data_json == {"id_token": fake.minted[-1]}  # the credential, as is
+        sent = login.value.request.post_data_json
+        assert sent["id_token"] == fake.minted[-1] and set(sent) == {"id_token", "state"}  # the credential, as is
+        assert fake.nonces[-1]  # the page started a sign-in and handed its nonce to Google
         expect(page.locator("#signin")).to_be_hidden()
         expect(page.get_by_test_id("who")).to_have_text("googler@example.com · user")
         cookie = next(c for c in context.cookies() if c["name"] == "mcp_ui_session")

@@ -1,4 +1,4 @@
-"""`/api/auth/{signup,login,oidc,me}`: password and OIDC sign-in, and who-am-I."""
+"""`/api/auth/{signup,login,oidc,oidc/link,me}`: password and OIDC sign-in, identity linking, who-am-I."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from functions.api.auth import (
     ctx_of,
     peer_address,
     principal_from_oidc,
+    verified_id_token,
 )
 from functions.api.context import ApiContext
 from functions.api.errors import ApiError, bad_request, forbidden, unauthorized, unavailable
@@ -43,9 +44,16 @@ class SignupBody(Credentials):
 
 
 class OidcBody(BaseModel):
-    """An OIDC ID token to exchange for a platform token."""
+    """An OIDC ID token to exchange for a platform token, and the nonce its sign-in started with."""
 
     id_token: str = ""
+    nonce: str = Field(default="", max_length=256)
+
+
+SIGNUP_ACCEPTED = {
+    "status": "accepted",
+    "message": "if this email can be used, the account is ready: sign in with it",
+}
 
 
 def validate_email(raw: str) -> str:
@@ -75,34 +83,48 @@ def login_response(ctx: ApiContext, user: User, principal: Principal) -> dict[st
     }
 
 
-async def create_password_user(request: Request, store: Store, body: SignupBody, caller: Principal | None) -> User:
-    """Shared by signup and POST /api/users: validate, hash, insert, audit."""
-    ctx = ctx_of(request)
+def check_new_user(body: SignupBody, caller: Principal | None) -> str:
+    """The normalised email of a valid new-user request (400/403 otherwise)."""
     email = validate_email(body.email)
     if body.role not in ("user", "admin"):
         raise bad_request("role must be user or admin")
     if body.role == "admin" and not (caller and caller.is_admin):
         raise forbidden("creating an admin requires an admin caller")
+    return email
+
+
+async def create_password_user(request: Request, store: Store, body: SignupBody, caller: Principal | None) -> User:
+    """Shared by signup and POST /api/users: validate, hash, insert (Conflict when the email is taken)."""
+    ctx = ctx_of(request)
+    email = check_new_user(body, caller)
     problem = validate_password(body.password)
     if problem:
         raise bad_request(problem)
-    try:
-        user = await store.create_user(email, body.role, await ctx.hasher.hash(body.password))
-    except Conflict:
-        raise ApiError(409, "conflict", "a user with this email already exists") from None
-    return user
+    return await store.create_user(email, body.role, await ctx.hasher.hash(body.password))
 
 
-@router.post("/signup", status_code=201)
+@router.post("/signup", status_code=202, responses={403: {}})
 async def signup(request: Request, body: SignupBody, store: Store, caller: MaybePrincipal) -> dict[str, Any]:
-    """Create an account (role user unless an admin asks for admin) and sign it in."""
+    """Self-service account (only with SIGNUP_ENABLED); the same answer whether or not the email is taken.
+
+    The caller then signs in. Answering 409 for a taken email let anyone enumerate accounts, and
+    signing the new account straight in made the answers differ too; both paths hash the password,
+    so their timing matches as well.
+    """
     ctx = ctx_of(request)
-    if ctx.tokens is None:
-        raise unavailable("token signing not configured (set JWT_SECRET or JWT_KEYS)")
-    user = await create_password_user(request, store, body, caller)
-    await store.audit(audit_entry(request, caller, action="signup", resource="user", status="success", user=user))
-    principal = await store.load_principal(user, auth_type="password")
-    return login_response(ctx, user, principal)
+    if not ctx.settings.signup_enabled:
+        raise forbidden("self-service signup is disabled; ask an administrator for an account")
+    try:
+        user = await create_password_user(request, store, body, caller)
+    except Conflict:
+        entry = audit_entry(
+            request, caller, action="signup", resource="user", status="denied",
+            message="email already registered", email=body.email.strip().lower(),
+        )
+    else:
+        entry = audit_entry(request, caller, action="signup", resource="user", status="success", user=user)
+    await store.audit(entry)
+    return dict(SIGNUP_ACCEPTED)
 
 
 @router.post("/login", responses={401: {}, 429: {}})
@@ -149,20 +171,61 @@ async def login(request: Request, body: Credentials, store: Store) -> Any:
     return login_response(ctx, user, principal)
 
 
-@router.post("/oidc")
+@router.post("/oidc", responses={401: {}, 403: {}, 409: {}})
 async def oidc_login(request: Request, body: OidcBody, store: Store) -> dict[str, Any]:
-    """Exchange a verified OIDC ID token for a platform access token."""
+    """Exchange a verified OIDC ID token (with its sign-in's nonce) for a platform access token."""
     ctx = ctx_of(request)
     if ctx.oidc is None:
         raise unavailable("OIDC is not configured")
     if not body.id_token.strip():
         raise bad_request("id_token is required")
-    principal = await principal_from_oidc(ctx, body.id_token.strip())
+    ident = await verified_id_token(ctx, body.id_token.strip(), body.nonce)
+    try:
+        principal = await principal_from_oidc(ctx, ident)
+    except ApiError as exc:
+        await store.audit(
+            audit_entry(request, None, action="oidc_login", resource="session", status="denied",
+                        message=exc.code, email=ident.email or None)
+        )
+        raise
+    if not ctx.oidc_nonces.spend(body.nonce, ident.expires_at):
+        raise unauthorized("invalid ID token")  # this token and nonce were exchanged before: a replay
     assert principal.subject is not None
     user = await store.get_user(principal.subject)
     assert user is not None
     await store.audit(audit_entry(request, principal, action="oidc_login", resource="session", status="success"))
     return login_response(ctx, user, principal)
+
+
+@router.post("/oidc/link", responses={401: {}, 403: {}, 409: {}})
+async def oidc_link(request: Request, body: OidcBody, store: Store, caller: AnyPrincipal) -> dict[str, Any]:
+    """Link an OIDC identity to the signed-in account (the owner proves both sides).
+
+    The caller signs in to the account (a platform token from password or OIDC sign-in) and
+    presents an ID token for the same email that the provider marks verified. After this the
+    identity signs in to this account directly.
+    """
+    ctx = ctx_of(request)
+    if ctx.oidc is None:
+        raise unavailable("OIDC is not configured")
+    if caller.auth_type not in ("platform_jwt", "oidc_jwt") or not caller.subject:
+        raise forbidden("sign in to the account (not with an API key) to link an identity")
+    if not body.id_token.strip():
+        raise bad_request("id_token is required")
+    ident = await verified_id_token(ctx, body.id_token.strip(), body.nonce)
+    if ident.email_verified is not True or ident.email != (caller.email or "").lower():
+        raise forbidden("the identity provider must vouch for this account's email (email_verified)")
+    try:
+        await store.link_oidc_identity(caller.subject, ident.issuer, ident.subject)
+    except Conflict:
+        raise ApiError(409, "conflict", "this identity is linked to another account") from None
+    if not ctx.oidc_nonces.spend(body.nonce, ident.expires_at):
+        raise unauthorized("invalid ID token")
+    await store.audit(
+        audit_entry(request, caller, action="oidc_link", resource=f"user/{caller.subject}", status="success",
+                    message=f"oidc:{ident.issuer}")
+    )
+    return {"linked": True, "provider": f"oidc:{ident.issuer}"}
 
 
 @router.get("/me")

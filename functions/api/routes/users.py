@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from functions.api.auth import AdminPrincipal, Store, audit_entry
 from functions.api.errors import ApiError, not_found
-from functions.api.routes.auth import SignupBody, create_password_user
-from mcp_sentinel.identity.store import NotFound
+from functions.api.routes.auth import MAX_EMAIL_LENGTH, SignupBody, check_new_user, create_password_user
+from mcp_sentinel.identity.store import Conflict, NotFound
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -21,14 +21,33 @@ class UserPatch(BaseModel):
     disabled: bool
 
 
-@router.post("", status_code=201)
-async def create_user(request: Request, body: SignupBody, store: Store, admin: AdminPrincipal) -> dict[str, Any]:
-    """Create a password user (admin only)."""
-    user = await create_password_user(request, store, body, admin)
+class NewUser(BaseModel):
+    """An account an admin creates: with a password, or without one as an invitation."""
+
+    email: str = Field(max_length=MAX_EMAIL_LENGTH)
+    role: str = "user"
+    # Omitted: an invitation. The first OIDC sign-in whose provider verifies this email claims it.
+    password: str | None = Field(default=None, max_length=1024)
+
+
+@router.post("", status_code=201, responses={409: {}})
+async def create_user(request: Request, body: NewUser, store: Store, admin: AdminPrincipal) -> dict[str, Any]:
+    """Create a password user, or invite one (no password) to sign in with OIDC (admin only)."""
+    try:
+        if body.password is None:
+            email = check_new_user(SignupBody(email=body.email, password="", role=body.role), admin)
+            user = await store.create_user(email, body.role, None)
+        else:
+            user = await create_password_user(
+                request, store, SignupBody(email=body.email, password=body.password, role=body.role), admin
+            )
+    except Conflict:
+        raise ApiError(409, "conflict", "a user with this email already exists") from None
+    action = "user_create" if body.password is not None else "user_invite"
     await store.audit(
-        audit_entry(request, admin, action="user_create", resource=f"user/{user.id}", status="success", user=None)
+        audit_entry(request, admin, action=action, resource=f"user/{user.id}", status="success", user=None)
     )
-    return {"user": user.to_json()}
+    return {"user": user.to_json(), "invited": body.password is None}
 
 
 @router.get("")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.postgres import postgres_dsn
 from mcp_sentinel.stack.status import stack_env
@@ -25,6 +26,10 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         "INGEST_API_KEYS": cfg.ingest_api_key,
         "JWT_SECRET": cfg.jwt_secret,
         "PLATFORM_DEV_LOGIN_ENABLED": "true",
+        # Self-service signup for local use; production leaves it off (admins invite users).
+        "SIGNUP_ENABLED": "true",
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
         "CLICKHOUSE_URL": cfg.url("clickhouse_http"),
         "KUBECONFIG": str(cfg.kubeconfig),
         "TEMPORAL_ADDRESS": f"{cfg.host}:{cfg.ports.temporal}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mcp_sentinel.kafka import DEFAULT_TOPIC
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.kafka import bootstrap
 from mcp_sentinel.stack.supervisor import PYTHON, Component
@@ -20,6 +21,8 @@ def ingest_env(cfg: StackConfig) -> dict[str, str]:
         "INGEST_ALLOW_UNBOUND_KEYS": "true",  # the local key above; the sidecars use bound credentials
         "INGEST_GATEWAY_SECRET": cfg.ingest_gateway_secret,
         "OTEL_SERVICE_NAME": "mcp-sentinel-ingest",
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
     }
 
 

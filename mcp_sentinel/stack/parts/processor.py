@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.clickhouse import clickhouse_url
 from mcp_sentinel.stack.supervisor import PYTHON, Component
@@ -17,6 +18,8 @@ def processor_env(cfg: StackConfig) -> dict[str, str]:
         "CLICKHOUSE_URL": clickhouse_url(cfg),
         "CLICKHOUSE_DB": "mcp",
         "PROCESSOR_DELIVERY_TOKEN": cfg.processor_delivery_token,
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
     }
 
 

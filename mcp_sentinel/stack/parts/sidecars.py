@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import REPO_ROOT, StackConfig
 from mcp_sentinel.stack.supervisor import PYTHON, Component
 
@@ -46,6 +47,8 @@ def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name
         # The live-inventory listener: only the API's signed, per-server tokens open it.
         "INVENTORY_PORT": str(getattr(cfg.ports, port_name + "_inventory")),
         "INVENTORY_PUBLIC_KEYS_FILE": str(cfg.inventory_keys()[1]),
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.supervisor import PYTHON, Component
 
@@ -19,6 +20,8 @@ def ui_env(cfg: StackConfig) -> dict[str, str]:
         "UI_TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
         "UI_FRONT_DOOR_URL": cfg.url("front_door"),
         "UI_DEFAULT_NAMESPACE": cfg.namespace,
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
     }
 
 

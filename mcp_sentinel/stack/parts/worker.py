@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.postgres import postgres_dsn
 from mcp_sentinel.stack.supervisor import PYTHON, Component, tcp_open
@@ -20,6 +21,8 @@ def worker_env(cfg: StackConfig) -> dict[str, str]:
         "METRICS_PORT": str(cfg.ports.worker_metrics),
         "METRICS_HOST": cfg.host,
         "RECONCILE_INTERVAL_SECONDS": "60",
+        # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
+        LOCAL_DEV_FLAG: "1",
     }
 
 

@@ -94,7 +94,7 @@ function openSignIn(message = "") {
 // path, one attempt at a time (a second click while one is under way is ignored).
 let signingIn = false;
 async function submitLogin(body, describeError) {
-  if (signingIn) return;
+  if (signingIn) return false;
   const form = document.getElementById("signin-form");
   const button = document.getElementById("signin-submit");
   const error = document.getElementById("signin-error");
@@ -104,21 +104,23 @@ async function submitLogin(body, describeError) {
   try {
     signedIn(await auth.login(body));
     form.reset();
+    return true;
   } catch (err) {
     error.textContent = describeError(err);
+    return false;
   } finally {
     signingIn = false;
     button.disabled = false;
   }
 }
 
-function googleCredential(idToken) {
+function googleCredential(idToken, state) {
   if (!idToken) {
     document.getElementById("signin-error").textContent = "Google sign-in returned no credential; please try again.";
-    return;
+    return Promise.resolve(false);
   }
   // A rejected token shows the server's reason (e.g. "invalid ID token"), not a generic line.
-  submitLogin({ id_token: idToken }, (err) => `Google sign-in failed: ${err.message}`);
+  return submitLogin({ id_token: idToken, state }, (err) => `Google sign-in failed: ${err.message}`);
 }
 
 function setupSignIn() {

@@ -44,8 +44,21 @@ function loadGsi() {
   return loading;
 }
 
-// Returns null without a client id; else {show, signedOut}. `onCredential(idToken)` receives the
-// ID token (a JWT) Google hands back when the user picks an account.
+// Each rendering starts a sign-in at the UI (POST /auth/oidc/start): Google copies its `nonce`
+// into the ID token, and the `state` goes back with the token, so the UI and the API can tell the
+// answer belongs to this browser's sign-in (functions/ui/oidc_flow.py).
+async function startSignIn() {
+  const resp = await fetch("/auth/oidc/start", { method: "POST", credentials: "same-origin" });
+  if (!resp.ok) throw new Error(`sign-in could not start (${resp.status})`);
+  const body = await resp.json();
+  if (typeof body.nonce !== "string" || typeof body.state !== "string") throw new Error("sign-in could not start");
+  return body;
+}
+
+// Returns null without a client id; else {show, signedOut}. `onCredential(idToken, state)`
+// receives the ID token (a JWT) Google hands back when the user picks an account and this
+// sign-in's state; it resolves to true once signed in. After a failed attempt a fresh sign-in
+// (new nonce and state) is started for the next one.
 export function googleSignIn(onCredential) {
   const clientId = googleClientId();
   if (!clientId) return null;
@@ -60,9 +73,17 @@ export function googleSignIn(onCredential) {
     box.classList.remove("unavailable");
     try {
       const gsi = await loadGsi();
+      const { nonce, state } = await startSignIn();
       gsi.initialize({
         client_id: clientId,
-        callback: (response) => onCredential(response && response.credential),
+        nonce,
+        callback: async (response) => {
+          const ok = await onCredential(response && response.credential, state);
+          // This nonce is spent (or its attempt failed): the next showing starts a fresh sign-in,
+          // right away after a failure, else when the dialog opens again (sign-out, session end).
+          showing = null;
+          if (!ok) show();
+        },
       });
       gsi.renderButton(target, { type: "standard", theme: "outline", size: "large", text: "signin_with",
         shape: "rectangular", logo_alignment: "left", width: 280 });
@@ -73,16 +94,20 @@ export function googleSignIn(onCredential) {
     }
   }
 
+  // Loads Google's script and renders the button once; after a failure the next call retries.
+  function show() {
+    if (!showing) showing = render().catch(() => { showing = null; });
+    return showing;
+  }
+
   return {
-    // Loads Google's script and renders the button once; after a failure the next call retries.
-    show() {
-      if (!showing) showing = render().catch(() => { showing = null; });
-      return showing;
-    },
+    show,
     // Google's advice for sign-out: no automatic re-selection of the account just signed out.
+    // The next sign-in needs a fresh nonce and state (the last ones were spent).
     signedOut() {
       const gsi = window.google && window.google.accounts && window.google.accounts.id;
       if (gsi && typeof gsi.disableAutoSelect === "function") gsi.disableAutoSelect();
+      showing = null;
     },
   };
 }
