@@ -42,6 +42,16 @@ def _external_base(raw: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
+def _http_url(name: str, raw: str) -> str:
+    raw = raw.strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an absolute http(s) URL, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class SidecarSettings:
     """Everything the sidecar reads from its environment."""
@@ -91,6 +101,10 @@ class SidecarSettings:
     tls_reload_interval: float = 60.0
     # Shared with the API (MCP_INVENTORY_TOKEN): enables /.sentinel/inventory; empty = disabled.
     inventory_token: str = ""
+    # `auth.mode: platform`: the `iss` of the API's agent tokens and where its JWKS is fetched
+    # (default: the issuer's /.well-known/jwks.json; in a cluster, the API's in-cluster address).
+    platform_token_issuer: str = ""
+    platform_jwks_url: str = ""
 
     @property
     def tls_enabled(self) -> bool:
@@ -118,6 +132,10 @@ class SidecarSettings:
         proxy_id = s("TRUSTED_PROXY_SPIFFE_ID", "")
         if proxy_id and not proxy_id.lower().startswith("spiffe://"):
             raise SettingsError(f"TRUSTED_PROXY_SPIFFE_ID must be a spiffe:// URI, got {proxy_id!r}")
+        issuer = _http_url("PLATFORM_TOKEN_ISSUER", env.get("PLATFORM_TOKEN_ISSUER", "")).rstrip("/")
+        jwks = _http_url("PLATFORM_JWKS_URL", env.get("PLATFORM_JWKS_URL", ""))
+        if jwks and not issuer:
+            raise SettingsError("PLATFORM_JWKS_URL needs PLATFORM_TOKEN_ISSUER (the tokens' iss)")
         prefix = s("STRIP_PREFIX", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
@@ -159,4 +177,6 @@ class SidecarSettings:
             tls_client_ca_file=tls[2],
             tls_reload_interval=max(0.05, _float(env, "TLS_RELOAD_INTERVAL", cls.tls_reload_interval)),
             inventory_token=env.get("INVENTORY_TOKEN", "").strip(),
+            platform_token_issuer=issuer,
+            platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
         )
