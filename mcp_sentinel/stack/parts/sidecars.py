@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from mcp_sentinel.stack.config import REPO_ROOT, StackConfig
+from mcp_sentinel.stack.parts.api import platform_token_env
 from mcp_sentinel.stack.supervisor import PYTHON, Component
 
 EXAMPLE_POLICIES = REPO_ROOT / "examples" / "policies"
@@ -38,6 +39,7 @@ def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name
         "AUDIT_SPOOL_DIR": str(cfg.path("spool", server)),
         "OTEL_SERVICE_NAME": f"{server}-gateway",
         "INVENTORY_TOKEN": cfg.inventory_token,
+        **platform_token_env(cfg),
     }
 
 
