@@ -36,7 +36,7 @@ FAILED_FETCH_BACKOFF = 1.0
 # Longest lifetime (exp - iat) accepted: the API mints at most an hour; a longer token was not ours.
 MAX_LIFETIME = 3600
 LEEWAY = 5
-CACHE_MAX = 50_000
+CACHE_MAX = 10_000
 _READ_LIMIT = 256 * 1024
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "azp", "sid", "sns", "srv")
 
@@ -221,16 +221,14 @@ def session_identity(claims: PlatformClaims, policy: Any, now: float) -> Identit
         raise AuthFailure("session_revoked", 401, "the token's agent session was revoked")
     if expired:
         raise AuthFailure("session_expired", 401, "the token's agent session has expired")
-    if (
-        binding.human_id != claims.human
-        or (binding.agent_id and binding.agent_id != claims.agent)
-        or (binding.team_id and binding.team_id != claims.team)
-    ):
+    # Exactly the session's subject (the API mints from it): a token cannot widen it, e.g. add a team
+    # that team-scoped grants would match.
+    if (binding.human_id, binding.agent_id, binding.team_id) != (claims.human, claims.agent, claims.team):
         raise AuthFailure("invalid_token", 401, "the token's subject does not own its agent session")
     return Identity(
         human_id=claims.human,
         agent_id=claims.agent,
-        team_id=claims.team or binding.team_id,
+        team_id=claims.team,
         session_id=claims.session,
         session_namespace=claims.session_namespace,
     )

@@ -266,6 +266,9 @@ def test_session_that_is_not_the_tokens_subjects_is_refused(rig: Rig) -> None:
     _assert_refused(_post(rig.urls["server-a"], tok), "server-a", "invalid_token")
     tok = _sign(rig.claims(azp="other-agent"), signer, "ES256")
     _assert_refused(_post(rig.urls["server-a"], tok), "server-a", "invalid_token")
+    # A team the session does not have (team-scoped grants would match it): refused, not added.
+    tok = _sign(rig.claims(team_id="platform-admins"), signer, "ES256")
+    _assert_refused(_post(rig.urls["server-a"], tok), "server-a", "invalid_token")
 
 
 def _wait_refused(url: str, token: str, deadline: float) -> tuple[float, httpx2.Response]:
