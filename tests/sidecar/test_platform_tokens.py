@@ -350,3 +350,32 @@ async def test_official_mcp_client_with_a_platform_token(rig: Rig, mode: str) ->
                               mode=mode) as client:
             await client.call_tool("read_document", {"title": "welcome"})
     assert "invalid_token" in repr(info.value) and "Audience" in repr(info.value), repr(info.value)
+
+
+def test_misconfigured_or_unreachable_issuer_fails_closed(rig: Rig) -> None:
+    """No issuer configured, or the JWKS unreachable: 503 with a reason, never a pass."""
+    from sidecar.settings import SettingsError, SidecarSettings
+
+    with pytest.raises(SettingsError, match="PLATFORM_TOKEN_ISSUER"):
+        SidecarSettings.from_env({"PLATFORM_JWKS_URL": "http://127.0.0.1:1/jwks"})
+    with pytest.raises(SettingsError, match="PLATFORM_TOKEN_ISSUER"):
+        SidecarSettings.from_env({"PLATFORM_TOKEN_ISSUER": "not a url"})
+    extra = Ports.free()
+    base = {"LISTEN_HOST": "127.0.0.1", "UPSTREAM_URL": f"http://127.0.0.1:{rig.ports.sample_mcp}",
+            "POLICY_FILE": str(rig.policy_files["server-a"])}
+    cases = [
+        ({}, "platform_config_missing"),
+        ({"PLATFORM_TOKEN_ISSUER": rig.issuer.issuer, "PLATFORM_JWKS_URL": f"http://127.0.0.1:{extra.api}/jwks"},
+         "platform_jwks_unavailable"),
+    ]  # fmt: skip
+    for i, (env, reason) in enumerate(cases):
+        port = extra.sidecar_a if i == 0 else extra.sidecar_b
+        sc = SidecarProcess({**base, **env, "PORT": str(port),
+                             "METRICS_PORT": str(extra.sidecar_a_metrics if i == 0 else extra.sidecar_b_metrics)},
+                            rig.tmp / f"misconfigured-{i}.log")  # fmt: skip
+        try:
+            resp = _post(f"http://127.0.0.1:{port}/mcp", rig.token())
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["data"]["reason"] == reason
+        finally:
+            sc.stop()
