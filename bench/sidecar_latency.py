@@ -9,6 +9,9 @@ ratios against the direct baseline:
   deltas over each phase divided by requests): contention-independent, the honest number on a
   busy shared machine where wall-clock rates swing with other tenants;
 * sidecar RSS after the run.
+`--auth platform` runs the gateway in `platform` identity mode: a real ES256 agent token from the
+API's issuer code, the JWKS served by the upstream process (verification is cached per token, so
+the steady state costs a dict lookup plus the live-session check).
 `--loadgens 2` runs two load-generator processes for the saturation phase (one Python client
 process can be the bottleneck); `--repeat N` repeats the phases and prints best and spread.
 Targets: ≤ 0.5 ms p50 and ≤ 2 ms p99 added at 500 rps; ≥ 2,000 tools/call/s.
@@ -42,8 +45,36 @@ HEADERS = {
 }
 
 
-def run_upstream(port: int) -> None:
-    """A minimal JSON-RPC upstream."""
+def _headers() -> dict[str, str]:
+    """Header-mode identity, or the platform token the main process minted (`BENCH_TOKEN`)."""
+    token = os.environ.get("BENCH_TOKEN", "")
+    if token:
+        return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    return HEADERS
+
+
+def _platform_setup(tmp: Path) -> tuple[Path, Path, str]:
+    """(policy file, JWKS file, token) for `--auth platform`."""
+    import dataclasses
+
+    from functions.api.agent_tokens import AgentTokenIssuer, generate_pem, load_key
+    from mcp_sentinel.policy import AuthBlock, compute_revision, parse_document, to_pretty_json
+
+    resource = "https://bench.example/server-a/mcp"
+    issuer = AgentTokenIssuer("https://bench.example/api", (load_key("bench", generate_pem()),), ttl=3600)
+    doc = parse_document((REPO_ROOT / "examples" / "policies" / "server-a.json").read_bytes())
+    doc = dataclasses.replace(doc, auth=AuthBlock(mode="platform", resource=resource), revision="")
+    doc = dataclasses.replace(doc, revision=compute_revision(doc))
+    policy, jwks = tmp / "policy.json", tmp / "jwks.json"
+    policy.write_text(to_pretty_json(doc))
+    jwks.write_text(json.dumps(issuer.jwks()))
+    token, _exp = issuer.mint(human="alice", agent="workspace-agent", team="", session="sess-alice-a",
+                              session_namespace="mcp-servers", server="mcp-servers/server-a", audience=resource)
+    return policy, jwks, token
+
+
+def run_upstream(port: int, jwks: str = "") -> None:
+    """A minimal JSON-RPC upstream (also serving the platform JWKS when given one)."""
     from aiohttp import web
 
     reply = b'{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}'
@@ -54,6 +85,13 @@ def run_upstream(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/mcp", mcp)
+    if jwks:
+        doc = Path(jwks).read_bytes()
+
+        async def keys(_r: web.Request) -> web.Response:
+            return web.Response(body=doc, content_type="application/json")
+
+        app.router.add_get("/jwks", keys)
     try:
         import uvloop
 
@@ -67,11 +105,12 @@ async def _fixed_rate(url: str, rate: int, seconds: float) -> list[float]:
     import aiohttp
 
     lat: list[float] = []
+    headers = _headers()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as s:
 
         async def one() -> None:
             t = time.perf_counter()
-            async with s.post(url, data=BODY, headers=HEADERS) as r:
+            async with s.post(url, data=BODY, headers=headers) as r:
                 await r.read()
                 assert r.status == 200, r.status
             lat.append(time.perf_counter() - t)
@@ -95,14 +134,16 @@ async def _saturate(url: str, concurrency: int, seconds: float) -> tuple[float, 
     import aiohttp
 
     done = 0
+    headers = _headers()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
         end = time.perf_counter() + seconds
 
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < end:
-                async with s.post(url, data=BODY, headers=HEADERS) as r:
+                async with s.post(url, data=BODY, headers=headers) as r:
                     await r.read()
+                    assert r.status == 200, r.status  # a refusal is not throughput
                 done += 1
 
         t0 = time.perf_counter()
@@ -222,9 +263,11 @@ def main() -> None:
     ap.add_argument("--loadgens", type=int, default=1, help="load-generator processes for saturation")
     ap.add_argument("--repeat", type=int, default=1, help="repeat every phase; best and spread are printed")
     ap.add_argument("--client", default="fast", choices=["fast", "aiohttp"], help="sidecar UPSTREAM_CLIENT")
+    ap.add_argument("--auth", default="header", choices=["header", "platform"], help="gateway identity mode")
+    ap.add_argument("--jwks", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "upstream":
-        run_upstream(args.port)
+        run_upstream(args.port, args.jwks)
         return
     if args.role == "loadgen":
         run_loadgen(args.url, args.mode, args.seconds, args.concurrency)
@@ -235,6 +278,12 @@ def main() -> None:
     procs = []
     runs: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        policy = REPO_ROOT / "examples" / "policies" / "server-a.json"
+        extra: list[str] = []
+        if args.auth == "platform":
+            policy, jwks, token = _platform_setup(Path(tmp))
+            env["BENCH_TOKEN"] = os.environ["BENCH_TOKEN"] = token  # the load generators inherit it
+            extra = ["--jwks", str(jwks)]
         try:
             procs.append(
                 subprocess.Popen(
@@ -246,6 +295,7 @@ def main() -> None:
                         "upstream",
                         "--port",
                         str(ports.sample_mcp),
+                        *extra,
                     ],
                     env=env,
                     cwd=str(REPO_ROOT),
@@ -257,7 +307,9 @@ def main() -> None:
                 METRICS_PORT=str(ports.sidecar_a_metrics),
                 LISTEN_HOST="127.0.0.1",
                 UPSTREAM_URL=f"http://127.0.0.1:{ports.sample_mcp}",
-                POLICY_FILE=str(REPO_ROOT / "examples" / "policies" / "server-a.json"),
+                POLICY_FILE=str(policy),
+                PLATFORM_TOKEN_ISSUER="https://bench.example/api",
+                PLATFORM_JWKS_URL=f"http://127.0.0.1:{ports.sample_mcp}/jwks",
                 AUDIT_SPOOL_DIR=str(Path(tmp) / "spool"),
                 LOG_LEVEL="WARNING",
                 UPSTREAM_CLIENT=args.client,

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import posixpath
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,7 +31,9 @@ from sidecar.audit import AuditSender, AuditSpool, EventEncoder, sync_loop
 from sidecar.metrics import SidecarMetrics
 from sidecar.mtls import MTLS_REASONS, mtls_identity, policy_refusal
 from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity, preload
+from sidecar.platform_token import PlatformVerifier, session_identity
 from sidecar.policy_store import PolicyStore
+from sidecar.resource import metadata_url, resource_url
 from sidecar.settings import SidecarSettings
 from sidecar.streams import filter_json_body, filter_sse_event, iter_sse_events
 from sidecar.upstream import UpstreamError, UpstreamPool, header_block
@@ -82,6 +83,7 @@ class SidecarState:
     sender: AuditSender | None = None
     session: aiohttp.ClientSession | None = None
     oauth: OAuthVerifier | None = None
+    platform: PlatformVerifier | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     tracer: trace.Tracer | None = None
     propagator: TraceContextTextMapPropagator = field(default_factory=TraceContextTextMapPropagator)
@@ -187,18 +189,6 @@ def _mtls_extra(policy: Any, reason: str) -> dict[str, Any]:
     return {}
 
 
-def _public_url(state: SidecarState, request: web.Request, path: str) -> str:
-    """Public URL of `path`: EXTERNAL_BASE_URL, else the Host header; X-Forwarded-* ignored (anti-spoofing)."""
-    clean = posixpath.normpath(path) if path not in ("", "/") else "/"
-    if path.endswith("/") and clean != "/":
-        clean += "/"
-    base = state.settings.external_base_url
-    if base:
-        return base + clean
-    scheme = "https" if request.secure else "http"
-    return f"{scheme}://{request.host}{clean}"
-
-
 def _child_traceparent(inbound: str) -> str:
     """A traceparent for our hop: same trace id and flags as `inbound` (if valid), fresh span id."""
     parts = inbound.split("-")
@@ -267,7 +257,8 @@ class Sidecar:
     async def oauth_metadata(self, request: web.Request, policy: Any) -> web.StreamResponse:
         """RFC 9728 protected-resource metadata (§3.12); never forwarded, never audited."""
         head = request.method == "HEAD"
-        if _auth_mode(policy) != "oauth":
+        mode = _auth_mode(policy)
+        if mode not in ("oauth", "platform"):
             body = {
                 "error": "oauth_not_enabled",
                 "message": "This MCP server uses identity headers, not OAuth; connect through the sentinel adapter.",
@@ -279,13 +270,14 @@ class Sidecar:
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405)
         suffix = request.path[len(_OAUTH_METADATA) :] or "/"
-        body = {
-            "resource": _public_url(self.state, request, suffix),
-            "authorization_servers": [policy.doc.auth.issuer_url],
-            "bearer_methods_supported": ["header"],
-        }
+        resource = resource_url(policy.doc.auth.resource, self.state.settings.external_base_url, suffix)
+        if not resource:
+            return _plain_json(503, {"error": "resource_url_unconfigured"})
+        meta: dict[str, Any] = {"resource": resource, "bearer_methods_supported": ["header"]}
+        if mode == "oauth":
+            meta["authorization_servers"] = [policy.doc.auth.issuer_url]
         return web.Response(
-            status=200, body=b"" if head else json.dumps(body).encode(), content_type="application/json"
+            status=200, body=b"" if head else json.dumps(meta).encode(), content_type="application/json"
         )
 
     # -- the pipeline --------------------------------------------------------------------------
@@ -368,6 +360,11 @@ class Sidecar:
         if mode == "oauth":
             try:
                 ex.identity, token = await self._oauth_identity(request, policy)
+            except AuthFailure as fail:
+                return self._deny_auth(request, ex, fail)
+        elif mode == "platform":
+            try:
+                ex.identity = await self._platform_identity(request, policy)
             except AuthFailure as fail:
                 return self._deny_auth(request, ex, fail)
         elif mode == "mtls":
@@ -453,13 +450,35 @@ class Sidecar:
         token = bearer_from(header, request.headers.get(header))
         if not token:
             raise AuthFailure("missing_bearer_token", 401)
-        # Audience binding: the configured audience, else this resource's own public URL (MCP SEC).
-        audience = auth.audience or _public_url(self.state, request, request.path)
+        # Audience binding: the configured audience, else this server's canonical resource URL (MCP SEC),
+        # from the policy or EXTERNAL_BASE_URL and never from the request's Host.
+        audience = auth.audience or self._resource(request, policy)
         claims = await self.state.oauth.verify(token, issuer=auth.issuer_url, audience=audience)
         human, agent, team, sid = claims_identity(claims)
         names = _header_names(self.state, policy)
         session = sid or request.headers.get(names[3], "").strip()
         return Identity(human_id=human, agent_id=agent, team_id=team, session_id=session), token
+
+    def _resource(self, request: web.Request, policy: Any) -> str:
+        """This server's canonical resource URL for `request`, or 503 when none is configured."""
+        url = resource_url(policy.doc.auth.resource, self.state.settings.external_base_url, request.path)
+        if not url:
+            raise AuthFailure(
+                "resource_url_unconfigured", 503,
+                "this server has no canonical URL (auth.resource or EXTERNAL_BASE_URL); tokens cannot be checked",
+            )  # fmt: skip
+        return url
+
+    async def _platform_identity(self, request: web.Request, policy: Any) -> Identity:
+        verifier = self.state.platform
+        if verifier is None:
+            raise AuthFailure("platform_config_missing", 503, "PLATFORM_TOKEN_ISSUER is not set on this gateway")
+        resource = self._resource(request, policy)
+        token = bearer_from("Authorization", request.headers.get("Authorization"))
+        if not token:
+            raise AuthFailure("missing_bearer_token", 401)
+        claims = await verifier.verify(token, audience=resource)
+        return session_identity(claims, policy, time.time())
 
     # -- denials ---------------------------------------------------------------------------------
 
@@ -487,10 +506,13 @@ class Sidecar:
         ex.decisions = [(m, d) for m in msgs] or [(jsonrpc.Message(kind="request"), d)]
         ex.audit = ex.audit or bool(msgs)
         headers: dict[str, str] = {}
-        if fail.reason in ("missing_bearer_token", "invalid_token"):
-            meta = _public_url(self.state, request, _OAUTH_METADATA + request.path)
-            challenge = f'Bearer realm="mcp-sentinel", resource_metadata="{meta}"'
-            if fail.reason == "invalid_token":
+        if fail.status == 401 and _auth_mode(ex.policy) in ("oauth", "platform"):
+            auth = ex.policy.doc.auth
+            meta = metadata_url(auth.resource, self.state.settings.external_base_url, request.path, _OAUTH_METADATA)
+            challenge = 'Bearer realm="mcp-sentinel"'
+            if meta:
+                challenge += f', resource_metadata="{meta}"'
+            if fail.reason != "missing_bearer_token":
                 challenge += ', error="invalid_token"'
             headers["WWW-Authenticate"] = challenge
         msg_id = msgs[0].id if len(msgs) == 1 else None
@@ -513,7 +535,7 @@ class Sidecar:
         denied_ids = {id(m): d for m, d in denied}
         extra: dict[str, Any] = {}
         mode = _auth_mode(ex.policy)
-        if first.reason in ("missing_identity", "missing_session") and mode not in ("oauth", "mtls"):
+        if first.reason in ("missing_identity", "missing_session") and mode not in ("oauth", "mtls", "platform"):
             extra = {"adapter_required": True, "required_headers": list(_header_names(self.state, ex.policy))}
         else:
             extra = _mtls_extra(ex.policy, first.reason)
@@ -823,6 +845,8 @@ async def _startup(app: web.Application) -> None:
         cookie_jar=aiohttp.DummyCookieJar(),
     )
     state.oauth = OAuthVerifier(state.session)
+    if s.platform_token_issuer:
+        state.platform = PlatformVerifier(state.session, jwks_url=s.platform_jwks_url, issuer=s.platform_token_issuer)
     up = urlsplit(s.upstream_url)
     if s.upstream_client == "fast" and up.scheme == "http" and up.hostname:
         state.pool = UpstreamPool(up.hostname, up.port or 80, host_header=up.netloc)
@@ -862,7 +886,7 @@ def build_state(settings: SidecarSettings) -> SidecarState:
     def on_reload(ok: bool) -> None:
         metrics.reloads.labels("success" if ok else "error").inc()
         if ok and store.current is not None:
-            if _auth_mode(store.current) == "oauth":
+            if _auth_mode(store.current) in ("oauth", "platform"):
                 preload()  # the JWT library is loaded with the first OAuth policy, not per request
             metrics.last_reload.set(time.time())
             doc = store.current.doc

@@ -42,6 +42,16 @@ def _external_base(raw: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
+def _http_url(name: str, raw: str) -> str:
+    raw = raw.strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an absolute http(s) URL, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class SidecarSettings:
     """Everything the sidecar reads from its environment."""
@@ -93,6 +103,10 @@ class SidecarSettings:
     # Ed25519 public key(s) that enables it (empty = no listener). Needs MCP_SERVER_NAMESPACE/NAME.
     inventory_port: int = 8099
     inventory_public_keys_file: str = ""
+    # `auth.mode: platform`: the `iss` of the API's agent tokens and where its JWKS is fetched
+    # (default: the issuer's /.well-known/jwks.json; in a cluster, the API's in-cluster address).
+    platform_token_issuer: str = ""
+    platform_jwks_url: str = ""
 
     @property
     def tls_enabled(self) -> bool:
@@ -127,6 +141,10 @@ class SidecarSettings:
         if keys_file and not (s("MCP_SERVER_NAMESPACE", "") and s("MCP_SERVER_NAME", "")):
             raise SettingsError("INVENTORY_PUBLIC_KEYS_FILE needs MCP_SERVER_NAMESPACE and MCP_SERVER_NAME: "
                                 "inventory tokens are bound to one server")
+        issuer = _http_url("PLATFORM_TOKEN_ISSUER", env.get("PLATFORM_TOKEN_ISSUER", "")).rstrip("/")
+        jwks = _http_url("PLATFORM_JWKS_URL", env.get("PLATFORM_JWKS_URL", ""))
+        if jwks and not issuer:
+            raise SettingsError("PLATFORM_JWKS_URL needs PLATFORM_TOKEN_ISSUER (the tokens' iss)")
         prefix = s("STRIP_PREFIX", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
@@ -169,4 +187,6 @@ class SidecarSettings:
             tls_reload_interval=max(0.05, _float(env, "TLS_RELOAD_INTERVAL", cls.tls_reload_interval)),
             inventory_port=_int(env, "INVENTORY_PORT", cls.inventory_port),
             inventory_public_keys_file=keys_file,
+            platform_token_issuer=issuer,
+            platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.api.agent_tokens import DEFAULT_TTL, MAX_TTL, AgentTokenIssuer, parse_keys
 from functions.api.inventory import DEFAULT_URL_TEMPLATE, check_template, client_tls
 from mcp_sentinel.client_address import Network, parse_networks
 from mcp_sentinel.identity.passwords import HashParams
@@ -85,6 +86,14 @@ class ApiSettings:
     inventory_timeout_seconds: float = 3.0
     inventory_concurrency: int = 8
     inventory_cache_seconds: float = 30.0
+    # Platform agent tokens (functions/api/agent_tokens.py): signing keys `kid=/path.pem,...` (the
+    # last signs), the tokens' `iss` (this API's public URL, e.g. https://host/api), their lifetime,
+    # and the public base URL servers are reached at (https://host): a server's canonical resource
+    # URL, the audience of its tokens, is that base + its public path (`/<server>/mcp`).
+    agent_token_keys: str = ""
+    agent_token_issuer: str = ""
+    agent_token_ttl: int = DEFAULT_TTL
+    public_base_url: str = ""
 
     def __post_init__(self) -> None:
         if bool(self.oidc_issuer) != bool(self.oidc_audience):
@@ -110,6 +119,24 @@ class ApiSettings:
         if self.inventory_signing_key_file:
             load_signing_key(self.inventory_signing_key_file)  # fail at start-up on a missing or wrong key
         self.key_ring()  # fail at start-up on malformed or short JWT keys
+        if bool(self.agent_token_keys) != bool(self.agent_token_issuer):
+            raise ValueError("AGENT_TOKEN_KEYS and AGENT_TOKEN_ISSUER must be set together")
+        if not 60 <= self.agent_token_ttl <= MAX_TTL:
+            raise ValueError(f"AGENT_TOKEN_TTL_SECONDS must be between 60 and {MAX_TTL}")
+        for name, url in (("AGENT_TOKEN_ISSUER", self.agent_token_issuer), ("MCP_PUBLIC_BASE_URL",
+                                                                            self.public_base_url)):
+            if url and (not url.startswith(("https://", "http://")) or "?" in url or "#" in url):
+                raise ValueError(f"{name} must be an absolute http(s) URL without query, got {url!r}")
+        self.agent_tokens()  # fail at start-up on unreadable or unsuitable signing keys
+
+    def agent_tokens(self) -> AgentTokenIssuer | None:
+        """The platform token issuer, or None when AGENT_TOKEN_KEYS is not set."""
+        if not self.agent_token_keys:
+            return None
+        keys = parse_keys(self.agent_token_keys)
+        if not keys:
+            raise ValueError("AGENT_TOKEN_KEYS names no key")
+        return AgentTokenIssuer(self.agent_token_issuer, keys, self.agent_token_ttl)
 
     def key_ring(self) -> KeyRing | None:
         """The JWT key ring, or None when neither JWT_KEYS nor JWT_SECRET is set."""
@@ -197,4 +224,8 @@ class ApiSettings:
             inventory_timeout_seconds=num("MCP_INVENTORY_TIMEOUT_SECONDS", d.inventory_timeout_seconds),
             inventory_concurrency=int(num("MCP_INVENTORY_CONCURRENCY", d.inventory_concurrency)),
             inventory_cache_seconds=num("MCP_INVENTORY_CACHE_SECONDS", d.inventory_cache_seconds),
+            agent_token_keys=e.get("AGENT_TOKEN_KEYS", "").strip(),
+            agent_token_issuer=e.get("AGENT_TOKEN_ISSUER", "").strip().rstrip("/"),
+            agent_token_ttl=int(num("AGENT_TOKEN_TTL_SECONDS", d.agent_token_ttl)),
+            public_base_url=e.get("MCP_PUBLIC_BASE_URL", "").strip().rstrip("/"),
         )

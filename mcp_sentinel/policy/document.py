@@ -46,6 +46,9 @@ class AuthBlock:
     issuer_url: str = _f("issuer_url")
     audience: str = _f("audience")
     trust_domain: str = _f("trust_domain")
+    # The server's canonical resource URL with its public path (`https://host/<server>/mcp`): the
+    # audience OAuth and platform tokens must carry and the `resource` of its RFC 9728 metadata.
+    resource: str = _f("resource")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ TRUST_LEVELS = ("low", "medium", "high")
 SIDE_EFFECTS = frozenset({"read", "write", "destructive"})
 RISK_LEVELS = frozenset({"low", "medium", "high"})
 DECISIONS = frozenset({"allow", "deny"})
-AUTH_MODES = frozenset({"", "none", "header", "oauth", "mtls"})
+AUTH_MODES = frozenset({"", "none", "header", "oauth", "mtls", "platform"})
 POLICY_MODES = frozenset({"", "allow-list", "observe"})
 
 # unicode.IsSpace in Go; Python's str.strip() would also eat U+001C..U+001F.

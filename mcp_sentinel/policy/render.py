@@ -77,7 +77,8 @@ def admitted_namespaces(server: Obj) -> frozenset[str]:
 def _auth(spec: Mapping[str, Any]) -> AuthBlock:
     a = _map(spec, "auth")
     return AuthBlock(
-        mode=_str(a, "mode", "header"),
+        # Platform tokens unless the server says otherwise: header identity is for in-cluster adapters only.
+        mode=_str(a, "mode", "platform"),
         human_id_header=_str(a, "humanIDHeader", "X-MCP-Human-ID"),
         agent_id_header=_str(a, "agentIDHeader", "X-MCP-Agent-ID"),
         team_id_header=_str(a, "teamIDHeader", "X-MCP-Team-ID"),
@@ -86,6 +87,7 @@ def _auth(spec: Mapping[str, Any]) -> AuthBlock:
         issuer_url=_str(a, "issuerURL"),
         audience=_str(a, "audience"),
         trust_domain=_str(a, "trustDomain"),
+        resource=_str(a, "resource"),
     )
 
 

@@ -6,6 +6,8 @@ Deliberate difference (decisions.md, §11 #6): grant and session names must be u
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from mcp_sentinel.policy.document import SCHEMA_VERSION, PolicyDocument
 from mcp_sentinel.policy.encode import compute_revision
 from mcp_sentinel.policy.errors import PolicyError
@@ -50,15 +52,25 @@ def validate(doc: PolicyDocument | None) -> None:
 
 def _validate_blocks(doc: PolicyDocument) -> None:
     if doc.auth is not None:
-        _enum(doc.auth.mode, AUTH_MODES, "auth.mode", "none, header, oauth or mtls")
+        _enum(doc.auth.mode, AUTH_MODES, "auth.mode", "none, header, oauth, mtls or platform")
         mode = fold(doc.auth.mode)
         if mode == "oauth" and not go_trim(doc.auth.issuer_url):
             raise PolicyError("auth.issuer_url is required when auth.mode is oauth")
         if mode == "mtls" and not go_trim(doc.auth.trust_domain):
             raise PolicyError("auth.trust_domain is required when auth.mode is mtls")
+        _validate_resource(doc.auth.resource)
     if doc.policy is not None:
         _enum(doc.policy.mode, POLICY_MODES, "policy.mode", "allow-list or observe")
         _enum(doc.policy.default_decision, _DECISION_OR_EMPTY, "policy.default_decision", "allow or deny")
+
+
+def _validate_resource(resource: str) -> None:
+    """`auth.resource` is the server's canonical URL (RFC 8707/9728): absolute http(s), no query or fragment."""
+    if not resource:
+        return
+    parts = urlsplit(resource)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment or "#" in resource:
+        raise PolicyError(f"auth.resource must be an absolute http(s) URL without query or fragment, got {resource!r}")
 
 
 def _validate_tools(doc: PolicyDocument) -> None:

@@ -31,6 +31,7 @@ SERVER = {
         "image": "example/payments",
         "teamID": f" {TEAM} ",
         "gateway": {"enabled": True},
+        "auth": {"mode": "header"},  # upstream's example predates platform tokens (the default now)
         "session": {"required": True},
         "tools": [
             {"name": "list_invoices", "description": "List invoices for a customer account.",
@@ -69,6 +70,19 @@ def _obj(kind: dict, name: str, ns: str, ref: dict) -> dict:
     out["metadata"] = {"name": name, "namespace": ns}
     out["spec"]["serverRef"] = ref
     return out
+
+
+def test_default_auth_mode_is_platform_and_resource_is_rendered() -> None:
+    """A server that names no auth mode gets platform tokens, never header identity (issue 13 item 3)."""
+    spec = {k: v for k, v in SERVER["spec"].items() if k != "auth"}
+    doc = render_document({**SERVER, "spec": spec}, [], [])
+    assert doc.auth is not None and doc.auth.mode == "platform" and doc.auth.resource == ""
+    url = "https://sentinel.example.com/payments/mcp"
+    doc = render_document({**SERVER, "spec": {**spec, "auth": {"resource": url}}}, [], [])
+    assert doc.auth is not None and doc.auth.resource == url
+    for bad in ("payments/mcp", "ftp://x/mcp", "https://x/mcp?aud=1", "https://x/mcp#f"):
+        with pytest.raises(PolicyError, match="auth.resource"):
+            render_policy({**SERVER, "spec": {**spec, "auth": {"resource": bad}}}, [], [], now=NOW)
 
 
 def test_payments_render_reproduces_the_documented_example() -> None:

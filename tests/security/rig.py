@@ -30,6 +30,8 @@ from tests.fixtures.sidecar import SidecarProcess
 
 POLICY = REPO_ROOT / "examples" / "policies" / "server-a.json"
 AUD = "https://mcp.example.com/server-a"
+# The "bound" gateway's canonical URL (its policy's auth.resource): its tokens' audience.
+BOUND_RESOURCE = "https://mcp.example.com/server-c/mcp"
 TOOLS = ["list_documents", "read_document", "search", "create_document", "delete_document", "archive_document"]
 
 
@@ -57,7 +59,7 @@ class Rig:
     seen: list[Seen] = field(default_factory=list)
     header_url: str = ""
     oauth_url: str = ""  # audience = AUD
-    bound_url: str = ""  # no audience configured: the resource's own URL is the audience
+    bound_url: str = ""  # no audience configured: the server's canonical URL (BOUND_RESOURCE) is the audience
 
     def token(self, key: Any = None, alg: str = "RS256", kid: str | None = "k1", **over: Any) -> str:
         """A token for Alice's agent session; override any claim (None removes it)."""
@@ -188,8 +190,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     upstream = f"http://127.0.0.1:{ports.sample_mcp}"
     specs = [
         ("header", ports.sidecar_a, ports.sidecar_a_metrics, None),
-        ("oauth", ports.sidecar_b, ports.sidecar_b_metrics, AuthBlock(mode="oauth", issuer_url=r.issuer, audience=AUD)),
-        ("bound", extra.sidecar_a, extra.sidecar_a_metrics, AuthBlock(mode="oauth", issuer_url=r.issuer)),
+        ("oauth", ports.sidecar_b, ports.sidecar_b_metrics,
+         AuthBlock(mode="oauth", issuer_url=r.issuer, audience=AUD, resource=AUD + "/mcp")),
+        ("bound", extra.sidecar_a, extra.sidecar_a_metrics,
+         AuthBlock(mode="oauth", issuer_url=r.issuer, resource=BOUND_RESOURCE)),
     ]
     procs: list[SidecarProcess] = []
     try:

@@ -10,7 +10,7 @@ import httpx2
 from tests.fixtures.sidecar import ALICE, BOB, SidecarStack, mcp_client
 from tests.hostile.wire import BASE as SAMPLE_BASE
 from tests.hostile.wire import rpc_headers
-from tests.security.rig import AUD, Rig
+from tests.security.rig import AUD, BOUND_RESOURCE, Rig
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
@@ -48,11 +48,18 @@ def test_audience_binding(rig: Rig) -> None:
     for aud in ("https://other.example.com", AUD + "/", [AUD.upper()], "", None):
         r = _post(rig.oauth_url, _call("search"), {"Authorization": f"Bearer {rig.token(aud=aud)}"})
         assert r.status_code == 401 and r.json()["error"]["data"]["reason"] == "invalid_token", (aud, r.text)
-    # Without a configured audience the resource's own public URL is the audience (RFC 8707 resource).
-    good = _post(rig.bound_url, _call("search"), {"Authorization": f"Bearer {rig.token(aud=rig.bound_url)}"})
+    # Without a configured audience the server's canonical URL from its policy is the audience (RFC 8707).
+    good = _post(rig.bound_url, _call("search"), {"Authorization": f"Bearer {rig.token(aud=BOUND_RESOURCE)}"})
     assert good.status_code == 200, good.text
-    bad = _post(rig.bound_url, _call("search"), {"Authorization": f"Bearer {rig.token()}"})  # aud for another server
-    assert bad.status_code == 401
+    meta = "https://mcp.example.com/server-c/.well-known/oauth-protected-resource/mcp"
+    # A token for another server (the oauth gateway's audience), and one whose audience is what the
+    # request's own Host would make it (every server behind one ingress would share it): both refused.
+    for aud in (AUD, rig.bound_url):
+        bad = _post(rig.bound_url, _call("search"), {"Authorization": f"Bearer {rig.token(aud=aud)}"})
+        assert bad.status_code == 401 and bad.json()["error"]["data"]["reason"] == "invalid_token", (aud, bad.text)
+        assert bad.headers["WWW-Authenticate"] == (
+            f'Bearer realm="mcp-sentinel", resource_metadata="{meta}", error="invalid_token"'
+        )
 
 
 def test_origin_validation_dns_rebinding(sidecar_stack: SidecarStack) -> None:

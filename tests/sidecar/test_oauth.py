@@ -21,6 +21,8 @@ from tests.fixtures.sidecar import SidecarProcess, serve_app
 
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policies" / "server-a.json"
 AUD = "https://mcp.example.com/server-a"
+RESOURCE = "https://mcp.example.com/server-a/mcp"
+META = "https://mcp.example.com/server-a/.well-known/oauth-protected-resource/mcp"
 
 
 def _b64(n: int) -> str:
@@ -55,7 +57,9 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
         runners.append(await serve_app(app, port))
 
     doc = parse_document(POLICY.read_bytes())
-    doc = dataclasses.replace(doc, auth=AuthBlock(mode="oauth", issuer_url=issuer, audience=AUD), revision="")
+    doc = dataclasses.replace(
+        doc, auth=AuthBlock(mode="oauth", issuer_url=issuer, audience=AUD, resource=RESOURCE), revision=""
+    )
     doc = dataclasses.replace(doc, revision=compute_revision(doc))
     (tmp_path / "p.json").write_text(to_pretty_json(doc))
     sc = await asyncio.to_thread(
@@ -118,12 +122,13 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
             assert resp.status_code == status, (auth, resp.text)
             assert resp.json()["error"]["data"]["reason"] == reason
             challenge = resp.headers["WWW-Authenticate"]
-            assert f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"' in challenge
+            # The server's own public URL from its policy, never this request's Host (127.0.0.1).
+            assert f'resource_metadata="{META}"' in challenge
             assert ('error="invalid_token"' in challenge) == (reason == "invalid_token")
         meta = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp", timeout=10)
         assert meta.status_code == 200
         assert meta.json() == {
-            "resource": f"{base}/mcp",
+            "resource": RESOURCE,
             "authorization_servers": [issuer],
             "bearer_methods_supported": ["header"],
         }
@@ -133,7 +138,7 @@ async def test_oauth_statuses_reasons_and_challenges(tmp_path: Path) -> None:
             headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
             timeout=10,
         )
-        assert spoofed.json()["resource"] == f"{base}/mcp"
+        assert spoofed.json()["resource"] == RESOURCE
         assert httpx2.post(f"{base}/.well-known/oauth-protected-resource", timeout=10).status_code == 405
     finally:
         await asyncio.to_thread(sc.stop)
@@ -145,7 +150,7 @@ async def test_oauth_provider_down_is_503(tmp_path: Path) -> None:
     ports = Ports.free()
     doc = parse_document(POLICY.read_bytes())
     doc = dataclasses.replace(
-        doc, auth=AuthBlock(mode="oauth", issuer_url=f"http://127.0.0.1:{ports.api}"), revision=""
+        doc, auth=AuthBlock(mode="oauth", issuer_url=f"http://127.0.0.1:{ports.api}", resource=RESOURCE), revision=""
     )
     doc = dataclasses.replace(doc, revision=compute_revision(doc))
     (tmp_path / "p.json").write_text(to_pretty_json(doc))
@@ -178,5 +183,51 @@ async def test_oauth_provider_down_is_503(tmp_path: Path) -> None:
                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {tok}"},
             )
         assert resp.status_code == 503 and resp.json()["error"]["data"]["reason"] == "oauth_provider_unavailable"
+    finally:
+        await asyncio.to_thread(sc.stop)
+
+
+async def test_audience_never_comes_from_the_request_host(tmp_path: Path) -> None:
+    """No auth.resource, no EXTERNAL_BASE_URL: refused (503), not bound to whatever Host the client sent.
+
+    Before, the audience was built from Host + path; behind one ingress that strips `/<server>` every
+    server expected the same audience, so a token for one opened all of them.
+    """
+    ports = Ports.free()
+    doc = parse_document(POLICY.read_bytes())
+    doc = dataclasses.replace(doc, auth=AuthBlock(mode="oauth", issuer_url=f"http://127.0.0.1:{ports.api}"))
+    doc = dataclasses.replace(doc, revision=compute_revision(doc))
+    (tmp_path / "p.json").write_text(to_pretty_json(doc))
+    env = {
+        "PORT": str(ports.sidecar_a),
+        "METRICS_PORT": str(ports.sidecar_a_metrics),
+        "LISTEN_HOST": "127.0.0.1",
+        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}",
+        "POLICY_FILE": str(tmp_path / "p.json"),
+    }
+    sc = await asyncio.to_thread(SidecarProcess, env, tmp_path / "sc.log")
+    base = f"http://127.0.0.1:{ports.sidecar_a}"
+    tok = jwt.encode({"sub": "a"}, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256")
+    try:
+        async with httpx2.AsyncClient(timeout=30) as c:
+            resp = await c.post(
+                f"{base}/mcp",
+                content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {tok}"},
+            )
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["data"]["reason"] == "resource_url_unconfigured"
+            meta = await c.get(f"{base}/.well-known/oauth-protected-resource/mcp")
+            assert meta.status_code == 503 and meta.json()["error"] == "resource_url_unconfigured"
+    finally:
+        await asyncio.to_thread(sc.stop)
+    # EXTERNAL_BASE_URL (this gateway's own public base) is trusted configuration: it names the resource.
+    sc = await asyncio.to_thread(
+        SidecarProcess, {**env, "EXTERNAL_BASE_URL": "https://mcp.example.com/server-b"}, tmp_path / "sc2.log"
+    )
+    try:
+        meta = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp", headers={"Host": "evil.example"},
+                          timeout=10)  # fmt: skip
+        assert meta.json()["resource"] == "https://mcp.example.com/server-b/mcp"
     finally:
         await asyncio.to_thread(sc.stop)

@@ -45,6 +45,7 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("governance", ("/api/runtime/grants",)),
     RouteGroup("sessions", ("/api/runtime/sessions",)),
     RouteGroup("adapter", ("/api/runtime/adapter",)),
+    RouteGroup("agent_tokens", ("/api/agent-tokens", "/api/.well-known")),
     RouteGroup("policy", ("/api/runtime/policy",)),
     RouteGroup("runtime", ("/api/runtime/components", "/api/runtime/observability", "/api/runtime/actions")),
 )

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
+from functions.api.agent_tokens import published_auth
 from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
 from functions.api.context import ApiContext
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
@@ -277,6 +278,7 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
         "teamID": team, "tools": _tools(body.tools), "auth": body.auth, "policy": body.policy,
         "session": body.session, "gateway": body.gateway, "analytics": body.analytics,
     })
+    spec["auth"] = published_auth(body.auth, name, spec, ctx_of(request).settings.public_base_url)
     if body.port is not None:
         spec["port"] = body.port
     if body.replicas is not None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from functions.api.auth import AdminPrincipal, Store, audit_entry
 from functions.api.errors import ApiError, not_found
 from functions.api.routes.auth import MAX_EMAIL_LENGTH, SignupBody, check_new_user, create_password_user
+from functions.api.user_sessions import revoke_user_sessions
 from mcp_sentinel.identity.store import Conflict, NotFound
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -69,6 +70,8 @@ async def patch_user(
         raise not_found("user not found") from None
     action = "user_disable" if body.disabled else "user_enable"
     await store.audit(audit_entry(request, admin, action=action, resource=f"user/{user.id}", status="success"))
+    if body.disabled:  # their agents' platform tokens stop with the next policy reload
+        return {"user": user.to_json(), **await revoke_user_sessions(request, user.id)}
     return {"user": user.to_json()}
 
 
@@ -82,4 +85,4 @@ async def delete_user(request: Request, user_id: str, store: Store, admin: Admin
     except NotFound:
         raise not_found("user not found") from None
     await store.audit(audit_entry(request, admin, action="user_delete", resource=f"user/{user_id}", status="success"))
-    return {"success": True, "id": user_id}
+    return {"success": True, "id": user_id, **await revoke_user_sessions(request, user_id)}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.parts.postgres import postgres_dsn
@@ -13,6 +16,34 @@ def inventory_url_template(cfg: StackConfig) -> str:
     """Where the local API probes an MCPServer's live inventory: `spec.port` on the stack's host."""
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     return f"http://{host}:{{port}}{{path}}"
+
+
+def dev_agent_key(cfg: StackConfig) -> Path:
+    """The local stack's platform-token signing key: generated once into the data folder, local only.
+
+    A cluster mounts its keys from a Secret (AGENT_TOKEN_KEYS); nothing outside `sentinel up` uses this one.
+    """
+    path = cfg.path("keys", "agent-token-dev.pem")
+    if not path.exists():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+    return path
+
+
+def platform_token_env(cfg: StackConfig) -> dict[str, str]:
+    """What the local sidecars need to verify platform tokens (the API's iss and its JWKS)."""
+    return {
+        "PLATFORM_TOKEN_ISSUER": cfg.url("front_door", "/api"),
+        "PLATFORM_JWKS_URL": cfg.url("api", "/api/.well-known/jwks.json"),
+    }
 
 
 def api_env(cfg: StackConfig) -> dict[str, str]:
@@ -45,6 +76,10 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         "MCP_INVENTORY_URL_TEMPLATE": inventory_url_template(cfg),
         # For a template through the sidecars' inventory listeners (the cluster default): they hold its public key.
         "MCP_INVENTORY_SIGNING_KEY_FILE": str(cfg.inventory_keys()[0]),
+        # Platform agent tokens: a dev key generated into the data folder; servers are public at the front door.
+        "AGENT_TOKEN_KEYS": f"local-dev={dev_agent_key(cfg)}",
+        "AGENT_TOKEN_ISSUER": platform_token_env(cfg)["PLATFORM_TOKEN_ISSUER"],
+        "MCP_PUBLIC_BASE_URL": cfg.url("front_door"),
         **stack_env(cfg),
     }
 

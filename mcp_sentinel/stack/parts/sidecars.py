@@ -8,6 +8,7 @@ from pathlib import Path
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.secrets_check import LOCAL_DEV_FLAG
 from mcp_sentinel.stack.config import REPO_ROOT, StackConfig
+from mcp_sentinel.stack.parts.api import platform_token_env
 from mcp_sentinel.stack.supervisor import PYTHON, Component
 
 EXAMPLE_POLICIES = REPO_ROOT / "examples" / "policies"
@@ -49,6 +50,7 @@ def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name
         "INVENTORY_PUBLIC_KEYS_FILE": str(cfg.inventory_keys()[1]),
         # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
         LOCAL_DEV_FLAG: "1",
+        **platform_token_env(cfg),
     }
 
 

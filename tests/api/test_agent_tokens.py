@@ -1,0 +1,241 @@
+"""Platform agent tokens end to end: published servers default to `platform`, `POST /api/agent-tokens`
+mints only for the caller's own live session, the JWKS verifies them, and a real sidecar reading
+the API-rendered policy refuses the token within 2 s of revoking the session or disabling the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import jwt
+import pytest
+from aiohttp import web
+
+from functions.api.agent_tokens import generate_pem
+from mcp_sentinel.stack.config import Ports
+from tests.api.conftest import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory
+from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
+from tests.fixtures.kube import LocalKube
+from tests.fixtures.sidecar import SidecarProcess, serve_app
+
+ADMIN = {"x-api-key": ADMIN_KEY}
+PUBLIC = "https://sentinel.example.com"
+ISSUER = f"{PUBLIC}/api"
+TOOLS = [{"name": "search", "sideEffect": "read"}]
+
+
+@dataclass
+class Env:
+    api: Api
+    ns: str
+    member: dict[str, str]
+    member_id: str
+    other: dict[str, str]
+    out: Path
+
+    def policy(self, server: str = "srv") -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((self.out / self.ns / f"{server}.json").read_text())
+        return doc
+
+
+def _bearer(body: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+@pytest.fixture
+async def env(make_api: AppFactory, kube_cluster: LocalKube, tmp_path: Path) -> Env:
+    old, new = tmp_path / "old.pem", tmp_path / "new.pem"
+    old.write_bytes(generate_pem())
+    new.write_bytes(generate_pem())
+    out = tmp_path / "policies"
+    api = await make_api(
+        policy_output_dir=str(out), _backends={"kube": kube_cluster.api},
+        agent_token_keys=f"k-old={old},k-new={new}", agent_token_issuer=ISSUER, public_base_url=PUBLIC,
+    )  # fmt: skip
+    slug = f"t{uuid.uuid4().hex[:8]}"
+    team = (await api.client.post("/api/runtime/teams", json={"slug": slug}, headers=ADMIN)).json()["team"]
+    kube_cluster.kube.ensure_namespace(team["namespace"])
+    member, other = [await api.signup(f"{n}-{slug}@example.com") for n in ("member", "other")]
+    await api.store.add_member(team["id"], member["user"]["id"], "member")
+    await api.store.add_member(team["id"], other["user"]["id"], "owner")
+    for name in ("srv", "hdr"):
+        body: dict[str, Any] = {"name": name, "namespace": team["namespace"], "image": "example/srv:1", "port": 8088,
+                                "tools": TOOLS, "gateway": {"enabled": True, "port": 8091},
+                                "session": {"required": True}}  # fmt: skip
+        if name == "hdr":
+            body["auth"] = {"mode": "header"}
+        else:  # a publisher cannot point its server at another server's URL
+            body["auth"] = {"resource": f"{PUBLIC}/victim/mcp"}
+        r = await api.client.post("/api/runtime/servers", headers=ADMIN, json=body)
+        assert r.status_code == 200, r.text
+        grant = {"name": f"g-{name}", "namespace": team["namespace"], "serverRef": {"name": name},
+                 "subject": {"humanID": member["user"]["id"]}, "maxTrust": "low", "allowedSideEffects": ["read"],
+                 "toolRules": [{"name": "search", "decision": "allow"}]}  # fmt: skip
+        r = await api.client.post("/api/runtime/grants", json=grant, headers=ADMIN)
+        assert r.status_code == 200, r.text
+    return Env(api, team["namespace"], _bearer(member), member["user"]["id"], _bearer(other), out)
+
+
+async def _session(e: Env, agent: str = "bot", server: str = "srv") -> str:
+    r = await e.api.client.post("/api/runtime/adapter/sessions", headers=e.member,
+                                json={"serverName": server, "namespace": e.ns, "agentID": agent})  # fmt: skip
+    assert r.status_code == 200, r.text
+    name: str = r.json()["name"]
+    return name
+
+
+async def _mint(e: Env, session: str, headers: dict[str, str]) -> httpx.Response:
+    return await e.api.client.post("/api/agent-tokens", json={"namespace": e.ns, "session": session}, headers=headers)
+
+
+async def test_publish_defaults_to_platform_with_the_servers_own_url(env: Env) -> None:
+    doc = env.policy()
+    assert doc["auth"]["mode"] == "platform"
+    assert doc["auth"]["resource"] == f"{PUBLIC}/srv/mcp"  # not the /victim/mcp the publisher asked for
+    assert env.policy("hdr")["auth"]["mode"] == "header" and "resource" not in env.policy("hdr")["auth"]
+
+
+async def test_mint_rules_and_claims(env: Env) -> None:
+    c = env.api.client
+    session = await _session(env)
+    r = await _mint(env, session, env.member)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["token_type"] == "Bearer" and out["resource"] == f"{PUBLIC}/srv/mcp"
+    assert 0 < out["expires_in"] <= 600
+    jwks = (await c.get("/api/.well-known/jwks.json")).json()
+    assert [k["kid"] for k in jwks["keys"]] == ["k-old", "k-new"]  # both published
+    assert all("d" not in k for k in jwks["keys"])  # never a private member
+    header = jwt.get_unverified_header(out["access_token"])
+    assert header["kid"] == "k-new" and header["alg"] == "ES256"  # the last key signs
+    key = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == "k-new"))
+    claims = jwt.decode(out["access_token"], key.key, algorithms=["ES256"], audience=f"{PUBLIC}/srv/mcp",
+                        issuer=ISSUER)  # fmt: skip
+    assert claims["sub"] == env.member_id and claims["azp"] == "bot" and claims["sid"] == session
+    assert claims["sns"] == env.ns and claims["srv"] == f"{env.ns}/srv" and claims["team_id"]
+    meta = (await c.get("/api/.well-known/agent-token-issuer")).json()
+    assert meta["issuer"] == ISSUER and meta["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
+
+    # Only for yourself: a team owner, an admin key, a service key, nobody: no token for this session.
+    assert (await _mint(env, session, env.other)).status_code == 404
+    assert (await _mint(env, session, ADMIN)).status_code == 401
+    assert (await _mint(env, session, {"x-api-key": USER_SERVICE_KEY})).status_code == 401
+    assert (await _mint(env, session, {})).status_code == 401
+    assert (await _mint(env, "ghost", env.member)).status_code == 404
+    r = await c.post("/api/agent-tokens", json={"namespace": "../x", "session": session}, headers=env.member)
+    assert r.status_code == 400
+    # A header-mode server takes no platform tokens.
+    hdr = await _session(env, server="hdr")
+    r = await _mint(env, hdr, env.member)
+    assert r.status_code == 409 and "platform" in r.json()["message"]
+    # Revoked: no more tokens.
+    await c.patch(f"/api/runtime/sessions/{env.ns}/{session}", json={"revoked": True}, headers=ADMIN)
+    r = await _mint(env, session, env.member)
+    assert r.status_code == 403 and r.json()["error"] == "session_revoked"
+
+
+async def test_not_configured_is_503(make_api: AppFactory) -> None:
+    api = await make_api()
+    assert (await api.client.get("/api/.well-known/jwks.json")).status_code == 503
+
+
+def test_bad_key_settings_refuse_start(tmp_path: Path) -> None:
+    from functions.api.settings import ApiSettings
+
+    rsa_pem = tmp_path / "rsa.pem"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_pem.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    good = tmp_path / "ok.pem"
+    good.write_bytes(generate_pem())
+    for env, msg in (
+        ({"AGENT_TOKEN_KEYS": f"k={good}"}, "set together"),
+        ({"AGENT_TOKEN_KEYS": f"k={rsa_pem}", "AGENT_TOKEN_ISSUER": ISSUER}, "P-256 or Ed25519"),
+        ({"AGENT_TOKEN_KEYS": f"k={tmp_path / 'missing.pem'}", "AGENT_TOKEN_ISSUER": ISSUER}, "cannot read"),
+        ({"AGENT_TOKEN_KEYS": f"k={good},k={good}", "AGENT_TOKEN_ISSUER": ISSUER}, "twice"),
+        ({"AGENT_TOKEN_KEYS": str(good), "AGENT_TOKEN_ISSUER": ISSUER}, "kid="),
+        ({"AGENT_TOKEN_KEYS": f"k={good}", "AGENT_TOKEN_ISSUER": ISSUER, "AGENT_TOKEN_TTL_SECONDS": "86400"}, "TTL"),
+        ({"MCP_PUBLIC_BASE_URL": "sentinel.example.com"}, "MCP_PUBLIC_BASE_URL"),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            ApiSettings.from_env(env)
+
+
+async def _until_refused(url: str, token: str, limit: float = 5.0) -> tuple[float, httpx2.Response]:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "search", "arguments": {}}})  # fmt: skip
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    t0 = time.monotonic()
+    async with httpx2.AsyncClient(timeout=10) as c:
+        while True:
+            r = await c.post(url, content=body, headers=headers)
+            if r.status_code != 200 or time.monotonic() - t0 > limit:
+                return time.monotonic() - t0, r
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(180)
+async def test_real_sidecar_refuses_within_two_seconds_of_revoking_the_session_or_the_user(
+    env: Env, tmp_path: Path
+) -> None:
+    ports = Ports.free()
+    c = env.api.client
+
+    async def jwks(_r: web.Request) -> web.Response:  # the API's JWKS route, over real HTTP
+        r = await c.get("/api/.well-known/jwks.json")
+        return web.json_response(r.json(), status=r.status_code)
+
+    async def upstream(request: web.Request) -> web.Response:  # permissive: executes whatever reaches it
+        body = await request.json()
+        return web.json_response({"jsonrpc": "2.0", "id": body.get("id"), "result": {"executed": True}})
+
+    jwks_app, up_app = web.Application(), web.Application()
+    jwks_app.router.add_get("/api/.well-known/jwks.json", jwks)
+    up_app.router.add_post("/mcp", upstream)
+    runners = [await serve_app(jwks_app, ports.api), await serve_app(up_app, ports.sample_mcp)]
+    first, second = await _session(env, "bot"), await _session(env, "bot-2")
+    tok1 = (await _mint(env, first, env.member)).json()["access_token"]
+    tok2 = (await _mint(env, second, env.member)).json()["access_token"]
+    sc = await asyncio.to_thread(SidecarProcess, {
+        "PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
+        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(env.out / env.ns / "srv.json"),
+        "PLATFORM_TOKEN_ISSUER": ISSUER, "PLATFORM_JWKS_URL": f"http://127.0.0.1:{ports.api}/api/.well-known/jwks.json",
+    }, tmp_path / "sidecar.log")  # fmt: skip
+    url = f"http://127.0.0.1:{ports.sidecar_a}/mcp"
+    try:
+        for tok in (tok1, tok2):
+            _took, ok = await _until_refused(url, tok, limit=0)
+            assert ok.status_code == 200, ok.text
+        # 1. Revoke the session through the API: the next reload refuses the still-unexpired token.
+        t0 = time.monotonic()
+        r = await c.patch(f"/api/runtime/sessions/{env.ns}/{first}", json={"revoked": True}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        _took, refused = await _until_refused(url, tok1)
+        took = time.monotonic() - t0
+        assert refused.status_code == 401 and refused.json()["error"]["data"]["reason"] == "session_revoked"
+        assert took < 2.0, took
+        print(f"session revoke -> refused in {took * 1000:.0f} ms")
+        # 2. Disable the user: their other session is revoked with them.
+        t0 = time.monotonic()
+        r = await c.patch(f"/api/users/{env.member_id}", json={"disabled": True}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert f"{env.ns}/{second}" in r.json()["revoked_sessions"]
+        _took, refused = await _until_refused(url, tok2)
+        took = time.monotonic() - t0
+        assert refused.status_code == 401 and refused.json()["error"]["data"]["reason"] == "session_revoked"
+        assert took < 2.0, took
+        print(f"user disable -> refused in {took * 1000:.0f} ms")
+    finally:
+        await asyncio.to_thread(sc.stop)
+        for runner in runners:
+            await runner.cleanup()
