@@ -237,8 +237,9 @@ def test_the_inventory_probe_has_its_own_port_and_no_shared_secret() -> None:
     mount = next(m for m in api["containers"][0]["volumeMounts"] if key_file.startswith(m["mountPath"] + "/"))
     volume = next(v for v in api["volumes"] if v["name"] == mount["name"])
     assert mount["readOnly"] is True and volume["secret"]["secretName"] == "mcp-sentinel-inventory-signing-key"
-    signing = _find("Secret", "mcp-sentinel-inventory-signing-key")["stringData"]
-    assert "CHANGE-ME" in signing[key_file.rsplit("/", 1)[1]]
+    generated = {(d["kind"], d["metadata"]["name"]): d for d in GENERATED_SECRETS}
+    signing = generated[("Secret", "mcp-sentinel-inventory-signing-key")]["stringData"]
+    assert "PRIVATE KEY" in signing[key_file.rsplit("/", 1)[1]]
     pod = _find("Deployment", "server-a")["spec"]["template"]["spec"]
     sidecar = next(c for c in pod["containers"] if c["name"] == "mcp-gateway")
     env = {e["name"]: e for e in sidecar["env"]}
@@ -248,7 +249,8 @@ def test_the_inventory_probe_has_its_own_port_and_no_shared_secret() -> None:
     mount = next(m for m in sidecar["volumeMounts"] if keys_file.startswith(m["mountPath"] + "/"))
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["configMap"]["name"] == "mcp-sentinel-inventory-public-keys"
-    assert keys_file.rsplit("/", 1)[1] in _find("ConfigMap", "mcp-sentinel-inventory-public-keys")["data"]
+    public_keys = generated[("ConfigMap", "mcp-sentinel-inventory-public-keys")]["data"]
+    assert "PUBLIC KEY" in public_keys[keys_file.rsplit("/", 1)[1]]
     assert not [d for _, d in DOCS if d["metadata"]["name"] == "mcp-sentinel-gateway-inventory"]
 
 
@@ -271,16 +273,19 @@ def test_the_kustomization_ships_no_secret_and_the_generator_covers_every_creden
     assert [d["metadata"]["name"] for _, d in DOCS if d["kind"] == "Secret"] == []
     generated = {d["metadata"]["name"]: d for d in GENERATED_SECRETS}
     data = generated["mcp-sentinel-secrets"]["stringData"]
-    for key in ("API_KEYS", "ADMIN_API_KEYS", "INGEST_API_KEYS", "JWT_SECRET", "CLICKHOUSE_URL", "POSTGRES_DSN"):
+    for key in ("API_KEYS", "ADMIN_API_KEYS", "INGEST_GATEWAY_SECRET", "JWT_SECRET", "CLICKHOUSE_URL", "POSTGRES_DSN"):
         assert data[key], key
+    assert data["INGEST_API_KEYS"] == ""  # gateways write with their own bound credentials
     config = _find("ConfigMap", "mcp-sentinel-config")["data"]
     for key in ("KAFKA_BROKERS", "KAFKA_TOPIC", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "CLICKHOUSE_DB"):
         assert config[key], key
 
 
 def test_every_secret_and_config_reference_resolves() -> None:
-    secrets = {(d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in GENERATED_SECRETS}
-    configs = {(d["metadata"].get("namespace"), d["metadata"]["name"]): d for _, d in DOCS if d["kind"] == "ConfigMap"}
+    secrets = {(d["metadata"].get("namespace"), d["metadata"]["name"]): d
+               for d in GENERATED_SECRETS if d["kind"] == "Secret"}
+    configs = {(d["metadata"].get("namespace"), d["metadata"]["name"]): d
+               for d in [d for _, d in DOCS] + GENERATED_SECRETS if d["kind"] == "ConfigMap"}
     for _, doc in DOCS:
         if "template" not in (doc.get("spec") or {}):
             continue
@@ -345,7 +350,7 @@ def test_audit_writers_and_deliveries_carry_their_bindings() -> None:
     env = {e["name"]: e for e in sidecar["env"]}
     ref = env["ANALYTICS_API_KEY"]["valueFrom"]["secretKeyRef"]
     assert ref["name"] == "server-a-ingest-credential"  # per server, never a shared key
-    _find("Secret", "server-a-ingest-credential")
+    assert any(d["metadata"]["name"] == "server-a-ingest-credential" for d in GENERATED_SECRETS)
     def env_of(ksvc: str) -> dict[str, Any]:
         return {e["name"]: e for e in _ksvc(ksvc)["spec"]["template"]["spec"]["containers"][0]["env"]}
 

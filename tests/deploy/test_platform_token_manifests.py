@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcp_sentinel.secrets_gen import generate
 from tests.deploy.manifests import documents
+
+# The kustomization ships no Secret: the operator generates them (mcp_sentinel/secrets_gen.py).
+GENERATED = generate("postgresql://sentinel:pw@pg:5432/sentinel", "http://sentinel:pw@ch:8123")["items"]
 
 
 def _env(container: dict[str, Any]) -> dict[str, str]:
@@ -25,7 +29,7 @@ def test_api_signs_with_keys_mounted_from_their_own_secret_and_sidecars_trust_th
     mount = next(m for m in container["volumeMounts"] if m["name"] == "agent-token-keys")
     assert mount["readOnly"] is True
     volume = next(v for v in api["volumes"] if v["name"] == "agent-token-keys")
-    secret = _find("Secret", volume["secret"]["secretName"])
+    secret = next(s for s in GENERATED if s["metadata"]["name"] == volume["secret"]["secretName"])
     for item in env["AGENT_TOKEN_KEYS"].split(","):
         kid, _, path = item.partition("=")
         assert path.startswith(mount["mountPath"] + "/") and path.rsplit("/", 1)[1] in secret["stringData"], item
@@ -33,7 +37,7 @@ def test_api_signs_with_keys_mounted_from_their_own_secret_and_sidecars_trust_th
     # Private keys reach no other workload.
     for _path, doc in documents():
         text = str(doc)
-        if doc.get("metadata", {}).get("name") not in (secret["metadata"]["name"], "mcp-sentinel-api"):
+        if doc.get("metadata", {}).get("name") != "mcp-sentinel-api":
             assert "mcp-sentinel-agent-token-keys" not in text, doc.get("metadata")
     gateway = _find("Deployment", "server-a")["spec"]["template"]["spec"]
     sc = _env(next(c for c in gateway["containers"] if c["name"] == "mcp-gateway"))

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,8 @@ from functions.ui.context import UiContext
 from functions.ui.ratelimit import LoginLimiter
 from functions.ui.settings import UiSettings
 from mcp_sentinel.client_address import client_address
+from mcp_sentinel.gateway_credentials import GatewayBinding, verify
+from mcp_sentinel.inventory_token import public_pem
 from mcp_sentinel.secrets_check import (
     COMPONENT_SPECS,
     KNOWN_LOCAL_VALUES,
@@ -96,6 +99,9 @@ def _placeholders(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The Secrets as the old template shipped them (every value CHANGE-ME)."""
     out = []
     for s in items:
+        if s["kind"] != "Secret":
+            out.append(s)
+            continue
         s = json.loads(json.dumps(s))
         s["stringData"] = {k: ("CHANGE-ME" if v else v) for k, v in s["stringData"].items()}
         out.append(s)
@@ -121,20 +127,30 @@ def test_the_rendered_kustomization_starts_only_with_generated_secrets() -> None
 
 
 def test_generated_secrets_are_random_consistent_and_pass_the_check(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--postgres-dsn", DSN, "--clickhouse-url", CH_URL, "--gateway-namespace", "mcp-servers",
-                 "--gateway-namespace", "team-a"]) == 0
+    assert main(["--postgres-dsn", DSN, "--clickhouse-url", CH_URL, "--gateway", "mcp-servers/server-a",
+                 "--gateway", "team-a/search:team-a"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["kind"] == "List"
-    by = {(s["metadata"]["namespace"], s["metadata"]["name"]): s["stringData"] for s in doc["items"]}
+    by = {(s["metadata"]["namespace"], s["metadata"]["name"]): s.get("stringData") or s.get("data")
+          for s in doc["items"]}
     platform = by[("mcp-sentinel", "mcp-sentinel-secrets")]
-    for ns in ("mcp-servers", "team-a"):
-        assert by[(ns, "mcp-sentinel-ingest-key")]["ANALYTICS_API_KEY"] == platform["INGEST_API_KEYS"]
-        assert by[(ns, "mcp-sentinel-gateway-inventory")]["INVENTORY_TOKEN"] == platform["MCP_INVENTORY_TOKEN"]
+    # Each gateway's own credential is bound to its server and team, signed with the platform's secret.
+    for ns, server, team in (("mcp-servers", "server-a", ""), ("team-a", "search", "team-a")):
+        cred = by[(ns, f"{server}-ingest-credential")]["ANALYTICS_API_KEY"]
+        assert verify([platform["INGEST_GATEWAY_SECRET"]], cred) == GatewayBinding(ns, server, team)
+        assert "PUBLIC KEY" in by[(ns, "mcp-sentinel-inventory-public-keys")]["public.pem"]
+    # The inventory key pair matches: what the API signs, the gateways verify.
+    signing = by[("mcp-sentinel", "mcp-sentinel-inventory-signing-key")]["signing.pem"]
+    private = load_pem_private_key(signing.encode(), password=None)
+    assert public_pem(private).decode() == by[("mcp-servers", "mcp-sentinel-inventory-public-keys")]["public.pem"]
+    assert "PRIVATE KEY" in by[("mcp-sentinel", "mcp-sentinel-agent-token-keys")]["k-2026-12.pem"]
     again = generate(DSN, CH_URL)["items"][0]["stringData"]
     assert again["ADMIN_API_KEYS"] != platform["ADMIN_API_KEYS"] and again["JWT_SECRET"] != platform["JWT_SECRET"]
-    # Placeholder database URLs are refused by the generator too.
+    # Placeholder database URLs and malformed gateways are refused by the generator too.
     assert main(["--postgres-dsn", "postgresql://sentinel:CHANGE-ME@pg/s", "--clickhouse-url", CH_URL]) == 2
     assert "POSTGRES_DSN" in capsys.readouterr().err
+    assert main(["--postgres-dsn", DSN, "--clickhouse-url", CH_URL, "--gateway", "server-a"]) == 2
+    assert "namespace/server" in capsys.readouterr().err
 
 
 PROCESS = {
@@ -172,7 +188,8 @@ def test_each_process_refuses_to_start_with_a_working_default(component: str) ->
 
 def test_the_local_stack_keys_are_known_and_pass_only_under_the_dev_flag() -> None:
     cfg = StackConfig()
-    for value in (cfg.admin_api_key, cfg.ingest_api_key, cfg.jwt_secret, cfg.inventory_token):
+    for value in (cfg.admin_api_key, cfg.ingest_api_key, cfg.jwt_secret, cfg.ingest_gateway_secret,
+                  cfg.processor_delivery_token):
         assert value in KNOWN_LOCAL_VALUES and secret_problem(value) is not None
     envs = {
         "api": api.api_env(cfg),
@@ -190,8 +207,9 @@ def test_the_local_stack_keys_are_known_and_pass_only_under_the_dev_flag() -> No
             check_environment({k: v for k, v in env.items() if k != LOCAL_DEV_FLAG}, component)
         except InsecureConfiguration:
             refused.append(component)
-    # Without the flag, every component that holds one of the published keys refuses them.
-    assert set(refused) == {"api", "ui", "ingest", "sidecar"}
+    # Without the flag, every component that holds one of the published keys refuses them. The local
+    # sidecars hold their own credentials (signed with the published gateway secret, which ingest refuses).
+    assert set(refused) == {"api", "ui", "ingest", "processor"}
 
 
 @settings(max_examples=200, deadline=None)
@@ -224,7 +242,9 @@ def test_generated_tokens_always_pass() -> None:
 def test_the_manifests_make_the_ui_limiter_and_api_lockout_see_the_real_client() -> None:
     envs = workload_envs(rendered() + generate(DSN, CH_URL)["items"])
     ui_settings = UiSettings.from_env(envs["ui"])
-    api_settings = ApiSettings.from_env(envs["api"])
+    # Key files are mounted in a pod, not here; they play no part in whom the API believes.
+    mounted = ("MCP_INVENTORY_SIGNING_KEY_FILE", "AGENT_TOKEN_KEYS", "AGENT_TOKEN_ISSUER")
+    api_settings = ApiSettings.from_env({k: v for k, v in envs["api"].items() if k not in mounted})
     assert ui_settings.trusted_proxies and api_settings.trusted_proxies
     # Browser → ingress-nginx (sets XFF to the client) → Knative gateway/activator (append the
     # hop they saw) → queue-proxy over loopback → the UI container.
