@@ -27,6 +27,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from functions.api import agent_tokens
 from functions.api.app import create_app
 from functions.api.policy_sync import sync_server_policy
 from mcp_sentinel.envelope import new_envelope
@@ -391,9 +392,14 @@ def _events(red_ns: str) -> list[EventRecord]:
 
 
 @pytest.fixture
-async def world(make_api: AppFactory, kube_cluster: LocalKube, ch_client: Any, ch_database: str) -> World:
+async def world(
+    make_api: AppFactory, kube_cluster: LocalKube, ch_client: Any, ch_database: str, tmp_path: Path
+) -> World:
+    key = tmp_path / "agent-token.pem"
+    key.write_bytes(agent_tokens.generate_pem())
     api = await make_api(
         clickhouse_db=ch_database, active_server_limit=0, push_cooldown_seconds=0,
+        agent_token_keys=f"k1={key}", agent_token_issuer="https://sentinel.example.com/api",
         _backends={"kube": kube_cluster.kube, "clickhouse": ch_client},
     )
     w = await build_world(api, kube_cluster.kube)
