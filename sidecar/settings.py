@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sidecar.origin import OriginConfigError, OriginGuard, split_list
+
 
 class SettingsError(ValueError):
     """A setting is present but unusable; the process refuses to start."""
@@ -29,6 +31,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _origin_settings(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    hosts, origins = split_list(env.get("ALLOWED_HOSTS", "")), split_list(env.get("ALLOWED_ORIGINS", ""))
+    try:
+        OriginGuard(hosts, origins, _external_base(env.get("EXTERNAL_BASE_URL", "")))
+    except OriginConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return {"allowed_hosts": hosts, "allowed_origins": origins}
 
 
 def _external_base(raw: str) -> str:
@@ -91,6 +102,9 @@ class SidecarSettings:
     tls_reload_interval: float = 60.0
     # Shared with the API (MCP_INVENTORY_TOKEN): enables /.sentinel/inventory; empty = disabled.
     inventory_token: str = ""
+    # Origin/Host validation (sidecar/origin.py): extra names besides loopback and EXTERNAL_BASE_URL's.
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def tls_enabled(self) -> bool:
@@ -159,4 +173,5 @@ class SidecarSettings:
             tls_client_ca_file=tls[2],
             tls_reload_interval=max(0.05, _float(env, "TLS_RELOAD_INTERVAL", cls.tls_reload_interval)),
             inventory_token=env.get("INVENTORY_TOKEN", "").strip(),
+            **_origin_settings(env),
         )
