@@ -1073,7 +1073,12 @@ def build_state(settings: SidecarSettings) -> SidecarState:
 def create_app(settings: SidecarSettings, state: SidecarState | None = None) -> web.Application:
     """The proxy application (health/ready/status under /.sentinel/ and their upstream-compatible aliases)."""
     state = state or build_state(settings)
-    app = web.Application(client_max_size=settings.max_body_bytes, handler_args={"max_field_size": 16384})
+    # auto_decompress off: the gateway undoes content codings itself (sidecar/encoding.py), bounded,
+    # and only codings it can inspect; aiohttp's own decoding would hide which coding was sent.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        handler_args={"max_field_size": 16384, "auto_decompress": False},
+    )
     app[_STATE] = state
     sc = Sidecar(state)
     for prefix in (RESERVED_PREFIX, ""):
