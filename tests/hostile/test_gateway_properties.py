@@ -9,6 +9,7 @@ real sidecar process in front of the permissive upstream (tests/hostile/permissi
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -92,6 +93,15 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     return {"verb": verb, "raw": raw if body is not None else None, "headers": headers}
 
 
+def _ran(executed: list[tuple[str, dict[str, Any]]]) -> Counter[tuple[str, str]]:
+    return Counter((m["method"], json.dumps(m.get("id"))) for _v, m in executed)
+
+
+def _count(events: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    allowed = [e for e in events if e.get("rpc_method") and e["decision"] == "allow"]
+    return Counter((e["rpc_method"], json.dumps(e.get("rpc_id"))) for e in allowed)
+
+
 def _identity(headers: dict[str, str]) -> Identity:
     return Identity(headers.get("X-MCP-Human-ID", ""), headers.get("X-MCP-Agent-ID", ""),
                     headers.get("X-MCP-Team-ID", ""))
@@ -114,7 +124,13 @@ def test_no_denied_call_reaches_the_upstream_and_each_forwarded_call_is_audited_
     r = httpx2.request(req["verb"], rig.url, content=req["raw"], headers=req["headers"], timeout=30)
     assert r.status_code < 500 or r.status_code == 502, r.text  # never an unhandled error
     executed = rig.upstream.seen[n:]
+    # A streamed (SSE) answer is audited when the stream ends, which the client may see a moment
+    # before the handler returns; a buffered answer is audited before its bytes are sent.
+    deadline = time.monotonic() + 5
     events = rig.audit()[a:]
+    while _count(events) != _ran(executed) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        events = rig.audit()[a:]
     ident = _identity(req["headers"])
     for verb, msg in executed:
         # What reached the upstream came by a verb that carries JSON-RPC, and the policy allows it.
@@ -122,9 +138,7 @@ def test_no_denied_call_reaches_the_upstream_and_each_forwarded_call_is_audited_
         d = policy.authorize(AuthzRequest(ident, msg["method"], _target(msg)), 0.0)
         assert d.allowed, (msg, d.reason)
     # Exactly one allowing audit event per executed call (ids compared as JSON, duplicates counted).
-    ran = Counter((m["method"], json.dumps(m.get("id"))) for _v, m in executed)
-    allowed = [e for e in events if e.get("rpc_method") and e["decision"] == "allow"]
-    audited = Counter((e["rpc_method"], json.dumps(e.get("rpc_id"))) for e in allowed)
+    ran, audited = _ran(executed), _count(events)
     assert ran == audited, (ran, audited, r.status_code, r.text[:300])
     # Refusals are audited too: a request the gateway answered itself left at least one event.
     if not executed and r.status_code in (400, 401, 403, 413, 415):
