@@ -58,13 +58,15 @@ def _split_host(value: str) -> tuple[str, str] | None:
 class _Rule:
     scheme: str  # "" for host rules
     name: str
-    port: str  # "" (default ports), "*" or digits
+    port: str  # "" (default ports), "*", "=" (no port) or digits
 
     def matches(self, scheme: str, name: str, port: str) -> bool:
         if name != self.name or (self.scheme and scheme != self.scheme):
             return False
         if self.port == "*":
             return True
+        if self.port == "=":  # exactly no port (a name known only with its scheme's default)
+            return not port
         if not self.port:
             defaults = (_DEFAULT_PORTS.get(scheme, ""),) if scheme else ("80", "443")
             return port in ("", *defaults)
@@ -118,17 +120,28 @@ class OriginGuard:
             origin_rules.append(_Rule(scheme, name, port))
             host_rules.append(_Rule("", name, port or _DEFAULT_PORTS[scheme]))
             if not port:
-                host_rules.append(_Rule("", name, ""))
+                host_rules.append(_Rule("", name, "="))
         host_rules += [_host_rule(h) for h in hosts if h != "*"]
         origin_rules += [_origin_rule(o) for o in origins if o != "*"]
         self._hosts = tuple(host_rules)
         self._origins = tuple(origin_rules)
+        # Hot path: clients send the same few Host values; remember verdicts (bounded, reset when full).
+        self._host_cache: dict[str, bool] = {}
 
     def host_allowed(self, values: list[str]) -> bool:
         """True when exactly one `Host` header was sent and it names this gateway."""
         if len(values) != 1:
             return False
-        parsed = _split_host(values[0])
+        value = values[0]
+        cached = self._host_cache.get(value)
+        if cached is None:
+            if len(self._host_cache) >= 256:
+                self._host_cache.clear()
+            cached = self._host_cache[value] = self._host_ok(value)
+        return cached
+
+    def _host_ok(self, value: str) -> bool:
+        parsed = _split_host(value)
         if parsed is None:
             return False
         if self.any_host:
