@@ -37,7 +37,7 @@ def _executed(rig: Rig, since: int) -> list[tuple[str, str]]:
 
 
 def _names(result: dict[str, Any]) -> dict[str, list[str]]:
-    out = {}
+    out: dict[str, list[str]] = {}
     for key in ("tools", "prompts", "resourceTemplates"):
         if key in result:
             out[key] = [i["name"] for i in result[key]]

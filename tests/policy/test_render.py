@@ -6,6 +6,7 @@ import copy
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,12 +187,12 @@ def test_same_named_grants_from_two_namespaces_render() -> None:
 
 
 def test_prompts_resources_and_their_grant_rules_render_and_decide() -> None:
-    server = copy.deepcopy(SERVER)
+    server: dict[str, Any] = copy.deepcopy(SERVER)
     server["spec"]["session"] = {"required": False}
     server["spec"]["prompts"] = [{"name": "triage", "description": "Triage a dispute."},
                                  {"name": "escalate", "requiredTrust": "high"}]
     server["spec"]["mcpResources"] = [{"name": "ledger", "uri": "ledger://{account}/entries", "riskLevel": "low"}]
-    grant = copy.deepcopy(GRANT)
+    grant: dict[str, Any] = copy.deepcopy(GRANT)
     grant["spec"]["promptRules"] = [{"name": "triage"}, {"name": "escalate", "decision": "deny"}]
     grant["spec"]["resourceRules"] = [{"name": "ledger", "decision": "allow", "requiredTrust": "medium"}]
     text = render_policy(server, [grant], [], cluster="local", now=NOW)
