@@ -113,7 +113,12 @@ class LinearEvaluator:
         doc = self.doc
         version = doc.policy.policy_version if doc.policy else ""
         if req.rpc_method not in ("tools/call", "call_tool"):
-            return Decision(policy_version=version)
+            # Handshake methods pass; every other method needs an identity (prompts/resources are not in
+            # this bench's traffic).
+            bare = not (req.identity.human_id or req.identity.agent_id or req.identity.team_id)
+            if req.rpc_method in ("initialize", "ping", "server/discover") or not bare:
+                return Decision(policy_version=version)
+            return _deny(Decision(policy_version=version), 401, "missing_identity")
         required, effect, risk = 1, "", ""
         for tool in doc.tools:
             if tool.name == req.tool_name:

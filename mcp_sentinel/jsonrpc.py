@@ -25,8 +25,10 @@ UNAVAILABLE = -32004
 UPSTREAM_ERROR = -32005
 BODY_TOO_LARGE = -32006
 
-# Methods whose `Mcp-Name` header names the target (MCP 2026-07-28 "Request Metadata").
+# Methods whose `Mcp-Name` header names the target (MCP 2026-07-28 "Request Metadata"); the same
+# parameter is what the policy decides those methods on, so it must be present and a string.
 _NAME_PARAM = {"tools/call": "name", "call_tool": "name", "prompts/get": "name", "resources/read": "uri"}
+_TARGET_PARAM = _NAME_PARAM
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,8 @@ class Message:
     method: str = ""
     tool_name: str = ""
     params: Any = None
+    # What the policy decides on: the tool or prompt name, or the resource URI ("" for other methods).
+    target: str = ""
 
     @property
     def is_tool_call(self) -> bool:
@@ -95,17 +99,20 @@ def _message(obj: Any) -> Message | tuple[str, int, Any]:
         return ("JSON-RPC method must be a non-empty string", INVALID_REQUEST, msg_id)
     params = obj.get("params")
     kind = "request" if "id" in obj else "notification"
-    tool_name = ""
-    if method in TOOL_CALL_METHODS:
+    tool_name = target = ""
+    key = _TARGET_PARAM.get(method)
+    if key is not None:
         if not isinstance(params, dict):
-            return ("tools/call params must be an object", INVALID_PARAMS, msg_id)
-        name = params.get("name")
-        if not isinstance(name, str) or not name:
-            return ("tools/call params.name must be a non-empty string", INVALID_PARAMS, msg_id)
-        tool_name = name
+            return (f"{method} params must be an object", INVALID_PARAMS, msg_id)
+        value = params.get(key)
+        if not isinstance(value, str) or not value:
+            return (f"{method} params.{key} must be a non-empty string", INVALID_PARAMS, msg_id)
+        target = value
+        if method in TOOL_CALL_METHODS:
+            tool_name = value
     elif params is not None and not isinstance(params, (dict, list)):
         return ("JSON-RPC params must be an object or array", INVALID_PARAMS, msg_id)
-    return Message(kind=kind, id=msg_id, method=method, tool_name=tool_name, params=params)
+    return Message(kind=kind, id=msg_id, method=method, tool_name=tool_name, params=params, target=target)
 
 
 def inspect_body(body: bytes) -> Inspection:

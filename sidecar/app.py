@@ -26,16 +26,19 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mcp_sentinel import jsonrpc
-from mcp_sentinel.policy.types import AuthzRequest, Decision, Identity
+from mcp_sentinel.policy.types import PUBLIC_METHODS, AuthzRequest, Decision, Identity
+from sidecar import inspect as gate
 from sidecar.audit import AuditSender, AuditSpool, EventEncoder, sync_loop
+from sidecar.encoding import EncodingError, codings, decode_body, decode_stream
 from sidecar.metrics import SidecarMetrics
 from sidecar.mtls import MTLS_REASONS, mtls_identity, policy_refusal
 from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity, preload
+from sidecar.origin import OriginGuard
 from sidecar.platform_token import PlatformVerifier, session_identity
 from sidecar.policy_store import PolicyStore
 from sidecar.resource import metadata_url, resource_url
 from sidecar.settings import SidecarSettings
-from sidecar.streams import filter_json_body, filter_sse_event, iter_sse_events
+from sidecar.streams import Unfilterable, filter_json_body, filter_sse_event, iter_sse_events
 from sidecar.upstream import UpstreamError, UpstreamPool, header_block
 
 log = logging.getLogger("sidecar")
@@ -62,6 +65,7 @@ _HOP = frozenset(
     }
 )
 _RESP_DROP = frozenset({*_HOP, "content-encoding-override"})
+_RESP_DROP_DECODED = frozenset({*_RESP_DROP, "content-encoding"})  # a filtered answer is sent decoded
 # Request headers the sidecar sets itself; a client's copies are dropped, never forwarded alongside ours.
 # `authorization`: the client's credential never reaches the upstream (MCP SEC; §11.16).
 _OWN = frozenset(
@@ -69,6 +73,8 @@ _OWN = frozenset(
      INVENTORY_TOKEN_HEADER.lower()}
 )
 _OAUTH_METADATA = "/.well-known/oauth-protected-resource"
+# Bound on a decoded filtered answer (a compressed upstream answer must not expand without limit).
+_MAX_STREAM = 256 * 1024 * 1024
 _STATE: web.AppKey[SidecarState] = web.AppKey("sidecar_state")
 
 
@@ -150,6 +156,8 @@ class Exchange:
     upstream_wait: float = 0.0
     traceparent: str = ""
     policy: Any = None
+    decoded: bool = False  # the body's Content-Encoding was undone: forward the decoded bytes without it
+    unfiltered: bool = False  # the inventory path: the upstream's own listings, never filtered per caller
 
 
 def _scope(state: SidecarState, policy: Any) -> tuple[str, str, str, str]:
@@ -215,6 +223,8 @@ class Sidecar:
         self._encoder = EventEncoder(
             source=state.settings.analytics_source, event_type=state.settings.analytics_event_type
         )
+        s = state.settings
+        self._origin = OriginGuard(s.allowed_hosts, s.allowed_origins, s.external_base_url)
 
     # -- local endpoints -------------------------------------------------------------------------
 
@@ -287,21 +297,39 @@ class Sidecar:
         state = self.state
         policy = state.store.current  # one immutable snapshot for the whole exchange
         path = request.path
-        if path == _OAUTH_METADATA or path.startswith(_OAUTH_METADATA + "/"):
-            return await self.oauth_metadata(request, policy)
         if path == _INVENTORY or path.startswith(_INVENTORY + "/"):
             # Only on the inventory listener (sidecar/inventory.py); never reachable through the public port.
             return _plain_json(404, {"error": "not_found"})
+        refusal = self._origin_refusal(request)
+        if refusal is None and (path == _OAUTH_METADATA or path.startswith(_OAUTH_METADATA + "/")):
+            return await self.oauth_metadata(request, policy)
         ex = Exchange(method=request.method, path=path, started=time.perf_counter(), policy=policy)
         scope = _scope(state, policy)
         inflight = state.metrics.child(state.metrics.inflight, *scope)
         inflight.inc()
+        resp: web.StreamResponse
         try:
-            resp = await self._pipeline(request, ex)
+            if refusal is not None:
+                ex.audit = True
+                resp = self._refuse(ex, refusal)
+            else:
+                resp = await self._pipeline(request, ex)
         finally:
             inflight.dec()
             self._finish(ex, scope)
         return resp
+
+    def _origin_refusal(self, request: web.Request) -> gate.Refusal | None:
+        """403 for a `Host` or `Origin` that does not name this gateway (DNS rebinding; MCP transport)."""
+        h = request.headers
+        if not self._origin.host_allowed(h.getall("Host", [])):
+            return gate.Refusal(403, jsonrpc.FORBIDDEN, "Host is not one this gateway serves", "host_not_allowed")
+        if not self._origin.origin_allowed(h.getall("Origin", [])):
+            return gate.Refusal(403, jsonrpc.FORBIDDEN, "Origin is not allowed", "origin_not_allowed")
+        return None
+
+    def _refuse(self, ex: Exchange, refusal: gate.Refusal, msg_id: Any = None) -> web.Response:
+        return self._deny_plain(ex, refusal.status, refusal.code, refusal.message, refusal.reason, msg_id)
 
     async def _pipeline(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         state = self.state
@@ -311,14 +339,14 @@ class Sidecar:
         tp_in = request.headers.get("traceparent", "")
         ex.traceparent = self._traceparent(tp_in)
 
-        # 1. inspect (PUT/PATCH too: a JSON-RPC call by another verb must not bypass governance, §11.15)
-        if request.method in ("POST", "PUT", "PATCH"):
+        # 1. inspect every body, whatever the verb (sidecar/inspect.py has the rules)
+        if gate.must_inspect(request):
+            ex.audit = True  # refusals included
             ctype = request.headers.get("Content-Type", "")
             if ctype and "json" not in ctype.lower():
                 return self._deny_plain(
                     ex, 415, jsonrpc.INVALID_REQUEST, "POST bodies must be application/json", "rpc_inspection_failed"
                 )
-            ex.audit = True
             declared = request.content_length
             if declared is not None and declared > state.settings.max_body_bytes:
                 return self._deny_plain(
@@ -339,10 +367,17 @@ class Sidecar:
                     "body_too_large",
                 )
             ex.bytes_in = len(body)
+            decoded = gate.decode_request_body(request, body, state.settings.max_body_bytes)
+            if isinstance(decoded, gate.Refusal):
+                return self._refuse(ex, decoded)
+            ex.decoded = decoded is not body
+            body = decoded
             insp = jsonrpc.inspect_body(body)
             ex.inspection = insp
             if not insp.ok:
                 return self._deny_plain(ex, 400, insp.error_code, insp.error, "rpc_inspection_failed", insp.error_id)
+            if request.method not in gate.BODY_VERBS:
+                return self._refuse(ex, gate.body_not_allowed(request.method))
             mismatch = jsonrpc.header_mismatch(insp, request.headers.get("Mcp-Method"), request.headers.get("Mcp-Name"))
             if mismatch:
                 return self._deny_plain(
@@ -401,28 +436,50 @@ class Sidecar:
                 session_id=h.get(names[3], "").strip(),
             )
 
-        # 4. authorize (the body is the only source of truth)
+        # 4. authorize (the body is the only source of truth): every method, not only tools/call
         if insp is not None:
             now = time.time()
             denied: list[tuple[jsonrpc.Message, Decision]] = []
             for msg in insp.messages:
                 if not msg.method:
                     continue  # a client's JSON-RPC response to a server request: allowed (§11.12)
-                if msg.is_tool_call:
-                    if policy is None:
-                        d = Decision(allowed=False, status=503, reason="policy_unavailable")
-                    else:
-                        d = policy.authorize(AuthzRequest(ex.identity, msg.method, msg.tool_name), now)
-                    if not d.allowed:
-                        denied.append((msg, d))
-                else:
-                    d = Decision(policy_version=self._doc_version(policy))
+                d = self._decide(ex, msg.method, msg.target, now)
+                if not d.allowed:
+                    denied.append((msg, d))
                 ex.decisions.append((msg, d))
             if denied:
                 return self._deny_rpc(request, ex, insp, denied)
+        elif request.method != "OPTIONS":
+            # A bodyless stream (GET, resumed by Last-Event-ID), DELETE or HEAD: it carries answers and
+            # server messages to the caller, so it needs an identity like any method (CORS preflight aside).
+            ex.audit = True
+            d = self._decide(ex, "", "", time.time())
+            ex.decisions.append((jsonrpc.Message(kind="stream"), d))
+            if not d.allowed:
+                return self._deny_stream(ex, d)
 
         # 5. forward
         return await self._forward(request, ex, body, token)
+
+    def _decide(self, ex: Exchange, method: str, target: str, now: float) -> Decision:
+        policy = ex.policy
+        if policy is not None:
+            d: Decision = policy.authorize(AuthzRequest(ex.identity, method, target), now)
+            return d
+        if method in PUBLIC_METHODS or method.startswith("notifications/"):
+            return Decision(policy_version=self._doc_version(policy))
+        # No policy, so not even observe mode is known: only the handshake passes.
+        return Decision(allowed=False, status=503, reason="policy_unavailable")
+
+    def _deny_stream(self, ex: Exchange, d: Decision) -> web.Response:
+        extra: dict[str, Any] = {}
+        if d.reason == "missing_identity" and _auth_mode(ex.policy) not in ("oauth", "mtls"):
+            extra = {"adapter_required": True, "required_headers": list(_header_names(self.state, ex.policy))}
+        body = jsonrpc.error_body(None, jsonrpc.code_for_status(d.status), f"request denied: {d.reason}", d.reason,
+                                  **extra)
+        ex.status = d.status
+        ex.bytes_out = len(body)
+        return _json_response(d.status, body)
 
     def _doc_version(self, policy: Any) -> str:
         blk = policy.doc.policy if policy is not None else None
@@ -545,6 +602,10 @@ class Sidecar:
                 return jsonrpc.error_object(
                     m.id, jsonrpc.FORBIDDEN, "batch rejected: another call in it was denied", "batch_rejected"
                 )
+            if not m.is_tool_call:
+                return jsonrpc.error_object(
+                    m.id, jsonrpc.code_for_status(d.status), f"{m.method} denied: {d.reason}", d.reason, **extra
+                )
             return jsonrpc.error_object(
                 m.id,
                 jsonrpc.code_for_status(d.status),
@@ -645,7 +706,14 @@ class Sidecar:
         state = self.state
         headers = self._upstream_headers(request, ex, token)
         path = self._upstream_path(request) if path is None else path
-        list_ids = self._tools_list_ids(ex)
+        filtered = not ex.unfiltered and gate.filters_answer(request.method, ex.inspection)
+        if filtered or ex.decoded:
+            # Filtered answers are asked for unencoded (and decoded anyway if the upstream ignores it);
+            # a decoded request body goes on without its Content-Encoding.
+            drop = {"accept-encoding", "content-encoding"} if filtered else {"content-encoding"}
+            headers = [(k, v) for k, v in headers if k.lower() not in drop]
+            if filtered:
+                headers.append(("Accept-Encoding", "identity"))
         pool = state.pool
         answer: _Answer
         t_up = time.perf_counter()
@@ -677,36 +745,95 @@ class Sidecar:
             answer = _AiohttpAnswer(resp)
         ex.upstream_wait += time.perf_counter() - t_up
         try:
-            return await self._relay(request, ex, answer, list_ids)
+            if filtered:
+                return await self._relay_filtered(request, ex, answer)
+            return await self._relay(request, ex, answer)
         finally:
             answer.release()
-
-    @staticmethod
-    def _tools_list_ids(ex: Exchange) -> set[Any]:
-        insp = ex.inspection
-        if insp is None:
-            return set()
-        return {json.dumps(m.id) for m in insp.messages if m.method == "tools/list" and m.has_id}
 
     def _visible(self, ex: Exchange) -> Any:
         policy = ex.policy
         now = time.time()
         ident = ex.identity
 
-        def visible(name: str) -> bool:
-            return policy is not None and bool(policy.tool_visible(ident, name, now))
+        def visible(key: str, item: Any) -> bool:
+            return policy is not None and bool(policy.item_visible(ident, key, item, now))
 
         return visible
 
-    async def _relay(
-        self, request: web.Request, ex: Exchange, upstream: _Answer, list_ids: set[Any]
-    ) -> web.StreamResponse:
+    def _unfilterable(self, ex: Exchange, why: str) -> web.Response:
+        """A filtered answer the gateway cannot read: a JSON-RPC error, never the upstream's bytes."""
+        log.warning("upstream answer not filterable: %s", why)
+        insp = ex.inspection
+        msg_id = insp.messages[0].id if insp and len(insp.messages) == 1 else None
+        reason = "upstream_answer_unfilterable"
+        for i, (m, _d) in enumerate(ex.decisions):
+            ex.decisions[i] = (m, Decision(allowed=True, status=502, reason=reason))
+        body_out = jsonrpc.error_body(msg_id, jsonrpc.UPSTREAM_ERROR, f"answer could not be filtered: {why}", reason)
+        ex.status = 502
+        ex.bytes_out = len(body_out)
+        return _json_response(502, body_out)
+
+    async def _relay_filtered(self, request: web.Request, ex: Exchange, upstream: _Answer) -> web.StreamResponse:
+        """Relay an answer with every list result filtered per caller (sidecar/streams.py has the rule)."""
+        ex.status = upstream.status
+        encoding = ",".join(v for k, v in upstream.headers if k.lower() == "content-encoding")
+        headers = [(k, v) for k, v in upstream.headers if k.lower() not in _RESP_DROP_DECODED]
+        ctype = upstream.content_type
+        visible = self._visible(ex)
+        strict = request.method in gate.BODY_VERBS  # the body asked for a list: the answer must be one we read
+        if ctype.startswith("text/event-stream"):
+            chunks = upstream.iter_any()
+            if codings(encoding):
+                chunks = decode_stream(chunks, encoding, _MAX_STREAM)
+            resp = web.StreamResponse(status=upstream.status, headers=headers)
+            await resp.prepare(request)
+            t = time.perf_counter()
+            try:
+                async for event in iter_sse_events(chunks):
+                    out = filter_sse_event(event, visible)
+                    if out:
+                        await resp.write(out)
+                        ex.bytes_out += len(out)
+                await resp.write_eof()
+            except (Unfilterable, EncodingError) as exc:
+                # Mid-stream there is no way to send an error in place: the stream ends here.
+                log.warning("filtered stream ended: %s", exc)
+            except (aiohttp.ClientError, ConnectionResetError, asyncio.CancelledError) as exc:
+                log.info("stream ended early: %s", exc.__class__.__name__)
+                if isinstance(exc, asyncio.CancelledError):
+                    ex.upstream_wait += time.perf_counter() - t
+                    raise
+            ex.upstream_wait += time.perf_counter() - t
+            return resp
+        t = time.perf_counter()
+        try:
+            raw = await upstream.read()
+        except (aiohttp.ClientError, ConnectionResetError) as exc:
+            ex.upstream_wait += time.perf_counter() - t
+            return self._unreachable(ex, "response body", exc)
+        ex.upstream_wait += time.perf_counter() - t
+        if codings(encoding):
+            try:
+                raw = decode_body(raw, encoding, _MAX_STREAM)
+            except EncodingError as exc:
+                return self._unfilterable(ex, str(exc))
+        if raw.strip() and ("json" in ctype or strict):
+            try:
+                raw = filter_json_body(raw, visible)
+            except Unfilterable as exc:
+                return self._unfilterable(ex, str(exc))
+        ex.bytes_out = len(raw)
+        return web.Response(status=upstream.status, body=raw, headers=headers)
+
+    async def _relay(self, request: web.Request, ex: Exchange, upstream: _Answer) -> web.StreamResponse:
+        """Relay an answer unchanged (streamed unless small)."""
         ex.status = upstream.status
         headers = [(k, v) for k, v in upstream.headers if k.lower() not in _RESP_DROP]
         ctype = upstream.content_type
         is_sse = ctype.startswith("text/event-stream")
         length = upstream.content_length
-        if not is_sse and (list_ids or (length is not None and length <= 65536)):
+        if not is_sse and length is not None and length <= 65536:
             t = time.perf_counter()
             try:
                 raw = await upstream.read()
@@ -714,24 +841,15 @@ class Sidecar:
                 ex.upstream_wait += time.perf_counter() - t
                 return self._unreachable(ex, "response body", exc)
             ex.upstream_wait += time.perf_counter() - t
-            if list_ids and "json" in ctype:
-                raw = filter_json_body(raw, list_ids, self._visible(ex))
             ex.bytes_out = len(raw)
             return web.Response(status=upstream.status, body=raw, headers=headers)
         resp = web.StreamResponse(status=upstream.status, headers=headers)
         await resp.prepare(request)
         t = time.perf_counter()
         try:
-            if is_sse and list_ids:
-                visible = self._visible(ex)
-                async for event in iter_sse_events(upstream.iter_any()):
-                    out = filter_sse_event(event, list_ids, visible)
-                    await resp.write(out)
-                    ex.bytes_out += len(out)
-            else:
-                async for chunk in upstream.iter_any():
-                    await resp.write(chunk)
-                    ex.bytes_out += len(chunk)
+            async for chunk in upstream.iter_any():
+                await resp.write(chunk)
+                ex.bytes_out += len(chunk)
             await resp.write_eof()
         except (aiohttp.ClientError, ConnectionResetError, asyncio.CancelledError) as exc:
             # Either side went away mid-stream; the exchange still gets audited.
@@ -769,8 +887,8 @@ class Sidecar:
             return
         latency_ms = int(elapsed * 1000)
         for msg, d in ex.decisions:
-            if not msg.method and d.allowed:
-                continue
+            if msg.kind == "response" and d.allowed:
+                continue  # a client answering a server request decides nothing
             payload = self._payload(ex, scope, msg, d, status, latency_ms)
             # Written (one O_APPEND write) before the handler returns, i.e. before aiohttp sends the
             # response bytes: a client that saw an answer can rely on its audit event being on disk.
@@ -811,6 +929,8 @@ class Sidecar:
             p["rpc_method"] = msg.method
         if msg.tool_name:
             p["tool_name"] = msg.tool_name
+        elif msg.target:
+            p["prompt_name" if msg.method == "prompts/get" else "resource_uri"] = msg.target
         if msg.id is not None:
             p["rpc_id"] = msg.id
         for key in (
@@ -923,7 +1043,12 @@ def build_state(settings: SidecarSettings) -> SidecarState:
 def create_app(settings: SidecarSettings, state: SidecarState | None = None) -> web.Application:
     """The proxy application (health/ready/status under /.sentinel/ and their upstream-compatible aliases)."""
     state = state or build_state(settings)
-    app = web.Application(client_max_size=settings.max_body_bytes, handler_args={"max_field_size": 16384})
+    # auto_decompress off: the gateway undoes content codings itself (sidecar/encoding.py), bounded,
+    # and only codings it can inspect; aiohttp's own decoding would hide which coding was sent.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        handler_args={"max_field_size": 16384, "auto_decompress": False},
+    )
     app[_STATE] = state
     sc = Sidecar(state)
     for prefix in (RESERVED_PREFIX, ""):

@@ -119,7 +119,8 @@ class InventoryHandler:
         state = self.state
         policy = state.store.current
         path = request.path
-        ex = Exchange(method=request.method, path=path, started=time.perf_counter(), policy=policy)
+        # Unfiltered: the upstream's own listings, whatever the verb (the proxy filters list answers per caller).
+        ex = Exchange(method=request.method, path=path, started=time.perf_counter(), policy=policy, unfiltered=True)
         if path != INVENTORY_PATH and not path.startswith(INVENTORY_PATH + "/"):
             return web.json_response({"error": "not_found"}, status=404)
         s = state.settings
@@ -154,7 +155,6 @@ class InventoryHandler:
         if not ((request.method == "POST" and body) or (request.method in ("GET", "DELETE") and not body)):
             return self._refuse(ex, 405, "inventory_method_not_allowed", "inventory_verb_not_allowed",
                                 verb=request.method)
-        ex.inspection = None  # the proxy's relay filters listings of an inspected body per caller: not here
         state.metrics.inventory_requests.labels("forwarded").inc()
         upstream_path = request.raw_path[len(INVENTORY_PATH):] or "/"
         return await self.sidecar._forward(request, ex, body, "", path=upstream_path)

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sidecar.origin import OriginConfigError, OriginGuard, split_list
+
 
 class SettingsError(ValueError):
     """A setting is present but unusable; the process refuses to start."""
@@ -29,6 +31,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _origin_settings(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    hosts, origins = split_list(env.get("ALLOWED_HOSTS", "")), split_list(env.get("ALLOWED_ORIGINS", ""))
+    try:
+        OriginGuard(hosts, origins, _external_base(env.get("EXTERNAL_BASE_URL", "")))
+    except OriginConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return {"allowed_hosts": hosts, "allowed_origins": origins}
 
 
 def _external_base(raw: str) -> str:
@@ -107,6 +118,9 @@ class SidecarSettings:
     # (default: the issuer's /.well-known/jwks.json; in a cluster, the API's in-cluster address).
     platform_token_issuer: str = ""
     platform_jwks_url: str = ""
+    # Origin/Host validation (sidecar/origin.py): extra names besides loopback and EXTERNAL_BASE_URL's.
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def tls_enabled(self) -> bool:
@@ -189,4 +203,5 @@ class SidecarSettings:
             inventory_public_keys_file=keys_file,
             platform_token_issuer=issuer,
             platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
+            **_origin_settings(env),
         )

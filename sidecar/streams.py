@@ -1,49 +1,77 @@
-"""Response rewriting for `tools/list`: drop tools the caller could not call (§11.14), and mark
-a 2026-07-28 result (one that carries `ttlMs`/`cacheScope`) `cacheScope: "private"`.
+"""Per-caller filtering of list results: `tools`, `prompts`, `resources` and `resourceTemplates`.
+
+The rule is by shape, not by request id: every JSON-RPC result object that carries one of those
+arrays keeps only the entries the caller may use (§11.14), wherever it appears in an answer the
+gateway filters — the answer to a POST with a list request, or any GET stream (which can replay
+answers to earlier list requests after `Last-Event-ID`, or carry anything the server sends).
+A filtered 2026-07-28 result (one with `ttlMs`/`cacheScope`) is marked `cacheScope: "private"`.
 
 JSON bodies are rewritten whole; SSE streams are split into events (blank-line delimited) and
-only `data:` payloads answering a `tools/list` request are rewritten — every other event passes
-through byte-for-byte, as soon as it is complete.
+rewritten one by one as soon as each is complete. What cannot be parsed is never passed on:
+`filter_json_body` raises `Unfilterable`, `filter_sse_event` drops the event, and an event over
+the size limit ends the stream.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
+
+from mcp_sentinel.policy.evaluate import LIST_KEYS
 
 _MAX_EVENT = 16 * 1024 * 1024
 
+Visible = Callable[[str, Mapping[str, Any]], bool]
 
-def _filter_message(msg: Any, ids: set[str], visible: Callable[[str], bool]) -> bool:
-    if not isinstance(msg, dict) or json.dumps(msg.get("id")) not in ids:
-        return False
-    result = msg.get("result")
-    if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-        return False
-    result["tools"] = [t for t in result["tools"] if isinstance(t, dict) and visible(str(t.get("name", "")))]
-    if "cacheScope" in result or "ttlMs" in result:
+
+class Unfilterable(ValueError):
+    """An answer the gateway must filter but cannot parse."""
+
+
+def _filter_result(result: dict[str, Any], visible: Visible) -> bool:
+    changed = False
+    for key in LIST_KEYS:
+        if key not in result:
+            continue
+        items = result[key]
+        # Not a list: nothing a client can safely read, so nothing is shown.
+        result[key] = [i for i in items if isinstance(i, dict) and visible(key, i)] if isinstance(items, list) else []
+        changed = True
+    if changed and ("cacheScope" in result or "ttlMs" in result):
         # MCP 2026-07-28 (SEP-2549): shared intermediaries may cache `public` results; this list is
         # now per caller, so it must not be served to anyone else from a cache.
         result["cacheScope"] = "private"
-    return True
+    return changed
 
 
-def filter_json_body(raw: bytes, ids: set[str], visible: Callable[[str], bool]) -> bytes:
-    """Rewrite a JSON (single or batch) response; unparseable bodies pass through unchanged."""
+def _filter_doc(doc: Any, visible: Visible) -> bool:
+    changed = False
+    for msg in doc if isinstance(doc, list) else [doc]:
+        if isinstance(msg, dict) and isinstance(msg.get("result"), dict):
+            changed = _filter_result(msg["result"], visible) or changed
+    return changed
+
+
+def filter_json_body(raw: bytes, visible: Visible) -> bytes:
+    """Rewrite a JSON (single or batch) answer.
+
+    Raises:
+        Unfilterable: the body is not JSON (it could carry a list the caller must not see).
+    """
     try:
         doc = json.loads(raw)
-    except ValueError:
-        return raw
-    msgs = doc if isinstance(doc, list) else [doc]
-    changed = False
-    for m in msgs:
-        changed = _filter_message(m, ids, visible) or changed
-    return json.dumps(doc, separators=(",", ":")).encode() if changed else raw
+    except (ValueError, RecursionError) as exc:
+        raise Unfilterable(f"answer is not JSON: {exc.__class__.__name__}") from None
+    return json.dumps(doc, separators=(",", ":")).encode() if _filter_doc(doc, visible) else raw
 
 
-def filter_sse_event(event: bytes, ids: set[str], visible: Callable[[str], bool]) -> bytes:
-    """Rewrite one complete SSE event (including its terminating blank line) if it answers tools/list."""
+def filter_sse_event(event: bytes, visible: Visible) -> bytes:
+    """Rewrite one complete SSE event (including its terminating blank line); b"" drops it.
+
+    Events without `data` (comments, `retry`, keep-alives) pass unchanged; an event whose data is
+    not JSON is dropped, since what it carries cannot be checked.
+    """
     lines = event.split(b"\n")
     data_idx = [i for i, ln in enumerate(lines) if ln.startswith(b"data:")]
     if not data_idx:
@@ -51,9 +79,9 @@ def filter_sse_event(event: bytes, ids: set[str], visible: Callable[[str], bool]
     payload = b"\n".join(lines[i][5:].removeprefix(b" ") for i in data_idx)
     try:
         msg = json.loads(payload)
-    except ValueError:
-        return event
-    if not _filter_message(msg, ids, visible):
+    except (ValueError, RecursionError):
+        return b""
+    if not _filter_doc(msg, visible):
         return event
     new_data = b"data: " + json.dumps(msg, separators=(",", ":")).encode()
     out = [ln for i, ln in enumerate(lines) if i not in data_idx[1:]]
@@ -61,8 +89,12 @@ def filter_sse_event(event: bytes, ids: set[str], visible: Callable[[str], bool]
     return b"\n".join(out)
 
 
-async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """Yield complete SSE events (each ending in its blank line) as soon as they arrive."""
+async def iter_sse_events(chunks: AsyncIterable[bytes], max_event: int = _MAX_EVENT) -> AsyncIterator[bytes]:
+    """Yield complete SSE events (each ending in its blank line) as soon as they arrive.
+
+    Raises:
+        Unfilterable: an event grew past `max_event` bytes (it cannot be parsed whole).
+    """
     buf = b""
     async for chunk in chunks:
         buf += chunk.replace(b"\r\n", b"\n")
@@ -72,8 +104,7 @@ async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
                 break
             yield buf[: end + 2]
             buf = buf[end + 2 :]
-        if len(buf) > _MAX_EVENT:
-            yield buf  # pathological event: stop buffering, pass it through
-            buf = b""
+        if len(buf) > max_event:
+            raise Unfilterable("SSE event too large to filter")
     if buf:
         yield buf

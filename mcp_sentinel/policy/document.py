@@ -86,6 +86,31 @@ class Tool:
 
 
 @dataclass(frozen=True, slots=True)
+class Prompt:
+    """One entry of the server's prompt inventory; governed like a tool (`prompts/get`)."""
+
+    name: str = _f("name", omitempty=False)
+    description: str = _f("description")
+    required_trust: str = _f("required_trust")
+    side_effect: str = _f("side_effect")
+    risk_level: str = _f("risk_level")
+    labels: Mapping[str, str] = _f("labels", "labels", default=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One entry of the server's resource inventory; `uri` is exact or an RFC 6570 template (`resources/read`)."""
+
+    name: str = _f("name", omitempty=False)
+    uri: str = _f("uri")
+    description: str = _f("description")
+    required_trust: str = _f("required_trust")
+    side_effect: str = _f("side_effect")
+    risk_level: str = _f("risk_level")
+    labels: Mapping[str, str] = _f("labels", "labels", default=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ToolRule:
     """A grant's rule for one named tool."""
 
@@ -108,6 +133,9 @@ class Grant:
     policy_version: str = _f("policy_version")
     disabled: bool = _f("disabled", "bool", default=False)
     tool_rules: tuple[ToolRule, ...] = _f("tool_rules", ("list", ToolRule), default=())
+    # Same shape as tool rules, naming prompts and resources (by inventory name); absent: all covered.
+    prompt_rules: tuple[ToolRule, ...] = _f("prompt_rules", ("list", ToolRule), default=())
+    resource_rules: tuple[ToolRule, ...] = _f("resource_rules", ("list", ToolRule), default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +168,6 @@ class PolicyDocument:
     tools: tuple[Tool, ...] = _f("tools", ("list", Tool), default=())
     grants: tuple[Grant, ...] = _f("grants", ("list", Grant), default=())
     sessions: tuple[SessionBinding, ...] = _f("sessions", ("list", SessionBinding), default=())
+    # Appended (and omitted when empty) so documents without them keep their revision digest.
+    prompts: tuple[Prompt, ...] = _f("prompts", ("list", Prompt), default=())
+    resources: tuple[Resource, ...] = _f("resources", ("list", Resource), default=())

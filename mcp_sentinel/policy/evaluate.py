@@ -11,23 +11,63 @@ Deliberate differences from upstream (decisions.md, "Policy"):
 * §11 #4: observe mode allows but reports the allow-list verdict in `would_deny_reason`.
 * §11 #6: same-named sessions in several namespaces are tried in (namespace, name) order.
 * §11 #7: unparseable `expires_at` means expired; expired iff `now >= expires_at`.
+* Prompts (`prompts/get`) and resources (`resources/read`) are decided exactly like tools, against
+  their own inventories and the grants' `prompt_rules`/`resource_rules` (upstream governed tools only).
+* Every other method except `initialize`, `ping`, `server/discover` and `notifications/*` needs an
+  identity (`missing_identity`, 401); upstream let any caller list, read and get.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import product
+from typing import Any
 
 from mcp_sentinel.policy import reasons as R
 from mcp_sentinel.policy.decode import parse_document
-from mcp_sentinel.policy.document import Grant, PolicyDocument, SessionBinding
+from mcp_sentinel.policy.document import Grant, PolicyDocument, SessionBinding, ToolRule
 from mcp_sentinel.policy.normalize import fold, parse_rfc3339, risk_level, side_effect, trust_label, trust_rank
-from mcp_sentinel.policy.types import TOOL_CALL_METHODS, AuthzRequest, Decision, Identity
+from mcp_sentinel.policy.types import (
+    PROMPT_GET_METHOD,
+    PUBLIC_METHODS,
+    RESOURCE_READ_METHOD,
+    TOOL_CALL_METHODS,
+    AuthzRequest,
+    Decision,
+    Identity,
+)
 from mcp_sentinel.policy.validate import validate
 
 _SubjectKey = tuple[str, str, str]
 _UNKNOWN_TOOL = (1, "", "")
+_TOOL, _PROMPT, _RESOURCE = 0, 1, 2
+# Per kind: (not granted, rule denies, side effect unknown).
+_KIND_REASONS = (
+    (R.TOOL_NOT_GRANTED, R.TOOL_DENIED, R.TOOL_SIDE_EFFECT_UNKNOWN),
+    (R.PROMPT_NOT_GRANTED, R.PROMPT_DENIED, R.PROMPT_SIDE_EFFECT_UNKNOWN),
+    (R.RESOURCE_NOT_GRANTED, R.RESOURCE_DENIED, R.RESOURCE_SIDE_EFFECT_UNKNOWN),
+)
+# The list results the gateway filters per caller: result key -> how an item names its target.
+LIST_KEYS = ("tools", "prompts", "resources", "resourceTemplates")
+_TEMPLATE_VAR = re.compile(r"\{([+#./;?&]?)[^{}]*\}")
+
+
+def _template_regex(uri: str) -> re.Pattern[str] | None:
+    """An RFC 6570 URI template as a full-match regex (None when `uri` has no expression)."""
+    if "{" not in uri:
+        return None
+    out: list[str] = []
+    pos = 0
+    for m in _TEMPLATE_VAR.finditer(uri):
+        out.append(re.escape(uri[pos : m.start()]))
+        op = m.group(1)
+        # Simple expansion stays inside one path segment; reserved/fragment expansion may span them.
+        out.append(".*" if op in ("+", "#") else "[^/?#]*" if op in ("", ".", ";") else "[^#]*")
+        pos = m.end()
+    out.append(re.escape(uri[pos:]))
+    return re.compile("".join(out), re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +77,9 @@ class _CompiledGrant:
     policy_version: str
     max_rank: int
     effects: frozenset[str]
-    # None: no tool rules (covers every tool); else tool name -> (is_deny, required rank).
-    rules: dict[str, tuple[bool, int]] | None
+    # Per kind (tools, prompts, resources): None when the grant has no rules for that kind (covers
+    # every entry of it); else entry name -> (is_deny, required rank).
+    kinds: tuple[dict[str, tuple[bool, int]] | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +109,10 @@ class CompiledPolicy:
     __slots__ = (
         "_by_subject",
         "_default_allow",
+        "_inventories",
         "_observe",
+        "_resource_templates",
+        "_resource_uris",
         "_session_required",
         "_sessions",
         "_tools",
@@ -88,6 +132,23 @@ class CompiledPolicy:
             rank = trust_rank(tool.required_trust)
             effect = side_effect(tool.side_effect)
             self._tools.setdefault(tool.name, (rank, effect, risk_level(tool.risk_level, effect, rank)))
+        prompts: dict[str, tuple[int, str, str]] = {}
+        for prompt in doc.prompts:
+            rank, effect = trust_rank(prompt.required_trust), side_effect(prompt.side_effect)
+            prompts.setdefault(prompt.name, (rank, effect, risk_level(prompt.risk_level, effect, rank)))
+        resources: dict[str, tuple[int, str, str]] = {}
+        self._resource_uris: dict[str, str] = {}
+        self._resource_templates: list[tuple[re.Pattern[str], str]] = []
+        for res in doc.resources:
+            rank, effect = trust_rank(res.required_trust), side_effect(res.side_effect)
+            resources.setdefault(res.name, (rank, effect, risk_level(res.risk_level, effect, rank)))
+            if res.uri:
+                pattern = _template_regex(res.uri)
+                if pattern is None:
+                    self._resource_uris.setdefault(res.uri, res.name)
+                else:
+                    self._resource_templates.append((pattern, res.name))
+        self._inventories = (self._tools, prompts, resources)
         self._by_subject: dict[_SubjectKey, list[_CompiledGrant]] = {}
         ordered = sorted(doc.grants, key=lambda g: (g.namespace, g.name))
         for order, grant in enumerate(ordered):
@@ -97,7 +158,11 @@ class CompiledPolicy:
                 policy_version=grant.policy_version or self._version,
                 max_rank=trust_rank(grant.max_trust),
                 effects=frozenset(e for e in map(side_effect, grant.allowed_side_effects) if e),
-                rules=_compile_rules(grant) if grant.tool_rules else None,
+                kinds=(
+                    _compile_rules(grant.tool_rules) if grant.tool_rules else None,
+                    _compile_rules(grant.prompt_rules) if grant.prompt_rules else None,
+                    _compile_rules(grant.resource_rules) if grant.resource_rules else None,
+                ),
             )
             key = (grant.human_id, grant.agent_id, grant.team_id)
             self._by_subject.setdefault(key, []).append(compiled)
@@ -145,13 +210,43 @@ class CompiledPolicy:
         return found
 
     def authorize(self, req: AuthzRequest, now: float) -> Decision:
-        """Decide one request at epoch time `now` (upstream §3.3 order, with the documented changes)."""
-        if req.rpc_method not in TOOL_CALL_METHODS:
+        """Decide one request at epoch time `now` (upstream §3.3 order, with the documented changes).
+
+        `tool_name` carries the target: the tool or prompt name, or the URI of a `resources/read`.
+        """
+        method = req.rpc_method
+        if method in TOOL_CALL_METHODS:
+            return self._decide(req.identity, _TOOL, req.tool_name, now)
+        if method == PROMPT_GET_METHOD:
+            return self._decide(req.identity, _PROMPT, req.tool_name, now)
+        if method == RESOURCE_READ_METHOD:
+            return self._decide(req.identity, _RESOURCE, self.resource_name(req.tool_name), now)
+        if method in PUBLIC_METHODS or method.startswith("notifications/"):
             return Decision(policy_version=self._version)
-        tool = self._tools.get(req.tool_name, _UNKNOWN_TOOL)
+        d = Decision(policy_version=self._version)
+        ident = req.identity
+        if not (ident.human_id or ident.agent_id or ident.team_id):
+            _deny(d, 401, R.MISSING_IDENTITY)
+            if self._observe:
+                d.would_deny_reason = d.reason
+                d.allowed, d.status, d.reason = True, 200, R.ALLOWED
+        return d
+
+    def resource_name(self, uri: str) -> str:
+        """The inventory name of the resource at `uri` (exact URIs first, then templates); "" if undeclared."""
+        name = self._resource_uris.get(uri)
+        if name is not None:
+            return name
+        for pattern, tname in self._resource_templates:
+            if pattern.fullmatch(uri):
+                return tname
+        return ""
+
+    def _decide(self, identity: Identity, kind: int, name: str, now: float) -> Decision:
+        target = self._inventories[kind].get(name, _UNKNOWN_TOOL) if name else _UNKNOWN_TOOL
+        verdict = self._evaluate(identity, name, now, target, kind)
         if not self._observe:
-            return self._evaluate(req, now, tool)
-        verdict = self._evaluate(req, now, tool)
+            return verdict
         if not verdict.allowed:
             verdict.would_deny_reason = verdict.reason
         verdict.allowed, verdict.status, verdict.reason = True, 200, R.ALLOWED
@@ -159,7 +254,25 @@ class CompiledPolicy:
 
     def tool_visible(self, identity: Identity, tool_name: str, now: float) -> bool:
         """True iff a `tools/call` of `tool_name` by `identity` at `now` would be allowed."""
-        return self.authorize(AuthzRequest(identity, "tools/call", tool_name), now).allowed
+        return self._decide(identity, _TOOL, tool_name, now).allowed
+
+    def item_visible(self, identity: Identity, list_key: str, item: Mapping[str, Any], now: float) -> bool:
+        """True iff `identity` may use one entry of a `tools`/`prompts`/`resources`/`resourceTemplates` list.
+
+        Tools and prompts by `name`; resources by `uri` (what `resources/read` is decided on);
+        templates by `name`, the inventory entry declaring them. Anything else is not visible.
+        """
+        if list_key == "resources":
+            uri = item.get("uri")
+            name = self.resource_name(uri) if isinstance(uri, str) else ""
+            return bool(name) and self._decide(identity, _RESOURCE, name, now).allowed
+        value = item.get("name")
+        if not isinstance(value, str):
+            return False
+        kind = _TOOL if list_key == "tools" else _PROMPT if list_key == "prompts" else _RESOURCE
+        if kind == _RESOURCE and list_key != "resourceTemplates":
+            return False
+        return self._decide(identity, kind, value, now).allowed
 
     def visible_tools(self, identity: Identity, tool_names: Iterable[str], now: float) -> list[str]:
         """The subset of `tool_names` (order kept) that `identity` may call; for filtering `tools/list`."""
@@ -171,10 +284,12 @@ class CompiledPolicy:
             d.allowed, d.status = False, 403
         return d
 
-    def _evaluate(self, req: AuthzRequest, now: float, tool: tuple[int, str, str]) -> Decision:
+    def _evaluate(
+        self, ident: Identity, name: str, now: float, tool: tuple[int, str, str], kind: int = _TOOL
+    ) -> Decision:
         required, effect, risk = tool
+        not_granted, rule_denied, effect_unknown = _KIND_REASONS[kind]
         d = Decision(policy_version=self._version, risk_level=risk)
-        ident = req.identity
         if not (ident.human_id or ident.agent_id or ident.team_id):
             return _deny(d, 401, R.MISSING_IDENTITY)
         session_id = ident.session_id
@@ -210,7 +325,8 @@ class CompiledPolicy:
             if g.grant.disabled:
                 continue
             allows_effect = effect in g.effects
-            if g.rules is None:
+            rules = g.kinds[kind]
+            if rules is None:
                 covered = True
                 if attributed is None:
                     attributed = g
@@ -220,13 +336,13 @@ class CompiledPolicy:
                     effect_ok = True
                     admin = max(admin, g.max_rank)
                 continue
-            rule = g.rules.get(req.tool_name)
+            rule = rules.get(name)
             if rule is None:
                 continue
             is_deny, rule_rank = rule
             if is_deny:
                 _attribute_grant(d, g)
-                return _deny(d, 403, R.TOOL_DENIED)
+                return _deny(d, 403, rule_denied)
             covered = True
             if attributed is None:
                 attributed = g
@@ -241,11 +357,11 @@ class CompiledPolicy:
 
         if not covered or attributed is None:
             # §11 #3: the caller is known to the policy, so the default decision does not apply.
-            return _deny(d, 403, R.TOOL_NOT_GRANTED)
+            return _deny(d, 403, not_granted)
         _attribute_grant(d, attributed)
         d.required_trust = trust_label(required)
         if not effect:
-            return _deny(d, 403, R.TOOL_SIDE_EFFECT_UNKNOWN)
+            return _deny(d, 403, effect_unknown)
         d.required_side_effect = effect
         if not effect_ok:
             return _deny(d, 403, R.SIDE_EFFECT_NOT_ALLOWED)
@@ -265,9 +381,9 @@ def _order(g: _CompiledGrant) -> int:
     return g.order
 
 
-def _compile_rules(grant: Grant) -> dict[str, tuple[bool, int]]:
+def _compile_rules(grant_rules: tuple[ToolRule, ...]) -> dict[str, tuple[bool, int]]:
     rules: dict[str, tuple[bool, int]] = {}
-    for rule in grant.tool_rules:
+    for rule in grant_rules:
         rules.setdefault(rule.name, (fold(rule.decision) == "deny", trust_rank(rule.required_trust)))
     return rules
 

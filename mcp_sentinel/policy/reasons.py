@@ -14,6 +14,12 @@ TOOL_DENIED = "tool_denied"
 TOOL_SIDE_EFFECT_UNKNOWN = "tool_side_effect_unknown"
 SIDE_EFFECT_NOT_ALLOWED = "side_effect_not_allowed"
 TRUST_TOO_LOW = "trust_too_low"
+PROMPT_NOT_GRANTED = "prompt_not_granted"
+PROMPT_DENIED = "prompt_denied"
+PROMPT_SIDE_EFFECT_UNKNOWN = "prompt_side_effect_unknown"
+RESOURCE_NOT_GRANTED = "resource_not_granted"
+RESOURCE_DENIED = "resource_denied"
+RESOURCE_SIDE_EFFECT_UNKNOWN = "resource_side_effect_unknown"
 # Kept for compatibility with upstream's reason set; unreachable (decisions.md, §11 #8): a grant that
 # allows the side effect always contributes a trust rank >= 1, so admin trust is never 0 there.
 GRANT_WITHOUT_TRUST = "grant_without_trust"
@@ -33,5 +39,11 @@ EVALUATOR_REASONS = frozenset(
         SIDE_EFFECT_NOT_ALLOWED,
         TRUST_TOO_LOW,
         GRANT_WITHOUT_TRUST,
+        PROMPT_NOT_GRANTED,
+        PROMPT_DENIED,
+        PROMPT_SIDE_EFFECT_UNKNOWN,
+        RESOURCE_NOT_GRANTED,
+        RESOURCE_DENIED,
+        RESOURCE_SIDE_EFFECT_UNKNOWN,
     }
 )

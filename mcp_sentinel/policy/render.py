@@ -25,6 +25,8 @@ from mcp_sentinel.policy.document import (
     Grant,
     PolicyBlock,
     PolicyDocument,
+    Prompt,
+    Resource,
     ServerInfo,
     SessionBinding,
     SessionBlock,
@@ -125,6 +127,42 @@ def _tool(t: Mapping[str, Any]) -> Tool:
     )
 
 
+def _prompt(p: Mapping[str, Any]) -> Prompt:
+    # Getting a prompt reads it: `read` unless the server declares otherwise (same rules as tools after that).
+    return Prompt(
+        name=_str(p, "name"),
+        description=_str(p, "description"),
+        required_trust=_str(p, "requiredTrust", "low"),
+        side_effect=_str(p, "sideEffect", "read"),
+        risk_level=_str(p, "riskLevel"),
+        labels={str(k): str(v) for k, v in _map(p, "labels").items()},
+    )
+
+
+def _resource(r: Mapping[str, Any]) -> Resource:
+    return Resource(
+        name=_str(r, "name"),
+        uri=_str(r, "uri"),
+        description=_str(r, "description"),
+        required_trust=_str(r, "requiredTrust", "low"),
+        side_effect=_str(r, "sideEffect", "read"),
+        risk_level=_str(r, "riskLevel"),
+        labels={str(k): str(v) for k, v in _map(r, "labels").items()},
+    )
+
+
+def _rules(spec: Mapping[str, Any], key: str) -> tuple[ToolRule, ...]:
+    return tuple(
+        ToolRule(
+            name=_str(r, "name"),
+            decision=_str(r, "decision", "allow"),
+            required_trust=_str(r, "requiredTrust", "low"),
+        )
+        for r in spec.get(key) or []
+        if isinstance(r, Mapping)
+    )
+
+
 def _subject(spec: Mapping[str, Any], server_team: str) -> tuple[str, str, str]:
     # Identity headers are trimmed by the gateway, so untrimmed subjects could never match.
     subject = _map(spec, "subject")
@@ -138,7 +176,6 @@ def _grant(obj: Obj, server_team: str) -> Grant:
     spec = _map(obj, "spec")
     human, agent, team = _subject(spec, server_team)
     effects = spec.get("allowedSideEffects") or []
-    rules = spec.get("toolRules") or []
     return Grant(
         name=name,
         namespace=namespace,
@@ -149,15 +186,9 @@ def _grant(obj: Obj, server_team: str) -> Grant:
         allowed_side_effects=tuple(str(e) for e in effects),
         policy_version=_str(spec, "policyVersion"),
         disabled=spec.get("disabled") is True,
-        tool_rules=tuple(
-            ToolRule(
-                name=_str(r, "name"),
-                decision=_str(r, "decision", "allow"),
-                required_trust=_str(r, "requiredTrust", "low"),
-            )
-            for r in rules
-            if isinstance(r, Mapping)
-        ),
+        tool_rules=_rules(spec, "toolRules"),
+        prompt_rules=_rules(spec, "promptRules"),
+        resource_rules=_rules(spec, "resourceRules"),
     )
 
 
@@ -221,6 +252,8 @@ def render_document(
         tools=tuple(_tool(t) for t in spec.get("tools") or [] if isinstance(t, Mapping)),
         grants=tuple(_grant(g, team) for g in grants if ours(g)),
         sessions=tuple(_session_binding(s, team) for s in sessions if ours(s)),
+        prompts=tuple(_prompt(p) for p in spec.get("prompts") or [] if isinstance(p, Mapping)),
+        resources=tuple(_resource(r) for r in spec.get("mcpResources") or [] if isinstance(r, Mapping)),
     )
     return dataclasses.replace(doc, revision=compute_revision(doc))
 

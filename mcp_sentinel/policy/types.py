@@ -8,6 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TOOL_CALL_METHODS = frozenset({"tools/call", "call_tool"})
+PROMPT_GET_METHOD = "prompts/get"
+RESOURCE_READ_METHOD = "resources/read"
+# Decided per target like tools/call (the target is the tool or prompt name, or the resource URI).
+GOVERNED_METHODS = frozenset({*TOOL_CALL_METHODS, PROMPT_GET_METHOD, RESOURCE_READ_METHOD})
+# Methods any caller may send without an identity (besides `notifications/*`): the handshake.
+PUBLIC_METHODS = frozenset({"initialize", "ping", "server/discover"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from mcp_sentinel.policy.document import SCHEMA_VERSION, PolicyDocument
+from mcp_sentinel.policy.document import SCHEMA_VERSION, PolicyDocument, Prompt, Resource, ToolRule
 from mcp_sentinel.policy.encode import compute_revision
 from mcp_sentinel.policy.errors import PolicyError
 from mcp_sentinel.policy.normalize import (
@@ -46,6 +46,7 @@ def validate(doc: PolicyDocument | None) -> None:
         raise PolicyError("server.name is required")
     _validate_blocks(doc)
     _validate_tools(doc)
+    _validate_inventory(doc)
     _validate_grants(doc)
     _validate_sessions(doc)
 
@@ -86,6 +87,34 @@ def _validate_tools(doc: PolicyDocument) -> None:
         _enum(tool.side_effect, _EFFECT_OR_EMPTY, f"{where}.side_effect", "read, write or destructive")
 
 
+def _validate_inventory(doc: PolicyDocument) -> None:
+    seen: set[tuple[str, str]] = set()
+    entries: list[tuple[str, Prompt | Resource]] = [(f"prompts[{i}]", p) for i, p in enumerate(doc.prompts)]
+    entries += [(f"resources[{i}]", r) for i, r in enumerate(doc.resources)]
+    for where, item in entries:
+        if not go_trim(item.name):
+            raise PolicyError(f"{where}.name is required")
+        key = (where.partition("[")[0], item.name)
+        if key in seen:
+            raise PolicyError(f'{where}.name "{item.name}" is duplicated')
+        seen.add(key)
+        _enum(item.required_trust, _TRUST_OR_EMPTY, f"{where}.required_trust", "low, medium or high")
+        _enum(item.side_effect, _EFFECT_OR_EMPTY, f"{where}.side_effect", "read, write or destructive")
+
+
+def _validate_rules(grant_name: str, where: str, rules: tuple[ToolRule, ...]) -> None:
+    rule_names: set[str] = set()
+    for j, rule in enumerate(rules):
+        rwhere = f"{where}[{j}]"
+        if not go_trim(rule.name):
+            raise PolicyError(f"{rwhere}.name is required")
+        if rule.name in rule_names:
+            raise PolicyError(f'{rwhere}.name "{rule.name}" is duplicated in grant "{grant_name}"')
+        rule_names.add(rule.name)
+        _enum(rule.decision, _DECISION_OR_EMPTY, f"{rwhere}.decision", "allow or deny")
+        _enum(rule.required_trust, _TRUST_OR_EMPTY, f"{rwhere}.required_trust", "low, medium or high")
+
+
 def _validate_grants(doc: PolicyDocument) -> None:
     seen: set[tuple[str, str]] = set()
     for i, grant in enumerate(doc.grants):
@@ -99,16 +128,9 @@ def _validate_grants(doc: PolicyDocument) -> None:
         _enum(grant.max_trust, _TRUST_OR_EMPTY, f"{where}.max_trust", "low, medium or high")
         for j, effect in enumerate(grant.allowed_side_effects):
             _enum(effect, SIDE_EFFECTS, f"{where}.allowed_side_effects[{j}]", "read, write or destructive")
-        rule_names: set[str] = set()
-        for j, rule in enumerate(grant.tool_rules):
-            rwhere = f"{where}.tool_rules[{j}]"
-            if not go_trim(rule.name):
-                raise PolicyError(f"{rwhere}.name is required")
-            if rule.name in rule_names:
-                raise PolicyError(f'{rwhere}.name "{rule.name}" is duplicated in grant "{grant.name}"')
-            rule_names.add(rule.name)
-            _enum(rule.decision, _DECISION_OR_EMPTY, f"{rwhere}.decision", "allow or deny")
-            _enum(rule.required_trust, _TRUST_OR_EMPTY, f"{rwhere}.required_trust", "low, medium or high")
+        _validate_rules(grant.name, f"{where}.tool_rules", grant.tool_rules)
+        _validate_rules(grant.name, f"{where}.prompt_rules", grant.prompt_rules)
+        _validate_rules(grant.name, f"{where}.resource_rules", grant.resource_rules)
 
 
 def _validate_sessions(doc: PolicyDocument) -> None:

@@ -82,6 +82,7 @@ async def test_grant_lifecycle_renders_policy(gov: Gov) -> None:
     assert [x["name"] for x in doc["grants"]] == ["g1"] and doc["grants"][0]["team_id"] == gov.team["id"]
     cm = gov.kube.kube.read_policy_configmap(gov.ns, "srv")
     assert cm == (gov.out / gov.ns / "srv.json").read_text()  # same bytes in both delivery targets
+    assert "prompt_rules" not in doc["grants"][0]
     assert r.json()["policy"]["revision"] == doc["revision"] and r.json()["policy"]["changed"] is True
 
     # Re-applying the same grant changes nothing: same text, same generated_at (churn avoidance).
@@ -104,6 +105,19 @@ async def test_grant_lifecycle_renders_policy(gov: Gov) -> None:
     assert (await c.delete(f"/api/runtime/grants/{gov.ns}/g1", headers=gov.owner)).status_code == 404
 
 
+async def test_grant_prompt_and_resource_rules_render(gov: Gov) -> None:
+    body = grant(gov, promptRules=[{"name": " triage ", "decision": "ALLOW"}],
+                 resourceRules=[{"name": "ledger", "decision": "deny", "requiredTrust": "high"}])
+    r = await gov.api.client.post("/api/runtime/grants", json=body, headers=gov.owner)
+    assert r.status_code == 200, r.text
+    g = r.json()["grant"]
+    assert g["promptRules"] == [{"name": "triage", "decision": "allow"}]
+    assert g["resourceRules"] == [{"name": "ledger", "decision": "deny", "requiredTrust": "high"}]
+    rendered = gov.policy_file()["grants"][0]
+    assert rendered["prompt_rules"] == [{"name": "triage", "decision": "allow", "required_trust": "low"}]
+    assert rendered["resource_rules"] == [{"name": "ledger", "decision": "deny", "required_trust": "high"}]
+
+
 @pytest.mark.parametrize(
     ("over", "message"),
     [
@@ -115,6 +129,9 @@ async def test_grant_lifecycle_renders_policy(gov: Gov) -> None:
         ({"maxTrust": "ultra"}, "maxTrust must be low, medium, or high"),
         ({"toolRules": [{"name": "x", "decision": "maybe"}]}, "toolRules[0].decision must be allow or deny"),
         ({"toolRules": [{"decision": "allow"}]}, "toolRules[0].name is required"),
+        ({"promptRules": [{"name": "p", "decision": "maybe"}]}, "promptRules[0].decision must be allow or deny"),
+        ({"resourceRules": [{"name": "r", "decision": "allow"}, {"name": "r", "decision": "deny"}]},
+         "resourceRules[1].name duplicates r"),
         ({"name": "Bad_Name"}, "name 'Bad_Name' must be a lowercase DNS-1123 name"),
         ({"serverRef": {"name": "srv", "namespace": "elsewhere"}}, 'serverRef.namespace "elsewhere" must match'),
         ({"serverRef": {"name": "ghost"}}, 'unknown serverRef: MCPServer "ghost" not found'),

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mcp_sentinel.secrets_gen import generate
+from sidecar.settings import SidecarSettings
 from tests.deploy.manifests import (
     KAFKASOURCE_CRD,
     KNATIVE,
@@ -167,6 +168,11 @@ def test_sidecar_example_hardening() -> None:
     assert policy["readOnly"] is True
     env = {e["name"]: e for e in gateway["env"]}
     assert env["POLICY_FILE"]["value"] == "/var/run/mcp-runtime/policy/policy.json"
+    # The settings parse, and name the public host and the in-cluster service (issue 13, Origin/Host).
+    parsed = SidecarSettings.from_env({k: e["value"] for k, e in env.items() if "value" in e})
+    assert "sentinel.example.com" in parsed.allowed_hosts
+    assert "server-a.mcp-servers.svc.cluster.local:*" in parsed.allowed_hosts
+    assert parsed.allowed_origins == ("https://sentinel.example.com",)
     assert env["AUDIT_SPOOL_DIR"]["value"] in mounts
     assert "secretKeyRef" in env["ANALYTICS_API_KEY"]["valueFrom"]
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/.sentinel/ready"

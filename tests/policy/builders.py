@@ -33,10 +33,12 @@ TOOLS = (
 
 def grant(name: str, *, ns: str = "ns", h: str = "", a: str = "", t: str = "", trust: str = "low",
           effects: tuple[str, ...] = ("read",), rules: tuple[ToolRule, ...] = (), disabled: bool = False,
-          version: str = "") -> Grant:
+          version: str = "", prompt_rules: tuple[ToolRule, ...] = (),
+          resource_rules: tuple[ToolRule, ...] = ()) -> Grant:
     """A rendered grant."""
     return Grant(name=name, namespace=ns, human_id=h, agent_id=a, team_id=t, max_trust=trust,
-                 allowed_side_effects=effects, tool_rules=rules, disabled=disabled, policy_version=version)
+                 allowed_side_effects=effects, tool_rules=rules, disabled=disabled, policy_version=version,
+                 prompt_rules=prompt_rules, resource_rules=resource_rules)
 
 
 def session(name: str, *, ns: str = "ns", h: str = "", a: str = "", t: str = "", consented: str = "low",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_sentinel.policy import CompiledPolicy, Identity, Tool, ToolRule, load_policy
+from mcp_sentinel.policy import CompiledPolicy, Grant, Identity, Prompt, Resource, Tool, ToolRule, load_policy
 from mcp_sentinel.policy.reasons import EVALUATOR_REASONS, GRANT_WITHOUT_TRUST
 
 from .builders import NOW, ask, doc, grant, session
@@ -23,11 +23,21 @@ def payments() -> CompiledPolicy:
     return load_policy(PAYMENTS.read_bytes())
 
 
-def test_non_tool_methods_are_allowed_without_identity(payments: CompiledPolicy) -> None:
-    for method in ("tools/list", "initialize", "Tools/Call", "resources/read"):
+def test_handshake_methods_are_allowed_without_identity(payments: CompiledPolicy) -> None:
+    for method in ("initialize", "ping", "server/discover", "notifications/initialized"):
         d = ask(payments, "refund_invoice", method=method)
         assert (d.allowed, d.status, d.reason, d.policy_version) == (True, 200, "allowed", "v1")
         assert d.decision == "allow"
+
+
+def test_every_other_method_needs_an_identity(payments: CompiledPolicy) -> None:
+    # Deliberate change from upstream (decisions.md, "Gateway coverage"): listing, reading and any
+    # unknown method (a mis-cased "Tools/Call" too) is refused to a caller with no identity.
+    for method in ("tools/list", "Tools/Call", "resources/read", "prompts/get", "sampling/whatever"):
+        d = ask(payments, "refund_invoice", method=method)
+        assert (d.allowed, d.status, d.reason) == (False, 401, "missing_identity"), method
+    d = ask(payments, "refund_invoice", method="tools/list", **PAY)
+    assert (d.allowed, d.reason) == (True, "allowed")
 
 
 def test_payments_allowed_with_full_attribution(payments: CompiledPolicy) -> None:
@@ -260,3 +270,79 @@ def test_tool_visible_matches_authorize() -> None:
     assert policy.visible_tools(Identity(human_id="bob"), names, NOW) == []
     for name in names:
         assert policy.tool_visible(alice, name, NOW) == ask(policy, name, h="alice").allowed
+
+
+# -- prompts and resources: governed like tools (issue 13 item 7) --------------------------------
+
+_PROMPTS = (Prompt(name="summary", side_effect="read"),
+            Prompt(name="secret", required_trust="high", side_effect="read"),
+            Prompt(name="undeclared_effect"))
+_RESOURCES = (Resource(name="readme", uri="file:///readme.md", side_effect="read"),
+              Resource(name="ledger", uri="db://ledger/{account}", required_trust="medium", side_effect="read"),
+              Resource(name="blob", uri="s3://{+key}", side_effect="write"))
+
+
+def _inventory_doc(*grants: Grant) -> CompiledPolicy:
+    return CompiledPolicy(doc(grants=grants, prompts=_PROMPTS, resources=_RESOURCES))
+
+
+def test_prompt_get_is_decided_like_a_tool_call() -> None:
+    rules = (ToolRule(name="secret", decision="deny"), ToolRule(name="summary"), ToolRule(name="undeclared_effect"))
+    p = _inventory_doc(grant("g", h="ann", trust="medium", prompt_rules=rules))
+    assert ask(p, "summary", method="prompts/get").reason == "missing_identity"
+    assert ask(p, "summary", method="prompts/get", h="ann").allowed
+    assert ask(p, "summary", method="prompts/get", h="bob").reason == "no_matching_grant"
+    d = ask(p, "secret", method="prompts/get", h="ann")
+    assert (d.allowed, d.status, d.reason, d.matched_grant) == (False, 403, "prompt_denied", "g")
+    assert ask(p, "undeclared_effect", method="prompts/get", h="ann").reason == "prompt_side_effect_unknown"
+    assert ask(p, "nope", method="prompts/get", h="ann").reason == "prompt_not_granted"
+    # A grant without prompt rules covers every prompt; an undeclared one still has no side effect.
+    assert ask(_inventory_doc(grant("g", h="ann")), "nope", method="prompts/get", h="ann").reason == (
+        "prompt_side_effect_unknown"
+    )
+
+
+def test_prompt_rules_narrow_and_trust_applies() -> None:
+    p = _inventory_doc(grant("g", h="ann", trust="medium", prompt_rules=(ToolRule(name="summary", decision="allow"),)))
+    assert ask(p, "summary", method="prompts/get", h="ann").allowed
+    assert ask(p, "secret", method="prompts/get", h="ann").reason == "prompt_not_granted"
+    high = _inventory_doc(grant("g", h="ann", trust="medium"))
+    assert ask(high, "secret", method="prompts/get", h="ann").reason == "trust_too_low"
+    # Tool rules do not narrow prompts, and prompt rules do not narrow tools.
+    assert ask(p, "read_doc", h="ann").allowed
+
+
+def test_resource_read_is_decided_by_uri() -> None:
+    # A deny rule in any matching grant wins over another grant covering every resource (as for tools).
+    p = _inventory_doc(grant("g", h="ann", trust="medium", effects=("read",)),
+                       grant("h", h="ann", resource_rules=(ToolRule(name="readme", decision="deny"),)))
+    assert ask(p, "file:///readme.md", method="resources/read", h="ann").reason == "resource_denied"
+    assert ask(p, "db://ledger/acme", method="resources/read", h="ann").allowed
+    # A simple template variable does not cross a path segment: undeclared, so refused.
+    assert not ask(p, "db://ledger/acme/../../etc", method="resources/read", h="ann").allowed
+    assert ask(p, "file:///etc/passwd", method="resources/read", h="ann").reason == "resource_side_effect_unknown"
+    assert ask(p, "s3://a/b/c", method="resources/read", h="ann").reason == "side_effect_not_allowed"
+    narrow = _inventory_doc(grant("g", h="ann", resource_rules=(ToolRule(name="blob", decision="allow"),)))
+    assert ask(narrow, "file:///readme.md", method="resources/read", h="ann").reason == "resource_not_granted"
+
+
+def test_list_items_are_visible_iff_usable() -> None:
+    p = _inventory_doc(grant("g", h="ann", trust="low"))
+    ann = Identity("ann")
+    assert p.item_visible(ann, "prompts", {"name": "summary"}, NOW)
+    assert not p.item_visible(ann, "prompts", {"name": "secret"}, NOW)
+    assert p.item_visible(ann, "resources", {"uri": "file:///readme.md", "name": "anything"}, NOW)
+    assert not p.item_visible(ann, "resources", {"uri": "file:///other", "name": "readme"}, NOW)
+    assert not p.item_visible(ann, "resourceTemplates", {"name": "ledger", "uriTemplate": "db://ledger/{a}"}, NOW)
+    assert p.item_visible(ann, "tools", {"name": "read_doc"}, NOW)
+    assert not p.item_visible(ann, "tools", {"name": 7}, NOW)
+    assert not p.item_visible(ann, "unknown", {"name": "read_doc"}, NOW)
+    assert not p.item_visible(Identity(), "prompts", {"name": "summary"}, NOW)
+
+
+def test_observe_mode_allows_prompts_and_bare_lists_but_reports() -> None:
+    p = CompiledPolicy(doc(mode="observe", prompts=_PROMPTS))
+    d = ask(p, "summary", method="prompts/get")
+    assert (d.allowed, d.would_deny_reason) == (True, "missing_identity")
+    d = ask(p, "", method="tools/list")
+    assert (d.allowed, d.would_deny_reason) == (True, "missing_identity")

@@ -6,12 +6,15 @@ import copy
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_sentinel.policy import (
+    AuthzRequest,
+    Identity,
     PolicyError,
     compute_revision,
     load_policy,
@@ -253,3 +256,28 @@ def test_rendered_grants_come_only_from_admitted_namespaces(grant_ns: list[tuple
     expected = [f"g{i}" for i, (ns, explicit) in enumerate(grant_ns)
                 if ns in allowed and (explicit or ns == "mcp-servers")]
     assert [g.name for g in d.grants] == expected
+
+def test_prompts_resources_and_their_grant_rules_render_and_decide() -> None:
+    server: dict[str, Any] = copy.deepcopy(SERVER)
+    server["spec"]["session"] = {"required": False}
+    server["spec"]["prompts"] = [{"name": "triage", "description": "Triage a dispute."},
+                                 {"name": "escalate", "requiredTrust": "high"}]
+    server["spec"]["mcpResources"] = [{"name": "ledger", "uri": "ledger://{account}/entries", "riskLevel": "low"}]
+    grant: dict[str, Any] = copy.deepcopy(GRANT)
+    grant["spec"]["promptRules"] = [{"name": "triage"}, {"name": "escalate", "decision": "deny"}]
+    grant["spec"]["resourceRules"] = [{"name": "ledger", "decision": "allow", "requiredTrust": "medium"}]
+    text = render_policy(server, [grant], [], cluster="local", now=NOW)
+    d = parse_document(text)
+    assert [(p.name, p.required_trust, p.side_effect) for p in d.prompts] == [
+        ("triage", "low", "read"), ("escalate", "high", "read")]
+    assert [(r.name, r.uri, r.side_effect) for r in d.resources] == [("ledger", "ledger://{account}/entries", "read")]
+    assert [(r.name, r.decision) for r in d.grants[0].prompt_rules] == [("triage", "allow"), ("escalate", "deny")]
+    assert d.grants[0].resource_rules[0].required_trust == "medium"
+    policy, now = load_policy(text), NOW.timestamp()
+    who = Identity("user-123", "ops-agent", TEAM)
+    assert policy.authorize(AuthzRequest(who, "prompts/get", "triage"), now).allowed
+    assert policy.authorize(AuthzRequest(who, "prompts/get", "escalate"), now).reason == "prompt_denied"
+    assert policy.authorize(AuthzRequest(who, "resources/read", "ledger://acme/entries"), now).allowed
+    assert not policy.authorize(AuthzRequest(who, "resources/read", "ledger://acme/other"), now).allowed
+    # Documents without prompts or resources keep their revision (the new keys are omitted when empty).
+    assert "prompts" not in render_policy(SERVER, [GRANT], [SESSION], cluster="local", now=NOW)

@@ -160,14 +160,30 @@ def test_broken_upstream_answer_is_502_jsonrpc(rig: tuple[int, _Upstream], path:
     assert status["audit"]["spool_depth"] >= 2  # the failed exchange was audited too
 
 
-def test_streamed_request_body_still_proxied(rig: tuple[int, _Upstream]) -> None:
+def test_streamed_request_body_is_inspected_and_proxied(rig: tuple[int, _Upstream]) -> None:
     port, upstream = rig
     n = len(upstream.seen)
 
     def gen() -> Iterator[bytes]:
-        yield b"part1-"
-        yield b"part2"
+        yield TOOL[:20]
+        yield TOOL[20:]
 
-    r = httpx2.request("DELETE", f"http://127.0.0.1:{port}/mcp", content=gen(), headers=dict(ALICE), timeout=30)
-    assert r.status_code == 200
-    assert upstream.seen[n][1] == b"part1-part2"
+    # A chunked POST body is read whole, inspected, decided and forwarded byte-exact.
+    r = httpx2.post(f"http://127.0.0.1:{port}/mcp", content=gen(), headers=BASE, timeout=30)
+    assert r.status_code == 200, r.text
+    assert upstream.seen[n][1] == TOOL
+
+
+def test_streamed_body_on_a_bodyless_verb_is_refused(rig: tuple[int, _Upstream]) -> None:
+    # Issue 13: a DELETE carrying a (chunked) JSON-RPC body was streamed to the upstream uninspected.
+    port, upstream = rig
+    n = len(upstream.seen)
+
+    def gen() -> Iterator[bytes]:
+        yield TOOL[:20]
+        yield TOOL[20:]
+
+    r = httpx2.request("DELETE", f"http://127.0.0.1:{port}/mcp", content=gen(), headers=BASE, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["data"]["reason"] == "body_not_allowed"
+    assert len(upstream.seen) == n

@@ -135,15 +135,18 @@ def test_client_jsonrpc_response_is_forwarded_not_rejected(sidecar_stack: Sideca
     assert "rpc_inspection_failed" not in resp.text
 
 
-def test_host_rewritten_origin_checked_by_upstream(sidecar_stack: SidecarStack) -> None:
+def test_host_rewritten_and_foreign_host_or_origin_refused(sidecar_stack: SidecarStack) -> None:
     body = _tool("list_documents", {}, id_=20)
     hdrs = {"Mcp-Method": "tools/call", "Mcp-Name": "list_documents"}
-    # A public Host name (as behind an ingress) must not trip the upstream's DNS-rebinding Host check...
-    ok = _post(sidecar_stack.url("server-a"), body, headers={**hdrs, "Host": "mcp.example.com"})
+    # A Host name the gateway serves but the upstream would refuse (its allow-list wants a port) must
+    # not trip the upstream's DNS-rebinding Host check: the sidecar sends the upstream's own Host...
+    ok = _post(sidecar_stack.url("server-a"), body, headers={**hdrs, "Host": "localhost"})
     assert ok.status_code == 200, ok.text
-    # ...while a hostile browser Origin is still forwarded and refused by the upstream.
-    bad = _post(sidecar_stack.url("server-a"), body, headers={**hdrs, "Origin": "http://evil.example"})
-    assert bad.status_code == 403 and "Origin" in bad.text
+    # ...while a foreign Host or a hostile browser Origin is refused by the gateway itself (issue 13).
+    for extra in ({"Host": "mcp.example.com"}, {"Origin": "http://evil.example"}):
+        bad = _post(sidecar_stack.url("server-a"), body, headers={**hdrs, **extra})
+        assert bad.status_code == 403, bad.text
+        assert bad.json()["error"]["data"]["reason"] in ("host_not_allowed", "origin_not_allowed")
 
 
 def test_get_and_delete_are_proxied(sidecar_stack: SidecarStack) -> None:

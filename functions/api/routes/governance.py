@@ -81,6 +81,9 @@ class GrantIn(Loose):
     policyVersion: str = Field(default="", max_length=64)
     disabled: bool | None = None
     toolRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    # The same rules for the server's prompts and resources (by inventory name).
+    promptRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    resourceRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
 class DisabledPatch(Loose):
@@ -111,9 +114,28 @@ def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
         **compact({"allowedSideEffects": list(spec.get("allowedSideEffects") or [])}),
         **compact({"policyVersion": spec.get("policyVersion", "")}),
         **compact({"toolRules": list(spec.get("toolRules") or [])}),
+        **compact({"promptRules": list(spec.get("promptRules") or [])}),
+        **compact({"resourceRules": list(spec.get("resourceRules") or [])}),
         "disabled": spec.get("disabled") is True,
         "age": age(obj),
     }
+
+
+def check_rules(key: str, given: list[ToolRuleIn]) -> list[dict[str, str]]:
+    """Validated `toolRules`/`promptRules`/`resourceRules` entries (400 naming the first bad one)."""
+    rules: list[dict[str, str]] = []
+    for i, rule in enumerate(given):
+        rname = rule.name.strip()
+        if not rname:
+            raise bad_request(f"{key}[{i}].name is required")
+        if rname in {r["name"] for r in rules}:
+            raise bad_request(f"{key}[{i}].name duplicates {rname}")
+        decision = rule.decision.strip().lower()
+        if decision not in ("allow", "deny"):
+            raise bad_request(f"{key}[{i}].decision must be allow or deny")
+        trust = check_trust(rule.requiredTrust, f"{key}[{i}].requiredTrust")
+        rules.append(compact({"name": rname, "decision": decision, "requiredTrust": trust}))
+    return rules
 
 
 def subject_of(body: SubjectIn) -> dict[str, str]:
@@ -330,18 +352,7 @@ async def apply_grant(request: Request, body: GrantIn, kube: Kube, p: AnyPrincip
         if e in effects:
             raise bad_request(f"allowedSideEffects[{i}] duplicates {e}")
         effects.append(e)
-    rules: list[dict[str, str]] = []
-    for i, rule in enumerate(body.toolRules):
-        rname = rule.name.strip()
-        if not rname:
-            raise bad_request(f"toolRules[{i}].name is required")
-        if rname in {r["name"] for r in rules}:
-            raise bad_request(f"toolRules[{i}].name duplicates {rname}")
-        decision = rule.decision.strip().lower()
-        if decision not in ("allow", "deny"):
-            raise bad_request(f"toolRules[{i}].decision must be allow or deny")
-        trust = check_trust(rule.requiredTrust, f"toolRules[{i}].requiredTrust")
-        rules.append(compact({"name": rname, "decision": decision, "requiredTrust": trust}))
+    rule_sets = {key: check_rules(key, getattr(body, key)) for key in ("toolRules", "promptRules", "resourceRules")}
     server_name, server = await target_server(kube, p, ns, body.serverRef)
     subject["teamID"] = await default_team(request, p, ns, server, subject["teamID"])
     spec: dict[str, Any] = {
@@ -352,8 +363,7 @@ async def apply_grant(request: Request, body: GrantIn, kube: Kube, p: AnyPrincip
     }
     if max_trust:
         spec["maxTrust"] = max_trust
-    if rules:
-        spec["toolRules"] = rules
+    spec.update({key: rules for key, rules in rule_sets.items() if rules})
     if body.disabled is not None:
         spec["disabled"] = body.disabled
     previous = await replaced_server(kube, p, kube.grants, ns, name)
