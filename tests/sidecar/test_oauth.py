@@ -226,8 +226,13 @@ async def test_audience_never_comes_from_the_request_host(tmp_path: Path) -> Non
         SidecarProcess, {**env, "EXTERNAL_BASE_URL": "https://mcp.example.com/server-b"}, tmp_path / "sc2.log"
     )
     try:
+        # A foreign Host is refused outright (sidecar/origin.py); a Host the gateway serves under another
+        # name (its own public host, a loopback alias) still never becomes the resource.
         meta = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp", headers={"Host": "evil.example"},
                           timeout=10)  # fmt: skip
-        assert meta.json()["resource"] == "https://mcp.example.com/server-b/mcp"
+        assert meta.status_code == 403
+        for host in ("mcp.example.com", "localhost"):
+            meta = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp", headers={"Host": host}, timeout=10)
+            assert meta.json()["resource"] == "https://mcp.example.com/server-b/mcp", host
     finally:
         await asyncio.to_thread(sc.stop)

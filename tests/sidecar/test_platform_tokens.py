@@ -329,10 +329,15 @@ def test_key_rotation_unknown_kid_refetches_bounded(rig: Rig) -> None:
 def test_protected_resource_metadata_names_each_servers_own_url(rig: Rig) -> None:
     for server, url in rig.urls.items():
         base = url.removesuffix("/mcp")
-        for host in ({}, {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}):
+        # Forwarded headers and another served name (a loopback alias) never change the resource...
+        for host in ({}, {"Host": "localhost", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}):
             meta = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp", headers=host, timeout=10)
             assert meta.status_code == 200, meta.text
             assert meta.json()["resource"] == RESOURCE[server]
+        # ...and a foreign Host is refused before any metadata is built (sidecar/origin.py).
+        meta = httpx2.get(f"{base}/.well-known/oauth-protected-resource/mcp", headers={"Host": "evil.example"},
+                          timeout=10)  # fmt: skip
+        assert meta.status_code == 403
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
