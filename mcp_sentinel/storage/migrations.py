@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import validate_database
 from mcp_sentinel.storage.schema import EVENTS_TABLE, MIGRATIONS, MIGRATIONS_TABLE, Migration
 
@@ -57,11 +58,16 @@ def migrate(
         if mig.version in done:
             continue
         for stmt in mig.statements:
-            client.command(stmt.format(db=db, retention_days=int(retention_days)))
+            # mutations_sync: `MATERIALIZE PROJECTION` on an existing table finishes before the
+            # migration is recorded, so readers never rely on a half-built projection.
+            client.command(stmt.format(db=db, retention_days=int(retention_days)), settings={"mutations_sync": 2})
         client.insert(f"{db}.{MIGRATIONS_TABLE}", [[mig.version, mig.name]], column_names=["version", "name"])
         applied.append(mig.version)
     if not keep_ttl:
         apply_retention(client, db, retention_days)
+    if 2 in applied:
+        # Backfill: roll up every closed hour of the events already stored.
+        rollups.seal_pending(client, db)
     return applied
 
 
