@@ -498,7 +498,7 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
             f"SELECT server, namespace, team_id, sum(events) AS e, {allow}, {deny}, "
             f"uniqExactIf(human_id, human_id != ''), uniqExactIf(agent_id, agent_id != ''), max(last_seen) {src} "
             "AND server != '' "
-            "GROUP BY server, namespace, team_id ORDER BY e DESC, server LIMIT {u_limit:UInt32}"
+            "GROUP BY server, namespace, team_id ORDER BY e DESC, server, namespace, team_id LIMIT {u_limit:UInt32}"
         )
     ]
     actors = [
@@ -515,7 +515,8 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
         for s, tn, h, team, a, e, d, ls in rows(
             f"SELECT server, tool_name, human_id, team_id, agent_id, sum(events) AS e, {deny}, max(last_seen) {src} "
             "AND tool_name != '' GROUP BY server, tool_name, human_id, team_id, agent_id "
-            "ORDER BY e DESC, server, tool_name LIMIT {u_limit:UInt32}"
+            # A total order: ties must not depend on how the rows were read (rollup or raw).
+            "ORDER BY e DESC, server, tool_name, human_id, team_id, agent_id LIMIT {u_limit:UInt32}"
         )
     ]
     decisions = [
