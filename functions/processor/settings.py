@@ -54,6 +54,7 @@ class ProcessorSettings:
     dedup_recent_ids: int = 200_000
     dedup_warm_minutes: int = 15
     dedup_mode: str = "recent"
+    rollup_seal_seconds: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
@@ -70,4 +71,5 @@ class ProcessorSettings:
             dedup_recent_ids=_int(env, "DEDUP_RECENT_IDS", 200_000, minimum=0),
             dedup_warm_minutes=_int(env, "DEDUP_WARM_MINUTES", 15, minimum=0),
             dedup_mode=_choice(env, "DEDUP_MODE", "recent", DEDUP_MODES),
+            rollup_seal_seconds=_int(env, "ROLLUP_SEAL_SECONDS", 60, minimum=0),
         )
