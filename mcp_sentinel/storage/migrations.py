@@ -12,7 +12,14 @@ from typing import Any
 
 from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import validate_database
-from mcp_sentinel.storage.schema import EVENTS_TABLE, MIGRATIONS, MIGRATIONS_TABLE, Migration
+from mcp_sentinel.storage.schema import (
+    EVENTS_TABLE,
+    MIGRATIONS,
+    MIGRATIONS_TABLE,
+    ROLLUP_TABLE,
+    SESSIONS_TABLE,
+    Migration,
+)
 
 
 def applied_versions(client: Any, database: str) -> list[int]:
@@ -86,4 +93,13 @@ def apply_retention(client: Any, database: str, retention_days: int) -> bool:
     client.command(
         f"ALTER TABLE {db}.{EVENTS_TABLE} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY"
     )
+    for table in (ROLLUP_TABLE, SESSIONS_TABLE):  # rollups outlive their events by a day
+        exists = client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            parameters={"db": db, "t": table},
+        ).result_rows[0][0]
+        if exists:
+            client.command(
+                f"ALTER TABLE {db}.{table} MODIFY TTL bucket + INTERVAL {int(retention_days)} DAY + INTERVAL 1 DAY"
+            )
     return True
