@@ -391,8 +391,8 @@ async def _seal_forever(store: Storage, interval: int) -> None:
     if not interval:
         return
     while True:
-        await asyncio.sleep(interval)
         await asyncio.to_thread(store.seal)
+        await asyncio.sleep(interval)
 
 
 def _raise(exc: BaseException) -> WriteResult:

@@ -72,8 +72,11 @@ def migrate(
         applied.append(mig.version)
     if not keep_ttl:
         apply_retention(client, db, retention_days)
-    if 2 in applied:
-        # Backfill: roll up every closed hour of the events already stored.
+    if 2 in applied and not keep_ttl:
+        # Backfill: roll up every closed hour and day of the events already stored. Only the
+        # writer does it (minutes at 10M events); a reader's start-up must not wait for it, and
+        # until it is done reads stay exact, reading the raw table. The processor's periodic
+        # sealing also picks up whatever this did not finish.
         rollups.seal_pending(client, db)
     return applied
 
