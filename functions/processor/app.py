@@ -19,6 +19,7 @@ idempotent by event id, and nothing is acknowledged before it is durably inserte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -44,6 +45,7 @@ from functions.processor.delivery_auth import DeliveryAuth
 from functions.processor.settings import ProcessorSettings
 from mcp_sentinel.cloudevents_codec import decode_http
 from mcp_sentinel.envelope import EnvelopeError
+from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.events import EventRecord, EventWriter, RecordEncodingError, WriteResult
 from mcp_sentinel.storage.migrations import migrate
@@ -117,6 +119,16 @@ class Storage:
         except OSError as exc:
             self.reset()
             raise StorageUnavailable(str(exc)) from exc
+
+    def seal(self) -> int:
+        """Seal closed hours/days into the rollups the API reads (storage/rollups.py); 0 when unreachable."""
+        try:
+            writer = self._connect()
+            return rollups.seal_pending(writer.client, self.settings.database)
+        except Exception:  # the next round retries; reads stay exact meanwhile (unsealed hours read raw)
+            log.warning("rollup sealing failed", exc_info=True)
+            self.reset()
+            return 0
 
     def ping(self) -> bool:
         """True when ClickHouse answers (and the schema is in place)."""
@@ -288,9 +300,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         batcher.start()
+        sealer = asyncio.create_task(_seal_forever(store, settings.rollup_seal_seconds))
         try:
             yield
         finally:
+            sealer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sealer
             await batcher.stop()
 
     async def receive(request: Request) -> Response:
@@ -381,6 +397,15 @@ def create_app(
     app.state.metrics = metrics
     app.state.batcher = batcher
     return app
+
+
+async def _seal_forever(store: Storage, interval: int) -> None:
+    """Seal rollups every `interval` seconds (0: never; another writer or a job seals instead)."""
+    if not interval:
+        return
+    while True:
+        await asyncio.to_thread(store.seal)
+        await asyncio.sleep(interval)
 
 
 def _raise(exc: BaseException) -> WriteResult:

@@ -73,6 +73,7 @@ class ProcessorSettings:
     oidc_audience: str = ""
     oidc_subjects: tuple[str, ...] = ()
     allow_unauthenticated: bool = False
+    rollup_seal_seconds: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
@@ -102,4 +103,5 @@ class ProcessorSettings:
             oidc_audience=audience,
             oidc_subjects=_csv(env, "PROCESSOR_OIDC_SUBJECTS"),
             allow_unauthenticated=_truthy(env, "PROCESSOR_ALLOW_UNAUTHENTICATED"),
+            rollup_seal_seconds=_int(env, "ROLLUP_SEAL_SECONDS", 60, minimum=0),
         )

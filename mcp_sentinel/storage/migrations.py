@@ -10,8 +10,16 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import validate_database
-from mcp_sentinel.storage.schema import EVENTS_TABLE, MIGRATIONS, MIGRATIONS_TABLE, Migration
+from mcp_sentinel.storage.schema import (
+    EVENTS_TABLE,
+    MIGRATIONS,
+    MIGRATIONS_TABLE,
+    ROLLUP_TABLE,
+    SESSIONS_TABLE,
+    Migration,
+)
 
 
 def applied_versions(client: Any, database: str) -> list[int]:
@@ -57,11 +65,19 @@ def migrate(
         if mig.version in done:
             continue
         for stmt in mig.statements:
-            client.command(stmt.format(db=db, retention_days=int(retention_days)))
+            # mutations_sync: `MATERIALIZE PROJECTION` on an existing table finishes before the
+            # migration is recorded, so readers never rely on a half-built projection.
+            client.command(stmt.format(db=db, retention_days=int(retention_days)), settings={"mutations_sync": 2})
         client.insert(f"{db}.{MIGRATIONS_TABLE}", [[mig.version, mig.name]], column_names=["version", "name"])
         applied.append(mig.version)
     if not keep_ttl:
         apply_retention(client, db, retention_days)
+    if 2 in applied and not keep_ttl:
+        # Backfill: roll up every closed hour and day of the events already stored. Only the
+        # writer does it (minutes at 10M events); a reader's start-up must not wait for it, and
+        # until it is done reads stay exact, reading the raw table. The processor's periodic
+        # sealing also picks up whatever this did not finish.
+        rollups.seal_pending(client, db)
     return applied
 
 
@@ -80,4 +96,13 @@ def apply_retention(client: Any, database: str, retention_days: int) -> bool:
     client.command(
         f"ALTER TABLE {db}.{EVENTS_TABLE} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY"
     )
+    for table in (ROLLUP_TABLE, SESSIONS_TABLE):  # rollups outlive their events by a day
+        exists = client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            parameters={"db": db, "t": table},
+        ).result_rows[0][0]
+        if exists:
+            client.command(
+                f"ALTER TABLE {db}.{table} MODIFY TTL bucket + INTERVAL {int(retention_days)} DAY + INTERVAL 1 DAY"
+            )
     return True

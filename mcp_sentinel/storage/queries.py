@@ -15,9 +15,10 @@ import base64
 import binascii
 import json
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import validate_database
 from mcp_sentinel.storage.schema import EVENTS_TABLE
 
@@ -181,15 +182,66 @@ class DashboardSummary:
 
 
 class EventQueries:
-    """Read queries over `<database>.events` through a clickhouse-connect client."""
+    """Read queries over `<database>.events` through a clickhouse-connect client.
 
-    def __init__(self, client: Any, database: str = "mcp") -> None:
+    Aggregates read the sealed hourly rollup where it is valid and `events FINAL` elsewhere
+    (storage/rollups.py); `use_rollups=False` reads `events FINAL` only, the reference the
+    rollup path is tested and benchmarked against.
+    """
+
+    def __init__(self, client: Any, database: str = "mcp", *, use_rollups: bool = True) -> None:
         self.client = client
         self.database = validate_database(database)
         self.table = f"{self.database}.{EVENTS_TABLE} FINAL"
+        self.use_rollups = use_rollups
 
     def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return list(self.client.query(sql, parameters=params or {}).result_rows)
+
+    def now(self) -> datetime:
+        """The server's clock (windows are relative to it, as `now64()` in SQL would be)."""
+        ts: datetime = self._rows("SELECT now64(3)")[0][0]
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+    def plan(
+        self, since: datetime | None, now: datetime | None = None, *, daily: bool = True
+    ) -> rollups.ReadPlan | None:
+        """What to read from rollups and what raw for `[since, ∞)`; None when rollups are off."""
+        if not self.use_rollups:
+            return None
+        return rollups.plan(self.client, self.database, since, now or self.now(), daily=daily)
+
+    def source(
+        self, read: rollups.ReadPlan | None, since: datetime | None, conds: list[str], params: dict[str, Any]
+    ) -> str:
+        """`FROM (…)` over rows `bucket, <rollups.DIMENSIONS>, events, last_seen` for `[since, ∞)`.
+
+        Aggregate with `sum(events)` for counts and `max(last_seen)` for the newest timestamp.
+        """
+        if read is not None:
+            return f"FROM ({rollups.source_sql(self.database, read, conds, params)})"
+        dims = ", ".join(rollups.DIMENSIONS)
+        where = self._raw_where(since, conds, params)
+        return (
+            f"FROM (SELECT {rollups.HOUR_EXPR} AS bucket, {dims}, count() AS events, max(timestamp) AS last_seen "
+            f"FROM {self.table} {where} GROUP BY bucket, {dims})"
+        )
+
+    def sessions(
+        self, read: rollups.ReadPlan | None, since: datetime | None, conds: list[str], params: dict[str, Any]
+    ) -> str:
+        """`FROM (…)` over `session_id` rows (repeats possible) for `[since, ∞)` matching `conds`."""
+        if read is not None:
+            return f"FROM ({rollups.sessions_sql(self.database, read, conds, params)})"
+        return f"FROM (SELECT session_id FROM {self.table} {self._raw_where(since, conds, params)})"
+
+    @staticmethod
+    def _raw_where(since: datetime | None, conds: list[str], params: dict[str, Any]) -> str:
+        bounds = list(conds)
+        if since is not None:
+            bounds.insert(0, "timestamp >= {src_since:DateTime64(3, 'UTC')}")
+            params["src_since"] = since
+        return f"WHERE {' AND '.join(bounds)}" if bounds else ""
 
     def events(
         self,
@@ -228,11 +280,15 @@ class EventQueries:
 
     def count(self) -> int:
         """Total stored events."""
-        return int(self._rows(f"SELECT count() FROM {self.table}")[0][0])
+        params: dict[str, Any] = {}
+        src = self.source(self.plan(None), None, [], params)
+        return int(self._rows(f"SELECT sum(events) {src}", params)[0][0])
 
     def _counts(self, column: str) -> list[CountRow]:
-        sql = f"SELECT {column}, count() AS c FROM {self.table} GROUP BY {column} ORDER BY c DESC, {column}"
-        rows = self._rows(sql)
+        params: dict[str, Any] = {}
+        src = self.source(self.plan(None), None, [], params)
+        sql = f"SELECT {column}, sum(events) AS c {src} GROUP BY {column} ORDER BY c DESC, {column}"
+        rows = self._rows(sql, params)
         return [CountRow(str(v), int(c)) for v, c in rows]
 
     def sources(self) -> list[CountRow]:
@@ -245,12 +301,19 @@ class EventQueries:
 
     def dashboard_summary(self) -> DashboardSummary:
         """Totals for the dashboard; the API adds grants/sessions from Kubernetes."""
-        total, servers, src, etype, last = self._rows(
-            "SELECT count(), uniqExactIf(server, server != ''), argMax(source, (timestamp, event_id)), "
-            f"argMax(event_type, (timestamp, event_id)), max(timestamp) FROM {self.table}"
+        params: dict[str, Any] = {}
+        source = self.source(self.plan(None), None, [], params)
+        # Per-server sums, then count them: uniqExact over LowCardinality strings costs ~10x more.
+        total, servers = self._rows(
+            f"SELECT sum(e), countIf(server != '') FROM (SELECT server, sum(events) AS e {source} GROUP BY server)",
+            params,
         )[0]
-        if not total:
+        newest = self._rows(
+            f"SELECT source, event_type, timestamp FROM {self.table} ORDER BY timestamp DESC, event_id DESC LIMIT 1"
+        )
+        if not total or not newest:
             return DashboardSummary(0, 0, "-", "-", None)
+        src, etype, last = newest[0]
         return DashboardSummary(int(total), int(servers), str(src) or "-", str(etype) or "-", rfc3339(last))
 
 
@@ -381,8 +444,11 @@ class UsageResponse:
         return out
 
 
-def usage(queries: EventQueries, q: UsageQuery) -> UsageResponse:
-    """Usage analytics over the last `window_days` (clamped 1..365), top `limit` (1..50) per list."""
+def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) -> UsageResponse:
+    """Usage analytics over the last `window_days` (clamped 1..365), top `limit` (1..50) per list.
+
+    `now` (default: the server's clock) pins the window's end, for comparing two read paths.
+    """
     window = min(max(q.window_days, 1), 365)
     limit = min(max(q.limit, 1), 50)
     filters: dict[str, Any] = {}
@@ -395,8 +461,10 @@ def usage(queries: EventQueries, q: UsageQuery) -> UsageResponse:
             filters[name] = getattr(q, name)
     if q.scoped and not q.namespaces and not q.team_ids:
         return UsageResponse(window_days=window, filters=filters)
-    conds = ["timestamp >= now64(3) - toIntervalDay({u_window:UInt32})"]
-    params: dict[str, Any] = {"u_window": window, "u_limit": limit}
+    now = now or queries.now()
+    since = now - timedelta(days=window)
+    conds: list[str] = []
+    params: dict[str, Any] = {"u_limit": limit}
     if q.scoped:
         conds.append("(namespace IN {u_ns:Array(String)} OR team_id IN {u_teams:Array(String)})")
         params.update(u_ns=list(q.namespaces), u_teams=list(q.team_ids))
@@ -411,30 +479,39 @@ def usage(queries: EventQueries, q: UsageQuery) -> UsageResponse:
         if getattr(q, name):
             conds.append(f"{name} = {{u_{name}:String}}")
             params[f"u_{name}"] = getattr(q, name)
-    src = f"FROM {queries.table} WHERE {' AND '.join(conds)}"
-    allow, deny = "countIf(decision = 'allow')", "countIf(decision = 'deny')"
+    # Aggregates read pre-aggregated rows (rollup + raw edges): counts are sum(events).
+    read = queries.plan(since, now, daily=window > 2)  # hourly series need hourly rows
+    src = queries.source(read, since, conds, params) + " WHERE 1"
+    allow, deny = "sumIf(events, decision = 'allow')", "sumIf(events, decision = 'deny')"
 
     def rows(sql: str) -> list[tuple[Any, ...]]:
         return queries._rows(sql, params)
 
     t = rows(
-        f"SELECT count(), {allow}, {deny}, uniqExactIf(server, server != ''), uniqExactIf(human_id, human_id != ''), "
-        f"uniqExactIf(agent_id, agent_id != ''), uniqExactIf(session_id, session_id != '') {src}"
+        f"SELECT sum(events), {allow}, {deny}, uniqExactIf(server, server != ''), "
+        f"uniqExactIf(human_id, human_id != ''), uniqExactIf(agent_id, agent_id != '') {src}"
     )[0]
-    totals = UsageTotals(*(int(v) for v in t))
+    # The sessions rollup is not keyed by tool (it would not compress): a tool filter reads raw.
+    sess_read = read if not q.tool_name else None
+    # count() of a GROUP BY: exact like uniqExact, and 2-3x faster over a million session ids.
+    sess_src = queries.sessions(sess_read, since, conds, params)
+    sess = rows(f"SELECT count() FROM (SELECT session_id {sess_src} WHERE session_id != '' GROUP BY session_id)")
+    events, allowed, denied, n_servers, n_humans, n_agents = (int(v) for v in t)
+    totals = UsageTotals(events, allowed, denied, n_servers, n_humans, n_agents, int(sess[0][0]))
     servers = [
         UsageServer(str(s), str(ns), str(team), int(e), int(a), int(d), int(h), int(ag), rfc3339(ls))
         for s, ns, team, e, a, d, h, ag, ls in rows(
-            f"SELECT server, namespace, team_id, count() AS e, {allow}, {deny}, uniqExactIf(human_id, human_id != ''), "
-            f"uniqExactIf(agent_id, agent_id != ''), max(timestamp) {src} AND server != '' "
-            "GROUP BY server, namespace, team_id ORDER BY e DESC, server LIMIT {u_limit:UInt32}"
+            f"SELECT server, namespace, team_id, sum(events) AS e, {allow}, {deny}, "
+            f"uniqExactIf(human_id, human_id != ''), uniqExactIf(agent_id, agent_id != ''), max(last_seen) {src} "
+            "AND server != '' "
+            "GROUP BY server, namespace, team_id ORDER BY e DESC, server, namespace, team_id LIMIT {u_limit:UInt32}"
         )
     ]
     actors = [
         UsageActor(str(h), str(a), int(e), int(us), int(ut), int(d), rfc3339(ls))
         for h, a, e, us, ut, d, ls in rows(
-            f"SELECT human_id, agent_id, count() AS e, uniqExactIf(server, server != ''), "
-            f"uniqExactIf(tool_name, tool_name != ''), {deny}, max(timestamp) {src} "
+            f"SELECT human_id, agent_id, sum(events) AS e, uniqExactIf(server, server != ''), "
+            f"uniqExactIf(tool_name, tool_name != ''), {deny}, max(last_seen) {src} "
             "AND (human_id != '' OR agent_id != '') GROUP BY human_id, agent_id "
             "ORDER BY e DESC, human_id, agent_id LIMIT {u_limit:UInt32}"
         )
@@ -442,29 +519,34 @@ def usage(queries: EventQueries, q: UsageQuery) -> UsageResponse:
     tools = [
         UsageTool(str(s), str(tn), str(h), str(team), str(a), int(e), int(d), rfc3339(ls))
         for s, tn, h, team, a, e, d, ls in rows(
-            f"SELECT server, tool_name, human_id, team_id, agent_id, count() AS e, {deny}, max(timestamp) {src} "
+            f"SELECT server, tool_name, human_id, team_id, agent_id, sum(events) AS e, {deny}, max(last_seen) {src} "
             "AND tool_name != '' GROUP BY server, tool_name, human_id, team_id, agent_id "
-            "ORDER BY e DESC, server, tool_name LIMIT {u_limit:UInt32}"
+            # A total order: ties must not depend on how the rows were read (rollup or raw).
+            "ORDER BY e DESC, server, tool_name, human_id, team_id, agent_id LIMIT {u_limit:UInt32}"
         )
     ]
     decisions = [
         UsageDecision(str(dv), int(e))
         for dv, e in rows(
-            f"SELECT if(decision = '', 'unknown', decision) AS dv, count() AS e {src} GROUP BY dv ORDER BY e DESC, dv"
+            f"SELECT if(decision = '', 'unknown', decision) AS dv, sum(events) AS e {src} "
+            "GROUP BY dv ORDER BY e DESC, dv"
         )
     ]
     bucket_fn = "toStartOfHour" if window <= 2 else "toStartOfDay"
     series = [
         UsageBucket(rfc3339(b), int(e), int(a), int(d))
         for b, e, a, d in rows(
-            f"SELECT {bucket_fn}(timestamp) AS b, count(), {allow}, {deny} {src} GROUP BY b ORDER BY b"
+            f"SELECT {bucket_fn}(bucket) AS b, sum(events), {allow}, {deny} {src} GROUP BY b ORDER BY b"
         )
     ]
+    params["u_since"] = since
+    bounded = ["timestamp >= {u_since:DateTime64(3, 'UTC')}", *conds]
+    raw_src = f"FROM {queries.table} WHERE {' AND '.join(bounded)}"
     recent = [
         UsageRecent(rfc3339(ts), *(str(v) for v in rest))
         for ts, *rest in rows(
             "SELECT timestamp, server, namespace, team_id, human_id, agent_id, session_id, decision, tool_name, "
-            f"event_type {src} ORDER BY timestamp DESC, event_id DESC LIMIT {{u_limit:UInt32}}"
+            f"event_type {raw_src} ORDER BY timestamp DESC, event_id DESC LIMIT {{u_limit:UInt32}}"
         )
     ]
     return UsageResponse(window, totals, servers, actors, tools, decisions, series, recent, filters)

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 EVENTS_TABLE = "events"
 MIGRATIONS_TABLE = "schema_migrations"
+ROLLUP_TABLE = "events_rollup"
+SESSIONS_TABLE = "events_rollup_sessions"
+SEALS_TABLE = "events_rollup_seals"
 
 # (column, type, payload key) for every column materialised from the payload JSON.
 MATERIALIZED_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -88,6 +91,59 @@ TTL toDateTime(timestamp) + INTERVAL {{retention_days}} DAY
 SETTINGS index_granularity = 8192"""
 
 
+_LC = "LowCardinality(String)"
+
+# Version 2: sealed hourly rollups (see storage/rollups.py) and the projections that serve reads.
+# Statements run on upgrade against a populated table: `MATERIALIZE PROJECTION` rebuilds the
+# projections of existing parts (with mutations_sync set by `migrate`), and `migrate` then seals
+# every closed hour, which backfills the rollup from the existing events.
+_ROLLUP_STATEMENTS: tuple[str, ...] = (
+    # Projections in a ReplacingMergeTree must be rebuilt when a merge collapses duplicates,
+    # or they would keep counting the rows merged away.
+    f"ALTER TABLE {{db}}.{EVENTS_TABLE} MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'",
+    f"ALTER TABLE {{db}}.{EVENTS_TABLE} ADD PROJECTION IF NOT EXISTS p_hour_fingerprint "
+    "(SELECT toStartOfHour(timestamp), count(), sum(cityHash64(event_id)) GROUP BY toStartOfHour(timestamp))",
+    f"ALTER TABLE {{db}}.{EVENTS_TABLE} MATERIALIZE PROJECTION p_hour_fingerprint",
+    # `width` is the bucket's length in hours: 1 (hourly, for window edges and today) or 24
+    # (daily, the bulk of any window). Sessions get their own rollup: keyed with the tool too
+    # they would not compress at all (a session calls many tools).
+    f"""CREATE TABLE IF NOT EXISTS {{db}}.{ROLLUP_TABLE} (
+    width UInt8,
+    bucket DateTime('UTC'),
+    seal_id UInt64,
+    source {_LC}, event_type {_LC}, server {_LC}, namespace {_LC}, team_id {_LC}, decision {_LC},
+    tool_name {_LC}, human_id {_LC}, agent_id {_LC},
+    events UInt64,
+    last_seen DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (width, bucket, seal_id, server, namespace, team_id, decision, tool_name, human_id, agent_id)
+TTL bucket + INTERVAL {{retention_days}} DAY + INTERVAL 1 DAY""",
+    f"""CREATE TABLE IF NOT EXISTS {{db}}.{SESSIONS_TABLE} (
+    width UInt8,
+    bucket DateTime('UTC'),
+    seal_id UInt64,
+    server {_LC}, namespace {_LC}, team_id {_LC}, decision {_LC},
+    session_id String
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (width, bucket, seal_id, server, namespace, team_id, decision, session_id)
+TTL bucket + INTERVAL {{retention_days}} DAY + INTERVAL 1 DAY""",
+    f"""CREATE TABLE IF NOT EXISTS {{db}}.{SEALS_TABLE} (
+    width UInt8,
+    bucket DateTime('UTC'),
+    seal_id UInt64,
+    rows UInt64,
+    hash UInt64,
+    sealed_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY (width, bucket, sealed_at)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create events table", (_events_ddl(),)),
+    Migration(2, "sealed hourly rollups and read projections", _ROLLUP_STATEMENTS),
 )

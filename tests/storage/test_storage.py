@@ -60,6 +60,10 @@ def test_retention_is_configurable(clickhouse_url: str, ch_database: str) -> Non
         f"SELECT create_table_query FROM system.tables WHERE database='{ch_database}' AND name='events'"
     ).result_rows[0][0]
     assert "toIntervalDay(7)" in ddl and "PARTITION BY toYYYYMM(timestamp)" in ddl and "ReplacingMergeTree" in ddl
+    rollup = client.query(
+        f"SELECT create_table_query FROM system.tables WHERE database='{ch_database}' AND name='events_rollup'"
+    ).result_rows[0][0]
+    assert "toIntervalDay(7)" in rollup  # the rollups follow the events' retention
 
 
 def test_settings_from_env_validate() -> None:
