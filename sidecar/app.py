@@ -34,6 +34,7 @@ from sidecar.metrics import SidecarMetrics
 from sidecar.mtls import MTLS_REASONS, mtls_identity
 from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identity, preload
 from sidecar.policy_store import PolicyStore
+from sidecar.refusals import install as install_refusals
 from sidecar.settings import SidecarSettings
 from sidecar.streams import filter_json_body, filter_sse_event, iter_sse_events
 from sidecar.upstream import UpstreamError, UpstreamPool, header_block
@@ -961,6 +962,7 @@ def create_app(settings: SidecarSettings, state: SidecarState | None = None) -> 
     app.router.add_route("*", "/{tail:.*}", sc.handle)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
+    install_refusals(app)
     return app
 
 
