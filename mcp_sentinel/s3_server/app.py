@@ -10,11 +10,14 @@ Request signatures are not checked: the server is a local embedded default bound
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from email.utils import formatdate
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
@@ -22,6 +25,7 @@ from xml.sax.saxutils import escape as _esc
 
 from aiohttp import web
 
+from mcp_sentinel.s3_server.retention import RetentionPolicy, SweepResult, sweep
 from mcp_sentinel.s3_server.store import (
     FileStore,
     InvalidKey,
@@ -286,9 +290,73 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     return _not_implemented(request, "operation not supported")
 
 
-def create_app(store: FileStore) -> web.Application:
+async def _stats(request: web.Request) -> web.Response:
+    """`GET /_sentinel/stats`: per bucket objects, bytes and the most keys one LIST visited; the last sweep.
+
+    `_sentinel` can never be a bucket (S3 names cannot start with `_`), so this cannot shadow data.
+    """
+    store = request.app[_STORE_KEY]
+    janitor = request.app[_JANITOR_KEY]
+    return web.json_response({"buckets": {b: store.stats(b) for b in store.buckets()}, "retention": janitor.report()})
+
+
+class Janitor:
+    """Runs `retention.sweep` every `policy.interval` seconds on the server's loop (so it never races a PUT)."""
+
+    def __init__(self, store: FileStore, policy: RetentionPolicy, buckets: tuple[str, ...]) -> None:
+        self.store, self.policy, self.buckets = store, policy, buckets
+        self.sweeps = 0
+        self.deleted_batches = 0
+        self.deleted_bytes = 0
+        self.last: SweepResult | None = None
+
+    def run_once(self) -> None:
+        for bucket in self.buckets:
+            result = sweep(self.store, bucket, self.policy)
+            self.sweeps += 1
+            self.deleted_batches += result.deleted_batches
+            self.deleted_bytes += result.deleted_bytes
+            self.last = result
+            if result.deleted_batches:
+                log.info("retention: deleted %d batches (%d bytes) in %s; %d past retention held by consumers",
+                         result.deleted_batches, result.deleted_bytes, bucket, result.held_by_consumers)
+
+    async def loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.interval)
+            try:
+                self.run_once()
+            except Exception:  # a sweep must never take the store down; the next one retries
+                log.exception("retention sweep failed")
+
+    def report(self) -> dict[str, object]:
+        last = self.last
+        return {"enabled": self.policy.enabled, "retention_ms": self.policy.retention_ms,
+                "retention_bytes": self.policy.retention_bytes, "sweeps": self.sweeps,
+                "deleted_batches": self.deleted_batches, "deleted_bytes": self.deleted_bytes,
+                "held_by_consumers": last.held_by_consumers if last else 0,
+                "unconsumed_partitions": last.unconsumed_partitions if last else []}
+
+
+_JANITOR_KEY = web.AppKey("janitor", Janitor)
+
+
+def create_app(store: FileStore, retention: RetentionPolicy | None = None,
+               retention_buckets: tuple[str, ...] = ("tansu",)) -> web.Application:
     """The aiohttp application serving `store` (every path and method goes through one dispatcher)."""
     app = web.Application(client_max_size=1 << 30)
     app[_STORE_KEY] = store
+    janitor = app[_JANITOR_KEY] = Janitor(store, retention or RetentionPolicy(), retention_buckets)
+    app.router.add_get("/_sentinel/stats", _stats)
     app.router.add_route("*", "/{tail:.*}", _dispatch)
+
+    async def janitor_task(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(janitor.loop()) if janitor.policy.enabled else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.cleanup_ctx.append(janitor_task)
     return app

@@ -126,11 +126,11 @@ class _BucketIndex:
         i = bisect.bisect_left(self.keys, key)
         del self.keys[i]
 
-    def range(self, prefix: str, start_after: str) -> Iterator[str]:
+    def range(self, prefix: str, start_after: str, *, record: bool = False) -> Iterator[str]:
         """Keys starting with `prefix` and sorting after `start_after`, in order (O(log n) to the first).
 
-        `scanned_max` records the most keys one listing visited (a check that the work per
-        request follows the page size, not the number of stored objects).
+        With `record`, `scanned_max` keeps the most keys one listing visited (a check that the work
+        per LIST request follows the page size, not the number of stored objects).
         """
         keys = self.keys
         i = bisect.bisect_right(keys, start_after) if start_after >= prefix else bisect.bisect_left(keys, prefix)
@@ -144,7 +144,8 @@ class _BucketIndex:
                 yield key
                 i += 1
         finally:
-            self.scanned_max = max(self.scanned_max, scanned)
+            if record:
+                self.scanned_max = max(self.scanned_max, scanned)
 
 
 class FileStore:
@@ -307,11 +308,19 @@ class FileStore:
     def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         """Objects whose key starts with `prefix` and sorts after `start_after`, in key order."""
         index = self._bucket(bucket)
-        for key in index.range(prefix, start_after):
+        for key in index.range(prefix, start_after, record=True):
             entry = index.entries.get(key)
             if entry is not None:
                 with contextlib.suppress(NoSuchKey):  # its file vanished behind the server's back
                     yield self._info(bucket, key, entry)
+
+    def scan(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, int, int]]:
+        """(key, size, mtime_ns) in key order without reading any content (no ETag)."""
+        index = self._bucket(bucket)
+        for key in index.range(prefix, ""):
+            entry = index.entries.get(key)
+            if entry is not None:
+                yield key, entry.size, entry.mtime_ns
 
     def keys(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[str]:
         """Keys only (no ETag read), in key order; for callers that do not need metadata."""

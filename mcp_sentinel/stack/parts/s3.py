@@ -9,12 +9,17 @@ truncated an object before its new body arrived: a tansu killed mid-write left a
 
 from __future__ import annotations
 
+import os
 import sys
 
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.supervisor import Component
 
 BUCKET = "tansu"
+# Kafka's retention.ms / retention.bytes for the local broker, enforced by the store (tansu 0.6 does
+# not) and only below every consumer group's committed offset: see mcp_sentinel/s3_server/retention.py.
+RETENTION_MS = "600000"  # 10 minutes of consumed batches kept for replay
+RETENTION_BYTES = str(256 * 1024 * 1024)  # per partition
 ACCESS_KEY = "local"  # the server does not check signatures; object_store still wants credentials
 SECRET_KEY = "local"
 
@@ -41,6 +46,8 @@ def components(cfg: StackConfig) -> list[Component]:
                 "S3_SERVER_LISTEN": f"{cfg.host}:{cfg.ports.s3}",
                 "S3_SERVER_DIR": str(directory),
                 "S3_SERVER_BUCKETS": BUCKET,
+                "S3_SERVER_TANSU_RETENTION_MS": os.environ.get("SENTINEL_BROKER_RETENTION_MS", RETENTION_MS),
+                "S3_SERVER_TANSU_RETENTION_BYTES": os.environ.get("SENTINEL_BROKER_RETENTION_BYTES", RETENTION_BYTES),
             },
             health_port=cfg.ports.s3,
             startup_timeout=30.0,
