@@ -154,6 +154,11 @@ async def _put_object(request: web.Request, store: FileStore, bucket: str, key: 
     return web.Response(status=200, headers={"ETag": info.etag})
 
 
+def _contents_xml(info: ObjectInfo) -> str:
+    return (f"<Contents><Key>{_esc(info.key)}</Key><LastModified>{_iso(info.mtime_ns)}</LastModified>"
+            f"<ETag>{_esc(info.etag)}</ETag><Size>{info.size}</Size><StorageClass>STANDARD</StorageClass></Contents>")
+
+
 def _list_objects(request: web.Request, store: FileStore, bucket: str) -> web.Response:
     q = request.query
     if q.get("list-type", "2") != "2":
@@ -168,10 +173,18 @@ def _list_objects(request: web.Request, store: FileStore, bucket: str) -> web.Re
         return error_response(400, "InvalidArgument", "max-keys must be an integer")
     after = base64.urlsafe_b64decode(token.encode()).decode() if token else start_after
     contents: list[ObjectInfo] = []
+    rendered: list[str] = []
     prefixes: list[str] = []
     last = ""
     truncated = False
-    for info in store.list(bucket, prefix, after):
+    if not delimiter:  # tansu's listing: entries rendered once and cached (FileStore.list_rendered)
+        for key, xml in store.list_rendered(bucket, prefix, after, _contents_xml):
+            if len(rendered) >= max_keys:
+                truncated = True
+                break
+            rendered.append(xml)
+            last = key
+    for info in store.list(bucket, prefix, after) if delimiter else ():
         if delimiter and delimiter in info.key[len(prefix):]:
             common = info.key[:len(prefix) + info.key[len(prefix):].index(delimiter) + len(delimiter)]
             if prefixes and prefixes[-1] == common:
@@ -192,7 +205,7 @@ def _list_objects(request: web.Request, store: FileStore, bucket: str) -> web.Re
            f"<Prefix>{_esc(prefix)}</Prefix>"]
     if delimiter:
         out.append(f"<Delimiter>{_esc(delimiter)}</Delimiter>")
-    out.append(f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(contents) + len(prefixes)}</KeyCount>"
+    out.append(f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(rendered) + len(contents) + len(prefixes)}</KeyCount>"
                f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
     if token:
         out.append(f"<ContinuationToken>{_esc(token)}</ContinuationToken>")
@@ -202,10 +215,8 @@ def _list_objects(request: web.Request, store: FileStore, bucket: str) -> web.Re
         # After a common prefix, skip every key under it: resume past the prefix's last possible key.
         resume = last + "\U0010ffff" if last.endswith(delimiter) and delimiter else last
         out.append(f"<NextContinuationToken>{base64.urlsafe_b64encode(resume.encode()).decode()}</NextContinuationToken>")
-    out.extend(
-        f"<Contents><Key>{_esc(info.key)}</Key><LastModified>{_iso(info.mtime_ns)}</LastModified>"
-        f"<ETag>{_esc(info.etag)}</ETag><Size>{info.size}</Size><StorageClass>STANDARD</StorageClass></Contents>"
-        for info in contents)
+    out.extend(rendered)
+    out.extend(_contents_xml(info) for info in contents)
     out.extend(f"<CommonPrefixes><Prefix>{_esc(p)}</Prefix></CommonPrefixes>" for p in prefixes)
     out.append("</ListBucketResult>")
     return web.Response(body="".join(out).encode(), content_type="application/xml")

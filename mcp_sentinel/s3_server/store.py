@@ -31,7 +31,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +98,7 @@ class _Entry:
     size: int
     mtime_ns: int
     etag: str | None = None
+    rendered: str | None = None  # the listing entry as the HTTP layer renders it (see `list_rendered`)
 
 
 @dataclass
@@ -313,6 +314,26 @@ class FileStore:
             if entry is not None:
                 with contextlib.suppress(NoSuchKey):  # its file vanished behind the server's back
                     yield self._info(bucket, key, entry)
+
+    def list_rendered(self, bucket: str, prefix: str, start_after: str,
+                      render: Callable[[ObjectInfo], str]) -> Iterator[tuple[str, str]]:
+        """Like `list`, as (key, render(info)) with the rendering kept on the entry until it changes.
+
+        tansu lists a partition's whole `records/` folder on every fetch and reads one batch per
+        fetch, so the same entries are listed again and again: rendering each once keeps a page
+        a join of cached strings.
+        """
+        index = self._bucket(bucket)
+        for key in index.range(prefix, start_after, record=True):
+            entry = index.entries.get(key)
+            if entry is None:
+                continue
+            if entry.rendered is None:
+                try:
+                    entry.rendered = render(self._info(bucket, key, entry))
+                except NoSuchKey:  # its file vanished behind the server's back
+                    continue
+            yield key, entry.rendered
 
     def scan(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, int, int]]:
         """(key, size, mtime_ns) in key order without reading any content (no ETag)."""
