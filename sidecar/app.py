@@ -36,6 +36,7 @@ from sidecar.oauth import AuthFailure, OAuthVerifier, bearer_from, claims_identi
 from sidecar.origin import OriginGuard
 from sidecar.platform_token import PlatformVerifier, session_identity
 from sidecar.policy_store import PolicyStore
+from sidecar.refusals import install as install_refusals
 from sidecar.resource import metadata_url, resource_url
 from sidecar.settings import SidecarSettings
 from sidecar.streams import Unfilterable, filter_json_body, filter_sse_event, iter_sse_events
@@ -1058,6 +1059,7 @@ def create_app(settings: SidecarSettings, state: SidecarState | None = None) -> 
     app.router.add_route("*", "/{tail:.*}", sc.handle)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
+    install_refusals(app)
     return app
 
 

@@ -305,8 +305,9 @@ class AuditSender:
     async def run(self) -> None:
         """Send forever (cancel to stop); survives ingest outages by retrying the same batch.
 
-        A batch ingest refuses as a whole (400/413/422) is bisected: the halves are retried so an
-        oversized batch still goes through and a poison event is isolated. A single event ingest
+        A batch ingest refuses as a whole (400/413/422), or answers by resetting the connection, is
+        bisected: the halves are retried so an oversized batch still goes through and a poison event
+        is isolated. A single event ingest
         refuses is moved to `rejected.jsonl` in the spool folder (kept, counted), never discarded.
         """
         backoff = 0.1
@@ -327,7 +328,7 @@ class AuditSender:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 backoff = 0.1
-                if outcome == "rejected" and len(lines) > 1:
+                if outcome == "split" or (outcome == "rejected" and len(lines) > 1):
                     limit = max(1, len(lines) // 2)
                     continue
                 nbytes = sum(len(x) + 1 for x in lines)
@@ -361,6 +362,20 @@ class AuditSender:
                     log.warning("ingest refused %d audit events with %d", len(lines), resp.status)
                     return "rejected"
                 return "retry"
+        except aiohttp.ClientConnectorError as exc:  # never reached ingest: an outage, retry the same batch
+            self.last_error = f"ingest unreachable: {exc.__class__.__name__}: {exc}"
+            return "retry"
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
+            # Connected, then reset or closed mid-exchange: what a server (or proxy) that refuses an
+            # oversized body without reading it looks like to the sender. Resending the same batch
+            # would be refused the same way forever, so a batch is split (halves until one event,
+            # which is then retried like an outage; the limit grows back after each success).
+            self.last_error = f"ingest closed the connection: {exc.__class__.__name__}: {exc}"
+            if len(lines) > 1:
+                log.warning("ingest reset the connection on a %d-event batch (%d bytes); splitting it",
+                            len(lines), len(body))
+                return "split"
+            return "retry"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.last_error = f"ingest unreachable: {exc.__class__.__name__}: {exc}"
             return "retry"

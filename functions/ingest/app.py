@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.ingest.auth import Authenticator
 from functions.ingest.binding import binding_errors, stamp_team
+from functions.ingest.body import CLOSE, read_limited
 from functions.ingest.producer import EventProducer, ProduceError
 from functions.ingest.settings import IngestSettings
 from mcp_sentinel import telemetry
@@ -147,18 +148,6 @@ def create_app(
             return JSONResponse({"ok": True})
         return _error(503, "kafka_unavailable", "no Kafka broker reachable at " + ",".join(brokers))
 
-    async def read_body(request: Request) -> bytes | None:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            return None
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > settings.max_body_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     def encode(events: tuple[DecodedEvent, ...], baggage: str | None) -> tuple[list[KafkaRecord], list[Any]]:
         records, spans = [], []
         parent = trace.get_current_span().get_span_context()
@@ -200,11 +189,13 @@ def create_app(
         if not result.ok:
             metrics.rejected.labels(result.error).inc()
             return _error(result.status, result.error, result.message)
-        body = await read_body(request)
+        body = await read_limited(request, settings.max_body_bytes)
         if body is None:
             metrics.rejected.labels("payload_too_large").inc()
-            return _error(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes",
-                          limit=settings.max_body_bytes)
+            refused = _error(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes",
+                             limit=settings.max_body_bytes)
+            refused.headers.update(CLOSE)  # the client may still be sending: see functions/ingest/body.py
+            return refused
         try:
             decoded = decode_http(request.headers, body)
         except EnvelopeError as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -17,14 +19,18 @@ def _echo(msg: str) -> None:
     print(msg, flush=True)
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace, cfg: StackConfig) -> int:
     """Start the local stack, run the demo, then keep serving until Ctrl-C."""
     from mcp_sentinel.stack.components import local_stack
     from mcp_sentinel.stack.control import serve_pending
+    from mcp_sentinel.stack.shutdown import UP_PID
     from mcp_sentinel.stack.supervisor import StartError, Supervisor
 
-    cfg = StackConfig()
     only = set(args.only.split(",")) if args.only else None
+    refusal = previous_stack_refusal(cfg, full=only is None)
+    if refusal:
+        _echo(f"error: {refusal}")
+        return 1
     sup = Supervisor(cfg, echo=_echo)
     stop = {"now": False}
 
@@ -42,6 +48,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.detach:
             sup.running.clear()  # leave them running; `sentinel down` stops them
             return 0
+        (sup.run_dir / UP_PID).write_text(str(os.getpid()))  # `sentinel down` from another shell stops us
         _echo("local stack running; press Ctrl-C to stop")
         while not stop["now"]:
             serve_pending(sup)  # local RestartComponent requests from the worker / API
@@ -56,14 +63,54 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     finally:
         sup.stop_all()
+        (sup.run_dir / UP_PID).unlink(missing_ok=True)
 
 
-def cmd_down(_args: argparse.Namespace) -> int:
-    """Stop a stack started with `up --detach`."""
-    from mcp_sentinel.stack.supervisor import kill_from_pidfiles
+def previous_stack_refusal(cfg: StackConfig, *, full: bool) -> str:
+    """Why `up` must not start now ("" = go): a stack still running, or (full stack) a port in use.
 
-    stopped = kill_from_pidfiles(StackConfig().path("run"))
-    _echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    A `down` in progress is waited for first, so `down` then `up` back to back just works.
+    """
+    from mcp_sentinel.stack.shutdown import wait_for_previous_stop
+
+    run_dir = cfg.path("run")
+    alive = wait_for_previous_stop(run_dir, timeout=30.0, echo=_echo)
+    if alive:
+        return (f"a local stack is still running from {cfg.data_dir} ({', '.join(alive)}); "
+                "stop it with `sentinel down` first")
+    if full:
+        ports = dataclasses.asdict(cfg.ports).items()
+        busy = [f"{name} ({port})" for name, port in ports if _port_busy(cfg.host, port)]
+        if busy:
+            return ("ports already in use by another process: " + ", ".join(busy)
+                    + "; stop whatever holds them (another stack? `sentinel down`) and retry")
+    return ""
+
+
+def _port_busy(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as every component binds: TIME_WAIT is fine
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def cmd_down(args: argparse.Namespace, cfg: StackConfig) -> int:
+    """Stop a stack started with `up --detach` (or a foreground `up`); return once every process has exited."""
+    from mcp_sentinel.stack.shutdown import stop_recorded
+
+    report = stop_recorded(cfg.path("run"), grace=args.grace, echo=_echo)
+    if not (report.stopped or report.killed or report.survivors):
+        _echo("stopped: nothing was running")
+        return 0
+    _echo("stopped: " + (", ".join(report.stopped) or "none on SIGTERM"))
+    if report.killed:
+        _echo(f"killed (SIGKILL after {args.grace:.0f}s): " + ", ".join(report.killed))
+    if report.survivors:
+        _echo("error: still running after SIGKILL (another user's process?): " + ", ".join(report.survivors))
+        return 1
     return 0
 
 
@@ -105,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", action="store_true", help="return once started; stop with `sentinel down`")
     up.add_argument("--only", help="comma-separated parts to start (see mcp_sentinel.stack.components)")
     up.set_defaults(func=cmd_up)
-    down = sub.add_parser("down", help="stop a detached local stack")
+    down = sub.add_parser("down", help="stop a detached local stack; returns once every process has exited")
+    down.add_argument("--grace", type=_seconds, default=10.0,
+                      help="seconds to wait after SIGTERM before SIGKILL (default 10)")
     down.set_defaults(func=cmd_down)
 
     status = sub.add_parser("status", parents=[common], help="health of each local component")
@@ -152,10 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, config: StackConfig | None = None) -> int:
     """Entry point of the `sentinel` console script (`config` lets tests point it at their stack)."""
     args = build_parser().parse_args(argv)
-    if hasattr(args, "func"):
-        rc: int = args.func(args)
-        return rc
     cfg = config or StackConfig()
+    if hasattr(args, "func"):
+        rc: int = args.func(args, cfg)
+        return rc
     client = ApiClient(args.api_url or cfg.url("api"), args.api_key or cfg.admin_api_key, timeout=args.timeout)
     try:
         result: int = args.run(args, cfg, client)

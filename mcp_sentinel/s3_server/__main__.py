@@ -31,7 +31,12 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         "s3 server on %s:%d serving %s (buckets: %s)", settings.host, settings.port, settings.directory,
         ", ".join(store.buckets()) or "none")
     access_log = logging.getLogger("mcp_sentinel.s3_server.access") if settings.access_log else None
-    web.run_app(create_app(store), host=settings.host, port=settings.port, access_log=access_log, print=None,
+    if settings.retention.enabled:
+        log.info("s3 server: tansu retention %s ms / %s bytes per partition, swept every %.0fs (only below every "
+                 "consumer group's committed offset)", settings.retention.retention_ms,
+                 settings.retention.retention_bytes, settings.retention.interval)
+    app = create_app(store, settings.retention, settings.buckets or ("tansu",))
+    web.run_app(app, host=settings.host, port=settings.port, access_log=access_log, print=None,
                 handle_signals=True, shutdown_timeout=2.0)
     return 0
 

@@ -10,17 +10,22 @@ Request signatures are not checked: the server is a local embedded default bound
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from email.utils import formatdate
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
+from xml.sax.saxutils import escape as _esc
 
 from aiohttp import web
 
+from mcp_sentinel.s3_server.retention import RetentionPolicy, SweepResult, sweep
 from mcp_sentinel.s3_server.store import (
     FileStore,
     InvalidKey,
@@ -149,6 +154,11 @@ async def _put_object(request: web.Request, store: FileStore, bucket: str, key: 
     return web.Response(status=200, headers={"ETag": info.etag})
 
 
+def _contents_xml(info: ObjectInfo) -> str:
+    return (f"<Contents><Key>{_esc(info.key)}</Key><LastModified>{_iso(info.mtime_ns)}</LastModified>"
+            f"<ETag>{_esc(info.etag)}</ETag><Size>{info.size}</Size><StorageClass>STANDARD</StorageClass></Contents>")
+
+
 def _list_objects(request: web.Request, store: FileStore, bucket: str) -> web.Response:
     q = request.query
     if q.get("list-type", "2") != "2":
@@ -163,10 +173,18 @@ def _list_objects(request: web.Request, store: FileStore, bucket: str) -> web.Re
         return error_response(400, "InvalidArgument", "max-keys must be an integer")
     after = base64.urlsafe_b64decode(token.encode()).decode() if token else start_after
     contents: list[ObjectInfo] = []
+    rendered: list[str] = []
     prefixes: list[str] = []
     last = ""
     truncated = False
-    for info in store.list(bucket, prefix, after):
+    if not delimiter:  # tansu's listing: entries rendered once and cached (FileStore.list_rendered)
+        for key, xml in store.list_rendered(bucket, prefix, after, _contents_xml):
+            if len(rendered) >= max_keys:
+                truncated = True
+                break
+            rendered.append(xml)
+            last = key
+    for info in store.list(bucket, prefix, after) if delimiter else ():
         if delimiter and delimiter in info.key[len(prefix):]:
             common = info.key[:len(prefix) + info.key[len(prefix):].index(delimiter) + len(delimiter)]
             if prefixes and prefixes[-1] == common:
@@ -182,32 +200,26 @@ def _list_objects(request: web.Request, store: FileStore, bucket: str) -> web.Re
         else:
             prefixes.append(entry_key)
         last = entry_key
-    root = ET.Element("ListBucketResult", xmlns=_NS)
-    _sub(root, "Name", bucket)
-    _sub(root, "Prefix", prefix)
+    # Built as text, not an ElementTree: a full page is 1,000 entries and tansu lists on every fetch.
+    out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{_NS}"><Name>{_esc(bucket)}</Name>'
+           f"<Prefix>{_esc(prefix)}</Prefix>"]
     if delimiter:
-        _sub(root, "Delimiter", delimiter)
-    _sub(root, "MaxKeys", str(max_keys))
-    _sub(root, "KeyCount", str(len(contents) + len(prefixes)))
-    _sub(root, "IsTruncated", "true" if truncated else "false")
+        out.append(f"<Delimiter>{_esc(delimiter)}</Delimiter>")
+    out.append(f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(rendered) + len(contents) + len(prefixes)}</KeyCount>"
+               f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
     if token:
-        _sub(root, "ContinuationToken", token)
+        out.append(f"<ContinuationToken>{_esc(token)}</ContinuationToken>")
     if start_after:
-        _sub(root, "StartAfter", start_after)
+        out.append(f"<StartAfter>{_esc(start_after)}</StartAfter>")
     if truncated:
         # After a common prefix, skip every key under it: resume past the prefix's last possible key.
         resume = last + "\U0010ffff" if last.endswith(delimiter) and delimiter else last
-        _sub(root, "NextContinuationToken", base64.urlsafe_b64encode(resume.encode()).decode())
-    for info in contents:
-        c = _sub(root, "Contents")
-        _sub(c, "Key", info.key)
-        _sub(c, "LastModified", _iso(info.mtime_ns))
-        _sub(c, "ETag", info.etag)
-        _sub(c, "Size", str(info.size))
-        _sub(c, "StorageClass", "STANDARD")
-    for p in prefixes:
-        _sub(_sub(root, "CommonPrefixes"), "Prefix", p)
-    return _xml(root)
+        out.append(f"<NextContinuationToken>{base64.urlsafe_b64encode(resume.encode()).decode()}</NextContinuationToken>")
+    out.extend(rendered)
+    out.extend(_contents_xml(info) for info in contents)
+    out.extend(f"<CommonPrefixes><Prefix>{_esc(p)}</Prefix></CommonPrefixes>" for p in prefixes)
+    out.append("</ListBucketResult>")
+    return web.Response(body="".join(out).encode(), content_type="application/xml")
 
 
 async def _delete_objects(request: web.Request, store: FileStore, bucket: str) -> web.Response:
@@ -289,9 +301,73 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     return _not_implemented(request, "operation not supported")
 
 
-def create_app(store: FileStore) -> web.Application:
+async def _stats(request: web.Request) -> web.Response:
+    """`GET /_sentinel/stats`: per bucket objects, bytes and the most keys one LIST visited; the last sweep.
+
+    `_sentinel` can never be a bucket (S3 names cannot start with `_`), so this cannot shadow data.
+    """
+    store = request.app[_STORE_KEY]
+    janitor = request.app[_JANITOR_KEY]
+    return web.json_response({"buckets": {b: store.stats(b) for b in store.buckets()}, "retention": janitor.report()})
+
+
+class Janitor:
+    """Runs `retention.sweep` every `policy.interval` seconds on the server's loop (so it never races a PUT)."""
+
+    def __init__(self, store: FileStore, policy: RetentionPolicy, buckets: tuple[str, ...]) -> None:
+        self.store, self.policy, self.buckets = store, policy, buckets
+        self.sweeps = 0
+        self.deleted_batches = 0
+        self.deleted_bytes = 0
+        self.last: SweepResult | None = None
+
+    def run_once(self) -> None:
+        for bucket in self.buckets:
+            result = sweep(self.store, bucket, self.policy)
+            self.sweeps += 1
+            self.deleted_batches += result.deleted_batches
+            self.deleted_bytes += result.deleted_bytes
+            self.last = result
+            if result.deleted_batches:
+                log.info("retention: deleted %d batches (%d bytes) in %s; %d past retention held by consumers",
+                         result.deleted_batches, result.deleted_bytes, bucket, result.held_by_consumers)
+
+    async def loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.interval)
+            try:
+                self.run_once()
+            except Exception:  # a sweep must never take the store down; the next one retries
+                log.exception("retention sweep failed")
+
+    def report(self) -> dict[str, object]:
+        last = self.last
+        return {"enabled": self.policy.enabled, "retention_ms": self.policy.retention_ms,
+                "retention_bytes": self.policy.retention_bytes, "sweeps": self.sweeps,
+                "deleted_batches": self.deleted_batches, "deleted_bytes": self.deleted_bytes,
+                "held_by_consumers": last.held_by_consumers if last else 0,
+                "unconsumed_partitions": last.unconsumed_partitions if last else []}
+
+
+_JANITOR_KEY = web.AppKey("janitor", Janitor)
+
+
+def create_app(store: FileStore, retention: RetentionPolicy | None = None,
+               retention_buckets: tuple[str, ...] = ("tansu",)) -> web.Application:
     """The aiohttp application serving `store` (every path and method goes through one dispatcher)."""
     app = web.Application(client_max_size=1 << 30)
     app[_STORE_KEY] = store
+    janitor = app[_JANITOR_KEY] = Janitor(store, retention or RetentionPolicy(), retention_buckets)
+    app.router.add_get("/_sentinel/stats", _stats)
     app.router.add_route("*", "/{tail:.*}", _dispatch)
+
+    async def janitor_task(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(janitor.loop()) if janitor.policy.enabled else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.cleanup_ctx.append(janitor_task)
     return app

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_sentinel.s3_server.retention import RetentionPolicy
+
 
 @dataclass(frozen=True)
 class S3ServerSettings:
@@ -16,11 +18,14 @@ class S3ServerSettings:
     directory: Path = Path("s3")
     buckets: tuple[str, ...] = ()
     access_log: bool = False  # one line per request on stderr: for debugging a client, costly under load
+    retention: RetentionPolicy = RetentionPolicy()  # tansu batches (retention.py); off unless configured
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> S3ServerSettings:
         """`S3_SERVER_LISTEN` (host:port), `S3_SERVER_DIR` (required), `S3_SERVER_BUCKETS` (comma list),
-        `S3_SERVER_ACCESS_LOG` (1/true to log every request).
+        `S3_SERVER_ACCESS_LOG` (1/true to log every request), `S3_SERVER_TANSU_RETENTION_MS` and
+        `S3_SERVER_TANSU_RETENTION_BYTES` (Kafka's retention.ms / retention.bytes per partition, -1 = none,
+        the default), `S3_SERVER_TANSU_RETENTION_INTERVAL` (seconds between sweeps, default 30).
 
         Raises ValueError naming the variable on a malformed or missing value.
         """
@@ -33,4 +38,36 @@ class S3ServerSettings:
             raise ValueError("S3_SERVER_DIR must name the folder that holds the objects")
         buckets = tuple(b.strip() for b in environ.get("S3_SERVER_BUCKETS", "").split(",") if b.strip())
         access_log = environ.get("S3_SERVER_ACCESS_LOG", "").lower() in ("1", "true", "yes")
-        return cls(host=host, port=int(port), directory=Path(directory), buckets=buckets, access_log=access_log)
+        retention = RetentionPolicy(
+            retention_ms=_int(environ, "S3_SERVER_TANSU_RETENTION_MS", -1, minimum=-1),
+            retention_bytes=_int(environ, "S3_SERVER_TANSU_RETENTION_BYTES", -1, minimum=-1),
+            interval=_float(environ, "S3_SERVER_TANSU_RETENTION_INTERVAL", 30.0),
+        )
+        return cls(host=host, port=int(port), directory=Path(directory), buckets=buckets, access_log=access_log,
+                   retention=retention)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 86400:
+        raise ValueError(f"{name} must be between 0 and 86400 seconds, got {raw}")
+    return value

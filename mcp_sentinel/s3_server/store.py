@@ -13,18 +13,26 @@ partition (see docs/decisions.md, "Local broker"):
   event-loop thread, so a precondition check and the rename that follows cannot interleave with
   another request.
 
-ETags are the hex MD5 of the content (as S3 does for single-part uploads), cached per path and
-re-validated against the file's (inode, mtime, size) so listing does not re-read every object.
+ETags are the hex MD5 of the content (as S3 does for single-part uploads).
+
+Listing cost does not grow with the number of stored objects: each bucket keeps an in-memory,
+sorted index of its keys (built by one walk at start-up, then maintained by every put and delete,
+the only writers of the folder). A ListObjectsV2 page is a binary search plus one step per key
+returned, where it used to be an `os.walk` and sort of every key under the prefix plus a `stat`
+each (tansu lists a partition's `records/` on every fetch; with ~3,200 batches that kept this
+process at ~90 % CPU: docs/decisions.md, "Broker store"). The folder must not be changed behind
+a running server's back (a restart re-reads it).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _UPLOADS = ".uploads"  # temporary files, beside (not inside) the buckets so listings never see them
@@ -79,6 +87,68 @@ def _valid_bucket(name: str) -> bool:
     return bool(name) and name[0] not in "._" and all(c.isalnum() or c in "-." for c in name)
 
 
+def _md5_etag(content: bytes) -> str:
+    return f'"{hashlib.md5(content, usedforsecurity=False).hexdigest()}"'
+
+
+@dataclass
+class _Entry:
+    """What the index knows about one object (the ETag is read lazily: start-up reads no content)."""
+
+    size: int
+    mtime_ns: int
+    etag: str | None = None
+    rendered: str | None = None  # the listing entry as the HTTP layer renders it (see `list_rendered`)
+
+
+@dataclass
+class _BucketIndex:
+    """Sorted keys plus their entries. Python orders `str` by code point, which is UTF-8 byte order (S3's)."""
+
+    keys: list[str] = field(default_factory=list)
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    total_bytes: int = 0
+    scanned_max: int = 0
+
+    def add(self, key: str, entry: _Entry) -> None:
+        old = self.entries.get(key)
+        if old is None:
+            bisect.insort(self.keys, key)
+        else:
+            self.total_bytes -= old.size
+        self.entries[key] = entry
+        self.total_bytes += entry.size
+
+    def remove(self, key: str) -> None:
+        old = self.entries.pop(key, None)
+        if old is None:
+            return
+        self.total_bytes -= old.size
+        i = bisect.bisect_left(self.keys, key)
+        del self.keys[i]
+
+    def range(self, prefix: str, start_after: str, *, record: bool = False) -> Iterator[str]:
+        """Keys starting with `prefix` and sorting after `start_after`, in order (O(log n) to the first).
+
+        With `record`, `scanned_max` keeps the most keys one listing visited (a check that the work
+        per LIST request follows the page size, not the number of stored objects).
+        """
+        keys = self.keys
+        i = bisect.bisect_right(keys, start_after) if start_after >= prefix else bisect.bisect_left(keys, prefix)
+        scanned = 0
+        try:
+            while i < len(keys):
+                key = keys[i]
+                scanned += 1
+                if not key.startswith(prefix):
+                    return
+                yield key
+                i += 1
+        finally:
+            if record:
+                self.scanned_max = max(self.scanned_max, scanned)
+
+
 class FileStore:
     """Buckets as folders under `root`; see the module docstring for the guarantees."""
 
@@ -91,9 +161,30 @@ class FileStore:
         for stale in self._uploads.iterdir():
             with contextlib.suppress(OSError):
                 stale.unlink()
-        self._etags: dict[Path, tuple[tuple[int, int, int], str]] = {}
+        self._index: dict[str, _BucketIndex] = {}
+        for existing in self.root.iterdir():
+            if existing.is_dir() and _valid_bucket(existing.name):
+                self._index[existing.name] = self._scan(existing)
         for bucket in buckets:
             self.create_bucket(bucket)
+
+    @staticmethod
+    def _scan(base: Path) -> _BucketIndex:
+        """One walk of a bucket folder at start-up (sizes and mtimes only)."""
+        index = _BucketIndex()
+        pairs: list[tuple[str, _Entry]] = []
+        for dirpath, _dirnames, filenames in os.walk(base):
+            rel = Path(dirpath).relative_to(base).as_posix()
+            rel = "" if rel == "." else rel + "/"
+            for name in filenames:
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(os.path.join(dirpath, name))
+                    pairs.append((rel + name, _Entry(st.st_size, st.st_mtime_ns)))
+        pairs.sort(key=lambda kv: kv[0])
+        index.keys = [k for k, _ in pairs]
+        index.entries = dict(pairs)
+        index.total_bytes = sum(e.size for _, e in pairs)
+        return index
 
     # -- buckets -----------------------------------------------------------------------------
 
@@ -102,68 +193,65 @@ class FileStore:
         if not _valid_bucket(bucket):
             raise InvalidKey(f"invalid bucket name {bucket!r}")
         (self.root / bucket).mkdir(exist_ok=True)
+        self._index.setdefault(bucket, _BucketIndex())
 
     def has_bucket(self, bucket: str) -> bool:
         """True when the bucket exists."""
-        return _valid_bucket(bucket) and (self.root / bucket).is_dir()
+        return bucket in self._index
 
     def buckets(self) -> list[str]:
         """Every bucket, sorted."""
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _valid_bucket(p.name))
+        return sorted(self._index)
 
-    def _bucket_dir(self, bucket: str) -> Path:
-        if not self.has_bucket(bucket):
+    def stats(self, bucket: str) -> dict[str, int]:
+        """Objects and bytes held in a bucket (from the index) and the most keys one listing visited."""
+        index = self._bucket(bucket)
+        return {"objects": len(index.keys), "bytes": index.total_bytes, "list_scanned_max": index.scanned_max}
+
+    def _bucket(self, bucket: str) -> _BucketIndex:
+        index = self._index.get(bucket)
+        if index is None:
             raise NoSuchBucket(f"bucket {bucket!r} does not exist")
-        return self.root / bucket
+        return index
 
     def _path(self, bucket: str, key: str) -> Path:
-        base = self._bucket_dir(bucket)
+        self._bucket(bucket)
         parts = key.split("/")
         if not key or any(p in ("", ".", "..") for p in parts) or "\0" in key:
             raise InvalidKey(f"key {key!r} cannot be stored (empty, '.', '..' or '//' segments)")
-        return base.joinpath(*parts)
+        return self.root.joinpath(bucket, *parts)
 
     # -- objects -----------------------------------------------------------------------------
 
-    def _etag(self, path: Path, st: os.stat_result, content: bytes | None = None) -> str:
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        cached = self._etags.get(path)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        if content is None:
-            content = path.read_bytes()
-        etag = f'"{hashlib.md5(content, usedforsecurity=False).hexdigest()}"'
-        self._etags[path] = (stamp, etag)
-        return etag
+    def _info(self, bucket: str, key: str, entry: _Entry) -> ObjectInfo:
+        if entry.etag is None:
+            try:
+                entry.etag = _md5_etag(self.root.joinpath(bucket, *key.split("/")).read_bytes())
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                raise NoSuchKey(f"no object {key!r}") from None
+        return ObjectInfo(key, entry.size, entry.etag, entry.mtime_ns)
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         """Metadata of one object; raises NoSuchKey."""
-        path = self._path(bucket, key)
-        try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            raise NoSuchKey(f"no object {key!r}") from None
-        if not path.is_file():
+        self._path(bucket, key)  # validates the key
+        entry = self._index[bucket].entries.get(key)
+        if entry is None:
             raise NoSuchKey(f"no object {key!r}")
-        return ObjectInfo(key, st.st_size, self._etag(path, st), st.st_mtime_ns)
+        return self._info(bucket, key, entry)
 
     def get(self, bucket: str, key: str) -> tuple[ObjectInfo, bytes]:
         """Metadata and content of one object, read from one open file (so they always match)."""
         path = self._path(bucket, key)
+        entry = self._index[bucket].entries.get(key)
+        if entry is None:
+            raise NoSuchKey(f"no object {key!r}")
         try:
-            with path.open("rb") as f:
-                st = os.fstat(f.fileno())
-                content = f.read()
+            content = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NoSuchKey(f"no object {key!r}") from None
-        return ObjectInfo(key, len(content), self._etag(path, st, content), st.st_mtime_ns), content
-
-    def _current_etag(self, path: Path) -> str | None:
-        try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return self._etag(path, st) if path.is_file() else None
+        if entry.etag is None:
+            entry.etag = _md5_etag(content)
+        return ObjectInfo(key, len(content), entry.etag, entry.mtime_ns), content
 
     def put(self, bucket: str, key: str, content: bytes, *, if_match: str | None = None,
             if_none_match: str | None = None) -> ObjectInfo:
@@ -173,7 +261,9 @@ class FileStore:
         current object has that ETag (or exists). Raises PreconditionFailed and writes nothing otherwise.
         """
         path = self._path(bucket, key)
-        current = self._current_etag(path)
+        index = self._index[bucket]
+        entry = index.entries.get(key)
+        current = self._info(bucket, key, entry).etag if entry is not None else None
         if if_none_match is not None and current is not None and etag_matches(if_none_match, current):
             raise PreconditionFailed(f"{key!r} already exists (If-None-Match: {if_none_match})")
         if if_match is not None and (current is None or not etag_matches(if_match, current)):
@@ -194,18 +284,19 @@ class FileStore:
                 os.unlink(tmp)
             raise
         st = path.stat()
-        etag = f'"{hashlib.md5(content, usedforsecurity=False).hexdigest()}"'
-        self._etags[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), etag)
+        etag = _md5_etag(content)
+        index.add(key, _Entry(len(content), st.st_mtime_ns, etag))
         return ObjectInfo(key, len(content), etag, st.st_mtime_ns)
 
     def delete(self, bucket: str, key: str) -> None:
         """Remove one object (absent is fine, as in S3) and the folders it leaves empty."""
         path = self._path(bucket, key)
-        try:
-            path.unlink()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        index = self._index[bucket]
+        if key not in index.entries:
             return
-        self._etags.pop(path, None)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            path.unlink()
+        index.remove(key)
         base = self.root / bucket
         parent = path.parent
         while parent != base:
@@ -217,27 +308,44 @@ class FileStore:
 
     def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         """Objects whose key starts with `prefix` and sorts after `start_after`, in key order."""
-        base = self._bucket_dir(bucket)
-        # Walk only the deepest folder the prefix names, not the whole bucket.
-        head, _, _ = prefix.rpartition("/")
-        start = base.joinpath(*head.split("/")) if head else base
-        if head and any(p in ("", ".", "..") for p in head.split("/")):
-            return
-        keys: list[tuple[str, Path]] = []
-        for dirpath, dirnames, filenames in os.walk(start):
-            rel = Path(dirpath).relative_to(base).as_posix()
-            rel = "" if rel == "." else rel + "/"
-            dirnames[:] = [d for d in dirnames if (rel + d + "/").startswith(prefix)
-                           or prefix.startswith(rel + d + "/")]
-            keys.extend((rel + name, Path(dirpath, name)) for name in filenames if (rel + name).startswith(prefix))
-        for key, path in sorted(keys, key=lambda kp: kp[0].encode()):
-            if key.encode() <= start_after.encode():
+        index = self._bucket(bucket)
+        for key in index.range(prefix, start_after, record=True):
+            entry = index.entries.get(key)
+            if entry is not None:
+                with contextlib.suppress(NoSuchKey):  # its file vanished behind the server's back
+                    yield self._info(bucket, key, entry)
+
+    def list_rendered(self, bucket: str, prefix: str, start_after: str,
+                      render: Callable[[ObjectInfo], str]) -> Iterator[tuple[str, str]]:
+        """Like `list`, as (key, render(info)) with the rendering kept on the entry until it changes.
+
+        tansu lists a partition's whole `records/` folder on every fetch and reads one batch per
+        fetch, so the same entries are listed again and again: rendering each once keeps a page
+        a join of cached strings.
+        """
+        index = self._bucket(bucket)
+        for key in index.range(prefix, start_after, record=True):
+            entry = index.entries.get(key)
+            if entry is None:
                 continue
-            try:
-                st = path.stat()
-                yield ObjectInfo(key, st.st_size, self._etag(path, st), st.st_mtime_ns)
-            except FileNotFoundError:
-                continue  # deleted while listing
+            if entry.rendered is None:
+                try:
+                    entry.rendered = render(self._info(bucket, key, entry))
+                except NoSuchKey:  # its file vanished behind the server's back
+                    continue
+            yield key, entry.rendered
+
+    def scan(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, int, int]]:
+        """(key, size, mtime_ns) in key order without reading any content (no ETag)."""
+        index = self._bucket(bucket)
+        for key in index.range(prefix, ""):
+            entry = index.entries.get(key)
+            if entry is not None:
+                yield key, entry.size, entry.mtime_ns
+
+    def keys(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[str]:
+        """Keys only (no ETag read), in key order; for callers that do not need metadata."""
+        return self._bucket(bucket).range(prefix, start_after)
 
 
 _S3RVER_OBJECT = "._S3rver_object"

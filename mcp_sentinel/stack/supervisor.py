@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_sentinel.stack.config import REPO_ROOT, StackConfig
+from mcp_sentinel.stack.shutdown import group_alive
 
 
 class StartError(RuntimeError):
@@ -150,6 +151,17 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
+        # The leader's exit is not the group's: a child (tansu under its gate, a Postgres backend)
+        # may still hold a port. Wait for the whole group, then SIGKILL what is left.
+        deadline = time.monotonic() + running.component.stop_timeout
+        while group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if group_alive(proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
         with contextlib.suppress(FileNotFoundError):
             (self.run_dir / f"{name}.pid").unlink()
 
@@ -171,17 +183,6 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def kill_from_pidfiles(run_dir: Path) -> list[str]:
-    """Stop processes recorded by a supervisor in another process (`sentinel down`)."""
-    stopped = []
-    for pidfile in sorted(run_dir.glob("*.pid")):
-        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-            os.killpg(int(pidfile.read_text().strip()), signal.SIGTERM)
-            stopped.append(pidfile.stem)
-        pidfile.unlink(missing_ok=True)
-    return stopped
 
 
 PYTHON = sys.executable

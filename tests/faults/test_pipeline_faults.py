@@ -105,7 +105,38 @@ def _run(tmp_path: Path, rounds: int, dwell: float, prefix: str, drain_timeout: 
         shutil.rmtree(data, ignore_errors=True)
 
 
+# Issue 17: the long form lost 1,001-2,495 answered calls' rows because the broker store's cost per
+# request grew with the stored batches (an os.walk + sort of every key per LIST; tansu lists a
+# partition's whole records/ folder on every fetch and reads one batch per fetch), until fetches
+# timed out in retries and the dispatcher stalled. The CI form is too short to grow a partition that
+# far, so the store starts with a probe prefix of that many objects (indexed at every start, the
+# kill order restarts it) and the check asserts a LIST page visits the page, not the prefix.
+PROBE_OBJECTS = 20_000
+PROBE_PREFIX = "ci-probe/records/"
+
+
+def _seed_store_probe(data: Path) -> None:
+    folder = data / "s3" / "tansu" / PROBE_PREFIX
+    folder.mkdir(parents=True)
+    for o in range(PROBE_OBJECTS):
+        (folder / f"{o:020d}.batch").write_bytes(b"")
+
+
+def _check_store_cost(cfg: StackConfig) -> None:
+    base = cfg.url("s3")
+    with httpx2.Client(base_url=base, timeout=30) as c:
+        middle = f"{PROBE_PREFIX}{PROBE_OBJECTS // 2:020d}.batch"
+        r = c.get("/tansu", params={"list-type": "2", "prefix": PROBE_PREFIX, "start-after": middle})
+        assert r.status_code == 200 and r.text.count("<Key>") == 1000, r.text[:300]
+        stats = c.get("/_sentinel/stats").json()
+    tansu = stats["buckets"]["tansu"]
+    assert tansu["objects"] >= PROBE_OBJECTS
+    # Every LIST since the store's last start (tansu's included) visited at most a page and one key.
+    assert tansu["list_scanned_max"] <= 1001, tansu
+
+
 def _run_in(data: Path, rounds: int, dwell: float, prefix: str, drain_timeout: float, kill_order: list[str]) -> None:
+    _seed_store_probe(data)
     with pipeline(data, PARTS) as (cfg, sup):
         stream = CallStream(cfg.url("sidecar_a", "/mcp"), prefix, interval=0.04).start()
         try:
@@ -119,6 +150,7 @@ def _run_in(data: Path, rounds: int, dwell: float, prefix: str, drain_timeout: f
             observed = stream.stop()
         assert len(observed) >= 100
         _check(cfg, prefix, observed, drain_timeout)
+        _check_store_cost(cfg)
         # The pipeline still works end to end after all of it.
         with httpx2.Client(timeout=15) as c:
             assert call(c, cfg.url("sidecar_a", "/mcp"), f"{prefix}-final", ALICE, "search").status_code == 200

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
+import itertools
 import socket
 import time
 from pathlib import Path
@@ -16,6 +18,8 @@ from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mcp_sentinel.s3_server.__main__ import main
 from mcp_sentinel.s3_server.settings import S3ServerSettings
@@ -283,3 +287,51 @@ def test_settings_from_env(tmp_path: Path):
                                    "S3_SERVER_BUCKETS": "tansu, b2,", "S3_SERVER_ACCESS_LOG": "1"})
     assert (s.host, s.port, s.directory, s.buckets, s.access_log) == ("127.0.0.1", 19300, tmp_path, ("tansu", "b2"),
                                                                        True)
+
+
+# --- the in-memory index (issue 17: a listing's cost must not grow with the number of objects) ----
+
+
+_KEY = st.lists(st.sampled_from(["a", "b", "ab", "é", "z9", "0"]), min_size=1, max_size=3).map("/".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.booleans(), _KEY), max_size=40),
+       prefix=st.sampled_from(["", "a", "a/", "ab", "b/a", "é", "zz"]),
+       start_after=st.sampled_from(["", "a", "a/b", "b", "é/a", "\U0010ffff"]))
+def test_listing_matches_a_sorted_model_after_any_puts_and_deletes(tmp_path_factory, ops, prefix, start_after):
+    """Against a dict model: same keys, UTF-8 byte order, prefix and start-after honoured, deletes gone."""
+    store = FileStore(tmp_path_factory.mktemp("idx"), ["b"])
+    model: dict[str, bytes] = {}
+    for put, key in ops:
+        if put:
+            with contextlib.suppress(InvalidKey):  # a file/folder clash is refused, as on disk
+                store.put("b", key, key.encode())
+                model[key] = key.encode()
+        else:
+            store.delete("b", key)
+            model.pop(key, None)
+    want = sorted((k for k in model if k.startswith(prefix) and k.encode() > start_after.encode()),
+                  key=lambda k: k.encode())
+    assert [i.key for i in store.list("b", prefix, start_after)] == want
+    # A restart rebuilds the same index from the folder.
+    again = FileStore(store.root, ["b"])
+    assert [(i.key, i.etag) for i in again.list("b", prefix, start_after)] == [
+        (i.key, i.etag) for i in store.list("b", prefix, start_after)]
+
+
+def test_a_listing_page_visits_the_page_not_the_bucket(tmp_path: Path):
+    """20,000 objects under one prefix (a partition's records/): a page of 1,000 visits about 1,000 keys."""
+    root = tmp_path / "data"
+    folder = root / "tansu" / "t" / "records"
+    folder.mkdir(parents=True)
+    for o in range(20_000):
+        (folder / f"{o:020d}.batch").write_bytes(b"x")
+    store = FileStore(root, ["tansu"])
+    assert store.stats("tansu")["objects"] == 20_000
+    page = list(itertools.islice(store.list("tansu", "t/records/", f"t/records/{15_000:020d}.batch"), 1000))
+    assert page[0].key == f"t/records/{15_001:020d}.batch" and len(page) == 1000
+    assert store.stats("tansu")["list_scanned_max"] <= 1001
+    store.delete("tansu", page[0].key)
+    assert store.stats("tansu")["objects"] == 19_999
+    assert next(store.list("tansu", "t/records/", f"t/records/{15_000:020d}.batch")).key == page[1].key

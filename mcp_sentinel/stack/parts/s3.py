@@ -9,12 +9,20 @@ truncated an object before its new body arrived: a tansu killed mid-write left a
 
 from __future__ import annotations
 
+import os
 import sys
 
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.supervisor import Component
 
 BUCKET = "tansu"
+# Kafka's retention.ms / retention.bytes for the local broker, enforced by the store (tansu 0.6 does
+# not) and only below every consumer group's committed offset: see mcp_sentinel/s3_server/retention.py.
+# Short on purpose: tansu reads one batch per fetch and lists the partition's whole records/ folder
+# for each, so every retained batch is paid for on every fetch (docs/decisions.md, "Broker store").
+RETENTION_MS = "30000"  # 30 s of consumed batches kept for a replay
+RETENTION_BYTES = str(64 * 1024 * 1024)  # per partition
+RETENTION_INTERVAL = "2"  # seconds between sweeps
 ACCESS_KEY = "local"  # the server does not check signatures; object_store still wants credentials
 SECRET_KEY = "local"
 
@@ -41,6 +49,9 @@ def components(cfg: StackConfig) -> list[Component]:
                 "S3_SERVER_LISTEN": f"{cfg.host}:{cfg.ports.s3}",
                 "S3_SERVER_DIR": str(directory),
                 "S3_SERVER_BUCKETS": BUCKET,
+                "S3_SERVER_TANSU_RETENTION_MS": os.environ.get("SENTINEL_BROKER_RETENTION_MS", RETENTION_MS),
+                "S3_SERVER_TANSU_RETENTION_BYTES": os.environ.get("SENTINEL_BROKER_RETENTION_BYTES", RETENTION_BYTES),
+                "S3_SERVER_TANSU_RETENTION_INTERVAL": RETENTION_INTERVAL,
             },
             health_port=cfg.ports.s3,
             startup_timeout=30.0,
