@@ -14,9 +14,9 @@ from fastapi import APIRouter, Request
 
 from functions.api.auth import AdminPrincipal, AnyPrincipal, ctx_of
 from functions.api.errors import ApiError, bad_request, forbidden
+from functions.api.redaction import member_usage
 from functions.api.routes.events import MAX_FILTER_LEN, int_param
 from functions.api.routes.governance_scope import check_name, check_team_id, team_namespaces
-from functions.api.routes.redaction import member_usage
 from functions.api.routes.runtime_deps import Events, _kube, kcall, qcall
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.storage.queries import EventQueries, UsageQuery, usage

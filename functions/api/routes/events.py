@@ -15,9 +15,9 @@ from fastapi import APIRouter, Request
 
 from functions.api.auth import AdminPrincipal, AnyPrincipal
 from functions.api.errors import ApiError, bad_request, forbidden
+from functions.api.redaction import EVENT_COLUMNS, redacted_event
 from functions.api.routes.admin import parse_time
 from functions.api.routes.governance_scope import administers, check_name, observes
-from functions.api.routes.redaction import EVENT_COLUMNS, redacted_event
 from functions.api.routes.runtime_deps import Events, kcall, qcall, require_kube
 from mcp_sentinel.storage.queries import FILTER_NAMES, MAX_OFFSET, Cursor, EventFilter, EventPage
 
