@@ -37,7 +37,9 @@ def test_processor_seals_and_redelivery_stays_exact(
     start = datetime.now(UTC) - timedelta(hours=6)
     batch = [_event(f"seal-{uuid.uuid4()}", start + timedelta(minutes=7 * i), i) for i in range(40)]
     body = json.dumps(batch)
-    headers = {"content-type": "application/cloudevents-batch+json"}
+    # The local processor accepts deliveries only with the dispatcher's credential (delivery_auth.py).
+    headers = {"content-type": "application/cloudevents-batch+json",
+               "authorization": f"Bearer {cfg.processor_delivery_token}"}
     with Supervisor(cfg) as sup:
         (comp,) = processor_part.components(cfg)
         # No id memory: every redelivery below reaches the table as a second physical row.

@@ -7,6 +7,7 @@ the raw table only (`use_rollups=False`), with the window's end pinned so both s
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,12 @@ def test_upgrade_backfills_existing_events(clickhouse_url: str) -> None:
         migrate(admin, db, migrations=MIGRATIONS[:1])  # a database from before the rollups
         client = clickhouse_client_from_url(clickhouse_url, db)
         now = _now(client)
+        # The migration seals every hour closed *when it runs*: start clear of an hour boundary so the
+        # hour that is current for `now` is still open then.
+        to_next_hour = 3600 - (now.minute * 60 + now.second)
+        if to_next_hour < 90:
+            time.sleep(to_next_hour + 1)
+            now = _now(client)
         EventWriter(client, db).write(_records(600, now))
         assert migrate(admin, db) == [2]
         assert applied_versions(admin, db) == [1, 2]
