@@ -111,7 +111,8 @@ def _prepare(cfg: StackConfig) -> list[dict[str, Any]]:
     events = _events(datetime.now(UTC))
     for event in events:
         r = httpx.post(cfg.url("processor", "/"), content=json.dumps(event),
-                       headers={"content-type": "application/cloudevents+json"}, timeout=60)
+                       headers={"content-type": "application/cloudevents+json",
+                                "authorization": f"Bearer {cfg.processor_delivery_token}"}, timeout=60)
         assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
     # A team namespace exists in the cluster (provisioning would create it); its server goes through the API.
     from mcp_sentinel.kube.client import load_kube
