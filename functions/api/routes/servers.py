@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field
@@ -63,6 +63,32 @@ class ToolIn(Loose):
     riskLevel: str = Field(default="", max_length=16)
 
 
+# Prompts and resources take the CRD's schema (knative/crds/mcpserver.yaml) with its enums and
+# defaults, published in the OpenAPI document; names are matched exactly by the gateway, so a name
+# padded with whitespace (which no server lists) is refused rather than silently never matching.
+Trust = Literal["low", "medium", "high"]
+Effect = Literal["read", "write", "destructive"]
+EntryName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^\S(?:.*\S)?$")]
+Labels = dict[Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=1024)]]
+
+
+class PromptIn(Loose):
+    """One prompt the server declares (`prompts/get` is decided like a tool call; `read` by default)."""
+
+    name: EntryName
+    description: str = Field(default="", max_length=2000)
+    requiredTrust: Trust = "low"
+    sideEffect: Effect = "read"
+    riskLevel: Trust | None = None
+    labels: Labels = Field(default_factory=dict, max_length=64)
+
+
+class ResourceIn(PromptIn):
+    """One resource the server declares: `uri` is exact or an RFC 6570 template (`resources/read`)."""
+
+    uri: str = Field(default="", max_length=2048)
+
+
 class ServerIn(Loose):
     """An MCPServer to create or update."""
 
@@ -77,6 +103,8 @@ class ServerIn(Loose):
     port: int | None = Field(default=None, ge=1, le=65535)
     replicas: int | None = Field(default=None, ge=0, le=100)
     tools: list[ToolIn] = Field(default_factory=list, max_length=200)
+    prompts: list[PromptIn] = Field(default_factory=list, max_length=200)
+    mcpResources: list[ResourceIn] = Field(default_factory=list, max_length=200)
     auth: dict[str, Any] | None = None
     policy: dict[str, Any] | None = None
     session: dict[str, Any] | None = None
@@ -146,6 +174,18 @@ def _tools(items: list[ToolIn]) -> list[dict[str, Any]]:
             "name": name, "description": t.description, "sideEffect": effect, "riskLevel": risk,
             "requiredTrust": check_trust(t.requiredTrust, f"tools[{i}].requiredTrust") or "low",
         }))
+    return out
+
+
+def _entries(key: str, items: list[PromptIn] | list[ResourceIn]) -> list[dict[str, Any]]:
+    """Declared prompts or resources as the CRD stores them; names are a list-map key (400 on a duplicate)."""
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if item.name in seen:
+            raise bad_request(f"{key}[{i}].name duplicates {item.name}")
+        seen.add(item.name)
+        out.append(compact(item.model_dump(exclude_none=True)))
     return out
 
 
@@ -275,7 +315,9 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
     await _enforce_quota(request, kube, p, replacing=existing is not None)
     spec: dict[str, Any] = compact({
         "image": body.image.strip(), "imageTag": body.imageTag.strip(), "description": body.description,
-        "teamID": team, "tools": _tools(body.tools), "auth": body.auth, "policy": body.policy,
+        "teamID": team, "tools": _tools(body.tools),
+        "prompts": _entries("prompts", body.prompts), "mcpResources": _entries("mcpResources", body.mcpResources),
+        "auth": body.auth, "policy": body.policy,
         "session": body.session, "gateway": body.gateway, "analytics": body.analytics,
     })
     spec["auth"] = published_auth(body.auth, name, spec, ctx_of(request).settings.public_base_url)
