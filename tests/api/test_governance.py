@@ -372,6 +372,16 @@ async def test_servers_accept_declared_prompts_and_resources(gov: Gov) -> None:
     doc = gov.policy_file("inv")
     assert {p["name"]: p["side_effect"] for p in doc["prompts"]} == {"triage": "read", "wipe": "destructive"}
     assert doc["resources"][0]["uri"] == "ledger://{account}/entries"
+    # A redeploy through `/api/deployments` changes the image only: governance is kept.
+    before = gov.kube.kube.servers.get(gov.ns, "inv")["spec"]
+    dep = {"name": "inv", "namespace": gov.ns, "image": "example/inv", "version": "2.0"}
+    r = await c.post("/api/deployments", json=dep, headers=gov.owner)
+    assert r.status_code == 200, r.text
+    after = gov.kube.kube.servers.get(gov.ns, "inv")["spec"]
+    assert (after["image"], after["imageTag"]) == ("example/inv", "2.0")
+    assert {k: v for k, v in after.items() if k not in ("image", "imageTag")} == {
+        k: v for k, v in before.items() if k not in ("image", "imageTag")}
+    assert (await c.post("/api/deployments", json=dep, headers=gov.other)).status_code == 403
     # Replacing without them removes them (the body is the whole spec, like tools).
     r = await c.post("/api/runtime/servers", json={**srv, "update": True, "prompts": []}, headers=gov.owner)
     assert r.status_code == 200 and "prompts" not in r.json()["server"]

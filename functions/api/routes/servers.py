@@ -15,11 +15,12 @@ the probe and answers with the declared inventory only.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from functions.api.agent_tokens import published_auth
 from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
@@ -389,6 +390,11 @@ async def admin_deployments(kube: Kube, _admin: AdminPrincipal) -> dict[str, Any
     return {"deployments": [_deployment(o) for o in await _list_servers(kube, None)]}
 
 
+_KEPT_ON_REDEPLOY = ("description", "teamID", "port", "replicas", "tools", "prompts", "mcpResources", "auth",
+                     "policy", "session", "gateway", "analytics")
+DNS_OK = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
 class DeploymentIn(Loose):
     """Deploy body of the seed's `/api/deployments` (an MCPServer in the caller's namespace)."""
 
@@ -402,11 +408,34 @@ class DeploymentIn(Loose):
 
 @router.post("/api/deployments")
 async def create_deployment(request: Request, body: DeploymentIn, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
-    """Deploy (create or update) an MCP server image: the same rules as `POST /api/runtime/servers`."""
-    server = ServerIn(
-        name=body.name, namespace=body.namespace, image=body.image, imageTag=body.version,
-        port=body.port, replicas=body.replicas, update=True,
-    )  # fmt: skip
+    """Deploy (create or update) an MCP server image: the same rules as `POST /api/runtime/servers`.
+
+    Redeploying an existing server changes only what this body carries (image, version, port,
+    replicas): its declared tools, prompts, resources, auth, gateway and policy are kept, so a
+    redeploy never silently drops governance. Whether the caller may update it is decided by
+    `apply_server` as for any update.
+    """
+    kept: dict[str, Any] = {}
+    name, ns = body.name.strip(), body.namespace.strip()
+    # Only in a namespace the caller writes: others get apply_server's 403, never a hint the server exists.
+    if name and ns and DNS_OK.match(name) and DNS_OK.match(ns) and (p.is_admin or team_for(p, ns) is not None):
+        try:
+            existing = await kcall(kube.servers.get, ns, name)
+        except ApiError as exc:
+            if exc.status not in (403, 404):
+                raise
+        else:
+            spec = existing.get("spec") or {}
+            kept = {k: spec[k] for k in _KEPT_ON_REDEPLOY if spec.get(k) is not None}
+    try:
+        server = ServerIn.model_validate({
+            **kept, "name": body.name, "namespace": body.namespace, "image": body.image, "imageTag": body.version,
+            "port": body.port if body.port is not None else kept.get("port"),
+            "replicas": body.replicas if body.replicas is not None else kept.get("replicas"), "update": True,
+        })  # fmt: skip
+    except ValidationError:
+        raise bad_request(f"MCPServer {ns}/{name} has a spec this route cannot carry over; "
+                          "update it with POST /api/runtime/servers") from None
     applied = await apply_server(request, server, kube, p)
     obj = await kcall(kube.servers.get, applied["server"]["namespace"], applied["server"]["name"])
     return {"deployment": _deployment(obj)}
