@@ -33,6 +33,11 @@ SEGMENT_BYTES = 4 * 1024 * 1024
 _SEG_PREFIX = "seg-"
 _SEG_SUFFIX = ".jsonl"
 
+# 403 answers of ingest that name the events, not the credential: this credential may never write
+# them, so resending is pointless (functions/ingest/app.py). Every other 401/403 is a credential the
+# operator fixes (Secret missing, rotated, unbound): the events are good and must wait for it.
+EVENT_REFUSALS = frozenset({"binding_mismatch", "source_not_allowed"})
+
 
 @dataclass
 class AuditCounters:
@@ -44,6 +49,7 @@ class AuditCounters:
     dropped_full: int = 0
     quarantined: int = 0
     dropped_corrupt: int = 0
+    credential_refused: int = 0  # batches ingest refused for the credential (401, or 403 not about events)
     depth: int = 0
 
 
@@ -352,7 +358,7 @@ class AuditSender:
                 headers["traceparent"] = tp
         try:
             async with session.post(self.url, data=body, headers=headers) as resp:
-                await resp.read()
+                answer = await resp.read()
                 if 200 <= resp.status < 300:
                     self.last_error = ""
                     return "sent"
@@ -361,6 +367,8 @@ class AuditSender:
                     # The batch itself is unacceptable; resending it unchanged would block every later event.
                     log.warning("ingest refused %d audit events with %d", len(lines), resp.status)
                     return "rejected"
+                if resp.status in (401, 403):
+                    return self._refused(resp.status, answer, len(lines))
                 return "retry"
         except aiohttp.ClientConnectorError as exc:  # never reached ingest: an outage, retry the same batch
             self.last_error = f"ingest unreachable: {exc.__class__.__name__}: {exc}"
@@ -379,6 +387,26 @@ class AuditSender:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.last_error = f"ingest unreachable: {exc.__class__.__name__}: {exc}"
             return "retry"
+
+
+    def _refused(self, status: int, body: bytes, count: int) -> str:
+        """401/403: `rejected` when ingest names the events (bisected, then quarantined), else `retry`.
+
+        Anything not a JSON error naming a per-event refusal counts as a credential problem: keeping
+        the events (and alerting) is the fail-safe side, since a quarantined event is never delivered.
+        """
+        error = ""
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            error = str(json.loads(body).get("error", ""))
+        self.last_error = f"ingest answered {status} {error}".rstrip()
+        if status == 403 and error in EVENT_REFUSALS:
+            log.warning("ingest refused %d audit events: %s", count, error)
+            return "rejected"
+        if self.spool.counters.credential_refused == 0 or self.spool.counters.credential_refused % 100 == 0:
+            log.error("ingest refused the audit credential (%s); events stay spooled until it is fixed",
+                      self.last_error)
+        self.spool.counters.credential_refused += 1
+        return "retry"
 
 
 async def sync_loop(spool: AuditSpool, interval: float = 0.2) -> None:

@@ -68,6 +68,11 @@ class _AuditCollector(Collector):
             "Audit events ingest refused one by one, kept in the spool's rejected.jsonl",
             c.quarantined,
         )
+        yield CounterMetricFamily(
+            "mcp_gateway_audit_credential_refused",
+            "Audit batches ingest refused for the gateway's credential (401/403); alert on any increase",
+            c.credential_refused,
+        )
         yield GaugeMetricFamily(
             "mcp_gateway_audit_spool_depth", "Audit events spooled but not yet acknowledged", c.depth
         )

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory
+from functions.api.app import create_app
+from tests.api.conftest import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory, base_settings
 from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
 from tests.fixtures.kube import LocalKube
 
@@ -344,3 +345,85 @@ async def test_deployments_create_list_and_delete(gov: Gov) -> None:
     assert r.status_code == 200 and r.json() == {"success": True, "namespace": gov.ns, "name": "dep"}
     r = await c.delete(f"/api/deployments/{gov.ns}/dep", headers=owner)
     assert r.status_code == 404
+
+
+PROMPTS = [{"name": "triage", "description": "Triage a ticket"}, {"name": "wipe", "sideEffect": "destructive",
+                                                                   "requiredTrust": "high", "riskLevel": "high"}]
+RESOURCES = [{"name": "ledger", "uri": "ledger://{account}/entries", "labels": {"pii": "yes"}}]
+
+
+async def test_servers_accept_declared_prompts_and_resources(gov: Gov) -> None:
+    c = gov.api.client
+    srv = {"name": "inv", "image": "example/inv:1", "tools": TOOLS, "prompts": PROMPTS, "mcpResources": RESOURCES,
+           "gateway": {"enabled": True, "port": 8091}}
+    r = await c.post("/api/runtime/servers", json=srv, headers=gov.owner)
+    assert r.status_code == 200, r.text
+    # The CRD's defaults are filled in (requiredTrust low, sideEffect read), empty fields dropped.
+    assert r.json()["server"]["prompts"] == [
+        {"name": "triage", "description": "Triage a ticket", "requiredTrust": "low", "sideEffect": "read"},
+        {"name": "wipe", "requiredTrust": "high", "sideEffect": "destructive", "riskLevel": "high"},
+    ]
+    assert r.json()["server"]["mcpResources"] == [
+        {"name": "ledger", "uri": "ledger://{account}/entries", "labels": {"pii": "yes"},
+         "requiredTrust": "low", "sideEffect": "read"},
+    ]
+    spec = gov.kube.kube.servers.get(gov.ns, "inv")["spec"]
+    assert [p["name"] for p in spec["prompts"]] == ["triage", "wipe"] and spec["mcpResources"][0]["name"] == "ledger"
+    doc = gov.policy_file("inv")
+    assert {p["name"]: p["side_effect"] for p in doc["prompts"]} == {"triage": "read", "wipe": "destructive"}
+    assert doc["resources"][0]["uri"] == "ledger://{account}/entries"
+    # A redeploy through `/api/deployments` changes the image only: governance is kept.
+    before = gov.kube.kube.servers.get(gov.ns, "inv")["spec"]
+    dep = {"name": "inv", "namespace": gov.ns, "image": "example/inv", "version": "2.0"}
+    r = await c.post("/api/deployments", json=dep, headers=gov.owner)
+    assert r.status_code == 200, r.text
+    after = gov.kube.kube.servers.get(gov.ns, "inv")["spec"]
+    assert (after["image"], after["imageTag"]) == ("example/inv", "2.0")
+    assert {k: v for k, v in after.items() if k not in ("image", "imageTag")} == {
+        k: v for k, v in before.items() if k not in ("image", "imageTag")}
+    assert (await c.post("/api/deployments", json=dep, headers=gov.other)).status_code == 403
+    # Replacing without them removes them (the body is the whole spec, like tools).
+    r = await c.post("/api/runtime/servers", json={**srv, "update": True, "prompts": []}, headers=gov.owner)
+    assert r.status_code == 200 and "prompts" not in r.json()["server"]
+    assert "prompts" not in gov.kube.kube.servers.get(gov.ns, "inv")["spec"]
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"prompts": [{"description": "no name"}]}, "prompts.0.name"),
+        ({"prompts": [{"name": ""}]}, "prompts.0.name"),
+        ({"prompts": [{"name": " padded "}]}, "prompts.0.name"),
+        ({"prompts": [{"name": "p", "requiredTrust": "ultra"}]}, "prompts.0.requiredTrust"),
+        ({"prompts": [{"name": "p", "sideEffect": "launch"}]}, "prompts.0.sideEffect"),
+        ({"prompts": [{"name": "p", "riskLevel": "HIGH"}]}, "prompts.0.riskLevel"),
+        ({"prompts": [{"name": "p"}, {"name": "p"}]}, "prompts[1].name duplicates p"),
+        ({"mcpResources": [{"name": "r", "labels": {"k": 1}}]}, "mcpResources.0.labels"),
+        ({"mcpResources": [{"name": "r", "uri": "x" * 2049}]}, "mcpResources.0.uri"),
+        ({"mcpResources": [{"name": "r"}, {"name": "r", "uri": "a://b"}]}, "mcpResources[1].name duplicates r"),
+        ({"mcpResources": "ledger"}, "mcpResources"),
+    ],
+)
+async def test_servers_refuse_prompts_and_resources_the_crd_refuses(
+    gov: Gov, over: dict[str, Any], message: str
+) -> None:
+    srv = {"name": "bad", "image": "example/bad:1", **over}
+    r = await gov.api.client.post("/api/runtime/servers", json=srv, headers=gov.owner)
+    assert r.status_code == 400, r.text
+    assert message in r.json()["message"]
+    assert gov.kube.kube.servers.list(gov.ns) and all(
+        s["metadata"]["name"] != "bad" for s in gov.kube.kube.servers.list(gov.ns)
+    )  # nothing written
+
+
+def test_openapi_publishes_prompt_and_resource_constraints() -> None:
+    schemas = create_app(base_settings()).openapi()["components"]["schemas"]
+    prompt, resource = schemas["PromptIn"]["properties"], schemas["ResourceIn"]["properties"]
+    assert prompt["requiredTrust"]["enum"] == ["low", "medium", "high"] and prompt["requiredTrust"]["default"] == "low"
+    assert prompt["sideEffect"]["enum"] == ["read", "write", "destructive"]
+    assert prompt["sideEffect"]["default"] == "read"
+    assert prompt["name"]["minLength"] == 1 and prompt["name"]["pattern"]
+    assert resource["uri"]["maxLength"] == 2048 and schemas["ResourceIn"]["required"] == ["name"]
+    server = schemas["ServerIn"]["properties"]
+    assert server["prompts"]["items"]["$ref"].endswith("/PromptIn")
+    assert server["mcpResources"]["items"]["$ref"].endswith("/ResourceIn")

@@ -89,7 +89,9 @@ def tool_call(cfg: StackConfig, tool: str, args: dict[str, Any]) -> str:
 def publish_drifting_server(cfg: StackConfig) -> None:
     """A catalog server on the sample's port declaring a tool the sample lacks (and not the ones it serves)."""
     body = {"name": "drifty", "scope": "public", "image": "example/drifty:1", "port": cfg.ports.sample_mcp,
-            "tools": [{"name": "search", "sideEffect": "read"}, {"name": "ghost_tool", "sideEffect": "read"}]}
+            "tools": [{"name": "search", "sideEffect": "read"}, {"name": "ghost_tool", "sideEffect": "read"}],
+            "prompts": [{"name": "triage", "requiredTrust": "medium"}],
+            "mcpResources": [{"name": "ledger", "uri": "ledger://{account}", "sideEffect": "read"}]}
     r = httpx.post(cfg.url("api", "/api/runtime/servers"), json=body, headers={"x-api-key": cfg.admin_api_key},
                    timeout=60)
     assert r.status_code == 200, r.text
@@ -149,6 +151,9 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             expect(page.get_by_test_id("drift-ok-server-a")).to_have_text("in sync")
             expect(page.get_by_test_id("drift-missing-drifty")).to_have_text("missing: ghost_tool")
             expect(page.get_by_test_id("drift-undeclared-drifty")).to_contain_text("list_documents")
+            drifty = page.locator("[data-server=drifty]")
+            expect(drifty.locator("[data-declared=prompts]")).to_contain_text("triage · read · medium")
+            expect(drifty.locator("[data-declared=resources]")).to_contain_text("ledger · read · low")
             page.locator("[data-server=server-a] summary").click()
             connect = page.get_by_test_id("connect-server-a")
             expect(connect).to_contain_text(f"{base}/server-a/mcp")
@@ -182,8 +187,19 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             form.locator("input[name=humanID]").fill(HUMAN)
             form.locator("input[name=agentID]").fill(AGENT)
             form.locator("textarea[name=toolRules]").fill("search:allow\nread_document:allow:low")
+            form.locator("textarea[name=promptRules]").fill("summarize")  # no decision: refused in the page
             form.get_by_role("button", name="Save grant").click()
-            expect(page.get_by_test_id("grant-table")).to_contain_text("carol-server-a")
+            expect(page.locator("#toast")).to_contain_text('prompt rule line 1 ("summarize")')
+            form.locator("textarea[name=promptRules]").fill("summarize:allow:medium")
+            form.locator("textarea[name=resourceRules]").fill("documents:deny")
+            form.get_by_role("button", name="Save grant").click()
+            grant_row = page.get_by_test_id("grant-table").locator("tr", has_text="carol-server-a")
+            expect(grant_row).to_contain_text("summarize:allow:medium")
+            expect(grant_row).to_contain_text("documents:deny")
+            stored = httpx.get(stack.url("api", "/api/runtime/grants/mcp-servers/carol-server-a"),
+                               headers={"x-api-key": stack.admin_api_key}, timeout=30).json()["grant"]
+            assert stored["promptRules"] == [{"name": "summarize", "decision": "allow", "requiredTrust": "medium"}]
+            assert stored["resourceRules"] == [{"name": "documents", "decision": "deny"}]
             page.locator("summary", has_text="New session").click()
             sform = page.get_by_test_id("session-form")
             sform.locator("input[name=name]").fill(SESSION)

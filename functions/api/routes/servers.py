@@ -15,11 +15,12 @@ the probe and answers with the declared inventory only.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from functions.api.agent_tokens import published_auth
 from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
@@ -63,6 +64,32 @@ class ToolIn(Loose):
     riskLevel: str = Field(default="", max_length=16)
 
 
+# Prompts and resources take the CRD's schema (knative/crds/mcpserver.yaml) with its enums and
+# defaults, published in the OpenAPI document; names are matched exactly by the gateway, so a name
+# padded with whitespace (which no server lists) is refused rather than silently never matching.
+Trust = Literal["low", "medium", "high"]
+Effect = Literal["read", "write", "destructive"]
+EntryName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^\S(?:.*\S)?$")]
+Labels = dict[Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=1024)]]
+
+
+class PromptIn(Loose):
+    """One prompt the server declares (`prompts/get` is decided like a tool call; `read` by default)."""
+
+    name: EntryName
+    description: str = Field(default="", max_length=2000)
+    requiredTrust: Trust = "low"
+    sideEffect: Effect = "read"
+    riskLevel: Trust | None = None
+    labels: Labels = Field(default_factory=dict, max_length=64)
+
+
+class ResourceIn(PromptIn):
+    """One resource the server declares: `uri` is exact or an RFC 6570 template (`resources/read`)."""
+
+    uri: str = Field(default="", max_length=2048)
+
+
 class ServerIn(Loose):
     """An MCPServer to create or update."""
 
@@ -77,6 +104,8 @@ class ServerIn(Loose):
     port: int | None = Field(default=None, ge=1, le=65535)
     replicas: int | None = Field(default=None, ge=0, le=100)
     tools: list[ToolIn] = Field(default_factory=list, max_length=200)
+    prompts: list[PromptIn] = Field(default_factory=list, max_length=200)
+    mcpResources: list[ResourceIn] = Field(default_factory=list, max_length=200)
     auth: dict[str, Any] | None = None
     policy: dict[str, Any] | None = None
     session: dict[str, Any] | None = None
@@ -146,6 +175,18 @@ def _tools(items: list[ToolIn]) -> list[dict[str, Any]]:
             "name": name, "description": t.description, "sideEffect": effect, "riskLevel": risk,
             "requiredTrust": check_trust(t.requiredTrust, f"tools[{i}].requiredTrust") or "low",
         }))
+    return out
+
+
+def _entries(key: str, items: list[PromptIn] | list[ResourceIn]) -> list[dict[str, Any]]:
+    """Declared prompts or resources as the CRD stores them; names are a list-map key (400 on a duplicate)."""
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if item.name in seen:
+            raise bad_request(f"{key}[{i}].name duplicates {item.name}")
+        seen.add(item.name)
+        out.append(compact(item.model_dump(exclude_none=True)))
     return out
 
 
@@ -275,7 +316,9 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
     await _enforce_quota(request, kube, p, replacing=existing is not None)
     spec: dict[str, Any] = compact({
         "image": body.image.strip(), "imageTag": body.imageTag.strip(), "description": body.description,
-        "teamID": team, "tools": _tools(body.tools), "auth": body.auth, "policy": body.policy,
+        "teamID": team, "tools": _tools(body.tools),
+        "prompts": _entries("prompts", body.prompts), "mcpResources": _entries("mcpResources", body.mcpResources),
+        "auth": body.auth, "policy": body.policy,
         "session": body.session, "gateway": body.gateway, "analytics": body.analytics,
     })
     spec["auth"] = published_auth(body.auth, name, spec, ctx_of(request).settings.public_base_url)
@@ -347,6 +390,11 @@ async def admin_deployments(kube: Kube, _admin: AdminPrincipal) -> dict[str, Any
     return {"deployments": [_deployment(o) for o in await _list_servers(kube, None)]}
 
 
+_KEPT_ON_REDEPLOY = ("description", "teamID", "port", "replicas", "tools", "prompts", "mcpResources", "auth",
+                     "policy", "session", "gateway", "analytics")
+DNS_OK = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
 class DeploymentIn(Loose):
     """Deploy body of the seed's `/api/deployments` (an MCPServer in the caller's namespace)."""
 
@@ -360,11 +408,34 @@ class DeploymentIn(Loose):
 
 @router.post("/api/deployments")
 async def create_deployment(request: Request, body: DeploymentIn, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
-    """Deploy (create or update) an MCP server image: the same rules as `POST /api/runtime/servers`."""
-    server = ServerIn(
-        name=body.name, namespace=body.namespace, image=body.image, imageTag=body.version,
-        port=body.port, replicas=body.replicas, update=True,
-    )  # fmt: skip
+    """Deploy (create or update) an MCP server image: the same rules as `POST /api/runtime/servers`.
+
+    Redeploying an existing server changes only what this body carries (image, version, port,
+    replicas): its declared tools, prompts, resources, auth, gateway and policy are kept, so a
+    redeploy never silently drops governance. Whether the caller may update it is decided by
+    `apply_server` as for any update.
+    """
+    kept: dict[str, Any] = {}
+    name, ns = body.name.strip(), body.namespace.strip()
+    # Only in a namespace the caller writes: others get apply_server's 403, never a hint the server exists.
+    if name and ns and DNS_OK.match(name) and DNS_OK.match(ns) and (p.is_admin or team_for(p, ns) is not None):
+        try:
+            existing = await kcall(kube.servers.get, ns, name)
+        except ApiError as exc:
+            if exc.status not in (403, 404):
+                raise
+        else:
+            spec = existing.get("spec") or {}
+            kept = {k: spec[k] for k in _KEPT_ON_REDEPLOY if spec.get(k) is not None}
+    try:
+        server = ServerIn.model_validate({
+            **kept, "name": body.name, "namespace": body.namespace, "image": body.image, "imageTag": body.version,
+            "port": body.port if body.port is not None else kept.get("port"),
+            "replicas": body.replicas if body.replicas is not None else kept.get("replicas"), "update": True,
+        })  # fmt: skip
+    except ValidationError:
+        raise bad_request(f"MCPServer {ns}/{name} has a spec this route cannot carry over; "
+                          "update it with POST /api/runtime/servers") from None
     applied = await apply_server(request, server, kube, p)
     obj = await kcall(kube.servers.get, applied["server"]["namespace"], applied["server"]["name"])
     return {"deployment": _deployment(obj)}

@@ -5,18 +5,28 @@ import { h, mount, table, badge, decisionBadge, filterBox, toast, when } from ".
 const TRUST = ["low", "medium", "high"];
 const EFFECTS = ["read", "write", "destructive"];
 
-// One rule per line: `tool:allow`, `tool:deny` or `tool:allow:trust`.
-export function parseToolRules(text) {
+// One rule per line: `name:allow`, `name:deny` or `name:allow:trust` (tools, prompts and resources alike).
+export function parseRules(text, kind = "tool") {
   const rules = [];
   text.split(/\n/).map((l) => l.trim()).filter(Boolean).forEach((line, i) => {
     const [name, decision, trust, extra] = line.split(":").map((p) => p.trim());
     if (!name || !["allow", "deny"].includes(decision) || extra !== undefined || (trust && !TRUST.includes(trust))) {
-      throw new Error(`tool rule line ${i + 1} ("${line}") must be tool:allow, tool:deny or tool:allow:low|medium|high`);
+      throw new Error(`${kind} rule line ${i + 1} ("${line}") must be ${kind}:allow, ${kind}:deny or ${kind}:allow:low|medium|high`);
     }
     rules.push(trust ? { name, decision, requiredTrust: trust } : { name, decision });
   });
   return rules;
 }
+
+export const parseToolRules = (text) => parseRules(text, "tool");
+
+// The grant fields holding rules, how the form labels them and what a rule names.
+const RULE_KINDS = [
+  { key: "toolRules", kind: "tool", label: "Tool rules", example: "search:allow\nread_document:allow:low" },
+  { key: "promptRules", kind: "prompt", label: "Prompt rules", example: "triage:allow\nsummarize:allow:medium" },
+  { key: "resourceRules", kind: "resource", label: "Resource rules", example: "ledger:allow\nsecrets:deny" },
+];
+const rulesText = (rules) => (rules || []).map((r) => [r.name, r.decision, r.requiredTrust].filter(Boolean).join(":")).join(" ") || "–";
 
 const subjectText = (s = {}) => [s.humanID && `human ${s.humanID}`, s.agentID && `agent ${s.agentID}`, s.teamID && `team ${s.teamID}`]
   .filter(Boolean).join(", ") || "–";
@@ -34,12 +44,14 @@ function grantForm(ns, servers, done) {
   const form = h("form", { class: "inline", "data-testid": "grant-form", onsubmit: async (ev) => {
     ev.preventDefault();
     const d = new FormData(form);
-    let toolRules;
-    try { toolRules = parseToolRules(String(d.get("toolRules") || "")); } catch (err) { toast(err.message, true); return; }
+    const rules = {};
+    try {
+      for (const r of RULE_KINDS) rules[r.key] = parseRules(String(d.get(r.key) || ""), r.kind);
+    } catch (err) { toast(err.message, true); return; }
     const body = {
       name: d.get("name"), namespace: ns, serverRef: { name: d.get("server"), namespace: ns },
       subject: { humanID: d.get("humanID"), agentID: d.get("agentID"), teamID: d.get("teamID") },
-      maxTrust: d.get("maxTrust"), allowedSideEffects: EFFECTS.filter((e) => d.get(`se-${e}`)), toolRules,
+      maxTrust: d.get("maxTrust"), allowedSideEffects: EFFECTS.filter((e) => d.get(`se-${e}`)), ...rules,
       policyVersion: (window.MCP_DEFAULTS || {}).policyVersion || "v1",
     };
     await act(() => api.post("/runtime/grants", body), done, `Grant ${body.name} saved`);
@@ -50,8 +62,8 @@ function grantForm(ns, servers, done) {
   h("label", {}, "Agent ID", h("input", { name: "agentID", placeholder: "workspace-agent" })),
   h("label", {}, "Team ID", h("input", { name: "teamID" })),
   h("label", {}, "Max trust", select("maxTrust", TRUST, "medium")),
-  h("label", {}, "Tool rules (one per line: tool:allow or tool:allow:trust)",
-    h("textarea", { name: "toolRules", placeholder: "search:allow\nread_document:allow:low" })),
+  RULE_KINDS.map((r) => h("label", {}, `${r.label} (one per line: ${r.kind}:allow or ${r.kind}:allow:trust)`,
+    h("textarea", { name: r.key, placeholder: r.example }))),
   h("div", {}, h("div", { class: "checks" }, "Side effects:", EFFECTS.map((e) =>
     h("label", {}, h("input", { type: "checkbox", name: `se-${e}`, checked: e === "read" }), e))),
   h("button", { type: "submit" }, "Save grant")));
@@ -112,8 +124,10 @@ export async function render(root, { isAdmin }) {
   const auditTable = table([
     { label: "Time", value: (e) => when(e.timestamp || e.time) },
     { label: "Human", value: (e) => e.human_id || "–" }, { label: "Agent", value: (e) => e.agent_id || "–" },
-    // Non-tool calls (initialize, tools/list) carry no tool name: show their JSON-RPC method.
-    { label: "MCP action", value: (e) => `${e.server || ""} ${e.tool_name || e.rpc_method || e.event_type || ""}`.trim() },
+    // Non-tool calls (initialize, tools/list) carry no tool name: show their JSON-RPC method. A GET
+    // stream or a DELETE carries no JSON-RPC message at all (audited since issue 13): say so, rather
+    // than the event type every row shares.
+    { label: "MCP action", value: (e) => `${e.server || ""} ${e.tool_name || e.rpc_method || "HTTP (no JSON-RPC message)"}`.trim() },
     { label: "Decision", value: (e) => decisionBadge(e.decision) },
     { label: "Policy", value: (e) => e.reason || e.policy_version || "–" },
   ], decisions, { empty: "No decisions recorded yet.", testid: "decision-table" });
@@ -122,7 +136,7 @@ export async function render(root, { isAdmin }) {
     { label: "Name", value: (g) => g.name }, { label: "Server", value: (g) => g.serverRef.name },
     { label: "Subject", value: (g) => subjectText(g.subject) }, { label: "Max trust", value: (g) => g.maxTrust },
     { label: "Side effects", value: (g) => (g.allowedSideEffects || []).join(", ") },
-    { label: "Tool rules", value: (g) => (g.toolRules || []).map((r) => [r.name, r.decision, r.requiredTrust].filter(Boolean).join(":")).join(" ") || "–" },
+    ...RULE_KINDS.map((r) => ({ label: r.label, value: (g) => rulesText(g[r.key]) })),
     { label: "State", value: (g) => (g.disabled ? badge("disabled", "bad") : badge("enabled", "ok")) },
     { label: "", value: (g) => h("button", { class: g.disabled ? "secondary" : "danger", "data-action": g.disabled ? "enable" : "disable",
       onclick: () => act(() => api.patch(path("grants", g), { disabled: !g.disabled }), done,

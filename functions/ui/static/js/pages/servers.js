@@ -86,6 +86,14 @@ function liveInventory(server) {
     live.resources.length ? h("p", {}, h("strong", {}, `${live.resources.length} resources: `), names(live.resources)) : null);
 }
 
+// Declared prompts or resources (governed like tools: prompts/get and resources/read need a grant rule).
+function declared(what, items) {
+  if (!items || !items.length) return null;
+  return h("p", { "data-declared": what }, h("strong", {}, `Declared: ${items.length} ${what}: `),
+    spaced(items.map((x) => h("span", { class: "badge", title: [x.uri, x.description].filter(Boolean).join(" — ") },
+      `${x.name} · ${x.sideEffect || "read"} · ${x.requiredTrust || "low"}`))));
+}
+
 function serverCard(server, principal) {
   const tools = server.tools || [];
   const missing = new Set((server.inventoryDrift || {}).missing || []);
@@ -98,6 +106,7 @@ function serverCard(server, principal) {
       spaced(tools.map((t) => h("span", { class: missing.has(t.name) ? "badge bad" : "badge",
         title: missing.has(t.name) ? "Declared but not served" : t.description || "" },
       `${t.name} · ${t.sideEffect || t.side_effect || "?"} · ${t.requiredTrust || t.required_trust || "low"}`)))),
+    declared("prompts", server.prompts), declared("resources", server.mcpResources),
     liveInventory(server),
     h("details", {}, h("summary", {}, "Connect"), connectPanel(server, principal)));
 }
