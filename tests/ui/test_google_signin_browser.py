@@ -12,7 +12,6 @@ Google client id as the audience, as Google's tokens have.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import socket
 import tempfile
@@ -216,8 +215,8 @@ def test_google_button_signs_in_through_the_api(gstack: GoogleStack, browser: An
         assert page.evaluate("window.__gsiButton.text") == "signin_with"
         # The CSP admitted Google's stylesheet and button iframe (and nothing inline was needed).
         expect(button).to_have_css("outline-color", "rgb(1, 2, 3)")
-        frame = page.frame(url=re.compile(r"^https://accounts\.google\.com/gsi/button"))
-        assert frame is not None
+        # A frame locator waits for the iframe to attach and load (page.frame() raced its navigation).
+        frame = page.frame_locator('iframe[src^="https://accounts.google.com/gsi/button"]')
         expect(frame.locator("p")).to_have_text("stand-in button frame")
 
         with page.expect_response(lambda r: r.url.endswith("/auth/login")) as login:
