@@ -114,7 +114,7 @@ def _target(msg: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 @given(req=requests())
 def test_no_denied_call_reaches_the_upstream_and_each_forwarded_call_is_audited_once(
