@@ -130,7 +130,8 @@ async def issue(request: Request, body: AgentTokenIn, kube: Kube, p: UserPrincip
     return {
         "access_token": token,
         "token_type": "Bearer",
-        "expires_in": max(0, exp - int(now)),
+        # Counted from after minting: `now` (before it) can be a second older than the token's iat.
+        "expires_in": max(0, exp - int(time.time())),
         "expires_at": datetime.fromtimestamp(exp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "resource": resource,
         "server": {"namespace": server_ns, "name": server_name},
