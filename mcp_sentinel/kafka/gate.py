@@ -19,6 +19,7 @@ Run: `python -m mcp_sentinel.kafka.gate` with the environment described in `Gate
 
 from __future__ import annotations
 
+from mcp_sentinel.stack.config import free_port
 import asyncio
 import contextlib
 import ctypes
@@ -158,11 +159,6 @@ class Gate:
         transport.resume_reading()
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
 
 def _die_with_parent() -> None:
     # preexec in the tansu child: if the launcher is SIGKILLed, tansu must not outlive it holding the data.
@@ -191,7 +187,7 @@ def warm_up(settings: GateSettings, stop: threading.Event) -> int | None:
 async def run(settings: GateSettings) -> int:
     """Serve the gate around one tansu process; returns tansu's exit code."""
     loop = asyncio.get_running_loop()
-    internal = _free_port(settings.host)
+    internal = free_port(settings.host)
     gate = Gate(settings.host, internal)
     server = await loop.create_server(gate.protocol, settings.host, settings.port, reuse_address=True)
     tansu = settings.tansu or str(tansu_binary())

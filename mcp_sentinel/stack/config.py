@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,17 +56,45 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         """A port map of currently free loopback ports (for tests running beside a live stack)."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        socks = []
-        try:
-            for _ in names:
-                s = socket.socket()
-                s.bind(("127.0.0.1", 0))
-                socks.append(s)
-            return cls(**{n: s.getsockname()[1] for n, s in zip(names, socks, strict=True)})
-        finally:
-            for s in socks:
-                s.close()
+        return cls(**{f.name: free_port() for f in dataclasses.fields(cls)})
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PICKED: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port that is free now and that the kernel will not hand out on its own.
+
+    A port from `bind(0)` lies in the ephemeral range, which the kernel also uses for the source
+    port of every outgoing connection: between closing the probe socket and the component binding
+    it, a client anywhere on the machine can take it (CI saw Postgres fail with "Address already
+    in use" that way). Ports below the ephemeral range are only ever taken by an explicit bind, so
+    picking one at random there (and never twice in this process) cannot race the kernel.
+    """
+    low, high = 20000, _ephemeral_low() - 1
+    defaults = {f.default for f in dataclasses.fields(Ports)}
+    if high - low > 1000:
+        for _ in range(500):
+            port = random.randint(low, high)  # noqa: S311 - a port pick, not a secret
+            if port in _PICKED or port in defaults:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _PICKED.add(port)
+            return port
+    with socket.socket() as s:  # a machine whose ephemeral range starts low: the kernel's pick
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

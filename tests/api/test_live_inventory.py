@@ -26,7 +26,7 @@ from functions.api.inventory import DEFAULT_URL_TEMPLATE, DISABLED, NOT_MCP, PEN
 from functions.api.settings import ApiSettings
 from mcp_sentinel.kube.resources import API_VERSION, MCP_SERVER
 from mcp_sentinel.kube.seed import TOOLS as SEED_TOOLS
-from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.config import Ports, StackConfig, free_port
 from mcp_sentinel.stack.parts import api as api_part
 from mcp_sentinel.stack.parts import sample_mcp
 from mcp_sentinel.stack.parts import sidecars as sidecars_part
@@ -42,12 +42,6 @@ LOCAL = "http://127.0.0.1:{port}{path}"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SAMPLE_TOOLS = sorted(t["name"] for t in SEED_TOOLS)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

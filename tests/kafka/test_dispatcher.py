@@ -17,18 +17,13 @@ from mcp_sentinel.cloudevents_codec import decode_batch, decode_http, to_kafka_b
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
 from mcp_sentinel.kafka_source.settings import DispatcherSettings, SettingsError, parse_iso8601_duration
-from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.config import StackConfig, free_port
 from mcp_sentinel.stack.parts import dispatcher as dispatcher_part
 from mcp_sentinel.stack.supervisor import PYTHON, Component, http_ok
 from tests.fixtures.kafka import KafkaStack, read_topic
 
 SINK = Path(__file__).with_name("sink_server.py")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Pipeline:

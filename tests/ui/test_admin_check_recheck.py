@@ -16,20 +16,13 @@ import httpx
 import psycopg
 from starlette.testclient import TestClient
 
-from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.config import StackConfig, free_port
 from mcp_sentinel.stack.parts.postgres import postgres_dsn
 from tests.ui.conftest import login
 
 PASSWORD = "admin-password-1234"
 MakeClient = Callable[..., TestClient]
 
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def _new_admin(backend: StackConfig) -> tuple[str, str]:
@@ -72,7 +65,7 @@ def test_admin_check_fails_closed_when_the_api_does_not_answer(make_client: Make
     assert c.get("/auth/admin-check").status_code == 204
     # Point the same UI at a port nothing listens on: the cached admin role alone must not open the door.
     ctx = c.app.state.ctx  # type: ignore[attr-defined]
-    ctx.settings = replace(ctx.settings, api_upstream=f"http://127.0.0.1:{_closed_port()}")
+    ctx.settings = replace(ctx.settings, api_upstream=f"http://127.0.0.1:{free_port()}")
     r = c.get("/auth/admin-check")
     assert r.status_code == 503, r.text
     assert r.json()["error"] == "admin_check_unavailable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mcp_sentinel.stack.config import free_port
 import socket
 
 from functions.ui.ratelimit import client_address
@@ -202,16 +203,9 @@ def test_admin_check(make_client, backend):
     assert b.get("/auth/admin-check").status_code == 204
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
 
 def test_api_unreachable_is_502(make_client):
-    c = make_client(api_upstream=f"http://127.0.0.1:{_closed_port()}")
+    c = make_client(api_upstream=f"http://127.0.0.1:{free_port()}")
     resp = c.get("/api/auth/me")
     assert resp.status_code == 502 and resp.json()["error"] == "api_unavailable"
     login_resp = c.post("/auth/login", json={"email": USER[0], "password": USER[1]})

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.config import Ports, StackConfig, free_port
 from mcp_sentinel.stack.parts import api, postgres, ui
 from mcp_sentinel.stack.supervisor import Component, Supervisor
 from tests.fixtures.oidc import Issuer
@@ -91,11 +91,6 @@ class GoogleStack:
     untrusted: Issuer
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def _ui(cfg: StackConfig, name: str, port: int, **env: str) -> Component:
     (comp,) = ui.components(cfg)
@@ -115,7 +110,7 @@ def gstack() -> Iterator[GoogleStack]:
     cfg = StackConfig(data_dir=data, ports=Ports.free())
     (api_comp,) = api.components(cfg)
     api_comp = replace(api_comp, env={**api_comp.env, "OIDC_ISSUER": trusted.url, "OIDC_AUDIENCE": CLIENT_ID})
-    plain_port = _free_port()
+    plain_port = free_port()
     try:
         with Supervisor(cfg) as sup:
             sup.start_all([

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.config import StackConfig
+from mcp_sentinel.stack.config import StackConfig, free_port
 from mcp_sentinel.stack.parts import api
 from mcp_sentinel.stack.supervisor import Supervisor
 from tests.fixtures.oidc import Issuer
@@ -22,18 +22,13 @@ from tests.fixtures.oidc import Issuer
 AUDIENCE = "sentinel-ui-oidc-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def oidc_api(backend: StackConfig) -> Iterator[tuple[str, Issuer]]:
     """A second API process on the backend's Postgres that trusts a local issuer."""
     idp = Issuer(audience=AUDIENCE)
     (comp,) = api.components(backend)
-    port, metrics = _free_port(), _free_port()
+    port, metrics = free_port(), free_port()
     comp = replace(
         comp,
         name="api-oidc",
