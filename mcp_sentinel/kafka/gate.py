@@ -19,7 +19,6 @@ Run: `python -m mcp_sentinel.kafka.gate` with the environment described in `Gate
 
 from __future__ import annotations
 
-from mcp_sentinel.stack.config import free_port
 import asyncio
 import contextlib
 import ctypes
@@ -34,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC, DEFAULT_PARTITIONS, DEFAULT_TOPIC, tansu_binary
+from mcp_sentinel.stack.config import free_port
 
 log = logging.getLogger("mcp_sentinel.kafka.gate")
 

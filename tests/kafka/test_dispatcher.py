@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import socket
 import time
 import uuid
 from pathlib import Path
