@@ -18,8 +18,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config import incluster_config
 
+from localstack.config import REPO_ROOT
 from mcp_sentinel.kube.errors import AlreadyExists, KubeError, NotFound, Unavailable, translate
-from mcp_sentinel.stack.config import REPO_ROOT
 
 CRD_DIR = REPO_ROOT / "knative" / "crds"
 

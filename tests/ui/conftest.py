@@ -14,9 +14,9 @@ from starlette.testclient import TestClient
 
 from functions.ui.app import create_app
 from functions.ui.settings import UiSettings
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import api, postgres
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import api, postgres
+from localstack.supervisor import Supervisor
 
 USER = ("test@mcpruntime.org", "test@123")
 ADMIN = ("admin@mcpruntime.org", "admin@123")

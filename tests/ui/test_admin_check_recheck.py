@@ -15,8 +15,8 @@ import httpx
 import psycopg
 from starlette.testclient import TestClient
 
-from mcp_sentinel.stack.config import StackConfig, free_port
-from mcp_sentinel.stack.parts.postgres import postgres_dsn
+from localstack.config import StackConfig, free_port
+from localstack.parts.postgres import postgres_dsn
 from tests.ui.conftest import login
 
 PASSWORD = "admin-password-1234"

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
-from mcp_sentinel.stack.control import serve_pending
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.components import local_stack
+from localstack.config import REPO_ROOT, Ports, StackConfig
+from localstack.control import serve_pending
+from localstack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
 from tests.ui.conftest import ADMIN, USER
 

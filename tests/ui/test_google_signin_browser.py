@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from mcp_sentinel.stack.config import Ports, StackConfig, free_port
-from mcp_sentinel.stack.parts import api, postgres, ui
-from mcp_sentinel.stack.supervisor import Component, Supervisor
+from localstack.config import Ports, StackConfig, free_port
+from localstack.parts import api, postgres, ui
+from localstack.supervisor import Component, Supervisor
 from tests.fixtures.oidc import Issuer
 from tests.ui.conftest import USER
 from tests.ui.test_browser import ARGS, CHROMIUM
