@@ -18,10 +18,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config import incluster_config
 
-from localstack.config import REPO_ROOT
 from mcp_sentinel.kube.errors import AlreadyExists, KubeError, NotFound, Unavailable, translate
 
-CRD_DIR = REPO_ROOT / "knative" / "crds"
+# The CRDs are manifests of the repository (knative/crds), applied from a checkout by an installer.
+CRD_DIR = Path(__file__).resolve().parents[2] / "knative" / "crds"
 
 
 def load_kube(environ: Mapping[str, str]) -> k8s.ApiClient:
