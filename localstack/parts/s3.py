@@ -4,7 +4,7 @@ It exists so the local Kafka broker (tansu) keeps topics, messages and committed
 restarts. It replaced npm s3rver 3.7.1, which ignored `If-Match`/`If-None-Match` on PUT and
 truncated an object before its new body arrived: a tansu killed mid-write left an empty
 `watermark.json`, and a first write after a restart silently replaced stored records
-(docs/decisions.md, "Local broker"). Objects are plain files `<data>/s3/<bucket>/<key>`.
+(docs/decisions/localstack.md, "Local broker"). Objects are plain files `<data>/s3/<bucket>/<key>`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ BUCKET = "tansu"
 # Kafka's retention.ms / retention.bytes for the local broker, enforced by the store (tansu 0.6 does
 # not) and only below every consumer group's committed offset: see localstack/s3_server/retention.py.
 # Short on purpose: tansu reads one batch per fetch and lists the partition's whole records/ folder
-# for each, so every retained batch is paid for on every fetch (docs/decisions.md, "Broker store").
+# for each, so every retained batch is paid for on every fetch (docs/decisions/localstack.md, "Broker store").
 RETENTION_MS = "30000"  # 30 s of consumed batches kept for a replay
 RETENTION_BYTES = str(64 * 1024 * 1024)  # per partition
 RETENTION_INTERVAL = "2"  # seconds between sweeps

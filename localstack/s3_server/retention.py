@@ -2,7 +2,7 @@
 
 tansu 0.6 on S3 storage never deletes anything: it does not apply `retention.ms`/`retention.bytes`
 (topic configs are accepted and ignored) and answers the DeleteRecords API by dropping the
-connection (both checked against the shipped binary; docs/decisions.md, "Broker store"). Its data
+connection (both checked against the shipped binary; docs/decisions/localstack.md, "Broker store"). Its data
 would grow forever, and so would the cost of every fetch: tansu lists a partition's whole
 `records/` folder on each one. So the store enforces retention itself, the way a Kafka operator
 configures it - `retention.ms` (age) and `retention.bytes` (per partition) - with one guard Kafka

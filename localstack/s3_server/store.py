@@ -2,7 +2,7 @@
 
 Each object is a plain file `<root>/<bucket>/<key>` (keys with `/` become folders), so the data
 folder stays inspectable. What s3rver 3.7.1 lacked, and tansu 0.6 needs to never overwrite a
-partition (see docs/decisions.md, "Local broker"):
+partition (see docs/decisions/localstack.md, "Local broker"):
 
 * conditional writes: `If-None-Match: *` fails when the key exists, `If-Match: <etag>` fails
   unless the current object has that ETag (both as PreconditionFailed, i.e. HTTP 412);
@@ -20,7 +20,7 @@ sorted index of its keys (built by one walk at start-up, then maintained by ever
 the only writers of the folder). A ListObjectsV2 page is a binary search plus one step per key
 returned, where it used to be an `os.walk` and sort of every key under the prefix plus a `stat`
 each (tansu lists a partition's `records/` on every fetch; with ~3,200 batches that kept this
-process at ~90 % CPU: docs/decisions.md, "Broker store"). The folder must not be changed behind
+process at ~90 % CPU: docs/decisions/localstack.md, "Broker store"). The folder must not be changed behind
 a running server's back (a restart re-reads it).
 """
 

@@ -38,7 +38,7 @@ PARTS = PIPELINE | {"postgres", "kube", "temporal", "api"}
 # and truncated an object before the new body arrived, so a tansu killed mid-write left an empty
 # watermark (the partition unreadable, the broker never healthy again) and a first produce after a
 # restart rewrote a partition from offset 0. `localstack.s3_server` honours the conditions and
-# writes atomically (docs/decisions.md, "Local broker durability"); the store itself (`s3`) is killed
+# writes atomically (docs/decisions/localstack.md, "Local broker durability"); the store itself (`s3`) is killed
 # too (tansu's writes fail while it is down and are not acknowledged). While the broker is down the
 # dispatcher retries its poll, so the broker is killed after the dispatcher's own restart; the
 # broker-only form below kills the broker and its store alone.

@@ -1,4 +1,4 @@
-"""What the audit sender does when ingest refuses (decisions.md "Audit sender refusals").
+"""What the audit sender does when ingest refuses (docs/decisions/audit-pipeline.md "Audit sender refusals").
 
 Against a real `python -m functions.ingest` process on a real tansu broker: a 403 naming the events
 (`binding_mismatch`) can never succeed, so those events are isolated by bisection and kept in the
