@@ -8,7 +8,6 @@ has no role-change route), the disabling goes through the API's own admin route.
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import replace
 

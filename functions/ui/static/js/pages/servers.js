@@ -1,52 +1,14 @@
-// MCP server catalog with copy-ready connect configs pointing at the front door, and each server's
-// live inventory (what the running server serves) with drift badges against its declared tools.
+// MCP server catalog: publish and retire servers, each server's reconciled status (Ready, URL,
+// conditions; polled while not ready), copy-ready connect configs (connect.js), and its live
+// inventory (what the running server serves) with drift badges against its declared tools.
 import { api } from "../api.js";
 import { h, mount, badge, filterBox, toast, when } from "../dom.js";
+import { connectPanel, connectConfigs, frontDoor } from "../connect.js";
+import { publishForm } from "../publish.js";
+import { statusPanel, isReady } from "../server_status.js";
 
-function frontDoor() {
-  return (window.MCP_FRONT_DOOR_URL || location.origin).replace(/\/$/, "");
-}
-
-export function connectConfigs(server, principal) {
-  const url = `${frontDoor()}/${server.name}/mcp`;
-  const headers = {
-    "X-MCP-Human-ID": principal.email || principal.subject || "<your-id>",
-    "X-MCP-Agent-ID": "<agent-id>",
-    "X-MCP-Agent-Session": "<session-name>",
-  };
-  const headerArgs = Object.entries(headers).flatMap(([k, v]) => ["--header", `${k}:${v}`]);
-  return {
-    "Claude Desktop": JSON.stringify({ mcpServers: { [server.name]: {
-      command: "npx", args: ["mcp-remote", url, ...headerArgs] } } }, null, 2),
-    Cursor: JSON.stringify({ mcpServers: { [server.name]: { url, headers } } }, null, 2),
-    "VS Code": JSON.stringify({ servers: { [server.name]: { type: "http", url, headers } } }, null, 2),
-    "Python (mcp)": [
-      "import httpx",
-      "from mcp import Client",
-      "from mcp.client.streamable_http import streamable_http_client",
-      "",
-      `headers = ${JSON.stringify(headers, null, 4)}`,
-      "http = httpx.AsyncClient(headers=headers)",
-      `async with Client(streamable_http_client("${url}", http_client=http)) as client:`,
-      "    print(await client.list_tools())",
-    ].join("\n"),
-  };
-}
-
-function connectPanel(server, principal) {
-  const configs = connectConfigs(server, principal);
-  const names = Object.keys(configs);
-  const pre = h("pre", { class: "code", "data-testid": `connect-${server.name}` }, configs[names[0]]);
-  const buttons = names.map((n, i) => h("button", { type: "button", class: i === 0 ? "active" : "", onclick: (ev) => {
-    pre.textContent = configs[n];
-    for (const b of ev.target.parentNode.children) b.classList.toggle("active", b === ev.target);
-  } }, n));
-  const copy = h("button", { type: "button", class: "secondary", onclick: async () => {
-    try { await navigator.clipboard.writeText(pre.textContent); toast("Copied"); }
-    catch { toast("Select the text and copy it manually", true); }
-  } }, "Copy");
-  return h("div", {}, h("div", { class: "tabs-inner" }, buttons), pre, copy);
-}
+export { connectConfigs };
+const POLL_MS = 3000;
 
 const spaced = (nodes) => nodes.flatMap((n) => [n, " "]);
 
@@ -94,24 +56,73 @@ function declared(what, items) {
       `${x.name} · ${x.sideEffect || "read"} · ${x.requiredTrust || "low"}`))));
 }
 
-function serverCard(server, principal) {
+// Whether to offer "Retire": admins, the server's creator, and members of its team namespace (the
+// API decides; a refusal is shown).
+function mayRetire(server, principal) {
+  if (principal.role === "admin" || (server.createdBy && server.createdBy === principal.subject)) return true;
+  return (principal.teams || []).some((t) => t.namespace === server.namespace);
+}
+
+async function retire(server, done) {
+  if (!confirm(`Retire ${server.namespace}/${server.name}? Its gateway policy goes with it.`)) return;
+  try {
+    await api.del(`/runtime/servers/${encodeURIComponent(server.namespace)}/${encodeURIComponent(server.name)}`);
+  } catch (err) {
+    if (err.status === 401) throw err;
+    toast(`Not retired: ${err.message}`, true);
+    return;
+  }
+  toast(`Server ${server.name} retired`);
+  await done();
+}
+
+function serverCard(server, principal, done) {
   const tools = server.tools || [];
   const missing = new Set((server.inventoryDrift || {}).missing || []);
-  return h("section", { class: "panel", "data-server": server.name },
+  return h("section", { class: "panel", "data-server": server.name, "data-namespace": server.namespace },
     h("div", { class: "toolbar" },
       h("h2", {}, server.name, " ", badge(server.namespace)),
-      h("span", {}, server.gateway && server.gateway.enabled ? badge("gateway on", "ok") : badge("no gateway", "warn"))),
+      h("span", { class: "row" }, server.gateway && server.gateway.enabled ? badge("gateway on", "ok") : badge("no gateway", "warn"),
+        mayRetire(server, principal) ? h("button", { type: "button", class: "danger", "data-testid": `retire-${server.name}`,
+          onclick: () => retire(server, done) }, "Retire") : null)),
     server.description ? h("p", { class: "muted" }, server.description) : null,
+    statusPanel(server),
     h("p", {}, h("strong", {}, `Declared: ${tools.length} tools: `),
       spaced(tools.map((t) => h("span", { class: missing.has(t.name) ? "badge bad" : "badge",
         title: missing.has(t.name) ? "Declared but not served" : t.description || "" },
       `${t.name} · ${t.sideEffect || t.side_effect || "?"} · ${t.requiredTrust || t.required_trust || "low"}`)))),
     declared("prompts", server.prompts), declared("resources", server.mcpResources),
     liveInventory(server),
-    h("details", {}, h("summary", {}, "Connect"), connectPanel(server, principal)));
+    h("details", { "data-testid": `connect-box-${server.name}` }, h("summary", {}, "Connect"), connectPanel(server, principal)));
+}
+
+// While a server is not Ready, re-read its status (without the live probe) and redraw only the
+// status block: an open connect panel or a half-filled form is left alone. Stops once every
+// shown server is Ready or the page is no longer displayed.
+function watchStatus(root, servers) {
+  clearInterval(root.statusTimer);
+  let waiting = servers.filter((s) => !isReady(s));
+  if (!waiting.length) return;
+  root.statusTimer = setInterval(async () => {
+    if (!root.isConnected) { clearInterval(root.statusTimer); return; }
+    for (const s of waiting) {
+      try {
+        const { server } = await api.get(`/runtime/servers/${encodeURIComponent(s.namespace)}/${encodeURIComponent(s.name)}?live=false`);
+        s.status = server.status;
+        const old = root.querySelector(`[data-testid="status-${CSS.escape(s.name)}"]`);
+        if (old) old.replaceWith(statusPanel(s));
+      } catch (err) {
+        if (err.status === 401) { clearInterval(root.statusTimer); return; }
+        if (err.status === 404) s.gone = true; // retired elsewhere: the next full render drops it
+      }
+    }
+    waiting = waiting.filter((s) => !s.gone && !isReady(s));
+    if (!waiting.length) clearInterval(root.statusTimer);
+  }, POLL_MS);
 }
 
 export async function render(root, { principal }) {
+  const done = () => render(root, { principal });
   const data = await api.get("/runtime/servers");
   const list = data.servers || [];
   const holder = h("div", {});
@@ -120,9 +131,12 @@ export async function render(root, { principal }) {
     const q = search.value.trim().toLowerCase();
     for (const el of holder.children) el.hidden = q !== "" && !el.textContent.toLowerCase().includes(q);
   });
-  mount(holder, list.length ? list.map((s) => serverCard(s, principal))
+  mount(holder, list.length ? list.map((s) => serverCard(s, principal, done))
     : h("div", { class: "empty panel" }, "No MCP servers visible to you yet."));
-  mount(root, h("div", { class: "toolbar" }, h("h1", {}, "MCP servers"), search),
+  mount(root, h("div", { class: "toolbar" }, h("h1", {}, "MCP servers"),
+    h("div", { class: "row" }, search, h("button", { type: "button", class: "secondary", onclick: done }, "Refresh"))),
     h("p", { class: "muted" }, `Front door: ${frontDoor()}/<server>/mcp — every call is checked against your grants and session.`),
+    h("details", { class: "panel", "data-testid": "publish" }, h("summary", {}, "Publish a server"), publishForm(principal, done)),
     holder);
+  watchStatus(root, list);
 }
