@@ -89,7 +89,7 @@ export function connectPanel(server, principal) {
         + "It is shown once: get a new one when it expires.";
       show(names[0]);
     } catch (err) {
-      if (err.status === 401) throw err;
+      if (err.status === 401) return; // api.js already flipped the page to signed-out
       problem.textContent = `No token: ${err.message}`;
     } finally { submit.disabled = false; }
   } }, h("label", {}, "Agent ID", agent), h("button", { type: "submit", "data-testid": `mint-${server.name}` }, "Get a token"));

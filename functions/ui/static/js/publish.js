@@ -42,7 +42,7 @@ export function publishForm(principal, done) {
     try {
       await api.post("/runtime/servers", body);
     } catch (err) {
-      if (err.status === 401) throw err;
+      if (err.status === 401) return; // api.js already flipped the page to signed-out
       toast(`Not published: ${err.message}`, true);
       return;
     }

@@ -34,7 +34,7 @@ export async function render(root) {
       toast(out.invited ? `${body.email} invited` : `User ${body.email} created`);
       await render(root);
     } catch (err) {
-      if (err.status === 401) throw err;
+      if (err.status === 401) return; // api.js already flipped the page to signed-out
       toast(`Not created: ${err.message}`, true);
     }
   } }, h("label", {}, "Email", h("input", { name: "email", type: "email", required: true, autocomplete: "off" })),
@@ -48,7 +48,7 @@ export async function render(root) {
       toast(`${u.email} ${u.disabled ? "enabled" : "disabled"}`);
       await render(root);
     } catch (err) {
-      if (err.status === 401) throw err;
+      if (err.status === 401) return; // api.js already flipped the page to signed-out
       toast(err.message, true);
     }
   };

@@ -68,7 +68,7 @@ async function retire(server, done) {
   try {
     await api.del(`/runtime/servers/${encodeURIComponent(server.namespace)}/${encodeURIComponent(server.name)}`);
   } catch (err) {
-    if (err.status === 401) throw err;
+    if (err.status === 401) return; // api.js already flipped the page to signed-out
     toast(`Not retired: ${err.message}`, true);
     return;
   }

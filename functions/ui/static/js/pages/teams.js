@@ -11,7 +11,7 @@ async function act(fn, message, done) {
   try {
     await fn();
   } catch (err) {
-    if (err.status === 401) throw err;
+    if (err.status === 401) return; // api.js already flipped the page to signed-out
     toast(err.message, true);
     return;
   }
