@@ -9,6 +9,8 @@ import { statusPanel, isReady } from "../server_status.js";
 
 export { connectConfigs };
 const POLL_MS = 3000;
+const MAX_POLL_MS = 30000;
+const statusBlocks = new WeakMap(); // server object -> its status element on the page
 
 const spaced = (nodes) => nodes.flatMap((n) => [n, " "]);
 
@@ -78,6 +80,8 @@ async function retire(server, done) {
 
 function serverCard(server, principal, done) {
   const tools = server.tools || [];
+  const status = statusPanel(server);
+  statusBlocks.set(server, status);
   const missing = new Set((server.inventoryDrift || {}).missing || []);
   return h("section", { class: "panel", "data-server": server.name, "data-namespace": server.namespace },
     h("div", { class: "toolbar" },
@@ -86,7 +90,7 @@ function serverCard(server, principal, done) {
         mayRetire(server, principal) ? h("button", { type: "button", class: "danger", "data-testid": `retire-${server.name}`,
           onclick: () => retire(server, done) }, "Retire") : null)),
     server.description ? h("p", { class: "muted" }, server.description) : null,
-    statusPanel(server),
+    status,
     h("p", {}, h("strong", {}, `Declared: ${tools.length} tools: `),
       spaced(tools.map((t) => h("span", { class: missing.has(t.name) ? "badge bad" : "badge",
         title: missing.has(t.name) ? "Declared but not served" : t.description || "" },
@@ -96,29 +100,36 @@ function serverCard(server, principal, done) {
     h("details", { "data-testid": `connect-box-${server.name}` }, h("summary", {}, "Connect"), connectPanel(server, principal)));
 }
 
-// While a server is not Ready, re-read its status (without the live probe) and redraw only the
-// status block: an open connect panel or a half-filled form is left alone. Stops once every
-// shown server is Ready or the page is no longer displayed.
+// While a server is not Ready, re-read its status (without the live probe) and redraw only its
+// status block: an open connect panel or a half-filled form is left alone. The pause grows while
+// nothing changes (a stack without a reconciler never reports), and polling stops once every shown
+// server is Ready or the page is no longer displayed.
 function watchStatus(root, servers) {
-  clearInterval(root.statusTimer);
+  clearTimeout(root.statusTimer);
   let waiting = servers.filter((s) => !isReady(s));
-  if (!waiting.length) return;
-  root.statusTimer = setInterval(async () => {
-    if (!root.isConnected) { clearInterval(root.statusTimer); return; }
+  let delay = POLL_MS;
+  const tick = async () => {
+    if (!root.isConnected) return;
+    let changed = false;
     for (const s of waiting) {
       try {
         const { server } = await api.get(`/runtime/servers/${encodeURIComponent(s.namespace)}/${encodeURIComponent(s.name)}?live=false`);
+        if (JSON.stringify(server.status) === JSON.stringify(s.status)) continue;
+        changed = true;
         s.status = server.status;
-        const old = root.querySelector(`[data-testid="status-${CSS.escape(s.name)}"]`);
-        if (old) old.replaceWith(statusPanel(s));
+        const fresh = statusPanel(s);
+        statusBlocks.get(s).replaceWith(fresh);
+        statusBlocks.set(s, fresh);
       } catch (err) {
-        if (err.status === 401) { clearInterval(root.statusTimer); return; }
+        if (err.status === 401) return;
         if (err.status === 404) s.gone = true; // retired elsewhere: the next full render drops it
       }
     }
     waiting = waiting.filter((s) => !s.gone && !isReady(s));
-    if (!waiting.length) clearInterval(root.statusTimer);
-  }, POLL_MS);
+    delay = changed ? POLL_MS : Math.min(delay * 1.5, MAX_POLL_MS);
+    if (waiting.length) root.statusTimer = setTimeout(tick, delay);
+  };
+  if (waiting.length) root.statusTimer = setTimeout(tick, delay);
 }
 
 export async function render(root, { principal }) {
