@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 
-from mcp_sentinel.cli import local, remote
+from mcp_sentinel.cli import connect, local, remote
 from mcp_sentinel.cli.client import ApiClient, CliError
 from mcp_sentinel.stack.config import StackConfig
 
@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("server", help="MCP server name")
     inspect.add_argument("--namespace", "-N", default="mcp-servers", help="server namespace (default mcp-servers)")
     inspect.set_defaults(run=lambda a, c, cl: remote.cmd_policy_inspect(a, cl, c))
+
+    connect.add_parser(sub, common)
 
     for resource in ("grants", "sessions"):
         singular = resource[:-1]
