@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -318,18 +319,25 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def stdin_lines(stream: BinaryIO) -> asyncio.Queue[bytes | None]:
-    """Lines of `stream` on an asyncio queue (None at EOF), read by a daemon thread.
+def stdin_lines(fd: int) -> asyncio.Queue[bytes | None]:
+    """Lines of file descriptor `fd` on an asyncio queue (None at EOF), read by a daemon thread.
 
     A thread, not `connect_read_pipe`: stdin may be a file or a TTY, and a blocked read must not
-    keep the process alive once the server side has ended.
+    keep the process alive once the server side has ended. `os.read`, not the buffered `sys.stdin`:
+    a daemon thread blocked inside a buffered reader aborts the interpreter at exit.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     def pump() -> None:
-        for line in iter(stream.readline, b""):
-            loop.call_soon_threadsafe(queue.put_nowait, line)
+        pending = b""
+        while chunk := os.read(fd, 65536):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        if pending:
+            loop.call_soon_threadsafe(queue.put_nowait, pending)
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
     threading.Thread(target=pump, name="stdin", daemon=True).start()
@@ -354,4 +362,4 @@ async def run_bridge(identity: AgentIdentity, url: str, *, verify: bool | str = 
         log(f"bridging stdio to {target} as session {token.namespace}/{token.session} "
             f"(token refreshed before {token.expires_at_text or 'expiry'})")
         bridge = StdioBridge(target, identity, http, sys.stdout.buffer, log)
-        return await bridge.run(stdin_lines(sys.stdin.buffer))
+        return await bridge.run(stdin_lines(sys.stdin.fileno()))
