@@ -116,8 +116,10 @@ class StdioBridge:
             headers["mcp-session-id"] = self.session_id
         version = self.protocol_version
         if isinstance(msg, dict):
-            params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
-            meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+            raw_params = msg.get("params")
+            params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+            raw_meta = params.get("_meta")
+            meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
             if isinstance(meta.get(PROTOCOL_META), str):
                 version = meta[PROTOCOL_META]
                 method = msg.get("method")
@@ -225,7 +227,8 @@ class StdioBridge:
                 token = await self.identity.current(self.http, force=bool(stale), stale=stale)
                 headers = {k: v for k, v in self._headers({}, token.access_token).items() if k != "content-type"}
                 headers["accept"] = "text/event-stream"
-                async with self.http.stream("GET", self.url, headers=headers, timeout=httpx.Timeout(30, read=None)) as r:
+                forever = httpx.Timeout(30, read=None)  # the stream idles until the server has something
+                async with self.http.stream("GET", self.url, headers=headers, timeout=forever) as r:
                     if r.status_code == 401 and "www-authenticate" in r.headers and not stale:
                         stale = token.access_token
                         continue

@@ -83,8 +83,9 @@ def governed() -> Iterator[Governed]:
             assert key.status_code == 200, key.text
             g = Governed(cfg, key.json()["api_key"], cfg.url("sidecar_a", "/mcp"))
             g.admin("POST", "/api/runtime/servers", json={
-                "name": SERVER, "namespace": cfg.namespace, "image": "example/workspace:1", "port": cfg.ports.sample_mcp,
-                "tools": [dict(t) for t in TOOLS], "gateway": {"enabled": True}, "session": {"required": True}})
+                "name": SERVER, "namespace": cfg.namespace, "image": "example/workspace:1",
+                "port": cfg.ports.sample_mcp, "tools": [dict(t) for t in TOOLS], "gateway": {"enabled": True},
+                "session": {"required": True}})
             g.admin("POST", "/api/runtime/grants", json=_grant(cfg, login.json()["user"]["id"]))
             sidecar = SidecarProcess(sidecar_env(cfg, SERVER, "sidecar_a", "sidecar_a_metrics"),
                                      data / "sidecar.log")
@@ -153,8 +154,8 @@ async def test_printed_http_config_without_the_token_is_refused(
 ) -> None:
     config, _err = await asyncio.to_thread(_connect, governed, capsys)
     entry = config["mcpServers"][SERVER]
-    r = httpx.post(entry["url"], json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                   headers={"accept": "application/json, text/event-stream"}, timeout=30)
+    r = await asyncio.to_thread(httpx.post, entry["url"], json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                headers={"accept": "application/json, text/event-stream"}, timeout=30)
     assert r.status_code == 401 and "Bearer" in r.headers["www-authenticate"]
 
 
@@ -202,7 +203,7 @@ async def test_printed_stdio_config_bridges_allowed_denied_elicitation_and_progr
     async def on_progress(done: float, _total: float | None, _message: str | None) -> None:
         progress.append(done)
 
-    async with Client(_stdio_params(entry), mode="legacy", elicitation_callback=elicit) as client:
+    async with Client(_stdio_params(entry), mode="legacy", elicitation_callback=elicit) as client:  # type: ignore[arg-type]
         tools = {t.name for t in (await client.list_tools()).tools}
         assert {"search", "archive_document"} <= tools
         ok = await client.call_tool("search", {"query": "roadmap"})
@@ -210,10 +211,10 @@ async def test_printed_stdio_config_bridges_allowed_denied_elicitation_and_progr
         with pytest.raises(MCPError, match="tool call denied: tool_denied"):
             await client.call_tool("delete_document", {"title": "roadmap"})
         docs = await client.call_tool("list_documents", {})
-        title = json.loads(docs.content[0].text)[0] if docs.content[0].text.startswith("[") else "roadmap"
+        title = json.loads(_text(docs))[0] if _text(docs).startswith("[") else "roadmap"
         archived = await client.call_tool("archive_document", {"title": title})
         assert asked and f"archived {title}" in _text(archived), (asked, archived)
-        summary = await client.call_tool("summarize_workspace", {"steps": 3}, progress_callback=on_progress)
+        summary = await client.call_tool("summarize_workspace", {"steps": 3}, progress_callback=on_progress)  # type: ignore[arg-type]
         assert not summary.is_error and progress == [1, 2, 3], (summary, progress)
 
 
@@ -286,6 +287,11 @@ class Bridge:
         return self.proc.wait(timeout=30)
 
 
+def _record(seen: list[dict[str, Any]], msg: dict[str, Any]) -> bool:
+    seen.append(msg)
+    return True
+
+
 def _launcher() -> list[str]:
     from mcp_sentinel.cli.connect import launcher
 
@@ -331,7 +337,7 @@ def test_bridge_relays_cancellation(bridge: Bridge) -> None:
     bridge.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": call}})
     seen: list[dict[str, Any]] = []
     with pytest.raises(AssertionError, match="no matching message"):  # no result for the cancelled call
-        bridge.until(lambda m: seen.append(m) or (m.get("id") == call and "result" in m),
+        bridge.until(lambda m: _record(seen, m) and m.get("id") == call and "result" in m,
                      timeout=max(1.0, 8.0 - (time.monotonic() - t0)))
     steps = [m["params"]["progress"] for m in seen if m.get("method") == "notifications/progress"]
     assert len(steps) < 99, steps  # the server stopped working on it
