@@ -40,7 +40,7 @@ class Cluster:
         return k8s.CoreV1Api(self.api)
 
     def pod(self, ns: str, name: str, labels: dict[str, str], containers: list[str], *, ready: bool = True) -> None:
-        body = {"metadata": {"name": name, "labels": labels},
+        body: Any = {"metadata": {"name": name, "labels": labels},
                 "spec": {"containers": [{"name": c, "image": "example/x:1"} for c in containers]}}  # fmt: skip
         self.core.create_namespaced_pod(ns, body)
         status = {"status": {"phase": "Running" if ready else "Pending", "containerStatuses": [
@@ -55,12 +55,14 @@ class Cluster:
             fh.write(text)
         return path
 
-    def event(self, ns: str, name: str, reason: str, obj: str, message: str, age: timedelta, kind: str = "Warning") -> None:
+    def event(self, ns: str, name: str, reason: str, obj: str, message: str, age: timedelta,
+              kind: str = "Warning") -> None:
         ts = datetime.now(UTC) - age
-        self.core.create_namespaced_event(ns, {
+        event: Any = {
             "metadata": {"name": name}, "involvedObject": {"kind": "Pod", "name": obj, "namespace": ns},
             "reason": reason, "message": message, "type": kind, "count": 1,
-            "firstTimestamp": ts.isoformat(), "lastTimestamp": ts.isoformat()})  # fmt: skip
+            "firstTimestamp": ts.isoformat(), "lastTimestamp": ts.isoformat()}  # fmt: skip
+        self.core.create_namespaced_event(ns, event)
 
 
 @pytest.fixture(scope="module")
