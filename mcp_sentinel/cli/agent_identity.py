@@ -40,9 +40,6 @@ class Credential:
     email: str = ""
     password: str = ""
 
-    def describe(self) -> str:
-        return f"user {self.email}" if self.email else "API key"
-
 
 @dataclass(frozen=True)
 class Token:

@@ -440,3 +440,62 @@ async def test_bridge_refreshes_on_a_401_with_www_authenticate(governed: Governe
                 "params": {"name": "search", "arguments": {"query": "x"}}}  # fmt: skip
         await asyncio.wait_for(bridge.send(call, json.dumps(call).encode()), 60)
         assert out.lines[-1]["id"] == 2 and "result" in out.lines[-1], out.lines
+
+
+def test_connect_signs_in_with_email_and_password(governed: Governed, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SENTINEL_API_KEY", raising=False)
+    monkeypatch.setenv("SENTINEL_EMAIL", "test@mcpruntime.org")
+    monkeypatch.setenv("SENTINEL_PASSWORD", "test@123")
+    base = ["connect", SERVER, "-N", governed.cfg.namespace, "--api-url", governed.api, "--url", governed.url]
+    assert main([*base, "--json", "--name", "workspace"], config=governed.cfg) == 0
+    out = json.loads(capsys.readouterr().out)
+    entry = out["config"]["mcpServers"]["workspace"]
+    assert entry["headers"]["Authorization"].startswith("Bearer ") and out["expires_at"].endswith("Z")
+    assert out["session"]["namespace"] == governed.cfg.namespace and out["url"] == governed.url
+    monkeypatch.setenv("SENTINEL_PASSWORD", "not-the-password")
+    assert main(base, config=governed.cfg) == 1
+    assert "HTTP 401" in capsys.readouterr().err
+
+
+def test_bridge_exits_when_the_server_ends_the_session(governed: Governed, tmp_path: Path) -> None:
+    """An upstream restart forgets the MCP session: the next call is a 404, the bridge answers and exits 1."""
+    import sys
+
+    cfg = governed.cfg
+    ports = Ports.free()
+    upstream_cmd = [sys.executable, "-m", "examples.workspace_assistant", "--host", cfg.host,
+                    "--port", str(ports.sample_mcp)]
+
+    def start_upstream() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(upstream_cmd, cwd=str(REPO_ROOT), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://{cfg.host}:{ports.sample_mcp}/", timeout=1)
+                return proc
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("upstream did not start")
+
+    upstream = start_upstream()
+    env = sidecar_env(cfg, SERVER, "sidecar_b", "sidecar_b_metrics")
+    env.update(UPSTREAM_URL=f"http://{cfg.host}:{ports.sample_mcp}", AUDIT_SPOOL_DIR=str(tmp_path / "spool"))
+    sc = SidecarProcess(env, tmp_path / "sidecar.log")
+    b = Bridge(governed, url=cfg.url("sidecar_b", "/mcp"))
+    try:
+        b.handshake()
+        assert "result" in b.answer(b.call("search", {"query": "x"}))
+        upstream.kill()
+        upstream.wait(timeout=30)
+        upstream = start_upstream()  # a fresh process: the bridge's MCP session id means nothing to it
+        ended = b.answer(b.call("search", {"query": "x"}))
+        assert "error" in ended, ended
+        assert b.proc.wait(timeout=30) == 1
+        assert "ended MCP session" in b.stderr()
+    finally:
+        sc.stop(signal.SIGKILL)
+        upstream.kill()
+        if b.proc.poll() is None:
+            b.proc.kill()
