@@ -499,3 +499,17 @@ def test_bridge_exits_when_the_server_ends_the_session(governed: Governed, tmp_p
         upstream.kill()
         if b.proc.poll() is None:
             b.proc.kill()
+
+
+async def test_stdio_bridge_carries_the_2026_protocol_era(governed: Governed, capsys: pytest.CaptureFixture[str]) -> None:
+    """No handshake: each message names its version in `_meta`; the bridge mirrors it (and the routing headers)."""
+    from mcp import Client
+
+    config, _err = await asyncio.to_thread(_connect, governed, capsys, "--config", "stdio")
+    entry = config["mcpServers"][SERVER]
+    async with Client(_stdio_params(entry), mode="2026-07-28") as client:
+        assert "search" in {t.name for t in (await client.list_tools()).tools}
+        ok = await client.call_tool("search", {"query": "roadmap"})
+        assert not ok.is_error, ok
+        with pytest.raises(MCPError, match="tool call denied: tool_denied"):
+            await client.call_tool("delete_document", {"title": "roadmap"})
