@@ -501,7 +501,9 @@ def test_bridge_exits_when_the_server_ends_the_session(governed: Governed, tmp_p
             b.proc.kill()
 
 
-async def test_stdio_bridge_carries_the_2026_protocol_era(governed: Governed, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_stdio_bridge_carries_the_2026_protocol_era(
+    governed: Governed, capsys: pytest.CaptureFixture[str]
+) -> None:
     """No handshake: each message names its version in `_meta`; the bridge mirrors it (and the routing headers)."""
     from mcp import Client
 
