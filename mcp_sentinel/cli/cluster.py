@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mcp_sentinel.cli.client import CliError
 from mcp_sentinel.cli.output import emit_json, table
 from mcp_sentinel.cli.remote import EVENT_FILTERS
-from mcp_sentinel.kube.errors import KubeError, NotFound, translate
+from mcp_sentinel.kube.errors import KubeError, translate
 
 if TYPE_CHECKING:  # the kubernetes client is imported by the commands only: every other command starts faster
     from kubernetes import client as k8s
@@ -49,9 +49,7 @@ def _api() -> k8s.ApiClient:
 def _call(fn: Any, *args: Any, **kw: Any) -> Any:
     try:
         return translate(partial(fn, *args, **kw))
-    except NotFound:
-        raise
-    except KubeError as exc:
+    except KubeError as exc:  # not found, forbidden, unreachable, a 400 about the container: one line, exit 2
         raise CliError(f"Kubernetes API: {exc}", exit_code=2) from exc
 
 
@@ -155,22 +153,19 @@ def cmd_logs(args: argparse.Namespace) -> int:
         kw: dict[str, Any] = {"tail_lines": args.lines}
         if args.container:
             kw["container"] = args.container
-        try:
-            if not args.follow:
-                text = _call(core.read_namespaced_pod_log, pod, ns, **kw)
-                print(text, end="" if not text or text.endswith("\n") else "\n")
-                return 0
-            resp = _call(core.read_namespaced_pod_log, pod, ns, follow=True, _preload_content=False, **kw)
-            try:
-                for chunk in _chunks(resp):
-                    print(chunk, end="", flush=True)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                resp.release_conn()
+        if not args.follow:
+            text = _call(core.read_namespaced_pod_log, pod, ns, **kw)
+            print(text, end="" if not text or text.endswith("\n") else "\n")
             return 0
-        except NotFound as exc:
-            raise CliError(f"pod {ns}/{pod} is gone: {exc}", exit_code=1) from exc
+        resp = _call(core.read_namespaced_pod_log, pod, ns, follow=True, _preload_content=False, **kw)
+        try:
+            for chunk in _chunks(resp):
+                print(chunk, end="", flush=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            resp.release_conn()
+        return 0
     finally:
         api.close()  # type: ignore[no-untyped-call]
 

@@ -172,6 +172,19 @@ def test_without_a_cluster_the_commands_say_so(run: Any, monkeypatch: pytest.Mon
         assert rc == 2 and "cannot reach the cluster" in err, (argv, err)
 
 
+def test_an_unreachable_api_server_is_one_line_and_exit_2(run: Any, cluster: Cluster,
+                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.cli.conftest import dead_url
+
+    dead = tmp_path / "kubeconfig"
+    dead.write_text(cluster.cfg.kubeconfig.read_text().replace(kube_part.api_server_url(cluster.cfg), dead_url()))
+    assert dead.read_text() != cluster.cfg.kubeconfig.read_text()
+    monkeypatch.setenv("KUBECONFIG", str(dead))
+    for argv in (("status", "--kube"), ("logs", "api", "--kube"), ("events", "--kube")):
+        rc, _out, err = run(*argv)
+        assert rc == 2 and err.startswith("error: Kubernetes API:") and "Traceback" not in err, (argv, err)
+
+
 def test_pod_log_endpoint_answers_like_the_real_api(cluster: Cluster) -> None:
     with pytest.raises(k8s.ApiException) as missing:
         cluster.core.read_namespaced_pod_log("no-such-pod", PLATFORM)
