@@ -45,6 +45,9 @@ def builtin_types() -> list[ResourceType]:
         ResourceType("", ("v1",), "configmaps", "configmap", "ConfigMap", True, ("cm",)),
         ResourceType("", ("v1",), "secrets", "secret", "Secret", True),
         ResourceType("", ("v1",), "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
+        # Read by `sentinel status/logs/events --cluster`; written by whatever stands in for the kubelet.
+        ResourceType("", ("v1",), "pods", "pod", "Pod", True, ("po",), has_status=True),
+        ResourceType("", ("v1",), "events", "event", "Event", True, ("ev",)),
         ResourceType(
             "", ("v1",), "resourcequotas", "resourcequota", "ResourceQuota", True, ("quota",), has_status=True
         ),
