@@ -14,7 +14,7 @@ from typing import Protocol
 
 import brotli
 
-from sidecar.errors import EncodingError
+from sidecar.errors import EncodingError as EncodingError  # re-exported: raised here
 
 try:  # Python 3.14 ships zstd; before that the backport (what aiohttp uses too)
     from compression.zstd import ZstdDecompressor, ZstdError  # type: ignore[import-not-found,unused-ignore]

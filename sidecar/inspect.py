@@ -18,7 +18,8 @@ from aiohttp import web
 
 from mcp_sentinel import jsonrpc
 from sidecar.encoding import codings, decode_body
-from sidecar.errors import EncodingError, Refusal
+from sidecar.errors import EncodingError
+from sidecar.errors import Refusal as Refusal  # re-exported: built here
 
 BODY_VERBS = frozenset({"POST", "PUT", "PATCH"})
 LIST_METHODS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from sidecar.errors import AuthFailure
+from sidecar.errors import AuthFailure as AuthFailure  # re-exported: raised here
 
 # Asymmetric algorithms only: `none` and HS* (shared secrets an issuer's JWKS cannot safely carry) never verify.
 ALLOWED_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})

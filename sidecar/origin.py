@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sidecar.errors import OriginConfigError
+from sidecar.errors import OriginConfigError as OriginConfigError  # re-exported: raised here
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
 
 from mcp_sentinel.policy.evaluate import LIST_KEYS
-from sidecar.errors import Unfilterable
+from sidecar.errors import Unfilterable as Unfilterable  # re-exported: raised here
 
 _MAX_EVENT = 16 * 1024 * 1024
 

@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from sidecar.errors import TlsConfigError
+from sidecar.errors import TlsConfigError as TlsConfigError  # re-exported: raised here
 
 log = logging.getLogger("sidecar.tls")
 

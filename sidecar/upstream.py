@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import httptools
 
-from sidecar.errors import UpstreamError
+from sidecar.errors import UpstreamError as UpstreamError  # re-exported: raised here
 
 _HIGH_WATER = 256 * 1024  # pause reading the upstream socket above this many unread body bytes
 _LOW_WATER = 64 * 1024
