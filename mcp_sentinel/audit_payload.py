@@ -11,8 +11,7 @@ wrong type is not, since the materialised column would silently read it as "".
 Stdlib only: the sidecar imports it, and its import graph stays free of pydantic.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: TypedDict reads `Required[...]` from evaluated annotations.
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Required, TypedDict
