@@ -58,7 +58,7 @@ def _too_large(limit: int) -> Refusal:
 
 
 class Sidecar:
-    """The request pipeline; one instance per app (the inventory listener shares its forwarder and recorder)."""
+    """The request pipeline; one instance per app (the inventory listener uses `Forwarder` and `Recorder` alone)."""
 
     def __init__(self, state: SidecarState) -> None:
         self.state = state
