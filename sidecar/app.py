@@ -146,7 +146,7 @@ class Sidecar:
         # 1. inspect every body, whatever the verb
         if gate.must_inspect(request):
             read = await self._inspect(request, ex)
-            if isinstance(read, web.Response):
+            if not isinstance(read, bytes):  # a refusal (not `isinstance(.., web.Response)`: that goes through abc)
                 return read
             body = read
         insp = ex.inspection
@@ -158,7 +158,7 @@ class Sidecar:
             if mode in TOKEN_MODES:
                 ex.identity, token = await identify_by_token(self.state, request, ex.policy, mode)
             else:
-                ex.identity = identify_by_transport(self.state, request, ex.policy)
+                ex.identity = identify_by_transport(self.state, request, ex.policy, mode)
         except AuthFailure as fail:
             return deny.deny_auth(settings, request.path, ex, fail)
         except AmbiguousIdentity as amb:

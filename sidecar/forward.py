@@ -272,7 +272,7 @@ class Forwarder:
         length = upstream.content_length
         if not upstream.content_type.startswith("text/event-stream") and length is not None and length <= _SMALL:
             raw = await self._read(ex, upstream)
-            if isinstance(raw, web.Response):
+            if not isinstance(raw, bytes):  # a 502 (not `isinstance(.., web.Response)`: that goes through abc)
                 return raw
             ex.bytes_out = len(raw)
             return web.Response(status=upstream.status, body=raw, headers=headers)
@@ -291,7 +291,7 @@ class Forwarder:
                 chunks = decode_stream(chunks, encoding, _MAX_STREAM)
             return await self._stream(request, ex, upstream, headers, _filtered_events(chunks, visible))
         raw = await self._read(ex, upstream)
-        if isinstance(raw, web.Response):
+        if not isinstance(raw, bytes):
             return raw
         if codings(encoding):
             try:

@@ -19,7 +19,7 @@ from aiohttp import web
 from mcp_sentinel.policy.evaluate import CompiledPolicy
 from mcp_sentinel.policy.types import Identity
 from sidecar.errors import AmbiguousIdentity, AuthFailure
-from sidecar.exchange import auth_mode, header_names
+from sidecar.exchange import header_names
 from sidecar.mtls import mtls_identity
 from sidecar.oauth import bearer_from, claims_identity
 from sidecar.platform_token import session_identity
@@ -38,9 +38,11 @@ async def identify_by_token(
     return await _platform_identity(state, request, policy), ""
 
 
-def identify_by_transport(state: SidecarState, request: web.Request, policy: CompiledPolicy | None) -> Identity:
+def identify_by_transport(
+    state: SidecarState, request: web.Request, policy: CompiledPolicy | None, mode: str
+) -> Identity:
     """`mtls` or `header` mode (synchronous: nothing to fetch, and it is the hot path)."""
-    if policy is not None and auth_mode(policy) == "mtls":
+    if policy is not None and mode == "mtls":
         # Identity from the ingress-verified SPIFFE ID only; client governance headers are not read.
         transport = request.transport
         return mtls_identity(
