@@ -15,11 +15,11 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from mcp_sentinel.kube.objects import Cluster
 from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule
-from workflows.cluster import Cluster
 from workflows.provisioning.activities import ProvisioningActivities, TeamStore
 from workflows.provisioning.workflows import DeprovisionTeam, ProvisionTeam
-from workflows.reconcile.activities import PolicyActivities, Renderer
+from workflows.reconcile.activities import PolicyActivities
 from workflows.reconcile.workflows import PolicyReconcile
 from workflows.restarts.activities import KubernetesRestarts, LocalRestarts, RestartActivities, RestartBackend
 from workflows.restarts.workflows import RestartComponent
@@ -94,12 +94,11 @@ def build_activities(
     *,
     cluster: Cluster | None = None,
     teams: TeamStore | None = None,
-    renderer: Renderer | None = None,
     restart_backend: RestartBackend | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to real clients built from settings (any of them can be passed in)."""
     if cluster is None:
-        from workflows.kube import KubeCluster
+        from mcp_sentinel.kube.objects import KubeCluster
 
         cluster = KubeCluster(settings.kubeconfig)
     if teams is None:
@@ -117,7 +116,6 @@ def build_activities(
     prov = ProvisioningActivities(teams, cluster)
     policy = PolicyActivities(
         cluster,
-        renderer=renderer,
         output_dir=Path(settings.policy_output_dir) if settings.policy_output_dir else None,
         cluster_name=settings.cluster_name,
     )

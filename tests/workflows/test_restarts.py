@@ -20,13 +20,12 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from mcp_sentinel.kube.objects import KubeCluster, Ref
 from mcp_sentinel.stack.config import Ports, StackConfig
 from mcp_sentinel.stack.control import ControlDir, serve_pending
 from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
 from tests.workflows.conftest import worker_env
 from workflows.client import WorkflowFailed, restart_components
-from workflows.cluster import Ref
-from workflows.kube import KubeCluster
 from workflows.restarts.activities import RESTART_ANNOTATION, KubernetesRestarts, LocalRestarts
 from workflows.restarts.workflows import RestartComponent, RestartInput
 from workflows.worker import WorkerSettings, build_activities, new_worker

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from mcp_sentinel.identity.store import IdentityStore
+from mcp_sentinel.kube.objects import KubeCluster, Ref
 from mcp_sentinel.stack.config import Ports, StackConfig
 from mcp_sentinel.stack.parts import kube as kube_part
 from mcp_sentinel.stack.parts import postgres as postgres_part
@@ -24,8 +25,6 @@ from mcp_sentinel.stack.parts import worker as worker_part
 from mcp_sentinel.stack.supervisor import Supervisor
 from tests.workflows.conftest import worker_env
 from workflows.client import start_provision_team
-from workflows.cluster import Ref
-from workflows.kube import KubeCluster
 from workflows.worker import WorkerSettings
 
 

@@ -8,7 +8,8 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.cluster import Cluster, Invalid, Ref, ensure
+from mcp_sentinel.kube.errors import Invalid
+from mcp_sentinel.kube.objects import Cluster, Ref, ensure
 
 
 @dataclass

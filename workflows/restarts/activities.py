@@ -11,8 +11,9 @@ from typing import Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from mcp_sentinel.kube.errors import NotFound
+from mcp_sentinel.kube.objects import Cluster, Ref
 from mcp_sentinel.stack.control import ControlDir
-from workflows.cluster import Cluster, NotFound, Ref
 
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
