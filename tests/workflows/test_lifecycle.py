@@ -199,13 +199,14 @@ async def test_remote_server_gets_a_gateway_only_deployment(
     assert cluster.get(Ref("v1", "ConfigMap", namespace, "far-gateway-policy")) is not None
 
 
-async def test_server_with_nothing_to_run_is_reported_invalid(
+async def test_remote_server_without_its_gateway_is_reported_invalid(
     lifecycle: Lifecycle, cluster: KubeCluster, namespace: str
 ) -> None:
+    # The CRD admits it (an upstream URL, no image) but a remote server is only ever run behind its gateway.
     cluster.create({"apiVersion": SERVER, "kind": "MCPServer", "metadata": {"name": "void", "namespace": namespace},
-                    "spec": {"gateway": {"enabled": False}}})
+                    "spec": {"gateway": {"enabled": False, "upstreamURL": "https://mcp.partner.example/mcp"}}})
     result = await lifecycle.reconcile(namespace, "void")
-    assert result.outcome == "invalid"
+    assert result.outcome == "invalid" and "needs gateway.enabled" in result.message
     ready = conditions(get(cluster, SERVER, "MCPServer", namespace, "void"))["Ready"]
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert cluster.get(Ref("apps/v1", "Deployment", namespace, "void")) is None
