@@ -212,6 +212,19 @@ async def test_remote_server_without_its_gateway_is_reported_invalid(
     assert cluster.get(Ref("apps/v1", "Deployment", namespace, "void")) is None
 
 
+async def test_objects_the_api_server_refuses_fail_the_pass_without_retrying(
+    lifecycle: Lifecycle, cluster: KubeCluster, namespace: str
+) -> None:
+    # A valid MCPServer name that is too long for a label value: every rendered object is refused (422).
+    name = "x" * 70
+    cluster.create(image_server(namespace, name))
+    result = await lifecycle.reconcile(namespace, name)
+    assert result.outcome == "failed" and "apply failed" in result.message
+    ready = conditions(get(cluster, SERVER, "MCPServer", namespace, name))["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyFailed")
+    assert cluster.get(Ref("apps/v1", "Deployment", namespace, name)) is None
+
+
 async def test_gateway_disabled_server_runs_bare_and_is_never_public(
     lifecycle: Lifecycle, cluster: KubeCluster, namespace: str
 ) -> None:

@@ -169,6 +169,14 @@ class LifecycleActivities:
             out.invalid = str(exc)
             return out
         try:
+            self._converge(server, key, deployment, out)
+        except Invalid as exc:
+            # The API server refuses what we render (e.g. a name too long for a label): retrying cannot help.
+            raise _non_retryable(exc, "Invalid") from exc
+        return out
+
+    def _converge(self, server: Obj, key: ServerKey, deployment: Obj, out: Applied) -> None:
+        try:
             sync = deliver_policy(
                 self.cluster, key.namespace, key.name, output_dir=self.output_dir,
                 cluster_name=self.settings.cluster_name, server_obj=server,
@@ -176,19 +184,15 @@ class LifecycleActivities:
             out.gateway, out.policy_revision = sync.gateway, sync.revision
         except ValueError as exc:  # PolicyError: the last good policy stays delivered
             out.gateway, out.policy_error = True, str(exc)
-        try:
-            self._put(render_service(server))
-            ingress = render_ingress(server, self.settings)
-            if ingress is None:
-                # Not (or no longer) public: a route left from an earlier auth mode must go.
-                self.cluster.delete(Ref("networking.k8s.io/v1", "Ingress", key.namespace, key.name))
-            else:
-                self._put(ingress)
-            out.spec_hash = _annotations(deployment)[SPEC_HASH_ANNOTATION]
-            out.rolled, out.held_back = self._put_deployment(deployment)
-        except Invalid as exc:
-            raise _non_retryable(exc, "Invalid") from exc
-        return out
+        self._put(render_service(server))
+        ingress = render_ingress(server, self.settings)
+        if ingress is None:
+            # Not (or no longer) public: a route left from an earlier auth mode must go.
+            self.cluster.delete(Ref("networking.k8s.io/v1", "Ingress", key.namespace, key.name))
+        else:
+            self._put(ingress)
+        out.spec_hash = _annotations(deployment)[SPEC_HASH_ANNOTATION]
+        out.rolled, out.held_back = self._put_deployment(deployment)
 
     def _put(self, desired: Obj) -> Obj:
         """Create, or replace when the rendered fields differ (labels, owner, annotations, spec)."""
@@ -341,7 +345,9 @@ class LifecycleActivities:
             conditions.append({"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
                                "lastTransitionTime": since or now})
         status = {
-            "observedGeneration": report.observed_generation,
+            # 0 = the pass could not read the generation (apply failed): keep what was observed before.
+            "observedGeneration": report.observed_generation
+            or int((server.get("status") or {}).get("observedGeneration") or 0),
             "url": report.url,
             "policyRevision": report.policy_revision,
             "conditions": conditions,
