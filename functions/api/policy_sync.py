@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mcp_sentinel.kube.resources import SentinelKube
-from mcp_sentinel.policy_delivery import PolicySync, deliver_policy, policy_path, targets
+from mcp_sentinel.policy_delivery import PolicySync, deliver_policy
 
-__all__ = ["PolicySync", "policy_path", "sync_server_policy", "targets"]
+__all__ = ["PolicySync", "sync_server_policy"]
 
 
 def sync_server_policy(

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from mcp_sentinel.kube.apiserver.store import ROLLOUT_ANNOTATION
 from mcp_sentinel.kube.objects import KubeCluster, Obj, Ref
 from mcp_sentinel.kube.server_render import RenderSettings
 from mcp_sentinel.policy import parse_document
-from workflows.client import request_server_reconcile
+from workflows.client import ensure_server_reconcile_schedule, request_server_reconcile
 from workflows.lifecycle.activities import FAILED_HASH_ANNOTATION, LAST_GOOD_ANNOTATION
 from workflows.lifecycle.workflows import LifecycleResult, ServerReconcile, lifecycle_workflow_id
 from workflows.worker import WorkerSettings, build_activities, new_worker
@@ -298,3 +299,21 @@ async def test_periodic_pass_reconciles_every_server(
     mine = {k: v for k, v in result.outcomes.items() if f"/{namespace}/" in k}
     assert mine == {lifecycle_workflow_id(namespace, "p1"): "ready", lifecycle_workflow_id(namespace, "p2"): "ready"}
     assert cluster.get(Ref("apps/v1", "Deployment", namespace, "p2")) is not None
+
+
+async def test_server_reconcile_schedule_is_created_once_and_updated(lifecycle: Lifecycle) -> None:
+    from temporalio.client import ScheduleActionStartWorkflow
+
+    sid = f"server-reconcile-{uuid.uuid4().hex[:6]}"
+    client, queue = lifecycle.client, lifecycle.task_queue
+    assert await ensure_server_reconcile_schedule(client, timedelta(hours=1), task_queue=queue, schedule_id=sid) == sid
+    await ensure_server_reconcile_schedule(client, timedelta(minutes=5), task_queue=queue, schedule_id=sid)
+    handle = client.get_schedule_handle(sid)
+    try:
+        desc = await handle.describe()
+        assert desc.schedule.spec.intervals[0].every == timedelta(minutes=5)
+        action = desc.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert (action.workflow, action.task_queue) == ("ServerReconcile", queue)
+    finally:
+        await handle.delete()
