@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -317,3 +318,30 @@ async def test_server_reconcile_schedule_is_created_once_and_updated(lifecycle: 
         assert (action.workflow, action.task_queue) == ("ServerReconcile", queue)
     finally:
         await handle.delete()
+
+
+async def test_requests_during_a_pass_coalesce_into_one_more_pass(
+    lifecycle: Lifecycle, cluster: KubeCluster, namespace: str
+) -> None:
+    """Signal-with-start: an update arriving mid-rollout is one more pass of the same run, never a second run."""
+    cluster.create(image_server(namespace, "busy"))
+    assert (await lifecycle.reconcile(namespace, "busy")).outcome == "ready"
+    dep_ref = Ref("apps/v1", "Deployment", namespace, "busy")
+    cluster.merge_patch(dep_ref, {"metadata": {"annotations": {ROLLOUT_ANNOTATION: "hold"}}})
+    server_ref = Ref(SERVER, "MCPServer", namespace, "busy")
+    cluster.merge_patch(server_ref, {"spec": {"imageTag": "1.1.0"}})
+    first = await request_server_reconcile(lifecycle.client, namespace, "busy", task_queue=lifecycle.task_queue)
+    for _ in range(600):  # the first pass has rolled the new image and now waits for it (held)
+        image = containers(get(cluster, "apps/v1", "Deployment", namespace, "busy"))["mcp-server"]["image"]
+        if image.endswith("1.1.0"):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the first pass never rolled out 1.1.0")
+    cluster.merge_patch(server_ref, {"spec": {"replicas": 3}})
+    second = await request_server_reconcile(lifecycle.client, namespace, "busy", task_queue=lifecycle.task_queue)
+    assert second.result_run_id == first.result_run_id
+    cluster.merge_patch(dep_ref, {"metadata": {"annotations": {ROLLOUT_ANNOTATION: None}}})
+    result = await first.result()
+    assert (result.outcome, result.passes) == ("ready", 2)
+    assert get(cluster, "apps/v1", "Deployment", namespace, "busy")["spec"]["replicas"] == 3
