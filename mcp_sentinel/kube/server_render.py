@@ -83,11 +83,16 @@ def route_prefix(name: str, spec: Mapping[str, Any]) -> str:
 
 
 def public_url(public_base_url: str, server: Mapping[str, Any]) -> str:
-    """`https://host/<prefix>/mcp` for a routable server; '' when it has no public route."""
+    """`https://host/<prefix>/mcp` for a routable server; '' when the rendered Ingress does not serve it
+    (not routable, no public base, or an `ingressPath` outside `/<publicPathPrefix or name>`)."""
     if not public_base_url or not routable(server):
         return ""
     _, name = _meta(server)
-    return public_base_url.rstrip("/") + public_path(name, _spec(server))
+    path = public_path(name, _spec(server))
+    prefix = "/" + route_prefix(name, _spec(server))
+    if path != prefix and not path.startswith(prefix + "/"):
+        return ""
+    return public_base_url.rstrip("/") + path
 
 
 def gateway_on(server: Mapping[str, Any]) -> bool:

@@ -32,6 +32,9 @@ def test_public_path_and_url_follow_prefix_and_ingress_path() -> None:
     assert public_path("pay", {"ingressPath": "/x/v2/mcp/"}) == "/x/v2/mcp"
     assert public_url("https://h/", server()) == "https://h/pay/mcp"
     assert public_url("", server()) == ""
+    assert public_url("https://h", server(ingressPath="/pay/v2/mcp")) == "https://h/pay/v2/mcp"
+    # The Ingress routes /<publicPathPrefix or name> only: a path outside it is not claimed as the URL.
+    assert public_url("https://h", server(ingressPath="/elsewhere/mcp")) == ""
 
 
 @pytest.mark.parametrize(
