@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,11 @@ async def skipping(
     with ThreadPoolExecutor(16) as ex:
         async with new_worker(time_skipping_env.client, task_queue, build_activities(settings(), cluster=cluster), ex):
             yield Lifecycle(time_skipping_env.client, task_queue)
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
 
 
 def image_server(namespace: str, name: str, **spec: Any) -> Obj:
@@ -345,3 +351,22 @@ async def test_requests_during_a_pass_coalesce_into_one_more_pass(
     result = await first.result()
     assert (result.outcome, result.passes) == ("ready", 2)
     assert get(cluster, "apps/v1", "Deployment", namespace, "busy")["spec"]["replicas"] == 3
+
+
+async def test_a_rollback_is_counted_in_the_worker_metrics(
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, namespace: str, temporal_metrics_url: str
+) -> None:
+    quick = WorkerSettings(render=RenderSettings(progress_deadline_seconds=1))  # one 5 s poll, then rolled back
+    with ThreadPoolExecutor(16) as ex:
+        async with new_worker(temporal_env.client, task_queue, build_activities(quick, cluster=cluster), ex):
+            life = Lifecycle(temporal_env.client, task_queue)
+            cluster.create(image_server(namespace, "counted"))
+            assert (await life.reconcile(namespace, "counted")).outcome == "ready"
+            dep_ref = Ref("apps/v1", "Deployment", namespace, "counted")
+            cluster.merge_patch(dep_ref, {"metadata": {"annotations": {ROLLOUT_ANNOTATION: "hold"}}})
+            cluster.merge_patch(Ref(SERVER, "MCPServer", namespace, "counted"), {"spec": {"imageTag": "bad"}})
+            assert (await life.reconcile(namespace, "counted")).outcome == "rolled-back"
+    metrics = await asyncio.to_thread(scrape, temporal_metrics_url)
+    line = next(ln for ln in metrics.splitlines()
+                if ln.startswith("sentinel_server_rollbacks{") and f'namespace="{namespace}"' in ln)
+    assert 'restored="true"' in line and 'server="counted"' in line and line.rsplit(" ", 1)[1] == "1"

@@ -296,6 +296,13 @@ class LifecycleActivities:
     @activity.defn(name="lifecycle.roll_back")
     def roll_back(self, key: ServerKey) -> RolledBack:
         """Compensation of a failed rollout: restore the last good spec and mark the failed one."""
+        out = self._roll_back(key)
+        log.warning("rollout of %s/%s failed: %s", key.namespace, key.name, out.message)
+        _count("sentinel_server_rollbacks", "Failed server rollouts (restored: a last good spec was put back)",
+               key, restored=str(out.restored).lower())
+        return out
+
+    def _roll_back(self, key: ServerKey) -> RolledBack:
         for _ in range(5):
             dep = self.cluster.get(_dep_ref(key))
             if dep is None:
@@ -379,3 +386,10 @@ class LifecycleActivities:
             key=lambda k: (k.namespace, k.name),
         )
 
+
+def _count(name: str, description: str, key: ServerKey, **labels: str) -> None:
+    try:
+        meter = activity.metric_meter()
+    except RuntimeError:
+        return  # called outside an activity (unit use)
+    meter.create_counter(name, description).add(1, {"namespace": key.namespace, "server": key.name, **labels})
