@@ -74,6 +74,10 @@ def builtin_types() -> list[ResourceType]:
             ("netpol",),
             tracks_generation=True,
         ),
+        ResourceType(
+            "networking.k8s.io", ("v1",), "ingresses", "ingress", "Ingress", True, ("ing",), has_status=True,
+            tracks_generation=True,
+        ),
         ResourceType("rbac.authorization.k8s.io", ("v1",), "roles", "role", "Role", True),
         ResourceType("rbac.authorization.k8s.io", ("v1",), "rolebindings", "rolebinding", "RoleBinding", True),
         ResourceType(
