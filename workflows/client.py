@@ -24,6 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from mcp_sentinel.env import text
 from workflows.provisioning.manifests import TeamShape, slug_problem
 from workflows.provisioning.workflows import TASK_QUEUE as PROVISIONING_QUEUE
 from workflows.provisioning.workflows import (
@@ -56,8 +57,8 @@ class TemporalSettings:
     def from_env(cls, environ: Mapping[str, str]) -> TemporalSettings:
         """Read the settings from an environment mapping."""
         return cls(
-            address=environ.get("TEMPORAL_ADDRESS", cls.address) or cls.address,
-            namespace=environ.get("TEMPORAL_NAMESPACE", cls.namespace) or cls.namespace,
+            address=text(environ, "TEMPORAL_ADDRESS", cls.address),
+            namespace=text(environ, "TEMPORAL_NAMESPACE", cls.namespace),
         )
 
 

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from mcp_sentinel.env import SettingsError, choice, integer, number, text
 from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule
 from workflows.cluster import Cluster
 from workflows.provisioning.activities import ProvisioningActivities, TeamStore
@@ -54,29 +55,23 @@ class WorkerSettings:
         `RESTART_BACKEND` (kubernetes|local), `RESTART_NAMESPACE`, `SENTINEL_RUN_DIR` (local backend),
         `METRICS_PORT`, `METRICS_HOST`, `MCP_CLUSTER_NAME`, `RECONCILE_INTERVAL_SECONDS` (0 disables),
         `TASK_QUEUE_PREFIX` (isolates several stacks on one Temporal namespace)."""
-        backend = environ.get("RESTART_BACKEND", "kubernetes").strip().lower() or "kubernetes"
-        if backend not in ("kubernetes", "local"):
-            raise ValueError(f"RESTART_BACKEND must be kubernetes or local, not {backend!r}")
-        try:
-            port = int(environ.get("METRICS_PORT", "9105"))
-            every = float(environ.get("RECONCILE_INTERVAL_SECONDS", "300"))
-        except ValueError as exc:
-            raise ValueError(f"invalid worker setting: {exc}") from None
-        if backend == "local" and not environ.get("SENTINEL_RUN_DIR"):
-            raise ValueError("RESTART_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
+        backend = choice(environ, "RESTART_BACKEND", "kubernetes", ("kubernetes", "local"))
+        if backend == "local" and not text(environ, "SENTINEL_RUN_DIR"):
+            raise SettingsError("RESTART_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
         return cls(
             temporal=TemporalSettings.from_env(environ),
-            kubeconfig=environ.get("KUBECONFIG", ""),
-            postgres_dsn=environ.get("POSTGRES_DSN", ""),
-            policy_output_dir=environ.get("POLICY_OUTPUT_DIR", ""),
+            kubeconfig=text(environ, "KUBECONFIG"),
+            postgres_dsn=text(environ, "POSTGRES_DSN"),
+            policy_output_dir=text(environ, "POLICY_OUTPUT_DIR"),
             restart_backend=backend,
-            restart_namespace=environ.get("RESTART_NAMESPACE", "mcp-sentinel"),
-            run_dir=environ.get("SENTINEL_RUN_DIR", ""),
-            metrics_port=port,
-            metrics_host=environ.get("METRICS_HOST", "127.0.0.1"),
-            cluster_name=environ.get("MCP_CLUSTER_NAME", "local"),
-            reconcile_every_seconds=every,
-            task_queue_prefix=environ.get("TASK_QUEUE_PREFIX", ""),
+            restart_namespace=text(environ, "RESTART_NAMESPACE", cls.restart_namespace),
+            run_dir=text(environ, "SENTINEL_RUN_DIR"),
+            metrics_port=integer(environ, "METRICS_PORT", cls.metrics_port, minimum=0, maximum=65535),
+            metrics_host=text(environ, "METRICS_HOST", cls.metrics_host),
+            cluster_name=text(environ, "MCP_CLUSTER_NAME", cls.cluster_name),
+            reconcile_every_seconds=number(environ, "RECONCILE_INTERVAL_SECONDS", cls.reconcile_every_seconds,
+                                           minimum=0),
+            task_queue_prefix=text(environ, "TASK_QUEUE_PREFIX"),
         )
 
 

@@ -277,5 +277,5 @@ def test_settings_reject_bad_config() -> None:
         ApiSettings.from_env({"JWT_SECRET": "short"})
     with pytest.raises(ValueError, match="OIDC_ISSUER and OIDC_AUDIENCE"):
         ApiSettings.from_env({"OIDC_ISSUER": "https://idp.example"})
-    with pytest.raises(ValueError, match="PORT must be a number"):
+    with pytest.raises(ValueError, match="PORT must be an integer"):
         ApiSettings.from_env({"PORT": "eighty"})

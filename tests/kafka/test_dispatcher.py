@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -14,9 +13,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from mcp_sentinel.cloudevents_codec import decode_batch, decode_http, to_kafka_binary
+from mcp_sentinel.env import parse_duration
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
-from mcp_sentinel.kafka_source.settings import DispatcherSettings, SettingsError, parse_iso8601_duration
+from mcp_sentinel.kafka_source.settings import DispatcherSettings, SettingsError
 from mcp_sentinel.stack.config import StackConfig, free_port
 from mcp_sentinel.stack.parts import dispatcher as dispatcher_part
 from mcp_sentinel.stack.supervisor import PYTHON, Component, http_ok
@@ -246,12 +246,12 @@ def test_killed_mid_stream_and_restarted_delivers_everything(pipeline_factory):
 
 
 def test_settings_and_backoff():
-    assert parse_iso8601_duration("PT0.5S") == 0.5
-    assert parse_iso8601_duration("PT1M30S") == 90
-    assert parse_iso8601_duration("P1DT1H") == 90000
+    assert parse_duration("DELIVERY_TIMEOUT", "PT0.5S") == 0.5
+    assert parse_duration("DELIVERY_TIMEOUT", "PT1M30S") == 90
+    assert parse_duration("DELIVERY_TIMEOUT", "P1DT1H") == 90000
     for bad in ("5s", "PT", "P", "PTS", ""):
         with pytest.raises(SettingsError):
-            parse_iso8601_duration(bad)
+            parse_duration("DELIVERY_TIMEOUT", bad)
     s = DispatcherSettings.from_env({"SINK_URL": "http://x/", "DELIVERY_BACKOFF_DELAY": "PT1S",
                                      "DELIVERY_MAX_BACKOFF": "PT5S"})
     assert [s.backoff(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]

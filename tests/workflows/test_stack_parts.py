@@ -92,10 +92,10 @@ def test_worker_part_environment_matches_the_conventions(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"RESTART_BACKEND": "docker"}, "RESTART_BACKEND must be kubernetes or local"),
+        ({"RESTART_BACKEND": "docker"}, "RESTART_BACKEND must be one of kubernetes, local"),
         ({"RESTART_BACKEND": "local"}, "RESTART_BACKEND=local needs SENTINEL_RUN_DIR"),
-        ({"METRICS_PORT": "many"}, "invalid worker setting"),
-        ({"RECONCILE_INTERVAL_SECONDS": "often"}, "invalid worker setting"),
+        ({"METRICS_PORT": "many"}, "METRICS_PORT must be an integer"),
+        ({"RECONCILE_INTERVAL_SECONDS": "often"}, "RECONCILE_INTERVAL_SECONDS must be a number"),
     ],
 )
 def test_bad_worker_settings_are_named(env: dict[str, str], message: str) -> None:
@@ -111,7 +111,7 @@ def test_worker_process_exits_with_a_clear_error_on_bad_settings() -> None:
         timeout=60,
     )
     assert proc.returncode == 2
-    assert b"RESTART_BACKEND must be kubernetes or local" in proc.stderr
+    assert b"RESTART_BACKEND must be one of kubernetes, local" in proc.stderr
 
 
 def test_settings_defaults_follow_the_documented_local_ports() -> None:

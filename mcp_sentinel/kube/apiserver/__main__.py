@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from mcp_sentinel.env import load_or_exit
 from mcp_sentinel.kube.apiserver.app import create_app
 from mcp_sentinel.kube.apiserver.kubeconfig import write_kubeconfig
 from mcp_sentinel.kube.apiserver.settings import ApiServerSettings
@@ -73,7 +74,8 @@ async def serve(settings: ApiServerSettings) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(parse_settings(argv, dict(os.environ))))
+    settings = load_or_exit("kube apiserver", lambda: parse_settings(argv, dict(os.environ)))
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":
