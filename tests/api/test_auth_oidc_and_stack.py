@@ -17,8 +17,8 @@ from mcp_sentinel.stack.config import Ports, StackConfig
 from mcp_sentinel.stack.parts import api as api_part
 from mcp_sentinel.stack.parts import postgres as pg_part
 from mcp_sentinel.stack.supervisor import Supervisor
-from tests.api.conftest import AppFactory
 from tests.fixtures.oidc import Issuer
+from tests.helpers.api import AppFactory
 
 
 @pytest.fixture(scope="module")

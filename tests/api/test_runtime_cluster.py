@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.api.conftest import ADMIN_KEY, AppFactory
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
 from tests.fixtures.kube import LocalKube
+from tests.helpers.api import ADMIN_KEY, AppFactory
 from workflows.kube import KubeCluster
 
 PART_OF = {"app.kubernetes.io/part-of": "mcp-sentinel"}

@@ -16,7 +16,7 @@ from mcp_sentinel.cli.remote import load_documents, to_api_body
 from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
 from mcp_sentinel.stack.parts import front_door
 from mcp_sentinel.stack.supervisor import Supervisor
-from tests.cli.conftest import dead_url
+from tests.helpers.cli import dead_url
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ from mcp_sentinel.front_door.settings import FrontDoorSettings, SettingsError, p
 from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
 from mcp_sentinel.stack.parts import front_door
 from mcp_sentinel.stack.supervisor import Supervisor
-from tests.deploy.upstreams import serve_upstreams
+from tests.helpers.upstreams import serve_upstreams
 
 
 @pytest.fixture(scope="module")

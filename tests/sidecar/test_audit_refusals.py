@@ -27,7 +27,6 @@ from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.kafka.admin import ensure_topics
 from mcp_sentinel.stack.config import Ports
 from sidecar.audit import AuditSender, AuditSpool, make_event
-from tests.fixtures.kafka import *  # noqa: F403 - kafka_stack
 from tests.fixtures.kafka import KafkaStack, count_topic, read_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -28,8 +27,8 @@ from mcp_sentinel.stack.config import Ports, StackConfig, free_port
 from mcp_sentinel.stack.parts import api, postgres, ui
 from mcp_sentinel.stack.supervisor import Component, Supervisor
 from tests.fixtures.oidc import Issuer
-from tests.ui.conftest import USER
-from tests.ui.test_browser import ARGS, CHROMIUM
+from tests.helpers.browser import ARGS, CHROMIUM
+from tests.helpers.ui import USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 CLIENT_ID = "sentinel-test.apps.googleusercontent.com"

@@ -6,7 +6,6 @@ under test. The ID token must carry the nonce of a sign-in this browser started,
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any

@@ -11,7 +11,7 @@ import httpx
 from mcp_sentinel.stack.config import REPO_ROOT
 from mcp_sentinel.stack.parts import ui
 from mcp_sentinel.stack.supervisor import Supervisor
-from tests.ui.conftest import USER
+from tests.helpers.ui import USER
 
 
 def test_session_survives_ui_restart(backend):

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from functions.api.app import create_app
 from mcp_sentinel.identity.store import IdentityStore
-from tests.api.conftest import ADMIN_KEY, base_settings
+from tests.helpers.api import ADMIN_KEY, base_settings
 from workflows.client import PROVISIONING_QUEUE
 from workflows.cluster import Ref
 from workflows.kube import KubeCluster

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from tests.workflows.conftest import grant, mcp_server
+from tests.helpers.workflows import grant, mcp_server
 from workflows.client import ensure_reconcile_schedule
 from workflows.cluster import Ref
 from workflows.kube import KubeCluster

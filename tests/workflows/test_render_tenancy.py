@@ -13,7 +13,7 @@ from pathlib import Path
 
 from functions.api.policy_sync import sync_server_policy
 from tests.fixtures.kube import LocalKube
-from tests.workflows.conftest import grant, mcp_server
+from tests.helpers.workflows import grant, mcp_server
 from workflows.cluster import Ref
 from workflows.kube import KubeCluster
 from workflows.reconcile.activities import PolicyActivities, RenderRequest

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from tests.workflows.test_provisioning import FailingAt
+from tests.helpers.workflows import FailingAt
 from workflows.kube import KubeCluster
 from workflows.provisioning.activities import Membership, ProvisioningActivities
 from workflows.provisioning.workflows import ProvisionTeam, ProvisionTeamInput

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from mcp_sentinel.stack.config import Ports, StackConfig
 from mcp_sentinel.stack.control import ControlDir, serve_pending
 from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
-from tests.workflows.conftest import worker_env
+from tests.helpers.workflows import worker_env
 from workflows.client import WorkflowFailed, restart_components
 from workflows.cluster import Ref
 from workflows.kube import KubeCluster

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from mcp_sentinel.policy import AuthzRequest, Identity, load_policy
-from tests.workflows.conftest import grant, mcp_server, session
+from tests.helpers.workflows import grant, mcp_server, session
 from workflows.client import delete_session, revoke_session, schedule_session_expiry
 from workflows.cluster import Ref
 from workflows.kube import KubeCluster

@@ -22,7 +22,7 @@ from mcp_sentinel.stack.parts import postgres as postgres_part
 from mcp_sentinel.stack.parts import temporal as temporal_part
 from mcp_sentinel.stack.parts import worker as worker_part
 from mcp_sentinel.stack.supervisor import Supervisor
-from tests.workflows.conftest import worker_env
+from tests.helpers.workflows import worker_env
 from workflows.client import start_provision_team
 from workflows.cluster import Ref
 from workflows.kube import KubeCluster
