@@ -7,8 +7,9 @@ For each `docker/<name>.Dockerfile` of the tree (the working tree, or `--ref` ex
 of the tree with the stage's file COPYs that rename (`docker/requirements/x.txt ./requirements.txt`)
 applied; its size on disk is reported with the empty venv's as the baseline. Identical install
 steps are measured once. Packages come from the pip configuration in effect, as `./dev` installs
-them (pip.conf / PIP_* variables: the local wheel index and find-links). Not Docker, so the figure is the venv the image's
-runtime stage copies (`/opt/venv`), not the base image; the interpreter is this machine's.
+them (pip.conf / PIP_* variables: the local wheel index and find-links). Not Docker, so the
+figure is the venv the image's runtime stage copies (`/opt/venv`), not the base image; the
+interpreter is this machine's.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ def _measure(tree: Path, copies: list[tuple[str, str]], runs: list[str], scratch
            "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
     for cmd in runs:
-        subprocess.run(cmd, shell=True, cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run(cmd, shell=True, cwd=work, env=env, capture_output=True, text=True)
+        if done.returncode:  # pip's stderr only when it failed (it warns about every absent index folder)
+            sys.exit(f"{cmd!r} failed in {work}:\n{done.stderr}")
     return _size(env_dir)
 
 
