@@ -5,7 +5,8 @@
 For each `docker/<name>.Dockerfile` of the tree (the working tree, or `--ref` exported with
 `git archive`), a fresh venv gets exactly the build stage's `pip install` commands, run in a copy
 of the tree with the stage's file COPYs that rename (`docker/requirements/x.txt ./requirements.txt`)
-applied; its size on disk is reported with the empty venv's as the baseline. Identical install
+applied; its size on disk is reported with the empty venv's as the baseline, followed by the
+default install (`pip install .`) for comparison. Identical install
 steps are measured once. Packages come from the pip configuration in effect, as `./dev` installs
 them (pip.conf / PIP_* variables: the local wheel index and find-links). Not Docker, so the
 figure is the venv the image's runtime stage copies (`/opt/venv`), not the base image; the
@@ -109,6 +110,12 @@ def main() -> int:
             if key not in done:
                 done[key] = _measure(tree, copies, runs, scratch)
             print(f"{dockerfile.name.removesuffix('.Dockerfile'):<12} {done[key] / 1e6:>8.1f}", flush=True)
+        # For comparison: `pip install mcp-sentinel`, the default install.
+        runs = ["pip install ."]
+        key = hashlib.sha256(repr(runs).encode()).hexdigest()
+        if key not in done:
+            done[key] = _measure(tree, [], runs, scratch)
+        print(f"{'(default)':<12} {done[key] / 1e6:>8.1f}", flush=True)
     return 0
 
 
