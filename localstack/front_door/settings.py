@@ -5,20 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+
+from mcp_sentinel.env import SettingsError as SettingsError
+from mcp_sentinel.env import base_url, integer, parse_base_url, text
 
 _SERVER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-
-
-class SettingsError(ValueError):
-    """A setting is present but unusable; the process refuses to start."""
-
-
-def _url(name: str, raw: str) -> str:
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an absolute http(s) URL, got {raw!r}")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def parse_servers(raw: str) -> dict[str, str]:
@@ -29,7 +20,7 @@ def parse_servers(raw: str) -> dict[str, str]:
         name = name.strip()
         if not sep or not _SERVER_NAME.match(name):
             raise SettingsError(f"MCP_SERVERS entries must look like name=http://host:port, got {item!r}")
-        servers[name] = _url(f"MCP_SERVERS[{name}]", url)
+        servers[name] = parse_base_url(f"MCP_SERVERS[{name}]", url)
     return servers
 
 
@@ -48,15 +39,10 @@ class FrontDoorSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> FrontDoorSettings:
         """Build settings from `HOST`, `PORT`, `UI_UPSTREAM`, `INGEST_UPSTREAM`, `MCP_SERVERS`."""
-        raw_port = environ.get("PORT", "18080").strip()
-        try:
-            port = int(raw_port)
-        except ValueError as exc:
-            raise SettingsError(f"PORT must be an integer, got {raw_port!r}") from exc
         return cls(
-            host=environ.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
-            port=port,
-            ui_url=_url("UI_UPSTREAM", environ.get("UI_UPSTREAM", cls.ui_url)),
-            ingest_url=_url("INGEST_UPSTREAM", environ.get("INGEST_UPSTREAM", cls.ingest_url)),
+            host=text(environ, "HOST", cls.host),
+            port=integer(environ, "PORT", cls.port, minimum=0, maximum=65535),
+            ui_url=base_url(environ, "UI_UPSTREAM", cls.ui_url),
+            ingest_url=base_url(environ, "INGEST_UPSTREAM", cls.ingest_url),
             servers=parse_servers(environ.get("MCP_SERVERS", "")),
         )

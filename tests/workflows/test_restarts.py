@@ -24,7 +24,7 @@ from localstack.config import Ports, StackConfig
 from localstack.control import ControlDir, serve_pending
 from localstack.supervisor import PYTHON, Component, Supervisor
 from mcp_sentinel.kube.objects import KubeCluster, Ref
-from tests.workflows.conftest import worker_env
+from tests.helpers.workflows import worker_env
 from workflows.client import WorkflowFailed, restart_components
 from workflows.restarts.activities import RESTART_ANNOTATION, KubernetesRestarts, LocalRestarts
 from workflows.restarts.workflows import RestartComponent, RestartInput
