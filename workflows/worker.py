@@ -26,7 +26,7 @@ from workflows.provisioning.activities import ProvisioningActivities, TeamStore
 from workflows.provisioning.workflows import DeprovisionTeam, ProvisionTeam
 from workflows.reconcile.activities import PolicyActivities
 from workflows.reconcile.workflows import PolicyReconcile
-from workflows.restarts.activities import KubernetesRestarts, LocalRestarts, RestartActivities, RestartBackend
+from workflows.restarts.activities import KubernetesRestarts, RestartActivities, RestartBackend
 from workflows.restarts.workflows import RestartComponent
 from workflows.sessions.activities import SessionActivities
 from workflows.sessions.workflows import SessionExpiry
@@ -124,9 +124,9 @@ def build_activities(
             teams = _UnconfiguredTeams()
     if restart_backend is None:
         if settings.restart_backend == "local":
-            restart_backend = LocalRestarts(Path(settings.run_dir))
-        else:
-            restart_backend = KubernetesRestarts(cluster, settings.restart_namespace)
+            # The local backend belongs to the local stack, which injects it (python -m localstack.worker).
+            raise SettingsError("RESTART_BACKEND=local: run the worker through `python -m localstack.worker`")
+        restart_backend = KubernetesRestarts(cluster, settings.restart_namespace)
     prov = ProvisioningActivities(teams, cluster)
     policy = PolicyActivities(
         cluster,

@@ -7,8 +7,8 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from workflows.cluster import Obj
 
+from mcp_sentinel.kube.objects import Obj
 from workflows.provisioning.activities import ApplyObject, ProvisioningActivities
 
 

@@ -102,6 +102,18 @@ def test_bad_worker_settings_are_named(env: dict[str, str], message: str) -> Non
         WorkerSettings.from_env(env)
 
 
+def test_product_worker_refuses_the_local_restart_backend(tmp_path: Path) -> None:
+    """The local backend lives in localstack (product code never imports it): only its entry point injects it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "workflows"],
+        env=worker_env(RESTART_BACKEND="local", SENTINEL_RUN_DIR=str(tmp_path)),
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert b"python -m localstack.worker" in proc.stderr
+
+
 def test_worker_process_exits_with_a_clear_error_on_bad_settings() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "workflows"],
