@@ -39,6 +39,8 @@ class ApiClient:
 
         `timeout` overrides the client's for calls the API is known to hold open longer.
         """
+        if not self.base_url:
+            raise CliError("no API to talk to: pass --api-url or set SENTINEL_API_URL", exit_code=2)
         url = self.base_url.rstrip("/") + path
         headers = {"x-api-key": self.api_key, "accept": "application/json"}
         wait = self.timeout if timeout is None else timeout

@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 
-from localstack.config import StackConfig
 from mcp_sentinel.cli.agent_identity import AgentIdentity, Credential, IdentityError
 from mcp_sentinel.cli.client import CliError
 
@@ -45,7 +44,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--config", choices=("http", "stdio"), default="http",
                    help="http: URL + short-lived token header (default); stdio: launches this bridge")
     p.add_argument("--stdio", action="store_true", help="run as a stdio <-> streamable-HTTP bridge")
-    p.set_defaults(run=lambda a, c, _cl: cmd_connect(a, c))
+    p.set_defaults(run=lambda a, _p, _cl: cmd_connect(a))
 
 
 def credential(args: argparse.Namespace) -> Credential:
@@ -59,9 +58,9 @@ def credential(args: argparse.Namespace) -> Credential:
                    "dashboard Keys tab), or SENTINEL_EMAIL and SENTINEL_PASSWORD", exit_code=2)
 
 
-def identity(args: argparse.Namespace, cfg: StackConfig) -> AgentIdentity:
+def identity(args: argparse.Namespace) -> AgentIdentity:
     return AgentIdentity(
-        api_url=args.api_url or cfg.url("api"), credential=credential(args), server=args.server,
+        api_url=args.api_url, credential=credential(args), server=args.server,
         namespace=args.namespace, agent=args.agent, trust=args.trust, ttl=args.session_ttl, timeout=args.timeout,
     )  # fmt: skip
 
@@ -92,9 +91,9 @@ async def _token(ident: AgentIdentity) -> Any:
         return await ident.fetch(http)
 
 
-def cmd_connect(args: argparse.Namespace, cfg: StackConfig) -> int:
+def cmd_connect(args: argparse.Namespace) -> int:
     """Print client configuration for `server`, or (`--stdio`) bridge stdin/stdout to it."""
-    ident = identity(args, cfg)
+    ident = identity(args)
     if args.stdio:
         from mcp_sentinel.cli.stdio_bridge import run_bridge
 

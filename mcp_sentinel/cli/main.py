@@ -1,117 +1,14 @@
-"""`sentinel`: the operator CLI (local stack lifecycle and day-2 commands)."""
+"""`sentinel`: the operator CLI (day-2 commands against an API and a cluster; local commands come from a plugin)."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
-import signal
-import socket
 import sys
-import time
 
-from localstack.config import StackConfig
-from mcp_sentinel.cli import cluster, connect, local, remote
+from mcp_sentinel.cli import cluster, connect, remote
 from mcp_sentinel.cli.client import ApiClient, CliError
-
-
-def _echo(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def cmd_up(args: argparse.Namespace, cfg: StackConfig) -> int:
-    """Start the local stack, run the demo, then keep serving until Ctrl-C."""
-    from localstack.components import local_stack
-    from localstack.control import serve_pending
-    from localstack.shutdown import UP_PID
-    from localstack.supervisor import StartError, Supervisor
-
-    only = set(args.only.split(",")) if args.only else None
-    refusal = previous_stack_refusal(cfg, full=only is None)
-    if refusal:
-        _echo(f"error: {refusal}")
-        return 1
-    sup = Supervisor(cfg, echo=_echo)
-    stop = {"now": False}
-
-    def _stop(_sig: int, _frame: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        sup.start_all(local_stack(cfg, only))
-        if not args.no_demo:
-            from localstack.demo import run_demo
-
-            run_demo(cfg, echo=_echo)
-        if args.detach:
-            sup.running.clear()  # leave them running; `sentinel down` stops them
-            return 0
-        (sup.run_dir / UP_PID).write_text(str(os.getpid()))  # `sentinel down` from another shell stops us
-        _echo("local stack running; press Ctrl-C to stop")
-        while not stop["now"]:
-            serve_pending(sup)  # local RestartComponent requests from the worker / API
-            for name, running in list(sup.running.items()):
-                if running.process.poll() is not None:
-                    _echo(f"{name} exited with code {running.process.returncode}; see {running.log_path}")
-                    sup.running.pop(name)
-            time.sleep(0.5)
-        return 0
-    except StartError as exc:
-        _echo(f"error: {exc}")
-        return 1
-    finally:
-        sup.stop_all()
-        (sup.run_dir / UP_PID).unlink(missing_ok=True)
-
-
-def previous_stack_refusal(cfg: StackConfig, *, full: bool) -> str:
-    """Why `up` must not start now ("" = go): a stack still running, or (full stack) a port in use.
-
-    A `down` in progress is waited for first, so `down` then `up` back to back just works.
-    """
-    from localstack.shutdown import wait_for_previous_stop
-
-    run_dir = cfg.path("run")
-    alive = wait_for_previous_stop(run_dir, timeout=30.0, echo=_echo)
-    if alive:
-        return (f"a local stack is still running from {cfg.data_dir} ({', '.join(alive)}); "
-                "stop it with `sentinel down` first")
-    if full:
-        ports = dataclasses.asdict(cfg.ports).items()
-        busy = [f"{name} ({port})" for name, port in ports if _port_busy(cfg.host, port)]
-        if busy:
-            return ("ports already in use by another process: " + ", ".join(busy)
-                    + "; stop whatever holds them (another stack? `sentinel down`) and retry")
-    return ""
-
-
-def _port_busy(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as every component binds: TIME_WAIT is fine
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def cmd_down(args: argparse.Namespace, cfg: StackConfig) -> int:
-    """Stop a stack started with `up --detach` (or a foreground `up`); return once every process has exited."""
-    from localstack.shutdown import stop_recorded
-
-    report = stop_recorded(cfg.path("run"), grace=args.grace, echo=_echo)
-    if not (report.stopped or report.killed or report.survivors):
-        _echo("stopped: nothing was running")
-        return 0
-    _echo("stopped: " + (", ".join(report.stopped) or "none on SIGTERM"))
-    if report.killed:
-        _echo(f"killed (SIGKILL after {args.grace:.0f}s): " + ", ".join(report.killed))
-    if report.survivors:
-        _echo("error: still running after SIGKILL (another user's process?): " + ", ".join(report.survivors))
-        return 1
-    return 0
+from mcp_sentinel.cli.plugin import CliPlugin, discover
 
 
 def _common() -> argparse.ArgumentParser:
@@ -142,27 +39,19 @@ def _seconds(raw: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests)."""
+def build_parser(plugin: CliPlugin | None = None) -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests); `plugin` adds the local commands."""
     parser = argparse.ArgumentParser(prog="sentinel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = _common()
-    up = sub.add_parser("up", help="start the local stack and its demo")
-    up.add_argument("--no-demo", action="store_true", help="skip the demo calls")
-    up.add_argument("--detach", action="store_true", help="return once started; stop with `sentinel down`")
-    up.add_argument("--only", help="comma-separated parts to start (see localstack.components)")
-    up.set_defaults(func=cmd_up)
-    down = sub.add_parser("down", help="stop a detached local stack; returns once every process has exited")
-    down.add_argument("--grace", type=_seconds, default=10.0,
-                      help="seconds to wait after SIGTERM before SIGKILL (default 10)")
-    down.set_defaults(func=cmd_down)
-
+    if plugin is not None:
+        plugin.add_commands(sub, common)
     status = sub.add_parser("status", parents=[common],
                             help="health of each local component (--kube: the cluster's pods)")
     status.add_argument("--only", help="comma-separated parts to check")
     status.add_argument("--namespace", "-N", help="with --kube: only this namespace's pods")
     cluster.add_arguments(status)
-    status.set_defaults(run=lambda a, c, _cl: cluster.cmd_status(a) if a.kube else local.cmd_status(a, c))
+    status.set_defaults(run=lambda a, p, _cl: cluster.cmd_status(a) if a.kube else _local(p, "status").status(a))
 
     logs = sub.add_parser("logs", parents=[common],
                           help="print a component's log from <data>/logs (--kube: a pod's log)")
@@ -172,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--namespace", "-N", help="with --kube: look for the pod in this namespace only")
     logs.add_argument("--container", "-c", help="with --kube: the container (pods with several)")
     cluster.add_arguments(logs)
-    logs.set_defaults(run=lambda a, c, _cl: cluster.cmd_logs(a) if a.kube else local.cmd_logs(a, c))
+    logs.set_defaults(run=lambda a, p, _cl: cluster.cmd_logs(a) if a.kube else _local(p, "logs").logs(a))
 
     events = sub.add_parser("events", parents=[common],
                             help="recent audit events, newest first (--kube: Kubernetes events)")
@@ -192,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = psub.add_parser("inspect", parents=[common], help="the rendered document and its revision")
     inspect.add_argument("server", help="MCP server name")
     inspect.add_argument("--namespace", "-N", default="mcp-servers", help="server namespace (default mcp-servers)")
-    inspect.set_defaults(run=lambda a, c, cl: remote.cmd_policy_inspect(a, cl, c))
+    inspect.set_defaults(run=lambda a, p, cl: remote.cmd_policy_inspect(a, cl, p))
 
     connect.add_parser(sub, common)
 
@@ -209,16 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, *, config: StackConfig | None = None) -> int:
-    """Entry point of the `sentinel` console script (`config` lets tests point it at their stack)."""
-    args = build_parser().parse_args(argv)
-    cfg = config or StackConfig()
+def _local(plugin: CliPlugin | None, command: str) -> CliPlugin:
+    if plugin is None:
+        raise CliError(f"`{command}` without --kube reads the local stack, which is not installed here; "
+                       "use --kube for a cluster", exit_code=2)
+    return plugin
+
+
+def main(argv: list[str] | None = None, *, plugin: CliPlugin | None = None) -> int:
+    """Entry point of the `sentinel` console script (`plugin`: the local commands; default: discovered)."""
+    plugin = plugin if plugin is not None else discover()
+    args = build_parser(plugin).parse_args(argv)
     if hasattr(args, "func"):
-        rc: int = args.func(args, cfg)
+        rc: int = args.func(args)
         return rc
-    client = ApiClient(args.api_url or cfg.url("api"), args.api_key or cfg.admin_api_key, timeout=args.timeout)
     try:
-        result: int = args.run(args, cfg, client)
+        args.api_url = args.api_url or (plugin.api_url() if plugin else "")
+        # args.api_key stays what the caller gave: `connect` acts for a user and must not fall back to an admin key
+        client = ApiClient(args.api_url, args.api_key or (plugin.api_key() if plugin else ""), timeout=args.timeout)
+        result: int = args.run(args, plugin, client)
         return result
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)

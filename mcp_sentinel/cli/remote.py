@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from localstack.config import StackConfig
 from mcp_sentinel.cli.client import ApiClient, CliError
 from mcp_sentinel.cli.output import emit_json, table
+from mcp_sentinel.cli.plugin import CliPlugin
 
 # Every filter /api/events applies (it ignores unknown names, so a flag missing there would match everything).
 EVENT_FILTERS = ("source", "event_type", "server", "namespace", "team_id", "cluster", "human_id", "agent_id",
@@ -72,14 +72,16 @@ def cmd_restart(args: argparse.Namespace, client: ApiClient) -> int:
     return 0
 
 
-def cmd_policy_inspect(args: argparse.Namespace, client: ApiClient, cfg: StackConfig) -> int:
+def cmd_policy_inspect(args: argparse.Namespace, client: ApiClient, plugin: CliPlugin | None) -> int:
     """The rendered policy document and its revision (API first, then the local policy file)."""
     source: str
     try:
         doc = client.request("GET", "/api/runtime/policy", params={"namespace": args.namespace, "server": args.server})
         source = str(doc.get("source") or f"api {client.base_url}")
     except CliError as exc:
-        path = cfg.policy_file(args.server, args.namespace)
+        path = plugin.policy_file(args.server, args.namespace) if plugin else None
+        if path is None:
+            raise
         if not path.is_file():
             raise CliError(f"{exc}; and no local policy file at {path}", exit_code=exc.exit_code) from exc
         _progress(args, f"note: {exc}; showing the local policy file")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from localstack.cli import main
 from localstack.config import REPO_ROOT
-from mcp_sentinel.cli.main import main
 from mcp_sentinel.cli.remote import EVENT_FILTERS
 from mcp_sentinel.storage.queries import FILTER_NAMES
 from tests.helpers.cli import TEAM_NS, TEAM_SERVER, Stack, dead_url

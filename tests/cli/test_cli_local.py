@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from localstack.cli import LocalStackPlugin, main
 from localstack.config import REPO_ROOT, Ports, StackConfig
 from localstack.parts import front_door
 from localstack.supervisor import Supervisor
 from mcp_sentinel.cli.client import CliError
-from mcp_sentinel.cli.main import build_parser, main
+from mcp_sentinel.cli.main import build_parser
 from mcp_sentinel.cli.remote import load_documents, to_api_body
 from tests.helpers.cli import dead_url
 
@@ -28,7 +29,7 @@ def cfg(tmp_path: Path) -> StackConfig:
 
 
 def test_parser_knows_every_command() -> None:
-    p = build_parser()
+    p = build_parser(LocalStackPlugin())
     assert p.parse_args(["events", "--limit", "5", "--decision", "deny", "--tool-name", "x"]).tool_name == "x"
     assert p.parse_args(["restart", "--all"]).all is True
     assert p.parse_args(["policy", "inspect", "server-a", "-N", "team-a"]).namespace == "team-a"
@@ -139,3 +140,18 @@ def test_status_reports_real_components(cfg: StackConfig, capsys: pytest.Capture
         assert row["state"] == "healthy" and row["pid"] == sup.running["front_door"].process.pid
         assert main(["status", "--only", "front_door"], config=cfg) == 0
         assert "healthy" in capsys.readouterr().out
+
+
+def test_the_product_cli_runs_without_any_plugin(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from mcp_sentinel.cli import main as product
+
+    monkeypatch.setattr(product, "discover", lambda: None)
+    monkeypatch.delenv("SENTINEL_API_URL", raising=False)
+    assert product.main(["status"]) == 2
+    assert "use --kube for a cluster" in capsys.readouterr().err
+    assert product.main(["logs", "api"]) == 2
+    assert product.main(["events"]) == 2
+    assert "pass --api-url or set SENTINEL_API_URL" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        product.main(["up"])  # no such command without the local stack

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from localstack.cli import main
 from localstack.config import Ports, StackConfig
 from localstack.parts import kube as kube_part
 from localstack.supervisor import Supervisor
-from mcp_sentinel.cli.main import main
 from mcp_sentinel.kube.client import load_kube
 from mcp_sentinel.kube.resources import SentinelKube
 

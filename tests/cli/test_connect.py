@@ -26,12 +26,12 @@ import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from localstack.cli import main
 from localstack.components import local_stack
 from localstack.config import REPO_ROOT, Ports, StackConfig
 from localstack.kube_seed import TOOLS
 from localstack.parts.sidecars import sidecar_env
 from localstack.supervisor import Supervisor
-from mcp_sentinel.cli.main import main
 from tests.fixtures.sidecar import SidecarProcess, mcp_client
 
 SERVER = "connect-srv"
