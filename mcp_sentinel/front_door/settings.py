@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
-_SERVER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+SERVER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
 class SettingsError(ValueError):
@@ -27,7 +28,7 @@ def parse_servers(raw: str) -> dict[str, str]:
     for item in filter(None, (p.strip() for p in raw.split(","))):
         name, sep, url = item.partition("=")
         name = name.strip()
-        if not sep or not _SERVER_NAME.match(name):
+        if not sep or not SERVER_NAME.match(name):
             raise SettingsError(f"MCP_SERVERS entries must look like name=http://host:port, got {item!r}")
         servers[name] = _url(f"MCP_SERVERS[{name}]", url)
     return servers
@@ -44,10 +45,13 @@ class FrontDoorSettings:
     # server name -> sidecar base URL; `/<name>/mcp...` is forwarded as `/mcp...`.
     servers: Mapping[str, str] = field(default_factory=dict)
     connect_timeout: float = 5.0
+    # The dynamic route table the local reconciler writes (mcp_sentinel/front_door/routes_file.py).
+    routes_file: Path | None = None
+    routes_poll_interval: float = 0.1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> FrontDoorSettings:
-        """Build settings from `HOST`, `PORT`, `UI_UPSTREAM`, `INGEST_UPSTREAM`, `MCP_SERVERS`."""
+        """Build settings from `HOST`, `PORT`, `UI_UPSTREAM`, `INGEST_UPSTREAM`, `MCP_SERVERS`, `MCP_ROUTES_FILE`."""
         raw_port = environ.get("PORT", "18080").strip()
         try:
             port = int(raw_port)
@@ -59,4 +63,5 @@ class FrontDoorSettings:
             ui_url=_url("UI_UPSTREAM", environ.get("UI_UPSTREAM", cls.ui_url)),
             ingest_url=_url("INGEST_UPSTREAM", environ.get("INGEST_UPSTREAM", cls.ingest_url)),
             servers=parse_servers(environ.get("MCP_SERVERS", "")),
+            routes_file=Path(raw_routes) if (raw_routes := environ.get("MCP_ROUTES_FILE", "").strip()) else None,
         )
