@@ -171,7 +171,7 @@ _DELETE = object()
 @pytest.mark.parametrize(
     ("factory", "path", "value", "field", "reason"),
     [
-        (payments_server, "spec.image", _DELETE, "spec.image", "FieldValueRequired"),
+        (payments_server, "spec.image", "", "spec.image", "FieldValueInvalid"),
         (payments_server, "spec.tools.0.sideEffect", "delete", "spec.tools[0].sideEffect", "FieldValueNotSupported"),
         (payments_server, "spec.tools.1.name", "list_invoices", "spec.tools[1]", "FieldValueDuplicate"),
         (payments_server, "spec.tools.0.sideEffect", _DELETE, "spec.tools[0].sideEffect", "FieldValueRequired"),

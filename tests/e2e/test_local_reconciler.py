@@ -1,0 +1,193 @@
+"""The local stack reconciles MCPServers: real processes (kube API server, Postgres, the API, the sample MCP
+server, the front door and the reconciler), the official `mcp` client, platform tokens.
+
+A server registered by URL through the API is callable at `<front door>/<name>/mcp` within 5 s (its
+own sidecar process, route, policy, audit identity); its status carries the shared condition shape;
+deleting it makes the route 404 and leaves no sidecar process; an image server is `Ready=False`
+(`NoContainerRuntime`) and gets no route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mcp_sentinel.kube.client import load_kube
+from mcp_sentinel.kube.errors import NotFound
+from mcp_sentinel.kube.resources import SentinelKube
+from mcp_sentinel.stack.components import local_stack
+from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.supervisor import Supervisor
+from tests.fixtures.sidecar import mcp_client
+
+# temporal: the API starts a session-expiry workflow when it opens a session (unreachable = a slow failure).
+PARTS = {"postgres", "kube", "temporal", "sample_mcp", "api", "reconciler", "front_door"}
+NS = "mcp-servers"
+AGENT = "remote-agent"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackConfig]:
+    # Not pytest's tmp_path: its 0700 root-owned parents are unreachable for the postgres user.
+    data = Path(tempfile.mkdtemp(prefix="sentinel-localrec-"))
+    data.chmod(0o755)
+    cfg = StackConfig(data_dir=data, ports=Ports.free())
+    try:
+        with Supervisor(cfg) as sup:
+            sup.start_all(local_stack(cfg, only=PARTS))
+            yield cfg
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def sidecar_pids(server: str) -> list[int]:
+    """PIDs of `python -m sidecar` processes configured for `server` (read from /proc, like ps would)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"sidecar" in argv and f"MCP_SERVER_NAME={server}".encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _kube(cfg: StackConfig) -> SentinelKube:
+    return SentinelKube(load_kube({"KUBECONFIG": str(cfg.kubeconfig)}))
+
+
+def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+async def _status(kube: SentinelKube, name: str, reason: str, deadline: float) -> dict[str, Any]:
+    """The server once its Ready condition has `reason` (or fail at the deadline with what it has)."""
+    obj: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        obj = await asyncio.to_thread(kube.servers.get, NS, name)
+        if _conditions(obj).get("Ready", {}).get("reason") == reason:
+            return obj
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{name}: Ready never became {reason}: {obj.get('status')}")
+
+
+@pytest.mark.timeout(300)
+async def test_a_server_registered_by_url_is_governed_at_the_front_door_within_5s(stack: StackConfig) -> None:
+    cfg = stack
+    admin = {"x-api-key": cfg.admin_api_key}
+    name = f"remote-{uuid.uuid4().hex[:6]}"
+    front = cfg.url("front_door", f"/{name}/mcp")
+    async with httpx.AsyncClient(base_url=cfg.url("api"), timeout=30) as api:
+        login = await api.post("/api/auth/login", json={"email": "test@mcpruntime.org", "password": "test@123"})
+        assert login.status_code == 200, login.text
+        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        human = login.json()["user"]["id"]
+
+        t0 = time.monotonic()
+        r = await api.post("/api/runtime/servers", headers=admin, json={
+            "name": name, "scope": "public", "gateway": {"upstreamURL": cfg.url("sample_mcp")},
+            "tools": [{"name": "search", "sideEffect": "read"}, {"name": "delete_document", "sideEffect": "destructive",
+                                                                 "requiredTrust": "high"}],
+            "session": {"required": True}})  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert r.json()["server"]["gateway"] == {"enabled": True}  # a remote server is its gateway
+        r = await api.post("/api/runtime/grants", headers=admin, json={
+            "name": f"{name}-grant", "namespace": NS, "serverRef": {"name": name},
+            "subject": {"humanID": human, "agentID": AGENT}, "maxTrust": "low", "allowedSideEffects": ["read"],
+            "toolRules": [{"name": "search", "decision": "allow"}]})  # fmt: skip
+        assert r.status_code == 200, r.text
+        r = await api.post("/api/runtime/adapter/sessions", headers=user,
+                           json={"serverName": name, "namespace": NS, "agentID": AGENT})
+        assert r.status_code == 200, r.text
+        r = await api.post("/api/agent-tokens", headers=user, json={"namespace": NS, "session": r.json()["name"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["resource"] == front  # the token's audience is the front-door URL
+        bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+        # Poll until the call goes through; 5 s after registration is the bound asserted.
+        result, last = None, None
+        while result is None and time.monotonic() - t0 < 60:
+            try:
+                async with mcp_client(front, bearer) as client:
+                    result = await client.call_tool("search", {"query": "roadmap"})
+                    tools = {t.name for t in (await client.list_tools()).tools}
+            except Exception as exc:  # not routed yet (404), sidecar starting, policy not yet loaded
+                last = exc
+                await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - t0
+        assert result is not None, f"never callable: {last!r}"
+        assert not result.is_error, result
+        assert tools == {"search"}, tools  # governed: the destructive tool is not even listed
+        print(f"registration -> governed call through the front door: {elapsed:.2f} s")
+        assert elapsed <= 5.0, f"took {elapsed:.2f} s"
+
+        async with httpx.AsyncClient(timeout=10) as h:
+            anon = await h.post(front, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                headers={"Accept": "application/json, text/event-stream"})
+        assert anon.status_code == 401, anon.text  # platform mode: no token, no entry
+
+        kube = _kube(cfg)
+        obj = await _status(kube, name, "Serving", time.monotonic() + 10)
+        status = obj["status"]
+        assert status["url"] == front
+        assert status["observedGeneration"] == obj["metadata"]["generation"]
+        assert status["policyRevision"]
+        conds = _conditions(obj)
+        assert {t: c["status"] for t, c in conds.items()} == {"Ready": "True", "GatewayReady": "True",
+                                                               "PolicyDelivered": "True"}
+        assert all(c["lastTransitionTime"].endswith("Z") and c["reason"] for c in conds.values())
+        pids = sidecar_pids(name)
+        assert len(pids) == 1, pids  # its own process
+
+        r = await api.delete(f"/api/runtime/servers/{NS}/{name}", headers=admin)
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 15
+        async with httpx.AsyncClient(timeout=10) as h:
+            while True:
+                gone = await h.post(front, json={}, headers=bearer)
+                if gone.status_code == 404 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+        assert gone.status_code == 404 and gone.json()["error"] == "unknown_server", gone.text
+        while sidecar_pids(name) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert sidecar_pids(name) == []
+
+
+@pytest.mark.timeout(120)
+async def test_an_image_server_is_reported_not_ready_and_gets_no_route(stack: StackConfig) -> None:
+    cfg = stack
+    name = f"image-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=cfg.url("api"), timeout=30) as api:
+        r = await api.post("/api/runtime/servers", headers={"x-api-key": cfg.admin_api_key}, json={
+            "name": name, "scope": "public", "image": "example/mcp:1", "port": 8088,
+            "gateway": {"enabled": True, "port": 8091}})  # fmt: skip
+        assert r.status_code == 200, r.text
+    kube = _kube(cfg)
+    obj = await _status(kube, name, "NoContainerRuntime", time.monotonic() + 15)
+    conds = _conditions(obj)
+    assert conds["Ready"]["status"] == "False" and "container runtime" in conds["Ready"]["message"]
+    assert conds["GatewayReady"]["status"] == "False"
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    async with httpx.AsyncClient(timeout=10) as h:
+        r = await h.post(cfg.url("front_door", f"/{name}/mcp"), json={})
+    assert r.status_code == 404, r.text
+    assert sidecar_pids(name) == []
+    await asyncio.to_thread(kube.servers.delete, NS, name)
+    with pytest.raises(NotFound):
+        await asyncio.to_thread(kube.servers.get, NS, name)
+
