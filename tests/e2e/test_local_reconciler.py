@@ -85,6 +85,15 @@ async def _status(kube: SentinelKube, name: str, reason: str, deadline: float) -
     raise AssertionError(f"{name}: Ready never became {reason}: {obj.get('status')}")
 
 
+async def _until_no_sidecar(server: str, deadline: float) -> bool:
+    """True once no sidecar process for `server` exists (False at the deadline)."""
+    while time.monotonic() < deadline:
+        if not sidecar_pids(server):
+            return True
+        await asyncio.sleep(0.05)
+    return not sidecar_pids(server)
+
+
 @pytest.mark.timeout(300)
 async def test_a_server_registered_by_url_is_governed_at_the_front_door_within_5s(stack: StackConfig) -> None:
     cfg = stack
@@ -163,9 +172,7 @@ async def test_a_server_registered_by_url_is_governed_at_the_front_door_within_5
                     break
                 await asyncio.sleep(0.05)
         assert gone.status_code == 404 and gone.json()["error"] == "unknown_server", gone.text
-        while sidecar_pids(name) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert sidecar_pids(name) == []
+        assert await _until_no_sidecar(name, deadline), sidecar_pids(name)
 
 
 @pytest.mark.timeout(120)
