@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mcp.client.streamable_http  # noqa: F401 - imported up front: the timed window is the stack's, not this import's
 import pytest
 
 from mcp_sentinel.kube.client import load_kube
