@@ -1,0 +1,195 @@
+"""The local reconciler's rules, in-process against the real local Kubernetes API server and real sidecar
+processes: what each MCPServer shape gets (plan), the status shape and its transition times, route
+conflicts, an invalid policy, a sidecar that never becomes ready, a dead sidecar, and settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_sentinel.front_door.routes_file import parse_routes
+from mcp_sentinel.kube.resources import SentinelKube
+from mcp_sentinel.policy import PolicyError
+from mcp_sentinel.stack.reconciler.conditions import Condition, build_status, same_status
+from mcp_sentinel.stack.reconciler.loop import Reconciler, api_policy_delivery
+from mcp_sentinel.stack.reconciler.plan import NO_CONTAINER_RUNTIME, plan
+from mcp_sentinel.stack.reconciler.processes import SidecarPool
+from mcp_sentinel.stack.reconciler.settings import ReconcilerSettings, SettingsError
+from tests.fixtures.kube import LocalKube
+
+UPSTREAM = "http://127.0.0.1:9"  # nothing listens: the sidecar starts and is ready regardless
+
+
+def _server(name: str, ns: str = "ns", **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": ns, "generation": 3}, "spec": spec}
+
+
+def _remote(**gateway: Any) -> dict[str, Any]:
+    return {"gateway": {"enabled": True, "upstreamURL": UPSTREAM, **gateway}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"image": "x:1", "gateway": {"enabled": True, "upstreamURL": UPSTREAM}}, NO_CONTAINER_RUNTIME),
+        ({"image": "x:1"}, NO_CONTAINER_RUNTIME),
+        ({}, "NoUpstream"),
+        ({"gateway": {"enabled": True, "upstreamURL": "ftp://h"}}, "InvalidUpstreamURL"),
+        ({"gateway": {"upstreamURL": UPSTREAM}}, "GatewayDisabled"),
+        ({**_remote(), "publicPathPrefix": "api"}, "UnroutablePath"),
+        ({**_remote(), "ingressPath": "/elsewhere/path"}, "UnroutablePath"),
+    ],
+)
+def test_what_cannot_run_locally_says_why(spec: dict[str, Any], reason: str) -> None:
+    p = plan(_server("srv", **spec))
+    assert p.problem is not None and p.problem[0] == reason and p.problem[1]
+
+
+def test_a_remote_server_plans_a_route_and_an_upstream() -> None:
+    p = plan(_server("srv", **_remote(upstreamURL="https://mcp.example.com/base/")))
+    assert (p.key, p.generation, p.route, p.upstream, p.problem) == (
+        "ns/srv", 3, "srv", "https://mcp.example.com/base", None)
+    assert plan(_server("srv", publicPathPrefix="/pub/", **_remote())).route == "pub"
+    assert plan(_server("srv", ingressPath="/srv/mcp", **_remote())).route == "srv"
+
+
+def test_conditions_keep_their_transition_time_until_their_status_changes() -> None:
+    first = build_status(None, generation=1, url="u", revision="r1", now="2026-01-01T00:00:00Z",
+                         conditions=[Condition("Ready", "False", "SidecarNotReady", "m")])  # fmt: skip
+    assert first == {"observedGeneration": 1, "url": "u", "policyRevision": "r1", "conditions": [
+        {"type": "Ready", "status": "False", "reason": "SidecarNotReady", "message": "m",
+         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}  # fmt: skip
+    same = build_status(first, generation=1, url="u", revision="r1", now="2026-01-02T00:00:00Z",
+                        conditions=[Condition("Ready", "False", "SidecarNotReady", "m")])  # fmt: skip
+    assert same == first and same_status(first, same)
+    flipped = build_status(first, generation=2, url="u", revision="r2", now="2026-01-03T00:00:00Z",
+                           conditions=[Condition("Ready", "True", "Serving", "m")])  # fmt: skip
+    assert flipped["conditions"][0]["lastTransitionTime"] == "2026-01-03T00:00:00Z"
+    assert not same_status(first, flipped)
+
+
+BASE_ENV = {"SENTINEL_DATA_DIR": "/d", "MCP_ROUTES_FILE": "/d/r.json", "POLICY_OUTPUT_DIR": "/d/p",
+            "MCP_PUBLIC_BASE_URL": "http://127.0.0.1:18080", "GATEWAY_CREDENTIAL_SECRET": "s" * 40,
+            "METRICS_PORT": "9106"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"GATEWAY_CREDENTIAL_SECRET": ""}, "GATEWAY_CREDENTIAL_SECRET is required"),
+        ({"MCP_ROUTES_FILE": ""}, "MCP_ROUTES_FILE is required"),
+        ({"MCP_PUBLIC_BASE_URL": "127.0.0.1:18080"}, "MCP_PUBLIC_BASE_URL must be an absolute"),
+        ({"METRICS_PORT": "http"}, "METRICS_PORT must be an integer"),
+        ({"METRICS_PORT": "70000"}, "METRICS_PORT must be a port number"),
+        ({"STATIC_SERVERS": "server-a"}, "STATIC_SERVERS entries must be namespace/name"),
+        ({"RESYNC_SECONDS": "0"}, "RESYNC_SECONDS must be between"),
+        ({"PLATFORM_TOKEN_ISSUER": "http://i/api"}, "PLATFORM_JWKS_URL must be an absolute"),
+    ],
+)
+def test_bad_settings_are_refused(override: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        ReconcilerSettings.from_env({**BASE_ENV, **override})
+    assert ReconcilerSettings.from_env(BASE_ENV).resync_seconds == 5.0
+
+
+# ----- in-process reconciler against the local API server ------------------------------------------
+
+
+@pytest.fixture
+def make(kube_cluster: LocalKube, tmp_path: Path) -> Iterator[Any]:
+    made: list[Reconciler] = []
+
+    def build(deliver: Any = api_policy_delivery, ready_seconds: float = 20.0, static: frozenset[str] = frozenset(),
+              ) -> Reconciler:  # fmt: skip
+        settings = ReconcilerSettings(
+            data_dir=tmp_path, routes_file=tmp_path / "routes.json", policy_dir=tmp_path / "policies",
+            public_base_url="http://127.0.0.1:18080", ingest_url="", gateway_secret="s" * 40, platform_issuer="",
+            platform_jwks_url="", metrics_port=1, static_servers=static, sidecar_ready_seconds=ready_seconds,
+        )  # fmt: skip
+        r = Reconciler(settings, SentinelKube(kube_cluster.api), SidecarPool(tmp_path / "logs"), deliver=deliver)
+        made.append(r)
+        return r
+
+    yield build
+    for r in made:
+        r.shutdown()
+
+
+def _create(kube: SentinelKube, ns: str, name: str, **spec: Any) -> dict[str, Any]:
+    return kube.servers.create(ns, {"metadata": {"name": name}, "spec": spec})
+
+
+def _ready(kube: SentinelKube, ns: str, name: str) -> dict[str, Any]:
+    conds = {c["type"]: c for c in kube.servers.get(ns, name).get("status", {}).get("conditions", [])}
+    return conds
+
+
+def test_two_servers_claiming_one_route_the_first_keeps_it(
+    make: Any, kube_cluster: LocalKube, kube_namespace: str
+) -> None:
+    kube = kube_cluster.kube
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    kube.ensure_namespace(other)
+    name = f"dup-{uuid.uuid4().hex[:6]}"
+    r = make()
+    first = _create(kube, kube_namespace, name, **_remote())
+    second = _create(kube, other, name, **_remote())
+    r.reconcile(first)
+    r.reconcile(second)
+    assert _ready(kube, kube_namespace, name)["Ready"]["reason"] == "Serving"
+    lost = _ready(kube, other, name)
+    assert lost["Ready"]["reason"] == "RouteConflict" and f"{kube_namespace}/{name}" in lost["Ready"]["message"]
+    assert parse_routes(r.s.routes_file.read_text()) == {name: r.pool.running[f"{kube_namespace}/{name}"].url}
+    assert f"{other}/{name}" not in r.pool.running
+    # A stack server's route is never taken either.
+    stack = make(static=frozenset({"mcp-servers/taken"}))
+    clash = _create(kube, kube_namespace, "taken", **_remote())
+    stack.reconcile(clash)
+    assert _ready(kube, kube_namespace, "taken")["Ready"]["reason"] == "RouteConflict"
+
+
+def test_an_invalid_policy_is_not_ready_and_says_so(make: Any, kube_cluster: LocalKube, kube_namespace: str) -> None:
+    def refuse(*_a: Any) -> str:
+        raise PolicyError("tool rule names an undeclared tool")
+
+    r = make(deliver=refuse, ready_seconds=1.0)
+    obj = _create(kube_cluster.kube, kube_namespace, "badpolicy", **_remote())
+    r.reconcile(obj)
+    conds = _ready(kube_cluster.kube, kube_namespace, "badpolicy")
+    assert conds["PolicyDelivered"]["status"] == "False" and conds["PolicyDelivered"]["reason"] == "PolicyInvalid"
+    assert conds["Ready"]["reason"] == "PolicyInvalid" and "undeclared tool" in conds["Ready"]["message"]
+    # No policy file was ever written: the sidecar never becomes ready, so it is stopped and not routed.
+    assert conds["GatewayReady"]["reason"] == "SidecarNotReady"
+    assert r.pool.running == {} and r.routes == {}
+
+
+def test_a_dead_sidecar_is_replaced_on_the_next_relist(
+    make: Any, kube_cluster: LocalKube, kube_namespace: str
+) -> None:
+    kube = kube_cluster.kube
+    r = make()
+    obj = _create(kube, kube_namespace, "crashy", **_remote())
+    r.reconcile(obj)
+    key = f"{kube_namespace}/crashy"
+    before = r.pool.running[key]
+    os.kill(before.process.pid, signal.SIGKILL)
+    before.process.wait(timeout=10)
+    r.reconcile(kube.servers.get(kube_namespace, "crashy"), resync=True)
+    after = r.pool.running[key]
+    assert after.alive() and after.process.pid != before.process.pid
+    assert _ready(kube, kube_namespace, "crashy")["Ready"]["reason"] == "Serving"
+    assert parse_routes(r.s.routes_file.read_text()) == {"crashy": after.url}
+    # A changed upstream restarts it; removal stops it and drops the route.
+    kube.servers.patch(kube_namespace, "crashy", {"spec": {"gateway": {"upstreamURL": "http://127.0.0.1:10"}}})
+    r.reconcile(kube.servers.get(kube_namespace, "crashy"))
+    moved = r.pool.running[key]
+    assert moved.process.pid != after.process.pid and after.process.poll() is not None
+    r.remove(key)
+    assert moved.process.poll() is not None and parse_routes(r.s.routes_file.read_text()) == {}
