@@ -83,7 +83,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     defaults = {f.default for f in dataclasses.fields(Ports)}
     if high - low > 1000:
         for _ in range(500):
-            port = random.randint(low, high)  # noqa: S311 - a port pick, not a secret
+            port = random.randint(low, high)  # a port pick, not a secret
             if port in _PICKED or port in defaults:
                 continue
             with socket.socket() as s:

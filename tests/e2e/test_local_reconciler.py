@@ -28,6 +28,8 @@ from mcp_sentinel.kube.errors import NotFound
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.stack.components import local_stack
 from mcp_sentinel.stack.config import Ports, StackConfig
+from mcp_sentinel.stack.demo_remote import NAME as NAME_OF_DEMO
+from mcp_sentinel.stack.demo_remote import run_remote_demo
 from mcp_sentinel.stack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
 
@@ -256,3 +258,17 @@ async def _post_until(h: httpx.AsyncClient, url: str, done: Callable[[int], bool
         if done(code) or time.monotonic() > deadline:
             return code
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(120)
+def test_the_demo_registers_a_server_at_run_time_and_calls_it(stack: StackConfig) -> None:
+    lines: list[str] = []
+    run_remote_demo(stack, lines.append)
+    text = "\n".join(lines)
+    assert f"{NAME_OF_DEMO}.search via {stack.url('front_door', f'/{NAME_OF_DEMO}/mcp')}: allowed" in text, text
+    assert "visible tools: search)" in text, text  # delete_document is declared but not granted: not listed
+    assert "Ready=True (Serving)" in text, text
+    # Re-running the demo (the data folder persists across `./dev up`) updates instead of failing.
+    again: list[str] = []
+    run_remote_demo(stack, again.append)
+    assert ": allowed" in "\n".join(again), again
