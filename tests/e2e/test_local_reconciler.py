@@ -23,6 +23,7 @@ import httpx
 import mcp.client.streamable_http  # noqa: F401 - imported up front: the timed window is the stack's, not this import's
 import pytest
 
+from mcp_sentinel.cli.main import main as cli
 from mcp_sentinel.kube.client import load_kube
 from mcp_sentinel.kube.errors import NotFound
 from mcp_sentinel.kube.resources import SentinelKube
@@ -272,3 +273,34 @@ def test_the_demo_registers_a_server_at_run_time_and_calls_it(stack: StackConfig
     again: list[str] = []
     run_remote_demo(stack, again.append)
     assert ": allowed" in "\n".join(again), again
+
+
+@pytest.mark.timeout(120)
+async def test_the_cli_registers_lists_and_deletes_a_server_by_url(
+    stack: StackConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = stack
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    front = cfg.url("front_door", f"/{name}/mcp")
+    doc = tmp_path / "server.yaml"
+    doc.write_text(f"apiVersion: mcpruntime.org/v1alpha1\nkind: MCPServer\n"
+                   f"metadata: {{name: {name}, namespace: {NS}}}\n"
+                   f"spec:\n  gateway: {{upstreamURL: '{cfg.url('sample_mcp')}'}}\n")
+    assert await asyncio.to_thread(cli, ["server", "apply", "-f", str(doc)], config=cfg) == 0
+    assert await asyncio.to_thread(cli, ["server", "apply", "-f", str(doc)], config=cfg) == 0  # again: an update
+    async with httpx.AsyncClient(timeout=10) as h:
+        assert (await _post_until(h, front, lambda code: code == 401)) == 401  # routed: its gateway wants a token
+        await _status(_kube(cfg), name, "Serving", time.monotonic() + 10)
+        capsys.readouterr()
+        assert await asyncio.to_thread(cli, ["server", "list", "-N", NS, "--json"], config=cfg) == 0
+        listed = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
+        assert listed[name]["status"]["url"] == front
+        assert await asyncio.to_thread(cli, ["server", "list", "-N", NS], config=cfg) == 0
+        row = next(line for line in capsys.readouterr().out.splitlines() if line.split()[1:2] == [name])
+        assert "True (Serving)" in row and front in row
+        assert await asyncio.to_thread(cli, ["server", "delete", name, "-N", NS], config=cfg) == 0
+        assert capsys.readouterr().out.strip() == f"deleted server {NS}/{name}"
+        assert (await _post_until(h, front, lambda code: code == 404)) == 404
+    assert await _until_no_sidecar(name, time.monotonic() + 15)
+    assert cli(["server", "delete", "../etc", "-N", NS], config=cfg) == 2
+    assert "must be a Kubernetes name" in capsys.readouterr().err
