@@ -179,6 +179,13 @@ async def test_a_server_registered_by_url_is_governed_at_the_front_door_within_5
         assert all(c["lastTransitionTime"].endswith("Z") and c["reason"] for c in conds.values())
         pids = sidecar_pids(name)
         assert len(pids) == 1, pids  # its own process
+        # Its own audit trail: ingest is not part of this stack, so the decisions wait in its own spool.
+        spooled = [json.loads(line) for seg in sorted(cfg.path("spool", NS, name).glob("*.jsonl"))
+                   for line in seg.read_text().splitlines() if line]  # fmt: skip
+        calls = [e for e in spooled if e["data"].get("tool_name") == "search"]
+        assert calls and calls[0]["source"] == f"{name}-gateway", spooled[:2]
+        assert {(e["data"].get("server"), e["data"].get("decision"), e["data"].get("human_id")) for e in calls} == {
+            (name, "allow", human)}, calls
 
         r = await api.delete(f"/api/runtime/servers/{NS}/{name}", headers=admin)
         assert r.status_code == 200, r.text
