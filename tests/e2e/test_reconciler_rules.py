@@ -170,6 +170,23 @@ def test_an_invalid_policy_is_not_ready_and_says_so(make: Any, kube_cluster: Loc
     assert r.pool.running == {} and r.routes == {}
 
 
+def test_an_unexpected_failure_is_reported_and_the_next_server_still_reconciles(
+    make: Any, kube_cluster: LocalKube, kube_namespace: str
+) -> None:
+    def broken(kube: SentinelKube, ns: str, name: str, out: Any) -> str:
+        if name == "broken":
+            raise RuntimeError("disk full")
+        return api_policy_delivery(kube, ns, name, out)
+
+    r = make(deliver=broken)
+    for name in ("broken", "fine"):
+        r.reconcile(_create(kube_cluster.kube, kube_namespace, name, **_remote()))
+    conds = _ready(kube_cluster.kube, kube_namespace, "broken")
+    assert conds["Ready"]["reason"] == "ReconcileError" and "disk full" in conds["Ready"]["message"]
+    assert _ready(kube_cluster.kube, kube_namespace, "fine")["Ready"]["reason"] == "Serving"
+    assert set(r.pool.running) == {f"{kube_namespace}/fine"}
+
+
 def test_a_dead_sidecar_is_replaced_on_the_next_relist(
     make: Any, kube_cluster: LocalKube, kube_namespace: str
 ) -> None:

@@ -134,6 +134,17 @@ class Reconciler:
         except KubeError as exc:
             self.on_error()
             log.warning("reconcile %s failed (next relist retries): %s", p.key, exc)
+        except Exception as exc:  # one bad object must not stop every other server's reconcile
+            self.on_error()
+            log.exception("reconcile %s failed (next relist retries)", p.key)
+            self.remove(p.key)
+            message = f"{exc.__class__.__name__}: {exc}"[:500]
+            try:
+                self._write_status(obj, p, "", [Condition(READY, "False", "ReconcileError", message),
+                                                Condition(GATEWAY_READY, "Unknown", "ReconcileError", message),
+                                                Condition(POLICY_DELIVERED, "Unknown", "ReconcileError", message)])
+            except KubeError:
+                pass  # the relist retries the whole reconcile
 
     def _reconcile(self, obj: Obj, p: Plan, resync: bool) -> None:
         owner = self.route_owner.get(p.route)
