@@ -77,6 +77,11 @@ def sidecar_pids(server: str) -> list[int]:
     return found
 
 
+def environ_names(pid: int) -> set[str]:
+    """Names of the variables in a process's environment."""
+    return {e.partition(b"=")[0].decode() for e in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if e}
+
+
 def _kube(cfg: StackConfig) -> SentinelKube:
     return SentinelKube(load_kube({"KUBECONFIG": str(cfg.kubeconfig)}))
 
@@ -179,6 +184,9 @@ async def test_a_server_registered_by_url_is_governed_at_the_front_door_within_5
         assert all(c["lastTransitionTime"].endswith("Z") and c["reason"] for c in conds.values())
         pids = sidecar_pids(name)
         assert len(pids) == 1, pids  # its own process
+        names = environ_names(pids[0])
+        # Its own ingest credential, never the secret that mints them nor the reconciler's kubeconfig.
+        assert "ANALYTICS_API_KEY" in names and not names & {"GATEWAY_CREDENTIAL_SECRET", "KUBECONFIG"}, names
         # Its own audit trail: ingest is not part of this stack, so the decisions wait in its own spool.
         spooled = [json.loads(line) for seg in sorted(cfg.path("spool", NS, name).glob("*.jsonl"))
                    for line in seg.read_text().splitlines() if line]  # fmt: skip

@@ -35,6 +35,18 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+# What a sidecar inherits from the reconciler's environment: the basics a process needs, nothing else.
+# Never the reconciler's own credentials (GATEWAY_CREDENTIAL_SECRET mints ingest keys for any server,
+# KUBECONFIG holds the API server token): a sidecar gets only its own, per-server credential.
+_INHERITED = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR")
+_INHERITED_PREFIXES = ("LC_", "OTEL_EXPORTER_")
+
+
+def inherited(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of `environ` a spawned sidecar may see."""
+    return {k: v for k, v in environ.items() if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
+
+
 def fingerprint(env: Mapping[str, str]) -> str:
     """A digest of a sidecar's configuration: a change means a restart (policy changes do not: it polls)."""
     return hashlib.sha256(json.dumps(sorted(env.items())).encode()).hexdigest()[:16]
@@ -75,8 +87,8 @@ class SidecarPool:
         port, metrics = free_port(self.host), free_port(self.host)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"sidecar-{key.replace('/', '-')}.log"
-        full = {**os.environ, **env, "PORT": str(port), "METRICS_PORT": str(metrics), "LISTEN_HOST": self.host,
-                "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+        full = {**inherited(os.environ), **env, "PORT": str(port), "METRICS_PORT": str(metrics),
+                "LISTEN_HOST": self.host, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(  # argv is fixed; env values come from validated settings and specs
                 [sys.executable, "-m", "sidecar"], env=full, stdout=out, stderr=subprocess.STDOUT,
