@@ -10,7 +10,7 @@ batch objects in one partition; then, over HTTP with one keep-alive client:
 * `LIST tail`: the page after the newest batches (what a caught-up reader's listing ends with);
 * `GET`: one batch at a random offset; `PUT`: a new batch with If-None-Match: * (tansu's create);
 * `LIST all`: every page of the prefix, i.e. what one tansu fetch costs - this one grows with the
-  data by nature (retention is what bounds it: mcp_sentinel/s3_server/retention.py).
+  data by nature (retention is what bounds it: localstack/s3_server/retention.py).
 
 The baseline is the same request at 1k objects in the same run: a per-request cost that does not
 grow shows as ratios near x1.0 at 10k and 100k.
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import httpx
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import s3 as s3_part
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import s3 as s3_part
+from localstack.supervisor import Supervisor
 
 PREFIX = "clusters/tansu_cluster/topics/mcp.events/partitions/0000000002/records/"
 

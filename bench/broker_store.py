@@ -21,11 +21,11 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 
+from localstack.config import REPO_ROOT, Ports, StackConfig
+from localstack.parts import kafka as kafka_part
+from localstack.parts import s3 as s3_part
+from localstack.supervisor import Component, Supervisor
 from mcp_sentinel.kafka import ensure_topics
-from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
-from mcp_sentinel.stack.parts import kafka as kafka_part
-from mcp_sentinel.stack.parts import s3 as s3_part
-from mcp_sentinel.stack.supervisor import Component, Supervisor
 
 PAYLOAD = b"x" * 300
 

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import httpx
 
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.supervisor import Supervisor
 from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch
 from mcp_sentinel.envelope import Envelope
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from sidecar.settings import SidecarSettings
 

@@ -24,14 +24,14 @@ import psutil
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from kafka import KafkaProducer
 
+from localstack.config import Ports, StackConfig
+from localstack.parts import ingest as ingest_part
+from localstack.parts import kafka as kafka_part
+from localstack.parts import s3 as s3_part
+from localstack.supervisor import Supervisor
 from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, to_kafka_binary
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import ingest as ingest_part
-from mcp_sentinel.stack.parts import kafka as kafka_part
-from mcp_sentinel.stack.parts import s3 as s3_part
-from mcp_sentinel.stack.supervisor import Supervisor
 
 
 def sample(i: int):

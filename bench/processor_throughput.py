@@ -28,10 +28,10 @@ from pathlib import Path
 
 import httpx
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import clickhouse as clickhouse_part
-from mcp_sentinel.stack.parts import processor as processor_part
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import clickhouse as clickhouse_part
+from localstack.parts import processor as processor_part
+from localstack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.events import EventRecord, encode_rowbinary
 from mcp_sentinel.storage.migrations import migrate

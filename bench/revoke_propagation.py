@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.supervisor import Supervisor
 
 PARTS = {"postgres", "kube", "api", "sample_mcp", "sidecars"}
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search", "arguments": {"query": "q"}}}

@@ -164,9 +164,9 @@ def main() -> None:
     if a.url:
         print(run(a.url, a.database, a.events, a.days, a.reps, a.raw_reps, a.skip_generate))
         return
-    from mcp_sentinel.stack.config import Ports, StackConfig
-    from mcp_sentinel.stack.parts import clickhouse as clickhouse_part
-    from mcp_sentinel.stack.supervisor import Supervisor
+    from localstack.config import Ports, StackConfig
+    from localstack.parts import clickhouse as clickhouse_part
+    from localstack.supervisor import Supervisor
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = StackConfig(data_dir=Path(tmp), ports=Ports.free())

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from mcp_sentinel.stack.config import REPO_ROOT, Ports
+from localstack.config import REPO_ROOT, Ports
 
 BODY = json.dumps(
     {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search", "arguments": {"query": "q"}}}

@@ -1,4 +1,4 @@
-"""Exception classes of client libraries that are imported lazily (see docs/decisions.md, cold start)."""
+"""Exception classes of client libraries that are imported lazily (see docs/decisions/deploy.md, "Cold start")."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ MIN_BITS_PER_CHAR = 2.5
 # Substrings no generated secret contains (case-insensitive, `-`/`_`/space ignored).
 # Long markers only: a random secret must never trip them by chance.
 _PLACEHOLDER_MARKERS = ("changeme", "replaceme", "placeholder", "yoursecret", "insertsecret", "secrethere")
-# The local stack's published credentials (mcp_sentinel/stack/config.py and its parts; a test
+# The local stack's published credentials (localstack/config.py and its parts; a test
 # keeps this list in step). Kept here because product code never imports the local stand-ins.
 KNOWN_LOCAL_VALUES = frozenset(
     {

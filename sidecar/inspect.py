@@ -1,6 +1,6 @@
 """What the gateway must inspect, and how a request body becomes the bytes it inspects.
 
-Rules (issue 13 item 1; decisions.md "Gateway coverage"):
+Rules (issue 13 item 1; docs/decisions/sidecar.md "Gateway coverage"):
 * POST, PUT and PATCH are always inspected (a JSON-RPC call by another verb must not bypass
   governance, §11.15). Any other verb that carries a body (Content-Length > 0 or chunked) is read,
   inspected for the audit record and refused: MCP defines no body for GET, DELETE or OPTIONS, and

@@ -9,7 +9,7 @@ binding's human, agent and team: governance headers a client sends are never rea
 Checked in this order, each failure a 401 with its own reason: a verified client certificate on
 this hop, the pinned ingress SPIFFE ID among its URI SANs (when `TRUSTED_PROXY_SPIFFE_ID` is
 set), exactly one non-empty identity header, its shape and trust domain, and the binding (exists,
-not revoked, not expired — by the evaluator's one expiry rule, decisions.md §11 #7).
+not revoked, not expired — by the evaluator's one expiry rule, docs/decisions/upstream.md gap 7).
 """
 
 from __future__ import annotations

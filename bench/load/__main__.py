@@ -37,10 +37,10 @@ from typing import Any
 import aiohttp
 import psutil
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
-from mcp_sentinel.stack.parts.clickhouse import clickhouse_url
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.components import local_stack
+from localstack.config import REPO_ROOT, Ports, StackConfig
+from localstack.parts.clickhouse import clickhouse_url
+from localstack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 
 PIPELINE = {"s3", "kafka", "clickhouse", "ingest", "processor", "dispatcher", "sample_mcp", "sidecars"}

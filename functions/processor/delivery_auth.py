@@ -9,7 +9,7 @@ bypassing ingest's per-gateway bindings. Two credentials, both in `Authorization
   verified against the cluster's service-account issuer JWKS; `aud` must be
   `PROCESSOR_OIDC_AUDIENCE` and `sub` one of `PROCESSOR_OIDC_SUBJECTS` when that is set.
 * **A static delivery token** (`PROCESSOR_DELIVERY_TOKEN`, comma list while rotating, 32 bytes
-  or more): what the local dispatcher (`mcp_sentinel.kafka_source`, `SINK_AUTH_TOKEN`) sends.
+  or more): what the local dispatcher (`localstack.kafka_source`, `SINK_AUTH_TOKEN`) sends.
 
 With neither configured every delivery is refused (503 `auth_not_configured`) unless
 `PROCESSOR_ALLOW_UNAUTHENTICATED=true`. A NetworkPolicy (knative/network/policies.yaml) admits

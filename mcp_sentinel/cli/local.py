@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localstack.config import StackConfig
+from localstack.supervisor import Component
 from mcp_sentinel.cli.client import CliError
 from mcp_sentinel.cli.output import emit_json, table
-from mcp_sentinel.stack.config import StackConfig
-from mcp_sentinel.stack.supervisor import Component
 
 
 def component_status(cfg: StackConfig, components: list[Component]) -> list[dict[str, Any]]:
@@ -21,7 +21,7 @@ def component_status(cfg: StackConfig, components: list[Component]) -> list[dict
     Uses the same side-effect-free probes as the API's operations page: a component's own start-up
     check may do work (the `kube` one installs CRDs and seeds the demo), a status query must not.
     """
-    from mcp_sentinel.stack.status import local_status
+    from localstack.status import local_status
 
     return [
         {"name": st.name, "state": st.state, "pid": st.pid, "health": st.probe, "uptime_seconds": st.uptime_seconds}
@@ -31,7 +31,7 @@ def component_status(cfg: StackConfig, components: list[Component]) -> list[dict
 
 def cmd_status(args: argparse.Namespace, cfg: StackConfig) -> int:
     """Health of each local component from the component table; exit 1 unless all are healthy."""
-    from mcp_sentinel.stack.components import local_stack
+    from localstack.components import local_stack
 
     only = set(args.only.split(",")) if args.only else None
     rows = component_status(cfg, local_stack(cfg, only))

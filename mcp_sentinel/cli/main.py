@@ -10,9 +10,9 @@ import socket
 import sys
 import time
 
+from localstack.config import StackConfig
 from mcp_sentinel.cli import local, remote
 from mcp_sentinel.cli.client import ApiClient, CliError
-from mcp_sentinel.stack.config import StackConfig
 
 
 def _echo(msg: str) -> None:
@@ -21,10 +21,10 @@ def _echo(msg: str) -> None:
 
 def cmd_up(args: argparse.Namespace, cfg: StackConfig) -> int:
     """Start the local stack, run the demo, then keep serving until Ctrl-C."""
-    from mcp_sentinel.stack.components import local_stack
-    from mcp_sentinel.stack.control import serve_pending
-    from mcp_sentinel.stack.shutdown import UP_PID
-    from mcp_sentinel.stack.supervisor import StartError, Supervisor
+    from localstack.components import local_stack
+    from localstack.control import serve_pending
+    from localstack.shutdown import UP_PID
+    from localstack.supervisor import StartError, Supervisor
 
     only = set(args.only.split(",")) if args.only else None
     refusal = previous_stack_refusal(cfg, full=only is None)
@@ -42,7 +42,7 @@ def cmd_up(args: argparse.Namespace, cfg: StackConfig) -> int:
     try:
         sup.start_all(local_stack(cfg, only))
         if not args.no_demo:
-            from mcp_sentinel.stack.demo import run_demo
+            from localstack.demo import run_demo
 
             run_demo(cfg, echo=_echo)
         if args.detach:
@@ -71,7 +71,7 @@ def previous_stack_refusal(cfg: StackConfig, *, full: bool) -> str:
 
     A `down` in progress is waited for first, so `down` then `up` back to back just works.
     """
-    from mcp_sentinel.stack.shutdown import wait_for_previous_stop
+    from localstack.shutdown import wait_for_previous_stop
 
     run_dir = cfg.path("run")
     alive = wait_for_previous_stop(run_dir, timeout=30.0, echo=_echo)
@@ -99,7 +99,7 @@ def _port_busy(host: str, port: int) -> bool:
 
 def cmd_down(args: argparse.Namespace, cfg: StackConfig) -> int:
     """Stop a stack started with `up --detach` (or a foreground `up`); return once every process has exited."""
-    from mcp_sentinel.stack.shutdown import stop_recorded
+    from localstack.shutdown import stop_recorded
 
     report = stop_recorded(cfg.path("run"), grace=args.grace, echo=_echo)
     if not (report.stopped or report.killed or report.survivors):
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the local stack and its demo")
     up.add_argument("--no-demo", action="store_true", help="skip the demo calls")
     up.add_argument("--detach", action="store_true", help="return once started; stop with `sentinel down`")
-    up.add_argument("--only", help="comma-separated parts to start (see mcp_sentinel.stack.components)")
+    up.add_argument("--only", help="comma-separated parts to start (see localstack.components)")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop a detached local stack; returns once every process has exited")
     down.add_argument("--grace", type=_seconds, default=10.0,

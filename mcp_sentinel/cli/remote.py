@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
+from localstack.config import StackConfig
 from mcp_sentinel.cli.client import ApiClient, CliError
 from mcp_sentinel.cli.output import emit_json, table
-from mcp_sentinel.stack.config import StackConfig
 
 # Every filter /api/events applies (it ignores unknown names, so a flag missing there would match everything).
 EVENT_FILTERS = ("source", "event_type", "server", "namespace", "team_id", "cluster", "human_id", "agent_id",

@@ -6,7 +6,6 @@ the project joins quickly and is replaced quickly after a crash.
 
 from typing import Any
 
-from mcp_sentinel.kafka.broker import tansu_binary
 from mcp_sentinel.kafka.net import broker_reachable, parse_brokers
 
 DEFAULT_TOPIC = "mcp.events"
@@ -28,7 +27,6 @@ __all__ = [
     "broker_reachable",
     "ensure_topics",
     "parse_brokers",
-    "tansu_binary",
 ]
 
 

@@ -34,10 +34,10 @@ def ensure_topics(
 def warm_partitions(brokers: list[str], timeout: float = 5.0) -> int:
     """Fetch once from every partition of every topic; returns how many partitions were read.
 
-    The local `kafka` part's gate (`mcp_sentinel.kafka.gate`) calls this before it lets any other
+    The local `kafka` part's gate (`localstack.kafka_gate`) calls this before it lets any other
     client reach the broker. It was written for "a produce that comes first after a restart is
     written at offset 0"; that turned out to be the old store (s3rver) ignoring tansu's conditional
-    writes, fixed by `mcp_sentinel.s3_server`, so the warm-up is now a second line of defence.
+    writes, fixed by `localstack.s3_server`, so the warm-up is now a second line of defence.
     Raises KafkaTimeoutError when some partition gave no fetch response within `timeout`.
     """
     from kafka import KafkaConsumer, TopicPartition

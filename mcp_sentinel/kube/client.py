@@ -19,9 +19,9 @@ from kubernetes import config as k8s_config
 from kubernetes.config import incluster_config
 
 from mcp_sentinel.kube.errors import AlreadyExists, KubeError, NotFound, Unavailable, translate
-from mcp_sentinel.stack.config import REPO_ROOT
 
-CRD_DIR = REPO_ROOT / "knative" / "crds"
+# The CRDs are manifests of the repository (knative/crds), applied from a checkout by an installer.
+CRD_DIR = Path(__file__).resolve().parents[2] / "knative" / "crds"
 
 
 def load_kube(environ: Mapping[str, str]) -> k8s.ApiClient:

@@ -5,7 +5,7 @@ the value or "" for "not constrained"), sessions by name, tools by name, and exp
 epoch floats. `authorize` then does a handful of dict lookups: with N grants, an identity probes
 at most 8 subject keys instead of scanning N grants.
 
-Deliberate differences from upstream (decisions.md, "Policy"):
+Deliberate differences from upstream (docs/decisions/policy.md):
 * §11 #1: an all-empty grant subject is a wildcard matching any caller with an identity.
 * §11 #3: `tool_not_granted` always denies (403), even under `default_decision: allow`.
 * §11 #4: observe mode allows but reports the allow-list verdict in `would_deny_reason`.

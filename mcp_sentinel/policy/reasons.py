@@ -20,7 +20,7 @@ PROMPT_SIDE_EFFECT_UNKNOWN = "prompt_side_effect_unknown"
 RESOURCE_NOT_GRANTED = "resource_not_granted"
 RESOURCE_DENIED = "resource_denied"
 RESOURCE_SIDE_EFFECT_UNKNOWN = "resource_side_effect_unknown"
-# Kept for compatibility with upstream's reason set; unreachable (decisions.md, §11 #8): a grant that
+# Kept for compatibility with upstream's reason set; unreachable (docs/decisions/upstream.md, gap 8): a grant that
 # allows the side effect always contributes a trust rank >= 1, so admin trust is never 0 there.
 GRANT_WITHOUT_TRUST = "grant_without_trust"
 

@@ -1,6 +1,6 @@
 """Document validation (upstream §2.7): fail-closed, checked in a fixed order, first error wins.
 
-Deliberate difference (decisions.md, §11 #6): grant and session names must be unique per
+Deliberate difference (docs/decisions/upstream.md, gap 6): grant and session names must be unique per
 (namespace, name), not document-wide, because the renderer collects objects cluster-wide.
 """
 

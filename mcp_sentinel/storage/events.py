@@ -15,7 +15,7 @@ Idempotency has two layers:
 
 `dedup="full"` adds the old per-batch `SELECT … WHERE event_id IN (…)` for ids the recent set
 does not know. Its cost grows with the table (the bloom filter cannot prune granules for a
-thousand-id set), so it is opt-in; see docs/decisions.md.
+thousand-id set), so it is opt-in; see docs/decisions/audit-pipeline.md.
 
 Rows are sent as `RowBinary` built here: cheaper than clickhouse-connect's generic row →
 Native conversion, and the embedded server hands the body to the engine untouched.

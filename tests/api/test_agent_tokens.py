@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from functions.api.agent_tokens import generate_pem
-from mcp_sentinel.stack.config import Ports
+from localstack.config import Ports
 from tests.api.conftest import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory
 from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
 from tests.fixtures.kube import LocalKube

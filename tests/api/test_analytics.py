@@ -157,7 +157,7 @@ async def test_unconfigured_clickhouse_is_503(make_api: AppFactory) -> None:
 
 
 async def test_unreachable_clickhouse_is_503(make_api: AppFactory) -> None:
-    from mcp_sentinel.stack.config import Ports
+    from localstack.config import Ports
 
     api = await make_api(clickhouse_url=f"http://127.0.0.1:{Ports.free().api}")
     r = await api.client.get("/api/stats", headers=ADMIN)

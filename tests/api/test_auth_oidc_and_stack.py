@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import api as api_part
-from mcp_sentinel.stack.parts import postgres as pg_part
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import api as api_part
+from localstack.parts import postgres as pg_part
+from localstack.supervisor import Supervisor
 from tests.api.conftest import AppFactory
 from tests.fixtures.oidc import Issuer
 

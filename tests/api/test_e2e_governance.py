@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
 
 # temporal + worker: the admin's team is provisioned by the ProvisionTeam workflow, as in the local stack.

@@ -23,7 +23,7 @@ async def test_migrations_are_idempotent(clean_db: str) -> None:
 
 
 async def test_fresh_database_gets_every_migration(pg_cluster) -> None:
-    from mcp_sentinel.stack.parts.postgres import postgres_dsn
+    from localstack.parts.postgres import postgres_dsn
 
     admin = postgres_dsn(pg_cluster, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:

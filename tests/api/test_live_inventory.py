@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,13 +23,13 @@ import pytest
 
 from functions.api.inventory import DEFAULT_URL_TEMPLATE, DISABLED, NOT_MCP, PENDING, UNREACHABLE, server_path
 from functions.api.settings import ApiSettings
+from localstack.config import Ports, StackConfig, free_port
+from localstack.kube_seed import TOOLS as SEED_TOOLS
+from localstack.parts import api as api_part
+from localstack.parts import sample_mcp
+from localstack.parts import sidecars as sidecars_part
+from localstack.supervisor import PYTHON, Component, Supervisor
 from mcp_sentinel.kube.resources import API_VERSION, MCP_SERVER
-from mcp_sentinel.kube.seed import TOOLS as SEED_TOOLS
-from mcp_sentinel.stack.config import Ports, StackConfig, free_port
-from mcp_sentinel.stack.parts import api as api_part
-from mcp_sentinel.stack.parts import sample_mcp
-from mcp_sentinel.stack.parts import sidecars as sidecars_part
-from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
 from tests.api.conftest import ADMIN_KEY, Api, AppFactory
 from tests.fixtures.kube import *  # noqa: F403 - kube_cluster, kube_namespace
 from tests.fixtures.kube import LocalKube

@@ -9,9 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import postgres
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import postgres
+from localstack.supervisor import Supervisor
 
 
 def _wheel_bindir() -> Path:

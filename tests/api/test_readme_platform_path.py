@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from aiohttp import web
 
-from mcp_sentinel.stack.config import Ports
+from localstack.config import Ports
 from tests.api.conftest import USER_SERVICE_KEY
 from tests.api.test_agent_tokens import ISSUER, Env, env  # noqa: F401 - env: the fixture
 from tests.fixtures.kube import *  # noqa: F403 - kube_cluster

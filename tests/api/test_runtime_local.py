@@ -22,12 +22,12 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from mcp_sentinel.stack.components import PART_ORDER, local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.control import serve_pending
-from mcp_sentinel.stack.parts import worker as worker_part
-from mcp_sentinel.stack.status import local_status, stack_config, stack_env
-from mcp_sentinel.stack.supervisor import Component, Supervisor
+from localstack.components import PART_ORDER, local_stack
+from localstack.config import Ports, StackConfig
+from localstack.control import serve_pending
+from localstack.parts import worker as worker_part
+from localstack.status import local_status, stack_config, stack_env
+from localstack.supervisor import Component, Supervisor
 from tests.fixtures.temporal import _temporal_ports, temporal_env  # noqa: F401 - fixtures used below
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(240)]

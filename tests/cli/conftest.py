@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.control import serve_pending
-from mcp_sentinel.stack.supervisor import Component, Supervisor
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.control import serve_pending
+from localstack.supervisor import Component, Supervisor
 
 PARTS = {"postgres", "kube", "clickhouse", "processor", "api", "temporal", "worker"}
 # A second namespace with its own server, so namespace filters have something to tell apart.

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from localstack.config import REPO_ROOT
 from mcp_sentinel.cli.main import main
 from mcp_sentinel.cli.remote import EVENT_FILTERS
-from mcp_sentinel.stack.config import REPO_ROOT
 from mcp_sentinel.storage.queries import FILTER_NAMES
 from tests.cli.conftest import TEAM_NS, TEAM_SERVER, Stack, dead_url
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from localstack.config import REPO_ROOT, Ports, StackConfig
+from localstack.parts import front_door
+from localstack.supervisor import Supervisor
 from mcp_sentinel.cli.client import CliError
 from mcp_sentinel.cli.main import build_parser, main
 from mcp_sentinel.cli.remote import load_documents, to_api_body
-from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
-from mcp_sentinel.stack.parts import front_door
-from mcp_sentinel.stack.supervisor import Supervisor
 from tests.cli.conftest import dead_url
 
 

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mcp_sentinel.stack.demo import AGENT, demo_rows
+from localstack.demo import AGENT, demo_rows
 from mcp_sentinel.storage.events import EventRecord, EventWriter
 from mcp_sentinel.storage.queries import EventQueries
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from localstack.config import Ports, StackConfig
+from localstack.shutdown import STOPPING, group_alive, live_components, recorded_groups
 from mcp_sentinel.cli.main import main
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.shutdown import STOPPING, group_alive, live_components, recorded_groups
 
 PARTS = "s3,kafka,ingest"
 

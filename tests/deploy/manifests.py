@@ -11,7 +11,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from mcp_sentinel.stack.config import REPO_ROOT
+from localstack.config import REPO_ROOT
 
 KNATIVE = REPO_ROOT / "knative"
 KAFKASOURCE_CRD = REPO_ROOT.parent / "shared" / "schemas" / "knative-kafkasource-crd.yaml"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mcp_sentinel.stack.config import REPO_ROOT
+from localstack.config import REPO_ROOT
 
-PRODUCT_DIRS = ("mcp_sentinel", "sidecar", "functions", "workflows", "examples")
+PRODUCT_DIRS = ("localstack", "mcp_sentinel", "sidecar", "functions", "workflows", "examples")
 # Series every Prometheus has without any exporter.
 BUILTIN = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 # Series of third-party exporters the deployment runs -> the manifest that deploys the exporter.

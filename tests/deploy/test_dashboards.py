@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mcp_sentinel.stack.config import REPO_ROOT
+from localstack.config import REPO_ROOT
 from tests.deploy.metric_catalog import BUILTIN, EXTERNAL, exported_series, referenced_metrics
 
 DASHBOARDS = REPO_ROOT / "dashboards"

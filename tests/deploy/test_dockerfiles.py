@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_sentinel.stack.config import REPO_ROOT
+from localstack.config import REPO_ROOT
 
 DOCKER = REPO_ROOT / "docker"
 DEPLOYABLES = {
@@ -19,7 +19,6 @@ DEPLOYABLES = {
     "api": "functions.api",
     "ui": "functions.ui",
     "worker": "workflows",
-    "dispatcher": "mcp_sentinel.kafka_source",
 }
 
 

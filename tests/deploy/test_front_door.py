@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mcp_sentinel.front_door.proxy import UNKNOWN_SERVER, route
-from mcp_sentinel.front_door.routes_file import RouteFileError, parse_routes, write_routes
-from mcp_sentinel.front_door.settings import FrontDoorSettings, SettingsError, parse_servers
-from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
-from mcp_sentinel.stack.parts import front_door
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import REPO_ROOT, Ports, StackConfig
+from localstack.front_door.proxy import UNKNOWN_SERVER, route
+from localstack.front_door.routes_file import RouteFileError, parse_routes, write_routes
+from localstack.front_door.settings import FrontDoorSettings, SettingsError, parse_servers
+from localstack.parts import front_door
+from localstack.supervisor import Supervisor
 from tests.deploy.upstreams import serve_upstreams
 
 
@@ -124,7 +124,7 @@ def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
 def test_bad_settings_stop_the_process_with_exit_2() -> None:
     env = {**os.environ, "MCP_SERVERS": "nonsense", "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "mcp_sentinel.front_door"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "localstack.front_door"], env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2
     assert "MCP_SERVERS entries must look like" in proc.stderr

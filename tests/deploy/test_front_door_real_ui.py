@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.supervisor import Supervisor
 
 pytestmark = pytest.mark.slow
 

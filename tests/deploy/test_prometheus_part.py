@@ -14,9 +14,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import prometheus as part
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import prometheus as part
+from localstack.supervisor import Supervisor
 
 needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian prometheus not installed")
 

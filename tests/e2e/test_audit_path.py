@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts.clickhouse import clickhouse_url
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.parts.clickhouse import clickhouse_url
+from localstack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.queries import EventFilter, EventQueries, EventRow
 from tests.e2e.otlp_receiver import OtlpReceiver
@@ -200,8 +200,8 @@ def test_sustained_ingest_and_clickhouse_outages_lose_and_double_nothing(audit_s
     """Ingest down ~4 s, then ClickHouse down ~10 s, with calls during each outage (runs last: it
     stops components). `tests/faults` covers SIGKILL+restart of every component; this covers
     outages long enough to exercise the sidecar spool and the dispatcher's retry schedule."""
+    from localstack.parts.kafka import bootstrap
     from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC
-    from mcp_sentinel.stack.parts.kafka import bootstrap
     from tests.fixtures.kafka import count_topic
 
     sup, trace_id = audit_stack.sup, new_trace()

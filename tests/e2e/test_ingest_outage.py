@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts.clickhouse import clickhouse_url
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.parts.clickhouse import clickhouse_url
+from localstack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 
 PARTS = {"s3", "kafka", "clickhouse", "sample_mcp", "ingest", "processor", "dispatcher", "sidecars"}

@@ -23,15 +23,15 @@ import httpx
 import mcp.client.streamable_http  # noqa: F401 - imported up front: the timed window is the stack's, not this import's
 import pytest
 
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.demo_remote import NAME as NAME_OF_DEMO
+from localstack.demo_remote import run_remote_demo
+from localstack.supervisor import Supervisor
 from mcp_sentinel.cli.main import main as cli
 from mcp_sentinel.kube.client import load_kube
 from mcp_sentinel.kube.errors import NotFound
 from mcp_sentinel.kube.resources import SentinelKube
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.demo_remote import NAME as NAME_OF_DEMO
-from mcp_sentinel.stack.demo_remote import run_remote_demo
-from mcp_sentinel.stack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
 
 # temporal: the API starts a session-expiry workflow when it opens a session (unreachable = a slow failure).

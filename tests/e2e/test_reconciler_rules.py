@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from mcp_sentinel.front_door.routes_file import parse_routes
+from localstack.front_door.routes_file import parse_routes
+from localstack.reconciler.conditions import Condition, build_status, same_status
+from localstack.reconciler.loop import Reconciler, api_policy_delivery
+from localstack.reconciler.plan import NO_CONTAINER_RUNTIME, plan
+from localstack.reconciler.processes import SidecarPool
+from localstack.reconciler.settings import ReconcilerSettings, SettingsError
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.policy import PolicyError
-from mcp_sentinel.stack.reconciler.conditions import Condition, build_status, same_status
-from mcp_sentinel.stack.reconciler.loop import Reconciler, api_policy_delivery
-from mcp_sentinel.stack.reconciler.plan import NO_CONTAINER_RUNTIME, plan
-from mcp_sentinel.stack.reconciler.processes import SidecarPool
-from mcp_sentinel.stack.reconciler.settings import ReconcilerSettings, SettingsError
 from tests.fixtures.kube import LocalKube
 
 UPSTREAM = "http://127.0.0.1:9"  # nothing listens: the sidecar starts and is ready regardless

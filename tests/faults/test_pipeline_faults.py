@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from mcp_sentinel.stack.config import StackConfig
+from localstack.config import StackConfig
 from tests.faults.pipeline import (
     ALICE,
     BOB,
@@ -37,8 +37,8 @@ PARTS = PIPELINE | {"postgres", "kube", "temporal", "api"}
 # acknowledged records on a restart: npm s3rver, its former store, ignored If-None-Match/If-Match on PUT
 # and truncated an object before the new body arrived, so a tansu killed mid-write left an empty
 # watermark (the partition unreadable, the broker never healthy again) and a first produce after a
-# restart rewrote a partition from offset 0. `mcp_sentinel.s3_server` honours the conditions and
-# writes atomically (docs/decisions.md, "Local broker durability"); the store itself (`s3`) is killed
+# restart rewrote a partition from offset 0. `localstack.s3_server` honours the conditions and
+# writes atomically (docs/decisions/localstack.md, "Local broker durability"); the store itself (`s3`) is killed
 # too (tansu's writes fail while it is down and are not acknowledged). While the broker is down the
 # dispatcher retries its poll, so the broker is killed after the dispatcher's own restart; the
 # broker-only form below kills the broker and its store alone.

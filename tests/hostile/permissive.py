@@ -23,6 +23,7 @@ from typing import Any
 import brotli
 from aiohttp import web
 
+from localstack.config import Ports
 from mcp_sentinel.policy import (
     AuthBlock,
     CompiledPolicy,
@@ -37,7 +38,6 @@ from mcp_sentinel.policy import (
     compute_revision,
     to_pretty_json,
 )
-from mcp_sentinel.stack.config import Ports
 from tests.fixtures.sidecar import SidecarProcess
 
 try:

@@ -16,8 +16,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.supervisor import PYTHON, Component, Supervisor
 
 ADMIN = "hostile-admin-key-0123456789"
 HOSTILE = [

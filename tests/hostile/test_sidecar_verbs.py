@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 from aiohttp import web
 
-from mcp_sentinel.stack.config import REPO_ROOT, Ports
+from localstack.config import REPO_ROOT, Ports
 from tests.fixtures.sidecar import BOB, SidecarProcess
 from tests.hostile.wire import BASE, tool_call
 

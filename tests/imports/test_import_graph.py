@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from mcp_sentinel.stack.config import REPO_ROOT
+from localstack.config import REPO_ROOT
 
 # Never needed to serve a first request of any of these deployables.
 NEVER = ("temporalio", "workflows", "kubernetes", "clickhouse_connect", "chdb", "kafka", "mcp", "uvicorn")

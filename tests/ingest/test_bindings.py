@@ -208,9 +208,9 @@ def test_local_stack_sidecar_credentials_are_bound_per_server(kafka_stack):
     """The local stack as users run it: server-a's sidecar key cannot write server-b's rows."""
     import httpx
 
-    from mcp_sentinel.stack.parts import ingest as ingest_part
-    from mcp_sentinel.stack.parts.sidecars import gateway_credential, sidecar_env
-    from mcp_sentinel.stack.supervisor import http_ok
+    from localstack.parts import ingest as ingest_part
+    from localstack.parts.sidecars import gateway_credential, sidecar_env
+    from localstack.supervisor import http_ok
 
     cfg, sup = kafka_stack.cfg, kafka_stack.supervisor
     key_a = sidecar_env(cfg, "server-a", "sidecar_a", "sidecar_a_metrics")["ANALYTICS_API_KEY"]

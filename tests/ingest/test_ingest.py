@@ -20,11 +20,11 @@ from prometheus_client import CollectorRegistry
 
 from functions.ingest.app import create_app
 from functions.ingest.settings import IngestSettings, SettingsError, parse_api_keys
+from localstack.parts import ingest as ingest_part
+from localstack.supervisor import http_ok
 from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, from_kafka_binary, to_http_binary
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
-from mcp_sentinel.stack.parts import ingest as ingest_part
-from mcp_sentinel.stack.supervisor import http_ok
 from tests.fixtures.kafka import KafkaStack, count_topic, read_topic
 
 KEY = "ingest-key-1"

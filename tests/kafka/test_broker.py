@@ -8,9 +8,9 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
+from localstack.parts import kafka as kafka_part
+from localstack.parts import s3 as s3_part
 from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC, DEFAULT_TOPIC, broker_reachable, ensure_topics
-from mcp_sentinel.stack.parts import kafka as kafka_part
-from mcp_sentinel.stack.parts import s3 as s3_part
 from tests.fixtures.kafka import read_topic, start_kafka_stack
 
 
@@ -76,9 +76,9 @@ def test_bare_tansu_first_produce_after_sigkill_continues_the_partition(tmp_path
     """The root cause, without the gate: tansu's first write after a restart is a conditional create of
     the partition's watermark; the local S3 server refuses it (412), so tansu re-reads the stored
     watermark and appends. s3rver ignored the condition and tansu rewrote the partition from offset 0."""
-    from mcp_sentinel.kafka import tansu_binary
-    from mcp_sentinel.stack.config import Ports, StackConfig
-    from mcp_sentinel.stack.supervisor import Component, Supervisor
+    from localstack.config import Ports, StackConfig
+    from localstack.kafka_broker import tansu_binary
+    from localstack.supervisor import Component, Supervisor
 
     cfg = StackConfig(data_dir=tmp_path, ports=Ports.free())
     boot = kafka_part.bootstrap(cfg)
@@ -171,7 +171,7 @@ def test_gate_holds_other_processes_until_released_and_relays_its_own(tmp_path):
     import subprocess
     import sys
 
-    from mcp_sentinel.kafka.gate import Gate
+    from localstack.kafka_gate import Gate
 
     async def scenario() -> None:
         async def echo(reader, writer):
@@ -219,7 +219,7 @@ def test_gate_holds_other_processes_until_released_and_relays_its_own(tmp_path):
     ({"KAFKA_GATE_PARTITIONS": "0"}, ">= 1"),
 ])
 def test_gate_settings_reject_bad_values(env, problem, capsys):
-    from mcp_sentinel.kafka.gate import GateSettings, main
+    from localstack.kafka_gate import GateSettings, main
 
     with pytest.raises(ValueError, match=problem):
         GateSettings.from_env(env)
@@ -228,7 +228,7 @@ def test_gate_settings_reject_bad_values(env, problem, capsys):
 
 
 def test_gate_settings_from_env():
-    from mcp_sentinel.kafka.gate import GateSettings
+    from localstack.kafka_gate import GateSettings
 
     s = GateSettings.from_env({"KAFKA_GATE_LISTEN": "127.0.0.1:19092", "KAFKA_GATE_TOPICS": "a, b,,",
                                "KAFKA_GATE_STORAGE": "s3://tansu/", "KAFKA_GATE_PARTITIONS": "2"})

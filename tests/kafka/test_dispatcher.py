@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -13,13 +12,13 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from localstack.config import StackConfig, free_port
+from localstack.kafka_source.settings import DispatcherSettings, SettingsError, parse_iso8601_duration
+from localstack.parts import dispatcher as dispatcher_part
+from localstack.supervisor import PYTHON, Component, http_ok
 from mcp_sentinel.cloudevents_codec import decode_batch, decode_http, to_kafka_binary
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
-from mcp_sentinel.kafka_source.settings import DispatcherSettings, SettingsError, parse_iso8601_duration
-from mcp_sentinel.stack.config import StackConfig, free_port
-from mcp_sentinel.stack.parts import dispatcher as dispatcher_part
-from mcp_sentinel.stack.supervisor import PYTHON, Component, http_ok
 from tests.fixtures.kafka import KafkaStack, read_topic
 
 SINK = Path(__file__).with_name("sink_server.py")
@@ -374,7 +373,7 @@ def test_batch_sink_down_then_up_delivers_everything_once(pipeline_factory):
 def test_batch_chunks_respect_event_and_byte_bounds():
     from types import SimpleNamespace
 
-    from mcp_sentinel.kafka_source.delivery import Delivery
+    from localstack.kafka_source.delivery import Delivery
 
     s = DispatcherSettings.from_env({"SINK_URL": "http://x/", "MAX_BATCH_EVENTS": "4", "MAX_BATCH_BYTES": "2048"})
     d = Delivery(s, None, None, None, None, None)  # chunking touches neither HTTP nor metrics

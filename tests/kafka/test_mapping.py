@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from mcp_sentinel.kafka_source.mapping import to_http, to_structured
+from localstack.kafka_source.mapping import to_http, to_structured
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

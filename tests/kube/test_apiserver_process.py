@@ -9,12 +9,12 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import watch
 
+from localstack.config import Ports, StackConfig
+from localstack.kube_seed import seed_demo
+from localstack.parts import kube as kube_part
+from localstack.supervisor import PYTHON, Component, Supervisor, http_ok
 from mcp_sentinel.kube.client import install_crds, load_kube
 from mcp_sentinel.kube.resources import SentinelKube
-from mcp_sentinel.kube.seed import seed_demo
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import kube as kube_part
-from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor, http_ok
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def small_server(tmp_path) -> Iterator[tuple[k8s.ApiClient, Supervisor]]:
         argv=[
             PYTHON,
             "-m",
-            "mcp_sentinel.kube.apiserver",
+            "localstack.kube_apiserver",
             "--port",
             str(cfg.ports.kube_api),
             "--state",

@@ -8,11 +8,11 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.config import ConfigException
 
+from localstack.config import Ports
+from localstack.kube_apiserver.kubeconfig import write_kubeconfig
 from mcp_sentinel.kube import errors
-from mcp_sentinel.kube.apiserver.kubeconfig import write_kubeconfig
 from mcp_sentinel.kube.client import install_crds, load_kube
 from mcp_sentinel.kube.resources import MANAGED_BY, SentinelKube
-from mcp_sentinel.stack.config import Ports
 
 
 def server(name: str = "srv") -> dict:

@@ -1,4 +1,4 @@
-"""Deliberate departures from upstream §11 (recorded in docs/decisions.md, "Policy")."""
+"""Deliberate departures from upstream (recorded in docs/decisions/policy.md and upstream.md)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def test_handshake_methods_are_allowed_without_identity(payments: CompiledPolicy
 
 
 def test_every_other_method_needs_an_identity(payments: CompiledPolicy) -> None:
-    # Deliberate change from upstream (decisions.md, "Gateway coverage"): listing, reading and any
+    # Deliberate change from upstream (docs/decisions/sidecar.md, "Gateway coverage"): listing, reading and any
     # unknown method (a mis-cased "Tools/Call" too) is refused to a caller with no identity.
     for method in ("tools/list", "Tools/Call", "resources/read", "prompts/get", "sampling/whatever"):
         d = ask(payments, "refund_invoice", method=method)

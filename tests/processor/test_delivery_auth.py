@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from functions.processor.settings import ProcessorSettings
-from mcp_sentinel.stack.config import StackConfig
+from localstack.config import StackConfig
 from mcp_sentinel.storage.client import ClickHouseSettings
 from tests.ingest.test_ingest import JWKS
 from tests.processor.test_processor import Proc, binary_headers, payload, proc  # noqa: F401

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from functions.processor.settings import ProcessorSettings
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import clickhouse as clickhouse_part
-from mcp_sentinel.stack.parts import processor as processor_part
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import clickhouse as clickhouse_part
+from localstack.parts import processor as processor_part
+from localstack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import processor as processor_part
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import processor as processor_part
+from localstack.supervisor import Supervisor
 from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.queries import EventQueries, UsageQuery, usage

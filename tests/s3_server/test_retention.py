@@ -17,13 +17,13 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
-from mcp_sentinel.s3_server.retention import RetentionPolicy, sweep
-from mcp_sentinel.s3_server.settings import S3ServerSettings
-from mcp_sentinel.s3_server.store import FileStore
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import kafka as kafka_part
-from mcp_sentinel.stack.parts import s3 as s3_part
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import kafka as kafka_part
+from localstack.parts import s3 as s3_part
+from localstack.s3_server.retention import RetentionPolicy, sweep
+from localstack.s3_server.settings import S3ServerSettings
+from localstack.s3_server.store import FileStore
+from localstack.supervisor import Supervisor
 
 C = "clusters/c"
 

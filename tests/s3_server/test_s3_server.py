@@ -21,12 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_sentinel.s3_server.__main__ import main
-from mcp_sentinel.s3_server.settings import S3ServerSettings
-from mcp_sentinel.s3_server.store import FileStore, InvalidKey, PreconditionFailed, adopt_s3rver_layout
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import s3 as s3_part
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import s3 as s3_part
+from localstack.s3_server.__main__ import main
+from localstack.s3_server.settings import S3ServerSettings
+from localstack.s3_server.store import FileStore, InvalidKey, PreconditionFailed, adopt_s3rver_layout
+from localstack.supervisor import Supervisor
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 

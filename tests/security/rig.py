@@ -24,8 +24,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from localstack.config import REPO_ROOT, Ports
 from mcp_sentinel.policy import AuthBlock, compute_revision, parse_document, to_pretty_json
-from mcp_sentinel.stack.config import REPO_ROOT, Ports
 from tests.fixtures.sidecar import SidecarProcess
 
 POLICY = REPO_ROOT / "examples" / "policies" / "server-a.json"

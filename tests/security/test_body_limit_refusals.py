@@ -23,10 +23,10 @@ import aiohttp
 import httpx
 import pytest
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import ingest as ingest_part
-from mcp_sentinel.stack.parts import sample_mcp, sidecars
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import ingest as ingest_part
+from localstack.parts import sample_mcp, sidecars
+from localstack.supervisor import Supervisor
 
 LIMIT = 1024 * 1024  # both defaults (functions/ingest/settings.py, sidecar/settings.py)
 OVER = 4 * LIMIT  # far more than loopback socket buffers hold: an early close would reset the sender

@@ -26,6 +26,8 @@ from functions.api.settings import ApiSettings
 from functions.ui.context import UiContext
 from functions.ui.ratelimit import LoginLimiter
 from functions.ui.settings import UiSettings
+from localstack.config import REPO_ROOT, StackConfig
+from localstack.parts import api, ingest, processor, sidecars, ui, worker
 from mcp_sentinel.client_address import client_address
 from mcp_sentinel.gateway_credentials import GatewayBinding, verify
 from mcp_sentinel.inventory_token import public_pem
@@ -38,8 +40,6 @@ from mcp_sentinel.secrets_check import (
     secret_problem,
 )
 from mcp_sentinel.secrets_gen import generate, main, token
-from mcp_sentinel.stack.config import REPO_ROOT, StackConfig
-from mcp_sentinel.stack.parts import api, ingest, processor, sidecars, ui, worker
 
 KUBECTL = shutil.which("kubectl")
 # Workload (kind/name, container) -> the component whose start-up check it runs.

@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 from aiohttp import web
 
-from mcp_sentinel.stack.config import Ports
+from localstack.config import Ports
 from tests.fixtures.sidecar import ALICE, SidecarProcess
 
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policies" / "server-a.json"

@@ -1,4 +1,4 @@
-"""What the audit sender does when ingest refuses (decisions.md "Audit sender refusals").
+"""What the audit sender does when ingest refuses (docs/decisions/audit-pipeline.md "Audit sender refusals").
 
 Against a real `python -m functions.ingest` process on a real tansu broker: a 403 naming the events
 (`binding_mismatch`) can never succeed, so those events are isolated by bisection and kept in the
@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from localstack.config import Ports
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.kafka.admin import ensure_topics
-from mcp_sentinel.stack.config import Ports
 from sidecar.audit import AuditSender, AuditSpool, make_event
 from tests.fixtures.kafka import *  # noqa: F403 - kafka_stack
 from tests.fixtures.kafka import KafkaStack, count_topic, read_topic

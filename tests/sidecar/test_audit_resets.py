@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mcp_sentinel.stack.config import Ports
+from localstack.config import Ports
 
 RESET_OVER = 6 * 1024  # bytes of body; an event below is ~400 bytes, so batches over ~15 events are reset
 

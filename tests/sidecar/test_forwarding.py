@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from mcp_sentinel.stack.config import Ports
+from localstack.config import Ports
 from tests.fixtures.sidecar import ALICE, SidecarProcess
 
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policies" / "server-a.json"

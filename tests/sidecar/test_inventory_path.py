@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from localstack.config import Ports
 from mcp_sentinel.inventory_token import (
     DEFAULT_TTL,
     ISSUER,
@@ -45,7 +46,6 @@ from mcp_sentinel.inventory_token import (
     public_pem,
     verify,
 )
-from mcp_sentinel.stack.config import Ports
 from tests.fixtures.sidecar import ALICE, BOB, SidecarProcess, SidecarStack, mcp_client, serve_app
 
 TOKEN_HEADER = "X-Sentinel-Inventory-Token"

@@ -17,9 +17,9 @@ import httpx2
 import pytest
 from aiohttp import web
 
+from localstack.config import Ports
 from mcp_sentinel.policy import AuthBlock, SessionBinding, compute_revision, parse_document, to_pretty_json
 from mcp_sentinel.policy.evaluate import CompiledPolicy
-from mcp_sentinel.stack.config import Ports
 from sidecar.mtls import parse_spiffe
 from sidecar.settings import SettingsError, SidecarSettings
 from tests.fixtures.pki import Pki

@@ -15,8 +15,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from localstack.config import Ports
 from mcp_sentinel.policy import AuthBlock, compute_revision, parse_document, to_pretty_json
-from mcp_sentinel.stack.config import Ports
 from tests.fixtures.sidecar import SidecarProcess, serve_app
 
 POLICY = Path(__file__).resolve().parents[2] / "examples" / "policies" / "server-a.json"

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.api.agent_tokens import AgentTokenIssuer, generate_pem, load_key
-from mcp_sentinel.stack.config import Ports
+from localstack.config import Ports
 from sidecar.oauth import AuthFailure
 from sidecar.platform_token import MAX_LIFETIME, PlatformVerifier
 

@@ -26,11 +26,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from functions.api.agent_tokens import AgentTokenIssuer, generate_pem, load_key
+from localstack.config import REPO_ROOT, Ports, StackConfig
+from localstack.parts import sample_mcp
+from localstack.supervisor import Supervisor
 from mcp_sentinel.policy import AuthBlock, compute_revision, parse_document, to_pretty_json
 from mcp_sentinel.policy.document import PolicyDocument
-from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
-from mcp_sentinel.stack.parts import sample_mcp
-from mcp_sentinel.stack.supervisor import Supervisor
 from tests.fixtures.sidecar import SidecarProcess, mcp_client
 
 POLICIES = REPO_ROOT / "examples" / "policies"

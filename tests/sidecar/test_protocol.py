@@ -168,7 +168,7 @@ def test_get_and_delete_are_proxied(sidecar_stack: SidecarStack) -> None:
 
 
 def test_upstream_down_is_502_jsonrpc(tmp_path: Any) -> None:
-    from mcp_sentinel.stack.config import Ports
+    from localstack.config import Ports
     from tests.fixtures.sidecar import SidecarProcess
 
     ports = Ports.free()

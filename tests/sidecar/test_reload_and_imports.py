@@ -71,7 +71,7 @@ def test_revoke_takes_effect_within_two_seconds_and_corrupt_file_keeps_last_good
 
 
 def test_no_policy_means_503_for_tool_calls(sidecar_stack: SidecarStack, tmp_path: object) -> None:
-    from mcp_sentinel.stack.config import Ports
+    from localstack.config import Ports
     from tests.fixtures.sidecar import SidecarProcess
 
     ports = Ports.free()

@@ -14,9 +14,9 @@ from starlette.testclient import TestClient
 
 from functions.ui.app import create_app
 from functions.ui.settings import UiSettings
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import api, postgres
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.parts import api, kube, postgres, ui
+from localstack.supervisor import Supervisor
 
 USER = ("test@mcpruntime.org", "test@123")
 ADMIN = ("admin@mcpruntime.org", "admin@123")
@@ -32,6 +32,28 @@ def backend() -> Iterator[StackConfig]:
     try:
         with Supervisor(cfg) as sup:
             sup.start_all([*postgres.components(cfg), *api.components(cfg)])
+            yield cfg
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def governed_backend() -> Iterator[StackConfig]:
+    """Postgres, the local Kubernetes API server (CRDs + demo objects), the API and the UI process.
+
+    What managing servers, grants, sessions and teams needs, without the event pipeline. The API
+    runs without Temporal: teams are provisioned in the identity store only (its default
+    provisioner), and no request waits for an unreachable Temporal to time out.
+    """
+    data = Path(tempfile.mkdtemp(prefix="sentinel-ui-manage-"))
+    data.chmod(0o755)
+    cfg = StackConfig(data_dir=data, ports=Ports.free())
+    no_temporal = [
+        replace(c, env={k: v for k, v in c.env.items() if k != "TEMPORAL_ADDRESS"}) for c in api.components(cfg)
+    ]
+    try:
+        with Supervisor(cfg) as sup:
+            sup.start_all([*postgres.components(cfg), *kube.components(cfg), *no_temporal, *ui.components(cfg)])
             yield cfg
     finally:
         shutil.rmtree(data, ignore_errors=True)

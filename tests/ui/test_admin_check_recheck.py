@@ -8,7 +8,6 @@ has no role-change route), the disabling goes through the API's own admin route.
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -16,8 +15,8 @@ import httpx
 import psycopg
 from starlette.testclient import TestClient
 
-from mcp_sentinel.stack.config import StackConfig, free_port
-from mcp_sentinel.stack.parts.postgres import postgres_dsn
+from localstack.config import StackConfig, free_port
+from localstack.parts.postgres import postgres_dsn
 from tests.ui.conftest import login
 
 PASSWORD = "admin-password-1234"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from mcp_sentinel.stack.config import free_port
-import socket
-
 from functions.ui.ratelimit import client_address
 from functions.ui.settings import RateLimits, UiSettings, parse_networks
+from localstack.config import free_port
 from tests.ui.conftest import ADMIN, USER, login
 
 ORIGIN = "https://ui.test"

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import REPO_ROOT, Ports, StackConfig
-from mcp_sentinel.stack.control import serve_pending
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.components import local_stack
+from localstack.config import REPO_ROOT, Ports, StackConfig
+from localstack.control import serve_pending
+from localstack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
 from tests.ui.conftest import ADMIN, USER
 
@@ -154,7 +154,7 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             drifty = page.locator("[data-server=drifty]")
             expect(drifty.locator("[data-declared=prompts]")).to_contain_text("triage · read · medium")
             expect(drifty.locator("[data-declared=resources]")).to_contain_text("ledger · read · low")
-            page.locator("[data-server=server-a] summary").click()
+            page.locator("[data-server=server-a] summary", has_text="Connect").click()
             connect = page.get_by_test_id("connect-server-a")
             expect(connect).to_contain_text(f"{base}/server-a/mcp")
             page.get_by_role("button", name="VS Code").click()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -24,9 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from mcp_sentinel.stack.config import Ports, StackConfig, free_port
-from mcp_sentinel.stack.parts import api, postgres, ui
-from mcp_sentinel.stack.supervisor import Component, Supervisor
+from localstack.config import Ports, StackConfig, free_port
+from localstack.parts import api, postgres, ui
+from localstack.supervisor import Component, Supervisor
 from tests.fixtures.oidc import Issuer
 from tests.ui.conftest import USER
 from tests.ui.test_browser import ARGS, CHROMIUM

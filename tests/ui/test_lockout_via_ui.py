@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from functions.ui.app import create_app
 from functions.ui.settings import RateLimits
-from mcp_sentinel.stack.config import StackConfig
+from localstack.config import StackConfig
 from tests.ui.conftest import USER, ui_settings
 
 ATTACKER, VICTIM = ("203.0.113.66", 41000), ("198.51.100.7", 42000)

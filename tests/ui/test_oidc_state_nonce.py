@@ -6,7 +6,6 @@ under test. The ID token must carry the nonce of a sign-in this browser started,
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_sentinel.stack.config import StackConfig, free_port
-from mcp_sentinel.stack.parts import api
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import StackConfig, free_port
+from localstack.parts import api
+from localstack.supervisor import Supervisor
 from tests.fixtures.oidc import Issuer
 
 AUDIENCE = "sentinel-ui-oidc-test"

@@ -8,9 +8,9 @@ import sys
 
 import httpx
 
-from mcp_sentinel.stack.config import REPO_ROOT
-from mcp_sentinel.stack.parts import ui
-from mcp_sentinel.stack.supervisor import Supervisor
+from localstack.config import REPO_ROOT
+from localstack.parts import ui
+from localstack.supervisor import Supervisor
 from tests.ui.conftest import USER
 
 

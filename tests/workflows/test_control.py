@@ -1,12 +1,12 @@
-"""The local-stack control channel (`mcp_sentinel.stack.control`) against a real Supervisor."""
+"""The local-stack control channel (`localstack.control`) against a real Supervisor."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.control import ControlDir, serve_pending
-from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.control import ControlDir, serve_pending
+from localstack.supervisor import PYTHON, Component, Supervisor
 
 
 def test_requests_are_answered_once_and_bad_ones_get_clear_errors(tmp_path: Path) -> None:

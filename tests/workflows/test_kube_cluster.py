@@ -50,7 +50,7 @@ def test_unsupported_kind_and_missing_config_are_clear() -> None:
 def test_unreachable_api_server_is_a_retryable_cluster_error(tmp_path: object) -> None:
     from pathlib import Path
 
-    from mcp_sentinel.stack.config import Ports
+    from localstack.config import Ports
 
     kc = Path(str(tmp_path)) / "kubeconfig"
     port = Ports.free().kube_api

@@ -20,9 +20,9 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.control import ControlDir, serve_pending
-from mcp_sentinel.stack.supervisor import PYTHON, Component, Supervisor
+from localstack.config import Ports, StackConfig
+from localstack.control import ControlDir, serve_pending
+from localstack.supervisor import PYTHON, Component, Supervisor
 from tests.workflows.conftest import worker_env
 from workflows.client import WorkflowFailed, restart_components
 from workflows.cluster import Ref

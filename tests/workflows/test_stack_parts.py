@@ -15,13 +15,13 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from localstack.config import Ports, StackConfig
+from localstack.parts import kube as kube_part
+from localstack.parts import postgres as postgres_part
+from localstack.parts import temporal as temporal_part
+from localstack.parts import worker as worker_part
+from localstack.supervisor import Supervisor
 from mcp_sentinel.identity.store import IdentityStore
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.parts import kube as kube_part
-from mcp_sentinel.stack.parts import postgres as postgres_part
-from mcp_sentinel.stack.parts import temporal as temporal_part
-from mcp_sentinel.stack.parts import worker as worker_part
-from mcp_sentinel.stack.supervisor import Supervisor
 from tests.workflows.conftest import worker_env
 from workflows.client import start_provision_team
 from workflows.cluster import Ref

@@ -11,7 +11,7 @@ from typing import Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from mcp_sentinel.stack.control import ControlDir
+from localstack.control import ControlDir
 from workflows.cluster import Cluster, NotFound, Ref
 
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"

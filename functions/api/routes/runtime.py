@@ -24,11 +24,11 @@ from functions.api.errors import ApiError, bad_request, forbidden, unavailable
 from functions.api.routes.governance import Loose
 from functions.api.routes.governance_scope import check_name, observes
 from functions.api.routes.runtime_deps import Kube, kcall, require_kube, temporal_client
+from localstack.config import StackConfig
+from localstack.control import ControlDir
+from localstack.status import load_components, stack_config, status_rows
+from localstack.supervisor import Component
 from mcp_sentinel.kube.resources import SentinelKube
-from mcp_sentinel.stack.config import StackConfig
-from mcp_sentinel.stack.control import ControlDir
-from mcp_sentinel.stack.status import load_components, stack_config, status_rows
-from mcp_sentinel.stack.supervisor import Component
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/runtime", tags=["runtime"])

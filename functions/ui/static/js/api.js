@@ -44,6 +44,7 @@ const base = () => (window.MCP_API_BASE || "/api").replace(/\/$/, "");
 export const api = {
   get: (path) => request(base() + path),
   post: (path, body = {}) => request(base() + path, { method: "POST", body }),
+  put: (path, body = {}) => request(base() + path, { method: "PUT", body }),
   patch: (path, body = {}) => request(base() + path, { method: "PATCH", body }),
   del: (path) => request(base() + path, { method: "DELETE" }),
 };

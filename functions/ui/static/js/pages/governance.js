@@ -40,6 +40,16 @@ async function act(fn, done, message) {
   try { await fn(); toast(message); await done(); } catch (err) { toast(err.message, true); }
 }
 
+// Deleting a grant drops it from its server's policy; deleting a session ends it for good (revoke
+// keeps it, for the audit trail and an unrevoke). The API decides who may; a refusal is a toast.
+function deleteButton(kind, r, done) {
+  const noun = kind === "grants" ? "Grant" : "Session";
+  return h("button", { class: "danger", "data-action": "delete", onclick: () => {
+    if (!confirm(`Delete ${noun.toLowerCase()} ${r.namespace}/${r.name}?`)) return undefined;
+    return act(() => api.del(path(kind, r)), done, `${noun} ${r.name} deleted`);
+  } }, "Delete");
+}
+
 function grantForm(ns, servers, done) {
   const form = h("form", { class: "inline", "data-testid": "grant-form", onsubmit: async (ev) => {
     ev.preventDefault();
@@ -138,9 +148,10 @@ export async function render(root, { isAdmin }) {
     { label: "Side effects", value: (g) => (g.allowedSideEffects || []).join(", ") },
     ...RULE_KINDS.map((r) => ({ label: r.label, value: (g) => rulesText(g[r.key]) })),
     { label: "State", value: (g) => (g.disabled ? badge("disabled", "bad") : badge("enabled", "ok")) },
-    { label: "", value: (g) => h("button", { class: g.disabled ? "secondary" : "danger", "data-action": g.disabled ? "enable" : "disable",
+    { label: "", value: (g) => h("span", { class: "row" }, h("button", { class: g.disabled ? "secondary" : "danger", "data-action": g.disabled ? "enable" : "disable",
       onclick: () => act(() => api.patch(path("grants", g), { disabled: !g.disabled }), done,
-        `Grant ${g.name} ${g.disabled ? "enabled" : "disabled"}`) }, g.disabled ? "Enable" : "Disable") },
+        `Grant ${g.name} ${g.disabled ? "enabled" : "disabled"}`) }, g.disabled ? "Enable" : "Disable"),
+      " ", deleteButton("grants", g, done)) },
   ], grants || [], { empty: "No grants in this namespace.", testid: "grant-table" });
 
   const sessionTable = table([
@@ -151,6 +162,7 @@ export async function render(root, { isAdmin }) {
     { label: "", value: (s) => (!isAdmin ? "" : h("button", { class: s.revoked ? "secondary" : "danger", "data-action": s.revoked ? "unrevoke" : "revoke",
       onclick: () => act(() => api.patch(path("sessions", s), { revoked: !s.revoked }), done,
         `Session ${s.name} ${s.revoked ? "restored" : "revoked"}`) }, s.revoked ? "Unrevoke" : "Revoke")) },
+    { label: "", value: (s) => deleteButton("sessions", s, done) },
   ], sessions || [], { empty: "No sessions in this namespace.", testid: "session-table" });
 
   const nsInput = h("input", { value: ns, "aria-label": "Namespace", onchange: (ev) => { root.dataset.namespace = ev.target.value.trim(); done(); } });

@@ -1,4 +1,4 @@
-// Platform management (admin): users, teams, audit log, operations timeline.
+// Platform management (admin): users (create or invite, disable), teams, audit log, operations timeline.
 import { api, qs } from "../api.js";
 import { h, mount, table, badge, filterBox, toast, when, errorBox } from "../dom.js";
 
@@ -23,6 +23,35 @@ export async function render(root) {
   } }, h("label", {}, "Slug", h("input", { name: "slug", required: true, placeholder: "payments" })),
     h("label", {}, "Name", h("input", { name: "name", required: true, placeholder: "Payments" })),
     h("div", {}, h("button", { type: "submit" }, "Create team")));
+  const userForm = h("form", { class: "inline", "data-testid": "user-form", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(userForm);
+    const password = String(d.get("password") || "");
+    // No password: an invitation, claimed by the first OIDC sign-in that verifies this email.
+    const body = { email: String(d.get("email")).trim(), role: d.get("role"), ...(password ? { password } : {}) };
+    try {
+      const out = await api.post("/users", body);
+      toast(out.invited ? `${body.email} invited` : `User ${body.email} created`);
+      await render(root);
+    } catch (err) {
+      if (err.status === 401) return; // api.js already flipped the page to signed-out
+      toast(`Not created: ${err.message}`, true);
+    }
+  } }, h("label", {}, "Email", h("input", { name: "email", type: "email", required: true, autocomplete: "off" })),
+    h("label", {}, "Role", h("select", { name: "role" }, h("option", { value: "user" }, "user"), h("option", { value: "admin" }, "admin"))),
+    h("label", {}, "Password (empty: invite to sign in with SSO)", h("input", { name: "password", type: "password", autocomplete: "new-password" })),
+    h("div", {}, h("button", { type: "submit" }, "Create user")));
+  const setDisabled = (u) => async () => {
+    if (!u.disabled && !confirm(`Disable ${u.email}? Their keys, tokens and agent sessions stop working.`)) return;
+    try {
+      await api.patch(`/users/${encodeURIComponent(u.id)}`, { disabled: !u.disabled });
+      toast(`${u.email} ${u.disabled ? "enabled" : "disabled"}`);
+      await render(root);
+    } catch (err) {
+      if (err.status === 401) return; // api.js already flipped the page to signed-out
+      toast(err.message, true);
+    }
+  };
   const timeline = ops.status === "fulfilled"
     ? [...(ops.value.audit_logs || []).map((a) => ({ t: a.created_at, what: `${a.action} ${a.resource}`, who: a.email || a.user_id, status: a.status })),
        ...(ops.value.deployments || []).map((d) => ({ t: d.created_at || d.updated_at, what: `deployment ${d.name || ""}`, who: d.namespace, status: d.status || "" }))]
@@ -33,7 +62,10 @@ export async function render(root) {
       { label: "Email", value: (u) => u.email }, { label: "Role", value: (u) => badge(u.role, u.role === "admin" ? "warn" : "") },
       { label: "Created", value: (u) => when(u.created_at) },
       { label: "State", value: (u) => (u.disabled ? badge("disabled", "bad") : badge("active", "ok")) },
+      { label: "", value: (u) => h("button", { class: u.disabled ? "secondary" : "danger", "data-action": u.disabled ? "enable" : "disable",
+        onclick: setDisabled(u) }, u.disabled ? "Enable" : "Disable") },
     ], v.users, { testid: "users-table" }), "users"),
+    h("section", { class: "panel" }, h("h2", {}, "New user"), userForm),
     section("Teams", teams, (v) => table([
       { label: "Slug", value: (t) => t.slug }, { label: "Name", value: (t) => t.name },
       { label: "Namespace", value: (t) => t.namespace }, { label: "Created", value: (t) => when(t.created_at) },

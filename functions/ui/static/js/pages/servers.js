@@ -1,52 +1,16 @@
-// MCP server catalog with copy-ready connect configs pointing at the front door, and each server's
-// live inventory (what the running server serves) with drift badges against its declared tools.
+// MCP server catalog: publish and retire servers, each server's reconciled status (Ready, URL,
+// conditions; polled while not ready), copy-ready connect configs (connect.js), and its live
+// inventory (what the running server serves) with drift badges against its declared tools.
 import { api } from "../api.js";
 import { h, mount, badge, filterBox, toast, when } from "../dom.js";
+import { connectPanel, connectConfigs, frontDoor } from "../connect.js";
+import { publishForm } from "../publish.js";
+import { statusPanel, isReady } from "../server_status.js";
 
-function frontDoor() {
-  return (window.MCP_FRONT_DOOR_URL || location.origin).replace(/\/$/, "");
-}
-
-export function connectConfigs(server, principal) {
-  const url = `${frontDoor()}/${server.name}/mcp`;
-  const headers = {
-    "X-MCP-Human-ID": principal.email || principal.subject || "<your-id>",
-    "X-MCP-Agent-ID": "<agent-id>",
-    "X-MCP-Agent-Session": "<session-name>",
-  };
-  const headerArgs = Object.entries(headers).flatMap(([k, v]) => ["--header", `${k}:${v}`]);
-  return {
-    "Claude Desktop": JSON.stringify({ mcpServers: { [server.name]: {
-      command: "npx", args: ["mcp-remote", url, ...headerArgs] } } }, null, 2),
-    Cursor: JSON.stringify({ mcpServers: { [server.name]: { url, headers } } }, null, 2),
-    "VS Code": JSON.stringify({ servers: { [server.name]: { type: "http", url, headers } } }, null, 2),
-    "Python (mcp)": [
-      "import httpx",
-      "from mcp import Client",
-      "from mcp.client.streamable_http import streamable_http_client",
-      "",
-      `headers = ${JSON.stringify(headers, null, 4)}`,
-      "http = httpx.AsyncClient(headers=headers)",
-      `async with Client(streamable_http_client("${url}", http_client=http)) as client:`,
-      "    print(await client.list_tools())",
-    ].join("\n"),
-  };
-}
-
-function connectPanel(server, principal) {
-  const configs = connectConfigs(server, principal);
-  const names = Object.keys(configs);
-  const pre = h("pre", { class: "code", "data-testid": `connect-${server.name}` }, configs[names[0]]);
-  const buttons = names.map((n, i) => h("button", { type: "button", class: i === 0 ? "active" : "", onclick: (ev) => {
-    pre.textContent = configs[n];
-    for (const b of ev.target.parentNode.children) b.classList.toggle("active", b === ev.target);
-  } }, n));
-  const copy = h("button", { type: "button", class: "secondary", onclick: async () => {
-    try { await navigator.clipboard.writeText(pre.textContent); toast("Copied"); }
-    catch { toast("Select the text and copy it manually", true); }
-  } }, "Copy");
-  return h("div", {}, h("div", { class: "tabs-inner" }, buttons), pre, copy);
-}
+export { connectConfigs };
+const POLL_MS = 3000;
+const MAX_POLL_MS = 30000;
+const statusBlocks = new WeakMap(); // server object -> its status element on the page
 
 const spaced = (nodes) => nodes.flatMap((n) => [n, " "]);
 
@@ -94,24 +58,82 @@ function declared(what, items) {
       `${x.name} · ${x.sideEffect || "read"} · ${x.requiredTrust || "low"}`))));
 }
 
-function serverCard(server, principal) {
+// Whether to offer "Retire": admins, the server's creator, and members of its team namespace (the
+// API decides; a refusal is shown).
+function mayRetire(server, principal) {
+  if (principal.role === "admin" || (server.createdBy && server.createdBy === principal.subject)) return true;
+  return (principal.teams || []).some((t) => t.namespace === server.namespace);
+}
+
+async function retire(server, done) {
+  if (!confirm(`Retire ${server.namespace}/${server.name}? Its gateway policy goes with it.`)) return;
+  try {
+    await api.del(`/runtime/servers/${encodeURIComponent(server.namespace)}/${encodeURIComponent(server.name)}`);
+  } catch (err) {
+    if (err.status === 401) return; // api.js already flipped the page to signed-out
+    toast(`Not retired: ${err.message}`, true);
+    return;
+  }
+  toast(`Server ${server.name} retired`);
+  await done();
+}
+
+function serverCard(server, principal, done) {
   const tools = server.tools || [];
+  const status = statusPanel(server);
+  statusBlocks.set(server, status);
   const missing = new Set((server.inventoryDrift || {}).missing || []);
-  return h("section", { class: "panel", "data-server": server.name },
+  return h("section", { class: "panel", "data-server": server.name, "data-namespace": server.namespace },
     h("div", { class: "toolbar" },
       h("h2", {}, server.name, " ", badge(server.namespace)),
-      h("span", {}, server.gateway && server.gateway.enabled ? badge("gateway on", "ok") : badge("no gateway", "warn"))),
+      h("span", { class: "row" }, server.gateway && server.gateway.enabled ? badge("gateway on", "ok") : badge("no gateway", "warn"),
+        mayRetire(server, principal) ? h("button", { type: "button", class: "danger", "data-testid": `retire-${server.name}`,
+          onclick: () => retire(server, done) }, "Retire") : null)),
     server.description ? h("p", { class: "muted" }, server.description) : null,
+    status,
     h("p", {}, h("strong", {}, `Declared: ${tools.length} tools: `),
       spaced(tools.map((t) => h("span", { class: missing.has(t.name) ? "badge bad" : "badge",
         title: missing.has(t.name) ? "Declared but not served" : t.description || "" },
       `${t.name} · ${t.sideEffect || t.side_effect || "?"} · ${t.requiredTrust || t.required_trust || "low"}`)))),
     declared("prompts", server.prompts), declared("resources", server.mcpResources),
     liveInventory(server),
-    h("details", {}, h("summary", {}, "Connect"), connectPanel(server, principal)));
+    h("details", { "data-testid": `connect-box-${server.name}` }, h("summary", {}, "Connect"), connectPanel(server, principal)));
+}
+
+// While a server is not Ready, re-read its status (without the live probe) and redraw only its
+// status block: an open connect panel or a half-filled form is left alone. The pause grows while
+// nothing changes (a stack without a reconciler never reports), and polling stops once every shown
+// server is Ready or the page is no longer displayed.
+function watchStatus(root, servers) {
+  clearTimeout(root.statusTimer);
+  let waiting = servers.filter((s) => !isReady(s));
+  let delay = POLL_MS;
+  const tick = async () => {
+    if (!root.isConnected) return;
+    let changed = false;
+    for (const s of waiting) {
+      try {
+        const { server } = await api.get(`/runtime/servers/${encodeURIComponent(s.namespace)}/${encodeURIComponent(s.name)}?live=false`);
+        if (JSON.stringify(server.status) === JSON.stringify(s.status)) continue;
+        changed = true;
+        s.status = server.status;
+        const fresh = statusPanel(s);
+        statusBlocks.get(s).replaceWith(fresh);
+        statusBlocks.set(s, fresh);
+      } catch (err) {
+        if (err.status === 401) return;
+        if (err.status === 404) s.gone = true; // retired elsewhere: the next full render drops it
+      }
+    }
+    waiting = waiting.filter((s) => !s.gone && !isReady(s));
+    delay = changed ? POLL_MS : Math.min(delay * 1.5, MAX_POLL_MS);
+    if (waiting.length) root.statusTimer = setTimeout(tick, delay);
+  };
+  if (waiting.length) root.statusTimer = setTimeout(tick, delay);
 }
 
 export async function render(root, { principal }) {
+  const done = () => render(root, { principal });
   const data = await api.get("/runtime/servers");
   const list = data.servers || [];
   const holder = h("div", {});
@@ -120,9 +142,12 @@ export async function render(root, { principal }) {
     const q = search.value.trim().toLowerCase();
     for (const el of holder.children) el.hidden = q !== "" && !el.textContent.toLowerCase().includes(q);
   });
-  mount(holder, list.length ? list.map((s) => serverCard(s, principal))
+  mount(holder, list.length ? list.map((s) => serverCard(s, principal, done))
     : h("div", { class: "empty panel" }, "No MCP servers visible to you yet."));
-  mount(root, h("div", { class: "toolbar" }, h("h1", {}, "MCP servers"), search),
+  mount(root, h("div", { class: "toolbar" }, h("h1", {}, "MCP servers"),
+    h("div", { class: "row" }, search, h("button", { type: "button", class: "secondary", onclick: done }, "Refresh"))),
     h("p", { class: "muted" }, `Front door: ${frontDoor()}/<server>/mcp — every call is checked against your grants and session.`),
+    h("details", { class: "panel", "data-testid": "publish" }, h("summary", {}, "Publish a server"), publishForm(principal, done)),
     holder);
+  watchStatus(root, list);
 }
