@@ -125,6 +125,11 @@ def test_publish_ready_connect_retire(governed_backend: StackConfig, admin_page:
             page.locator("[data-testid=publish] summary").click()
             form = page.get_by_test_id("publish-form")
     expect(page.locator("#toast")).to_contain_text(f"Not published: MCPServer {NS}/{name} already exists")
+    # Neither an image nor a URL: the API's refusal is shown as it comes.
+    form.locator("input[name=name]").fill(f"{name}-x")
+    form.locator("input[name=upstreamURL]").fill("")
+    form.get_by_role("button", name="Publish").click()
+    expect(page.locator("#toast")).to_contain_text("Not published: image is required (or gateway.upstreamURL")
     expect(card).to_contain_text("create_note · write · medium")
 
     # --- status: nothing reported yet, then the reconciler's conditions, followed live ----------
