@@ -147,6 +147,9 @@ class Reconciler:
                 pass  # the relist retries the whole reconcile
 
     def _reconcile(self, obj: Obj, p: Plan, resync: bool) -> None:
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            self.remove(p.key)  # being deleted (a finalizer holds it): it serves no more
+            return
         owner = self.route_owner.get(p.route)
         if p.problem is None and (p.route in self._static_routes or (owner is not None and owner != p.key)):
             p = Plan(p.namespace, p.name, p.generation, problem=(

@@ -210,3 +210,22 @@ def test_a_dead_sidecar_is_replaced_on_the_next_relist(
     assert moved.process.pid != after.process.pid and after.process.poll() is not None
     r.remove(key)
     assert moved.process.poll() is not None and parse_routes(r.s.routes_file.read_text()) == {}
+
+
+def test_a_server_being_deleted_stops_serving_before_it_is_gone(
+    make: Any, kube_cluster: LocalKube, kube_namespace: str
+) -> None:
+    """A finalizer (a cluster controller's cleanup) keeps the object; its route and sidecar go at once."""
+    kube = kube_cluster.kube
+    r = make()
+    obj = kube.servers.create(kube_namespace, {"metadata": {"name": "held", "finalizers": ["example.com/cleanup"]},
+                                               "spec": _remote()})  # fmt: skip
+    r.reconcile(obj)
+    sidecar = r.pool.running[f"{kube_namespace}/held"]
+    kube.servers.delete(kube_namespace, "held")
+    held = kube.servers.get(kube_namespace, "held")
+    assert held["metadata"]["deletionTimestamp"]
+    r.reconcile(held)
+    assert sidecar.process.poll() is not None and r.pool.running == {} and r.routes == {}
+    kube.servers.patch(kube_namespace, "held", {"metadata": {"finalizers": None}})
+
