@@ -8,6 +8,6 @@ door's route table, and writes the MCPServer's status conditions. Image servers 
 runtime the local stack does not have: they are reported `Ready=False` (`NoContainerRuntime`).
 
 Modules: `settings` (environment), `plan` (what an MCPServer asks for, pure), `conditions` (the
-status shape shared with the cluster reconcile), `processes` (sidecar processes), `loop` (list,
-watch, reconcile, status).
+status shape shared with the cluster reconcile), `processes` (sidecar processes), `probe` (is the
+upstream there), `loop` (list, watch, reconcile, status).
 """

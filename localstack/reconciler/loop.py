@@ -25,6 +25,7 @@ from localstack.reconciler.conditions import (
     same_status,
 )
 from localstack.reconciler.plan import Plan, plan
+from localstack.reconciler.probe import upstream_problem
 from localstack.reconciler.processes import SidecarPool, fingerprint
 from localstack.reconciler.settings import ReconcilerSettings
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
@@ -57,6 +58,7 @@ class Reconciler:
     def __init__(
         self, settings: ReconcilerSettings, kube: SentinelKube, pool: SidecarPool,
         deliver: PolicyDelivery = api_policy_delivery, on_error: Callable[[], None] = lambda: None,
+        probe: Callable[[str], str | None] = upstream_problem,
     ) -> None:  # fmt: skip
         from kubernetes import client as k8s
 
@@ -69,6 +71,7 @@ class Reconciler:
         self.route_owner: dict[str, str] = {}  # route -> namespace/name
         self.revisions: dict[str, tuple[int, str]] = {}  # namespace/name -> (generation, policy revision)
         self.on_error = on_error
+        self.probe = probe
         self._static_routes = {k.partition("/")[2] for k in settings.static_servers}
 
     # ----- the outer loop ------------------------------------------------------------------
@@ -183,6 +186,10 @@ class Reconciler:
             ready = Condition(READY, "False", policy.reason, policy.message)
         elif gateway.status != "True":
             ready = Condition(READY, "False", gateway.reason, gateway.message)
+        elif (unreachable := self.probe(p.upstream)) is not None:
+            # Routed all the same: calls get the gateway's 502 until the server answers, and the next
+            # relist reports it Ready without anyone re-registering it.
+            ready = Condition(READY, "False", "UpstreamUnreachable", f"{p.upstream}: {unreachable}")
         else:
             ready = Condition(READY, "True", "Serving", f"governed endpoint {self._url(p)}")
         self._write_status(obj, p, self._url(p), [ready, gateway, policy])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +15,29 @@ from typing import Any
 
 import pytest
 
+from localstack.config import free_port
 from localstack.front_door.routes_file import parse_routes
 from localstack.reconciler.conditions import Condition, build_status, same_status
 from localstack.reconciler.loop import Reconciler, api_policy_delivery
 from localstack.reconciler.plan import NO_CONTAINER_RUNTIME, plan
+from localstack.reconciler.probe import upstream_problem
 from localstack.reconciler.processes import SidecarPool
 from localstack.reconciler.settings import ReconcilerSettings, SettingsError
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.policy import PolicyError
 from tests.fixtures.kube import LocalKube
 
-UPSTREAM = "http://127.0.0.1:9"  # nothing listens: the sidecar starts and is ready regardless
+UPSTREAM_PORT = free_port()
+UPSTREAM = f"http://127.0.0.1:{UPSTREAM_PORT}"  # a listening socket (below): the readiness probe connects
+
+
+@pytest.fixture(scope="module", autouse=True)
+def upstream_listener() -> Iterator[None]:
+    """Something accepting TCP connections at UPSTREAM (the kernel's backlog answers; nothing is served)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", UPSTREAM_PORT))
+        s.listen(64)
+        yield
 
 
 def _server(name: str, ns: str = "ns", **spec: Any) -> dict[str, Any]:
@@ -228,4 +241,28 @@ def test_a_server_being_deleted_stops_serving_before_it_is_gone(
     r.reconcile(held)
     assert sidecar.process.poll() is not None and r.pool.running == {} and r.routes == {}
     kube.servers.patch(kube_namespace, "held", {"metadata": {"finalizers": None}})
+
+
+def test_an_unreachable_upstream_is_routed_but_not_ready_until_it_answers(
+    make: Any, kube_cluster: LocalKube, kube_namespace: str
+) -> None:
+    kube = kube_cluster.kube
+    port = free_port()
+    r = make()
+    r.reconcile(_create(kube, kube_namespace, "later", **_remote(upstreamURL=f"http://127.0.0.1:{port}")))
+    ready = _ready(kube, kube_namespace, "later")["Ready"]
+    assert ready["reason"] == "UpstreamUnreachable" and f"127.0.0.1:{port}" in ready["message"], ready
+    assert _ready(kube, kube_namespace, "later")["GatewayReady"]["status"] == "True"
+    assert "later" in parse_routes(r.s.routes_file.read_text())  # routed: callers get the gateway's 502
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen(8)
+        r.reconcile(kube.servers.get(kube_namespace, "later"), resync=True)
+        assert _ready(kube, kube_namespace, "later")["Ready"]["reason"] == "Serving"
+
+
+def test_the_probe_names_what_failed() -> None:
+    assert upstream_problem(UPSTREAM) is None
+    assert "connection refused" in (upstream_problem(f"http://127.0.0.1:{free_port()}") or "").lower()
+    assert upstream_problem("http://name.invalid:80", timeout=1.0) is not None
 
