@@ -16,8 +16,9 @@ from aiohttp import web
 from mcp_sentinel.inventory_token import InventoryKeyError
 from mcp_sentinel.secrets_check import enforce
 from sidecar.app import build_state, create_app, create_metrics_app
+from sidecar.errors import TlsConfigError
 from sidecar.settings import SettingsError, SidecarSettings
-from sidecar.tls import CertReloader, TlsConfigError, server_context
+from sidecar.tls import CertReloader, server_context
 
 
 async def serve(settings: SidecarSettings, ssl_context: ssl.SSLContext | None = None) -> None:

@@ -18,12 +18,9 @@ import json
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -51,62 +48,6 @@ class AuditCounters:
     dropped_corrupt: int = 0
     credential_refused: int = 0  # batches ingest refused for the credential (401, or 403 not about events)
     depth: int = 0
-
-
-def make_event(
-    payload: dict[str, Any], *, source: str, event_type: str, traceparent: str = "", event_id: str = ""
-) -> dict[str, Any]:
-    """A CloudEvents 1.0 structured-mode event around an audit payload."""
-    ev: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": event_id or str(uuid.uuid4()),
-        "source": source,
-        "type": event_type,
-        "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-    }
-    if traceparent:
-        ev["traceparent"] = traceparent
-    ev["data"] = payload
-    return ev
-
-
-class EventEncoder:
-    """Encodes audit payloads as spool lines (compact CloudEvents JSON + newline) on the request path.
-
-    Same document as `json.dumps(make_event(...))`, but the constant envelope is encoded once and
-    event ids come from a pooled `os.urandom` buffer (one getrandom(2) per 256 ids instead of one
-    per event; still unpredictable, since ingest deduplicates on the id).
-    """
-
-    _IDS_PER_REFILL = 256
-
-    def __init__(self, *, source: str, event_type: str) -> None:
-        self._mid = f'","source":{json.dumps(source, ensure_ascii=False)},"type":{json.dumps(event_type)},"time":"'
-        self._rand = b""
-        self._pos = 0
-
-    def new_id(self) -> str:
-        """A random (version 4) UUID string."""
-        if self._pos >= len(self._rand):
-            self._rand = os.urandom(16 * self._IDS_PER_REFILL)
-            self._pos = 0
-        raw = bytearray(self._rand[self._pos : self._pos + 16])
-        self._pos += 16
-        raw[6] = (raw[6] & 0x0F) | 0x40
-        raw[8] = (raw[8] & 0x3F) | 0x80
-        h = raw.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-    def line(self, payload: dict[str, Any], traceparent: str = "", event_id: str = "") -> bytes:
-        """One spool line for `payload`."""
-        ts = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        tp = f',"traceparent":{json.dumps(traceparent)}' if traceparent else ""
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        return (
-            f'{{"specversion":"1.0","id":"{event_id or self.new_id()}{self._mid}{ts}",'
-            f'"datacontenttype":"application/json"{tp},"data":{data}}}\n'
-        ).encode()
 
 
 def _seg_name(seq: int) -> str:
@@ -172,12 +113,8 @@ class AuditSpool:
 
     # -- writing (request path) ----------------------------------------------------------------
 
-    def append(self, event: dict[str, Any]) -> bool:
-        """Durably append one event; False (and a counted drop) when the spool is full."""
-        return self.append_line(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
-
     def append_line(self, line: bytes) -> bool:
-        """Durably append one encoded event line (see `EventEncoder`); False when the spool is full."""
+        """Durably append one encoded event line (`mcp_sentinel.cloudevents_line`); False when the spool is full."""
         with self._lock:
             if self.bytes_on_disk + len(line) > self.max_bytes:
                 self.counters.dropped_full += 1

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import brotli
 
+from sidecar.errors import EncodingError as EncodingError  # re-exported: raised here
+
 try:  # Python 3.14 ships zstd; before that the backport (what aiohttp uses too)
     from compression.zstd import ZstdDecompressor, ZstdError  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the interpreter
@@ -21,14 +23,6 @@ except ImportError:  # pragma: no cover - depends on the interpreter
 
 SUPPORTED = ("gzip", "x-gzip", "deflate", "br", "zstd")
 _IDENTITY = ("", "identity")
-
-
-class EncodingError(Exception):
-    """A body that cannot be decoded: `unsupported` (415) or `corrupt`/`too_large`."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def codings(header: str) -> list[str]:

@@ -14,25 +14,15 @@ Rules (issue 13 item 1; docs/decisions/sidecar.md "Gateway coverage"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aiohttp import web
 
 from mcp_sentinel import jsonrpc
-from sidecar.encoding import EncodingError, codings, decode_body
+from sidecar.encoding import codings, decode_body
+from sidecar.errors import EncodingError
+from sidecar.errors import Refusal as Refusal  # re-exported: built here
 
 BODY_VERBS = frozenset({"POST", "PUT", "PATCH"})
 LIST_METHODS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a request is refused before any decision: HTTP status, JSON-RPC code, message, reason."""
-
-    status: int
-    code: int
-    message: str
-    reason: str
 
 
 def must_inspect(request: web.Request) -> bool:

@@ -29,11 +29,14 @@ from aiohttp import web
 from mcp_sentinel import jsonrpc
 from mcp_sentinel.inventory_token import InventoryKeyError, TokenRejected, load_verify_keys, verify
 from mcp_sentinel.policy.types import Decision
-from sidecar.app import INVENTORY_TOKEN_HEADER, Exchange, Sidecar, SidecarState, _scope
+from sidecar.exchange import Exchange, scope
+from sidecar.forward import Forwarder
+from sidecar.local_routes import INVENTORY_PATH, INVENTORY_TOKEN_HEADER
+from sidecar.record import Recorder
+from sidecar.state import SidecarState
 
 log = logging.getLogger("sidecar.inventory")
 
-INVENTORY_PATH = "/.sentinel/inventory"
 _LIST_ONLY = frozenset(
     {
         "initialize",
@@ -92,7 +95,9 @@ class InventoryHandler:
     def __init__(self, state: SidecarState, keys: KeyRing) -> None:
         self.state = state
         self.keys = keys
-        self.sidecar = Sidecar(state)  # shares the forwarding and audit code of the proxy
+        # The proxy's own forwarding and audit code (one per listener, as each app has its own).
+        self.forwarder = Forwarder(state)
+        self.recorder = Recorder(state)
 
     def _refuse(
         self, ex: Exchange, status: int, error: str, audited: str, msg: jsonrpc.Message | None = None, **extra: Any
@@ -110,7 +115,7 @@ class InventoryHandler:
         body = {"error": error, **extra}
         resp = web.json_response(body, status=status)
         ex.bytes_out = len(resp.body) if isinstance(resp.body, bytes) else 0
-        self.sidecar._finish(ex, _scope(self.state, policy))
+        self.recorder.finish(ex, scope(self.state.settings, policy))
         log.warning("inventory request refused: %s (%s %s)", audited, ex.method, ex.path)
         return resp
 
@@ -157,7 +162,7 @@ class InventoryHandler:
                                 verb=request.method)
         state.metrics.inventory_requests.labels("forwarded").inc()
         upstream_path = request.raw_path[len(INVENTORY_PATH):] or "/"
-        return await self.sidecar._forward(request, ex, body, "", path=upstream_path)
+        return await self.forwarder.forward(request, ex, body, "", path=upstream_path)
 
 
 def create_inventory_app(state: SidecarState) -> web.Application:

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from mcp_sentinel.policy.evaluate import CompiledPolicy
 from mcp_sentinel.policy.types import Identity
-from sidecar.oauth import AuthFailure
+from sidecar.errors import AuthFailure
 from sidecar.tls import peer_uri_sans
 
 # Denials that carry `client_certificate_required` (upstream §4.6).

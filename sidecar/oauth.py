@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from sidecar.errors import AuthFailure as AuthFailure  # re-exported: raised here
+
 # Asymmetric algorithms only: `none` and HS* (shared secrets an issuer's JWKS cannot safely carry) never verify.
 ALLOWED_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 JWKS_TTL = 600.0
@@ -25,16 +27,6 @@ _READ_LIMIT = 1024 * 1024
 def preload() -> None:
     """Import the JWT library now (called when an OAuth policy is activated); idempotent and cheap after."""
     import jwt  # noqa: F401 - see module docstring
-
-
-class AuthFailure(Exception):
-    """Authentication failed; `reason` is the §3.4 reason string, `status` the HTTP status."""
-
-    def __init__(self, reason: str, status: int, detail: str = "") -> None:
-        super().__init__(detail or reason)
-        self.reason = reason
-        self.status = status
-        self.detail = detail or reason
 
 
 @dataclass

@@ -20,12 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sidecar.errors import OriginConfigError as OriginConfigError  # re-exported: raised here
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-
-class OriginConfigError(ValueError):
-    """An `ALLOWED_HOSTS`/`ALLOWED_ORIGINS` entry that cannot be parsed."""
 
 
 def _split_host(value: str) -> tuple[str, str] | None:

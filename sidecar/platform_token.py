@@ -24,8 +24,9 @@ from typing import Any
 
 import aiohttp
 
+from mcp_sentinel.policy.evaluate import CompiledPolicy
 from mcp_sentinel.policy.types import Identity
-from sidecar.oauth import AuthFailure
+from sidecar.errors import AuthFailure
 
 # The only algorithms the platform signs with; `none`, HS* (the public key as an HMAC secret) and
 # RSA never verify, whatever a token's header claims.
@@ -201,7 +202,7 @@ class PlatformVerifier:
         return found
 
 
-def session_identity(claims: PlatformClaims, policy: Any, now: float) -> Identity:
+def session_identity(claims: PlatformClaims, policy: CompiledPolicy | None, now: float) -> Identity:
     """The caller's identity if the token's session is live in `policy` (the current snapshot), else 401.
 
     Checked on every request, never cached: revoking the session (or disabling its user, which

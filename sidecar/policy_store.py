@@ -14,9 +14,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from mcp_sentinel.policy import PolicyError, load_policy
+from mcp_sentinel.policy.evaluate import CompiledPolicy
 
 log = logging.getLogger("sidecar.policy")
 
@@ -42,14 +42,14 @@ class PolicyStore:
         *,
         poll_interval: float = 0.5,
         on_reload: Callable[[bool], None] | None = None,
-        accept: Callable[[Any], str] | None = None,
+        accept: Callable[[CompiledPolicy], str] | None = None,
     ) -> None:
         """`accept(compiled)` returns why this process must not run that policy ("" = fine): a
         valid document the process's own configuration cannot enforce safely is refused like a
         broken one (the last good policy stays), and `refusal` keeps the reason for start-up."""
         self.path = path
         self.poll_interval = poll_interval
-        self.current: Any = None  # CompiledPolicy; swapped atomically, requests keep their snapshot
+        self.current: CompiledPolicy | None = None  # swapped atomically, requests keep their snapshot
         self.loaded_at = 0.0
         self.last_error = ""
         self.failures = 0

@@ -55,3 +55,7 @@ def metadata_url(policy_resource: str, external_base: str, path: str, well_known
     if external_base:
         return external_base + well_known + _clean(path)
     return ""
+
+
+OAUTH_METADATA = "/.well-known/oauth-protected-resource"
+"""Where the RFC 9728 metadata is served (and what `WWW-Authenticate` points to)."""

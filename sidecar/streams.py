@@ -19,14 +19,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
 
 from mcp_sentinel.policy.evaluate import LIST_KEYS
+from sidecar.errors import Unfilterable as Unfilterable  # re-exported: raised here
 
 _MAX_EVENT = 16 * 1024 * 1024
 
 Visible = Callable[[str, Mapping[str, Any]], bool]
-
-
-class Unfilterable(ValueError):
-    """An answer the gateway must filter but cannot parse."""
 
 
 def _filter_result(result: dict[str, Any], visible: Visible) -> bool:

@@ -17,11 +17,9 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from sidecar.errors import TlsConfigError as TlsConfigError  # re-exported: raised here
+
 log = logging.getLogger("sidecar.tls")
-
-
-class TlsConfigError(ValueError):
-    """The certificate, key or client CA cannot be loaded at start-up."""
 
 
 def server_context(cert_file: str, key_file: str, client_ca_file: str) -> ssl.SSLContext:

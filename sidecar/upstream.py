@@ -22,12 +22,10 @@ from typing import Any, cast
 
 import httptools
 
+from sidecar.errors import UpstreamError as UpstreamError  # re-exported: raised here
+
 _HIGH_WATER = 256 * 1024  # pause reading the upstream socket above this many unread body bytes
 _LOW_WATER = 64 * 1024
-
-
-class UpstreamError(ConnectionResetError):
-    """The upstream could not be reached, closed the connection early, or sent a malformed response."""
 
 
 class _Conn(asyncio.Protocol):

@@ -24,6 +24,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows.lifecycle.activities import ServerKey
+from workflows.lifecycle.workflows import SCHEDULE_ID as SERVER_SCHEDULE_ID
+from workflows.lifecycle.workflows import SIGNAL as LIFECYCLE_SIGNAL
+from workflows.lifecycle.workflows import TASK_QUEUE as LIFECYCLE_QUEUE
+from workflows.lifecycle.workflows import LifecycleResult, ServerLifecycle, lifecycle_workflow_id
 from workflows.provisioning.manifests import TeamShape, slug_problem
 from workflows.provisioning.workflows import TASK_QUEUE as PROVISIONING_QUEUE
 from workflows.provisioning.workflows import (
@@ -35,14 +40,14 @@ from workflows.provisioning.workflows import (
     deprovision_workflow_id,
     provision_workflow_id,
 )
-from workflows.reconcile.workflows import SCHEDULE_ID, PolicyReconcile
+from workflows.reconcile.workflows import SCHEDULE_ID
 from workflows.reconcile.workflows import TASK_QUEUE as RECONCILE_QUEUE
 from workflows.restarts.workflows import TASK_QUEUE as RESTARTS_QUEUE
 from workflows.restarts.workflows import RestartComponent, RestartInput, RestartResult
 from workflows.sessions.workflows import TASK_QUEUE as SESSIONS_QUEUE
 from workflows.sessions.workflows import SessionExpiry, SessionExpiryInput, SessionExpiryResult, session_workflow_id
 
-TASK_QUEUES = (PROVISIONING_QUEUE, RESTARTS_QUEUE, SESSIONS_QUEUE, RECONCILE_QUEUE)
+TASK_QUEUES = (PROVISIONING_QUEUE, RESTARTS_QUEUE, SESSIONS_QUEUE, LIFECYCLE_QUEUE, RECONCILE_QUEUE)
 
 
 @dataclass(frozen=True)
@@ -263,9 +268,22 @@ async def delete_session(client: Client, namespace: str, name: str) -> bool:
 async def ensure_reconcile_schedule(
     client: Client, every: timedelta, *, task_queue: str = RECONCILE_QUEUE, schedule_id: str = SCHEDULE_ID
 ) -> str:
-    """Create the reconcile Schedule, or update its interval and queue when it exists."""
+    """Create the policy reconcile Schedule, or update its interval and queue when it exists."""
+    return await _ensure_schedule(client, "PolicyReconcile", every, task_queue=task_queue, schedule_id=schedule_id)
+
+
+async def ensure_server_reconcile_schedule(
+    client: Client, every: timedelta, *, task_queue: str = LIFECYCLE_QUEUE, schedule_id: str = SERVER_SCHEDULE_ID
+) -> str:
+    """Create the server reconcile Schedule (drift repair of every MCPServer), or update it."""
+    return await _ensure_schedule(client, "ServerReconcile", every, task_queue=task_queue, schedule_id=schedule_id)
+
+
+async def _ensure_schedule(
+    client: Client, workflow_name: str, every: timedelta, *, task_queue: str, schedule_id: str
+) -> str:
     schedule = Schedule(
-        action=ScheduleActionStartWorkflow(PolicyReconcile.run, id=f"{schedule_id}-run", task_queue=task_queue),
+        action=ScheduleActionStartWorkflow(workflow_name, id=f"{schedule_id}-run", task_queue=task_queue),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
     )
     try:
@@ -277,3 +295,20 @@ async def ensure_reconcile_schedule(
 
         await client.get_schedule_handle(schedule_id).update(update)
     return schedule_id
+
+
+async def request_server_reconcile(
+    client: Client, namespace: str, name: str, *, task_queue: str = LIFECYCLE_QUEUE
+) -> WorkflowHandle[ServerLifecycle, LifecycleResult]:
+    """Signal-with-start the server's ServerLifecycle: a running one goes round once more, else one starts.
+
+    Returns the run's handle. Used on create, update and delete alike (each pass reads the server).
+    """
+    return await client.start_workflow(
+        ServerLifecycle.run,
+        ServerKey(namespace, name),
+        task_queue=task_queue,
+        start_signal=LIFECYCLE_SIGNAL,
+        id=lifecycle_workflow_id(namespace, name),
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )

@@ -15,11 +15,15 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule
-from workflows.cluster import Cluster
+from mcp_sentinel.kube.objects import Cluster
+from mcp_sentinel.kube.server_render import RenderSettings
+from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule, ensure_server_reconcile_schedule
+from workflows.lifecycle.activities import LifecycleActivities
+from workflows.lifecycle.workflows import TASK_QUEUE as LIFECYCLE_QUEUE
+from workflows.lifecycle.workflows import ServerLifecycle, ServerReconcile
 from workflows.provisioning.activities import ProvisioningActivities, TeamStore
 from workflows.provisioning.workflows import DeprovisionTeam, ProvisionTeam
-from workflows.reconcile.activities import PolicyActivities, Renderer
+from workflows.reconcile.activities import PolicyActivities
 from workflows.reconcile.workflows import PolicyReconcile
 from workflows.restarts.activities import KubernetesRestarts, LocalRestarts, RestartActivities, RestartBackend
 from workflows.restarts.workflows import RestartComponent
@@ -28,7 +32,9 @@ from workflows.sessions.workflows import SessionExpiry
 
 log = logging.getLogger("workflows.worker")
 
-WORKFLOWS: Sequence[type] = (ProvisionTeam, DeprovisionTeam, RestartComponent, SessionExpiry, PolicyReconcile)
+WORKFLOWS: Sequence[type] = (
+    ProvisionTeam, DeprovisionTeam, RestartComponent, SessionExpiry, PolicyReconcile, ServerLifecycle, ServerReconcile
+)
 
 
 @dataclass(frozen=True)
@@ -46,20 +52,26 @@ class WorkerSettings:
     metrics_host: str = "127.0.0.1"
     cluster_name: str = "local"
     reconcile_every_seconds: float = 300.0
+    server_reconcile_every_seconds: float = 300.0
     task_queue_prefix: str = ""
+    render: RenderSettings = RenderSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
         """`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `KUBECONFIG`, `POSTGRES_DSN`, `POLICY_OUTPUT_DIR`,
         `RESTART_BACKEND` (kubernetes|local), `RESTART_NAMESPACE`, `SENTINEL_RUN_DIR` (local backend),
         `METRICS_PORT`, `METRICS_HOST`, `MCP_CLUSTER_NAME`, `RECONCILE_INTERVAL_SECONDS` (0 disables),
-        `TASK_QUEUE_PREFIX` (isolates several stacks on one Temporal namespace)."""
+        `TASK_QUEUE_PREFIX` (isolates several stacks on one Temporal namespace); server lifecycle:
+        `SERVER_RECONCILE_INTERVAL_SECONDS` (0 disables), `MCP_GATEWAY_IMAGE`, `MCP_PUBLIC_BASE_URL`,
+        `AGENT_TOKEN_ISSUER`, `ROLLOUT_PROGRESS_DEADLINE_SECONDS`."""
         backend = environ.get("RESTART_BACKEND", "kubernetes").strip().lower() or "kubernetes"
         if backend not in ("kubernetes", "local"):
             raise ValueError(f"RESTART_BACKEND must be kubernetes or local, not {backend!r}")
         try:
             port = int(environ.get("METRICS_PORT", "9105"))
             every = float(environ.get("RECONCILE_INTERVAL_SECONDS", "300"))
+            server_every = float(environ.get("SERVER_RECONCILE_INTERVAL_SECONDS", "300"))
+            deadline = int(environ.get("ROLLOUT_PROGRESS_DEADLINE_SECONDS", "300"))
         except ValueError as exc:
             raise ValueError(f"invalid worker setting: {exc}") from None
         if backend == "local" and not environ.get("SENTINEL_RUN_DIR"):
@@ -76,7 +88,15 @@ class WorkerSettings:
             metrics_host=environ.get("METRICS_HOST", "127.0.0.1"),
             cluster_name=environ.get("MCP_CLUSTER_NAME", "local"),
             reconcile_every_seconds=every,
+            server_reconcile_every_seconds=server_every,
             task_queue_prefix=environ.get("TASK_QUEUE_PREFIX", ""),
+            render=RenderSettings(
+                gateway_image=environ.get("MCP_GATEWAY_IMAGE", "") or RenderSettings.gateway_image,
+                cluster_name=environ.get("MCP_CLUSTER_NAME", "local"),
+                public_base_url=environ.get("MCP_PUBLIC_BASE_URL", "").strip().rstrip("/"),
+                token_issuer=environ.get("AGENT_TOKEN_ISSUER", ""),
+                progress_deadline_seconds=deadline,
+            ),
         )
 
 
@@ -94,12 +114,11 @@ def build_activities(
     *,
     cluster: Cluster | None = None,
     teams: TeamStore | None = None,
-    renderer: Renderer | None = None,
     restart_backend: RestartBackend | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to real clients built from settings (any of them can be passed in)."""
     if cluster is None:
-        from workflows.kube import KubeCluster
+        from mcp_sentinel.kube.objects import KubeCluster
 
         cluster = KubeCluster(settings.kubeconfig)
     if teams is None:
@@ -117,10 +136,10 @@ def build_activities(
     prov = ProvisioningActivities(teams, cluster)
     policy = PolicyActivities(
         cluster,
-        renderer=renderer,
         output_dir=Path(settings.policy_output_dir) if settings.policy_output_dir else None,
         cluster_name=settings.cluster_name,
     )
+    life = LifecycleActivities(cluster, settings.render, output_dir=policy.output_dir)
     sess = SessionActivities(cluster)
     rst = RestartActivities(restart_backend)
     return [
@@ -133,6 +152,13 @@ def build_activities(
         policy.list_servers,
         policy.render_server,
         policy.report_drift,
+        life.apply,
+        life.rollout_state,
+        life.mark_good,
+        life.roll_back,
+        life.report,
+        life.clean_up,
+        life.list_servers,
         sess.mark,
         rst.list_components,
         rst.trigger,
@@ -170,6 +196,13 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event, **overrides:
             timedelta(seconds=settings.reconcile_every_seconds),
             task_queue=queues[-1],
             schedule_id=settings.task_queue_prefix + "policy-reconcile",
+        )
+    if settings.server_reconcile_every_seconds > 0:
+        await ensure_server_reconcile_schedule(
+            client,
+            timedelta(seconds=settings.server_reconcile_every_seconds),
+            task_queue=settings.task_queue_prefix + LIFECYCLE_QUEUE,
+            schedule_id=settings.task_queue_prefix + "server-reconcile",
         )
     with ThreadPoolExecutor(max_workers=16 * len(queues)) as executor:
         workers = [new_worker(client, q, activities, executor) for q in queues]

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcp_sentinel.kube.server_render import public_path  # one definition of the public route
+
 DEFAULT_TTL = 600
 MAX_TTL = 3600  # the gateways refuse longer lifetimes (sidecar/platform_token.py MAX_LIFETIME)
 JWKS_PATH = "/.well-known/jwks.json"
@@ -172,15 +174,6 @@ class AgentTokenIssuer:
             claims["team_id"] = team
         token = jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": "JWT"})
         return token, exp
-
-
-def public_path(name: str, spec: dict[str, Any]) -> str:
-    """The server's public MCP path: `spec.ingressPath`, else `/<publicPathPrefix or name>/mcp`."""
-    ingress = str(spec.get("ingressPath") or "").strip()
-    if ingress.startswith("/"):
-        return ingress.rstrip("/") or "/"
-    prefix = str(spec.get("publicPathPrefix") or name).strip("/")
-    return f"/{prefix}/mcp"
 
 
 def canonical_resource(public_base: str, name: str, spec: dict[str, Any]) -> str:

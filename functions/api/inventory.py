@@ -49,7 +49,7 @@ DEFAULT_URL_TEMPLATE = "http://{name}.{namespace}.svc.cluster.local:{inventoryPo
 DEFAULT_PORT = 8088  # knative/crds/mcpserver.yaml: spec.port default
 DEFAULT_GATEWAY_PORT = 8091  # knative/crds/mcpserver.yaml: spec.gateway.port default
 DEFAULT_INVENTORY_PORT = 8099  # knative/crds/mcpserver.yaml: spec.gateway.inventoryPort default
-TOKEN_HEADER = "X-Sentinel-Inventory-Token"  # sidecar/app.py INVENTORY_TOKEN_HEADER
+TOKEN_HEADER = "X-Sentinel-Inventory-Token"  # sidecar/local_routes.py INVENTORY_TOKEN_HEADER
 DEFAULT_PATH = "/mcp"
 # Upstream's internal probe identity (§4.8); our gateways audit it like anyone else (a claimable
 # header must not switch auditing off) and answer the probe on their inventory listener.

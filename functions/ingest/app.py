@@ -35,6 +35,7 @@ from functions.ingest.body import CLOSE, read_limited
 from functions.ingest.producer import EventProducer, ProduceError
 from functions.ingest.settings import IngestSettings
 from mcp_sentinel import telemetry
+from mcp_sentinel.audit_payload import payload_errors
 from mcp_sentinel.cloudevents_codec import DecodedEvent, KafkaRecord, decode_http, to_kafka_binary
 from mcp_sentinel.envelope import EnvelopeError, FieldError
 from mcp_sentinel.kafka.net import broker_reachable
@@ -203,6 +204,16 @@ def create_app(
             reason = "invalid_json" if not_json else "invalid_event"
             metrics.rejected.labels(reason).inc()
             return _error(400, reason, str(exc), errors=[e.to_dict() for e in exc.errors])
+        batch = decoded.mode == "batch"
+        mistyped = [
+            FieldError(f"[{i}].payload.{name}" if batch else f"payload.{name}", reason)
+            for i, ev in enumerate(decoded.events) for name, reason in payload_errors(ev.envelope.payload)
+        ]  # fmt: skip
+        if mistyped:
+            # A known audit field of the wrong type would be stored as "" by its materialised column.
+            metrics.rejected.labels("invalid_event").inc()
+            return _error(400, "invalid_event", "payload fields have the wrong type",
+                          errors=[e.to_dict() for e in mistyped])
         forged = [
             FieldError(f"[{i}].source" if decoded.mode == "batch" else "source",
                        "this credential may not write events for this source")

@@ -33,6 +33,8 @@ def parse_settings(argv: list[str] | None, environ: dict[str, str]) -> ApiServer
     p.add_argument("--history", type=int, default=base.history)
     p.add_argument("--bookmark-interval", type=float, default=base.bookmark_interval)
     p.add_argument("--max-watch-seconds", type=int, default=base.max_watch_seconds)
+    p.add_argument("--pod-log-dir", type=Path, default=base.pod_log_dir,
+                   help="container logs served at pods/{name}/log: <dir>/<ns>/<pod>/<container>.log")
     a = p.parse_args(argv)
     return dataclasses.replace(
         base,
@@ -44,6 +46,7 @@ def parse_settings(argv: list[str] | None, environ: dict[str, str]) -> ApiServer
         history=a.history,
         bookmark_interval=a.bookmark_interval,
         max_watch_seconds=a.max_watch_seconds,
+        pod_log_dir=a.pod_log_dir,
     )
 
 

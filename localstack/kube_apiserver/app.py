@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from localstack.kube_apiserver.kinds import ALL_VERBS, ResourceType
+from localstack.kube_apiserver.pod_logs import serve_log
 from localstack.kube_apiserver.selectors import field_selector, label_selector
 from localstack.kube_apiserver.settings import ApiServerSettings
 from localstack.kube_apiserver.status import JSON, ApiError, bad_request, success
@@ -157,7 +158,7 @@ def _parse(store: Store, group: str, version: str, tail: str) -> tuple[ResourceT
                 raise not_found
             name = segs[3] if len(segs) > 3 else None
             sub = segs[4] if len(segs) > 4 else ""
-            if sub and not (sub == "status" and rt.has_status):
+            if sub and not ((sub == "status" and rt.has_status) or (sub == "log" and rt.key == ("", "pods"))):
                 raise not_found
             return rt, segs[1], name, sub
     if not segs or len(segs) > 3:
@@ -239,6 +240,17 @@ async def _resource(request: web.Request) -> web.StreamResponse:
             )
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     ns = namespace or ""
+    if sub == "log":
+        if method != "GET":
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        pod = store.get(rt, ns, name)
+        uid = pod["metadata"].get("uid")
+
+        def still_there() -> bool:
+            current = store.objects[rt.key].get((ns, name))
+            return current is not None and current["metadata"].get("uid") == uid
+
+        return await serve_log(request, pod, request.app[SETTINGS_KEY].pod_log_dir, still_there)
     if method == "GET":
         return _json(_item(store, rt, store.get(rt, ns, name), version))
     if method == "PUT":

@@ -45,6 +45,9 @@ def builtin_types() -> list[ResourceType]:
         ResourceType("", ("v1",), "configmaps", "configmap", "ConfigMap", True, ("cm",)),
         ResourceType("", ("v1",), "secrets", "secret", "Secret", True),
         ResourceType("", ("v1",), "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
+        # Read by `sentinel status/logs/events --cluster`; written by whatever stands in for the kubelet.
+        ResourceType("", ("v1",), "pods", "pod", "Pod", True, ("po",), has_status=True),
+        ResourceType("", ("v1",), "events", "event", "Event", True, ("ev",)),
         ResourceType(
             "", ("v1",), "resourcequotas", "resourcequota", "ResourceQuota", True, ("quota",), has_status=True
         ),
@@ -69,6 +72,10 @@ def builtin_types() -> list[ResourceType]:
             "NetworkPolicy",
             True,
             ("netpol",),
+            tracks_generation=True,
+        ),
+        ResourceType(
+            "networking.k8s.io", ("v1",), "ingresses", "ingress", "Ingress", True, ("ing",), has_status=True,
             tracks_generation=True,
         ),
         ResourceType("rbac.authorization.k8s.io", ("v1",), "roles", "role", "Role", True),

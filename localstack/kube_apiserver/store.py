@@ -49,7 +49,7 @@ CONFIGMAP_KEY: Key = ("", "configmaps")
 # Deployment readiness control for tests and the local stack: "hold" keeps a rollout unready.
 ROLLOUT_ANNOTATION = "kube.mcp-sentinel.dev/rollout"
 # Kinds whose delete answers with the object rather than a Success Status (as upstream registries do).
-RETURNS_DELETED_OBJECT = {NS_KEY, ("", "services")}
+RETURNS_DELETED_OBJECT = {NS_KEY, ("", "services"), ("", "pods")}
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

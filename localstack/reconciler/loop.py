@@ -41,10 +41,10 @@ PolicyDelivery = Callable[[SentinelKube, str, str, Any], str]
 
 
 def api_policy_delivery(kube: SentinelKube, namespace: str, name: str, output_dir: Any) -> str:
-    """The API's policy rendering and delivery (ConfigMap + local file), the path every sidecar's policy takes."""
-    from functions.api.policy_sync import sync_server_policy
+    """The one policy delivery (ConfigMap + local file) the API and the workflows use: the same text, no fight."""
+    from mcp_sentinel.policy_delivery import deliver_policy
 
-    return sync_server_policy(kube, namespace, name, output_dir=output_dir).revision
+    return deliver_policy(kube.objects, namespace, name, output_dir=output_dir).revision
 
 
 def _key(obj: Obj) -> str:

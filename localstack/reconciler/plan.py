@@ -7,6 +7,7 @@ from typing import Any
 
 from localstack.front_door.routes_file import RESERVED_NAMES
 from localstack.front_door.settings import SERVER_NAME
+from mcp_sentinel.kube.server_render import auth_mode, public_path, routable, route_prefix
 from mcp_sentinel.upstream_url import UpstreamURLError, check_upstream_url
 
 NO_CONTAINER_RUNTIME = "NoContainerRuntime"
@@ -30,13 +31,10 @@ class Plan:
 
 
 def route_name(name: str, spec: dict[str, Any]) -> str | None:
-    """The route of the server's public path `/<publicPathPrefix or name>/mcp` (the API's canonical URL,
-    and so its platform tokens' audience); None for a path the front door cannot serve."""
-    ingress = str(spec.get("ingressPath") or "").strip()
-    prefix = str(spec.get("publicPathPrefix") or name).strip("/")
-    if ingress.startswith("/") and ingress.rstrip("/") != f"/{prefix}/mcp":
-        return None
-    if not SERVER_NAME.match(prefix) or prefix in RESERVED_NAMES:
+    """The front-door route of the server's public path (`server_render.public_path`: the API's canonical
+    URL, so its platform tokens' audience); None for a path the front door cannot serve (`/<route>/mcp` only)."""
+    prefix = route_prefix(name, spec)
+    if public_path(name, spec) != f"/{prefix}/mcp" or not SERVER_NAME.match(prefix) or prefix in RESERVED_NAMES:
         return None
     return prefix
 
@@ -60,6 +58,10 @@ def plan(obj: dict[str, Any]) -> Plan:
     if gateway.get("enabled") is not True:
         return _with(base, "GatewayDisabled",
                      "a remote server is reachable only through its gateway: set spec.gateway.enabled")
+    if not routable(obj):
+        # As in a cluster (no public ingress): header mode trusts identity headers anyone could send.
+        return _with(base, "NotRoutable",
+                     f"auth mode {auth_mode(obj)!r} is never routed publicly; use platform or oauth")
     route = route_name(base.name, spec)
     if route is None:
         return _with(base, "UnroutablePath", "the local front door serves only /<name>/mcp public paths")

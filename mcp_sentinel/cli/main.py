@@ -11,7 +11,7 @@ import sys
 import time
 
 from localstack.config import StackConfig
-from mcp_sentinel.cli import local, remote
+from mcp_sentinel.cli import cluster, connect, local, remote
 from mcp_sentinel.cli.client import ApiClient, CliError
 
 
@@ -157,21 +157,30 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds to wait after SIGTERM before SIGKILL (default 10)")
     down.set_defaults(func=cmd_down)
 
-    status = sub.add_parser("status", parents=[common], help="health of each local component")
+    status = sub.add_parser("status", parents=[common],
+                            help="health of each local component (--kube: the cluster's pods)")
     status.add_argument("--only", help="comma-separated parts to check")
-    status.set_defaults(run=lambda a, c, _cl: local.cmd_status(a, c))
+    status.add_argument("--namespace", "-N", help="with --kube: only this namespace's pods")
+    cluster.add_arguments(status)
+    status.set_defaults(run=lambda a, c, _cl: cluster.cmd_status(a) if a.kube else local.cmd_status(a, c))
 
-    logs = sub.add_parser("logs", parents=[common], help="print a component's log from <data>/logs")
-    logs.add_argument("component", help="component name, e.g. ingest, api, sidecar-a")
+    logs = sub.add_parser("logs", parents=[common],
+                          help="print a component's log from <data>/logs (--kube: a pod's log)")
+    logs.add_argument("component", help="component name, e.g. ingest, api, sidecar-a (--kube: or a pod name)")
     logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    logs.set_defaults(run=lambda a, c, _cl: local.cmd_logs(a, c))
+    logs.add_argument("--namespace", "-N", help="with --kube: look for the pod in this namespace only")
+    logs.add_argument("--container", "-c", help="with --kube: the container (pods with several)")
+    cluster.add_arguments(logs)
+    logs.set_defaults(run=lambda a, c, _cl: cluster.cmd_logs(a) if a.kube else local.cmd_logs(a, c))
 
-    events = sub.add_parser("events", parents=[common], help="recent audit events (newest first)")
+    events = sub.add_parser("events", parents=[common],
+                            help="recent audit events, newest first (--kube: Kubernetes events)")
     events.add_argument("--limit", type=int, default=20, help="1..1000 (default 20)")
     for name in remote.EVENT_FILTERS:
         events.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"only events with this {name}")
-    events.set_defaults(run=lambda a, _c, cl: remote.cmd_events(a, cl))
+    cluster.add_arguments(events)
+    events.set_defaults(run=lambda a, _c, cl: cluster.cmd_events(a) if a.kube else remote.cmd_events(a, cl))
 
     restart = sub.add_parser("restart", parents=[common], help="restart a component (or --all) through the API")
     restart.add_argument("component", nargs="?", help="component key")
@@ -184,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("server", help="MCP server name")
     inspect.add_argument("--namespace", "-N", default="mcp-servers", help="server namespace (default mcp-servers)")
     inspect.set_defaults(run=lambda a, c, cl: remote.cmd_policy_inspect(a, cl, c))
+
+    connect.add_parser(sub, common)
 
     for resource in ("grants", "sessions", "servers"):
         singular = resource[:-1]

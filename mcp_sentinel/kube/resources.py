@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from mcp_sentinel.kube.errors import AlreadyExists, Conflict, NotFound, translate
+from mcp_sentinel.kube.errors import AlreadyExists, NotFound, translate
+from mcp_sentinel.kube.objects import KubeCluster
 
 GROUP = "mcpruntime.org"
 VERSION = "v1alpha1"
@@ -147,6 +148,8 @@ class SentinelKube:
         self.grants = CustomResources(api, MCP_ACCESS_GRANT)
         self.sessions = CustomResources(api, MCP_AGENT_SESSION)
         self._core: Any = k8s.CoreV1Api(api)
+        # Any-kind verbs over the same ApiClient (policy delivery, lifecycle hooks).
+        self.objects = KubeCluster(api=api)
 
     def _plain(self, model: Any) -> Obj:
         out = self.api.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
@@ -171,61 +174,21 @@ class SentinelKube:
         return team_of_namespace(ns) or None
 
     def read_policy_configmap(self, namespace: str, server: str) -> str | None:
-        """The rendered policy text of a server, or None when no ConfigMap/key exists."""
-        try:
-            cm = translate(partial(self._core.read_namespaced_config_map, policy_configmap_name(server), namespace))
-        except NotFound:
-            return None
-        data = cm.data or {}
-        text = data.get(POLICY_KEY)
-        return str(text) if text is not None else None
+        """The rendered policy text of a server, or None (`mcp_sentinel.policy_delivery` owns the ConfigMap)."""
+        from mcp_sentinel.policy_delivery import read_policy_configmap
+
+        return read_policy_configmap(self.objects, namespace, server)
 
     def write_policy_configmap(
         self, namespace: str, server: str, text: str, owner: Mapping[str, Any] | None = None
     ) -> Obj:
-        """Create or replace `<server>-gateway-policy` with `policy.json` = text (upstream §2.1).
+        """Create or replace `<server>-gateway-policy` (see `mcp_sentinel.policy_delivery`)."""
+        from mcp_sentinel.policy_delivery import write_policy_configmap
 
-        Labels `app=<server>`, `app.kubernetes.io/managed-by=mcp-sentinel`; a controller owner
-        reference to the MCPServer `owner` so deleting the server removes its policy. An
-        unchanged ConfigMap is not rewritten (no resourceVersion churn, no sidecar reload).
-        """
-        name = policy_configmap_name(server)
-        meta: Obj = {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app": server, "app.kubernetes.io/managed-by": MANAGED_BY},
-        }
-        if owner is not None:
-            meta["ownerReferences"] = [owner_reference(owner)]
-        body: Obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {POLICY_KEY: text}}
-        for _ in range(5):
-            try:
-                current = self._plain(translate(partial(self._core.read_namespaced_config_map, name, namespace)))
-            except NotFound:
-                try:
-                    return self._plain(translate(partial(self._core.create_namespaced_config_map, namespace, body)))
-                except AlreadyExists:
-                    continue  # created concurrently: re-read and replace
-            cur_meta = current.get("metadata") or {}
-            if (
-                current.get("data") == body["data"]
-                and cur_meta.get("labels") == meta["labels"]
-                and cur_meta.get("ownerReferences") == meta.get("ownerReferences")
-            ):
-                return current
-            desired = copy.deepcopy(body)
-            desired["metadata"]["resourceVersion"] = cur_meta.get("resourceVersion")
-            try:
-                call = partial(self._core.replace_namespaced_config_map, name, namespace, desired)
-                return self._plain(translate(call))
-            except Conflict:
-                continue
-        raise Conflict(f"configmap {namespace}/{name} kept changing while writing the policy", status=409)
+        return write_policy_configmap(self.objects, namespace, server, text, owner)
 
     def delete_policy_configmap(self, namespace: str, server: str) -> bool:
         """Remove a server's policy ConfigMap (gateway disabled); False when it did not exist."""
-        try:
-            translate(partial(self._core.delete_namespaced_config_map, policy_configmap_name(server), namespace))
-        except NotFound:
-            return False
-        return True
+        from mcp_sentinel.policy_delivery import delete_policy_configmap
+
+        return delete_policy_configmap(self.objects, namespace, server)

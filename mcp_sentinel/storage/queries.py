@@ -21,15 +21,13 @@ from typing import Any
 
 from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import validate_database
-from mcp_sentinel.storage.schema import EVENTS_TABLE
+from mcp_sentinel.storage.schema import EVENTS_TABLE, MATERIALIZED_COLUMNS
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 100_000
-_ROW_COLUMNS = (
-    "event_id", "timestamp", "trace_id", "source", "event_type", "server", "namespace", "team_id", "cluster",
-    "human_id", "agent_id", "session_id", "decision", "tool_name", "reason", "rpc_method", "subject_team_id",
-    "payload",
-)  # fmt: skip
+# The envelope columns, every payload field the events table materialises (by its schema name), the payload.
+_ROW_COLUMNS = ("event_id", "timestamp", "trace_id", "source", "event_type", *(c for c, _t in MATERIALIZED_COLUMNS),
+                "payload")  # fmt: skip
 
 
 def rfc3339(ts: datetime) -> str:

@@ -16,27 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mcp_sentinel.audit_payload import MATERIALIZED
+
 EVENTS_TABLE = "events"
 MIGRATIONS_TABLE = "schema_migrations"
 ROLLUP_TABLE = "events_rollup"
 SESSIONS_TABLE = "events_rollup_sessions"
 SEALS_TABLE = "events_rollup_seals"
 
-# (column, type, payload key) for every column materialised from the payload JSON.
-MATERIALIZED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("server", "LowCardinality(String)"),
-    ("namespace", "LowCardinality(String)"),
-    ("team_id", "LowCardinality(String)"),
-    ("cluster", "LowCardinality(String)"),
-    ("human_id", "LowCardinality(String)"),
-    ("agent_id", "LowCardinality(String)"),
-    ("session_id", "String"),
-    ("decision", "LowCardinality(String)"),
-    ("tool_name", "LowCardinality(String)"),
-    ("reason", "LowCardinality(String)"),
-    ("rpc_method", "LowCardinality(String)"),
-    ("subject_team_id", "LowCardinality(String)"),
-)
+# (column, type) for every column materialised from the payload JSON: the payload key of the same
+# name, as the one audit payload schema declares it (mcp_sentinel/audit_payload.py).
+MATERIALIZED_COLUMNS: tuple[tuple[str, str], ...] = tuple((f.name, f.column) for f in MATERIALIZED)
 
 INDEXES: tuple[tuple[str, str, str], ...] = (
     ("idx_events_event_id", "event_id", "bloom_filter(0.01)"),

@@ -329,7 +329,7 @@ def test_prometheus_scrapes_what_the_workloads_annotate() -> None:
 
 
 def test_worker_role_covers_every_kind_the_workflows_touch() -> None:
-    from workflows.kube import KINDS
+    from mcp_sentinel.kube.objects import KINDS
 
     cluster = _find("ClusterRole", "mcp-sentinel-worker")
     granted = {res for rule in cluster["rules"] for res in rule["resources"]}

@@ -58,6 +58,8 @@ def _remote(**gateway: Any) -> dict[str, Any]:
         ({"gateway": {"upstreamURL": UPSTREAM}}, "GatewayDisabled"),
         ({**_remote(), "publicPathPrefix": "api"}, "UnroutablePath"),
         ({**_remote(), "ingressPath": "/elsewhere/path"}, "UnroutablePath"),
+        ({**_remote(), "auth": {"mode": "header"}}, "NotRoutable"),
+        ({**_remote(), "auth": {"mode": "none"}}, "NotRoutable"),
     ],
 )
 def test_what_cannot_run_locally_says_why(spec: dict[str, Any], reason: str) -> None:

@@ -197,6 +197,30 @@ async def test_invalid_batch_names_every_bad_field_and_writes_nothing(kafka_stac
     assert h.metric("ingest_requests_rejected_total", reason="invalid_event") == 1
 
 
+async def test_payload_with_a_mistyped_audit_field_is_refused_and_nothing_written(kafka_stack):
+    """The audit payload schema (mcp_sentinel/audit_payload.py) at the trust boundary: a known field of the
+    wrong JSON type would be stored as "" by its materialised column, so the whole request is refused."""
+    h = Harness(kafka_stack)
+    good = ev(1)
+    bad = new_envelope("mcp-gateway", "mcp.request", {"namespace": "ns1", "server": "srv", "status": "200",
+                                                      "decision": True, "custom": {"any": "shape"}})
+    async with h.client() as c:
+        r = await c.post("/events", content=encode_batch([good, bad]),
+                         headers={"content-type": BATCH_CONTENT_TYPE, "x-api-key": KEY})
+        single = await c.post("/events", json={"source": "s", "event_type": "t", "payload": {"server": 7}},
+                              headers={"x-api-key": KEY})
+        ok = await c.post("/events", content=encode_batch([good]),
+                          headers={"content-type": BATCH_CONTENT_TYPE, "x-api-key": KEY})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_event"
+    assert r.json()["errors"] == [{"field": "[1].payload.status", "reason": "must be an integer"},
+                                  {"field": "[1].payload.decision", "reason": "must be a string"}]
+    assert single.status_code == 400
+    assert single.json()["errors"] == [{"field": "payload.server", "reason": "must be a string"}]
+    assert ok.status_code == 202  # unknown keys stay allowed; the good event alone is accepted
+    assert count_topic(h.bootstrap, h.topic, settle=1.0) == 1
+    assert h.metric("ingest_requests_rejected_total", reason="invalid_event") == 2
+
+
 async def test_body_over_one_mib_is_413(kafka_stack):
     h = Harness(kafka_stack)
     doc = {"source": "s", "event_type": "t", "payload": {"blob": "x" * (1024 * 1024)}}

@@ -297,6 +297,30 @@ def test_deployment_rollout_readiness_is_controllable(kube_cluster, kube_namespa
     assert forced.status.ready_replicas == 1
 
 
+def test_owner_deletion_collects_deployments_services_and_ingresses(kube_cluster, kube_namespace, co) -> None:
+    """What the server lifecycle relies on: every rendered object follows its MCPServer (background GC)."""
+    owner = co.create_namespaced_custom_object(GROUP, VERSION, kube_namespace, "mcpservers", server_body("own"))
+    ref = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "MCPServer", "name": "own",
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    meta = {"name": "own", "ownerReferences": ref}
+    apps, core, net = (k8s.AppsV1Api(kube_cluster.api), k8s.CoreV1Api(kube_cluster.api),
+                       k8s.NetworkingV1Api(kube_cluster.api))
+    apps.create_namespaced_deployment(kube_namespace, {"metadata": meta, "spec": {
+        "selector": {"matchLabels": {"a": "b"}},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    core.create_namespaced_service(kube_namespace, {"metadata": meta, "spec": {"ports": [{"port": 80}]}})
+    net.create_namespaced_ingress(kube_namespace, {"metadata": meta, "spec": {"rules": [{"http": {"paths": [
+        {"path": "/own", "pathType": "Prefix",
+         "backend": {"service": {"name": "own", "port": {"number": 80}}}}]}}]}})
+    stored = net.read_namespaced_ingress("own", kube_namespace)
+    assert stored.metadata.owner_references[0].uid == owner["metadata"]["uid"]
+    co.delete_namespaced_custom_object(GROUP, VERSION, kube_namespace, "mcpservers", "own")
+    for read in (apps.read_namespaced_deployment, core.read_namespaced_service, net.read_namespaced_ingress):
+        with pytest.raises(k8s.ApiException) as info:
+            read("own", kube_namespace)
+        assert info.value.status == 404
+
+
 def test_discovery_serves_core_groups_and_registered_crds(kube_cluster) -> None:
     assert k8s.VersionApi(kube_cluster.api).get_code().major == "1"
     status, groups = raw(kube_cluster, "GET", "/apis")

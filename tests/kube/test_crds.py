@@ -171,7 +171,8 @@ _DELETE = object()
 @pytest.mark.parametrize(
     ("factory", "path", "value", "field", "reason"),
     [
-        (payments_server, "spec.image", "", "spec.image", "FieldValueInvalid"),
+        # Neither an image nor a remote upstream (gateway.upstreamURL): nothing to run.
+        (payments_server, "spec.image", _DELETE, "spec", "FieldValueInvalid"),
         (payments_server, "spec.tools.0.sideEffect", "delete", "spec.tools[0].sideEffect", "FieldValueNotSupported"),
         (payments_server, "spec.tools.1.name", "list_invoices", "spec.tools[1]", "FieldValueDuplicate"),
         (payments_server, "spec.tools.0.sideEffect", _DELETE, "spec.tools[0].sideEffect", "FieldValueRequired"),

@@ -125,10 +125,11 @@ async def test_ingest_down_and_crash_then_all_events_arrive_exactly_once(tmp_pat
 
 
 async def test_spool_full_counts_drops(tmp_path: Path) -> None:
-    from sidecar.audit import AuditSpool, make_event
+    from mcp_sentinel.cloudevents_line import EventEncoder
+    from sidecar.audit import AuditSpool
 
     spool = AuditSpool(tmp_path, max_bytes=4096)
-    accepted = sum(spool.append(make_event({"n": i}, source="s", event_type="t")) for i in range(100))
+    accepted = sum(spool.append_line(EventEncoder(source="s", event_type="t").line({"n": i})) for i in range(100))
     assert 0 < accepted < 100
     assert spool.counters.dropped_full == 100 - accepted and spool.counters.depth == accepted
 
@@ -136,7 +137,8 @@ async def test_spool_full_counts_drops(tmp_path: Path) -> None:
 async def test_refused_batches_are_bisected_and_a_poison_event_is_kept_not_lost(tmp_path: Path) -> None:
     """Ingest answers 413 to batches over 16 events and 400 to any batch holding event #7: every other
     event is delivered exactly once, and #7 lands in the spool's rejected.jsonl with the reason."""
-    from sidecar.audit import AuditSender, AuditSpool, make_event
+    from mcp_sentinel.cloudevents_line import EventEncoder
+    from sidecar.audit import AuditSender, AuditSpool
 
     port = Ports.free().ingest
     received: list[dict[str, Any]] = []
@@ -155,7 +157,7 @@ async def test_refused_batches_are_bisected_and_a_poison_event_is_kept_not_lost(
     runner = await _start(app, port)
     spool = AuditSpool(tmp_path)
     for n in range(100):
-        assert spool.append(make_event({"n": n}, source="s", event_type="t"))
+        assert spool.append_line(EventEncoder(source="s", event_type="t").line({"n": n}))
     sender = AuditSender(spool, f"http://127.0.0.1:{port}/events", batch_size=64)
     task = asyncio.create_task(sender.run())
     try:

@@ -24,9 +24,10 @@ import httpx2
 import pytest
 
 from localstack.config import Ports
+from mcp_sentinel.cloudevents_line import EventEncoder
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.kafka.admin import ensure_topics
-from sidecar.audit import AuditSender, AuditSpool, make_event
+from sidecar.audit import AuditSender, AuditSpool
 from tests.fixtures.kafka import *  # noqa: F403 - kafka_stack
 from tests.fixtures.kafka import KafkaStack, count_topic, read_topic
 
@@ -71,9 +72,9 @@ def ingest(kafka_stack: KafkaStack, tmp_path: Path) -> Iterator[Ingest]:
 def fill(spool: AuditSpool, n: int, foreign: frozenset[int] = frozenset()) -> None:
     for i in range(n):
         server = "server-b" if i in foreign else "server-a"
-        ev = make_event({"namespace": "team-a-ns", "server": server, "i": i}, source="server-a-gateway",
-                        event_type="mcp.request")
-        assert spool.append(ev)
+        ev = EventEncoder(source="server-a-gateway", event_type="mcp.request").line(
+            {"namespace": "team-a-ns", "server": server, "i": i})
+        assert spool.append_line(ev)
 
 
 async def drive(sender: AuditSender, until: float, done: object = None) -> None:

@@ -59,14 +59,15 @@ class ResettingIngest:
 
 
 async def test_reset_batches_are_split_until_they_pass_and_nothing_is_lost(tmp_path: Path) -> None:
-    from sidecar.audit import AuditSender, AuditSpool, make_event
+    from mcp_sentinel.cloudevents_line import EventEncoder
+    from sidecar.audit import AuditSender, AuditSpool
 
     ingest = ResettingIngest(RESET_OVER)
     port = Ports.free().ingest
     server = await asyncio.start_server(ingest.handle, "127.0.0.1", port)
     spool = AuditSpool(tmp_path)
     for n in range(200):
-        assert spool.append(make_event({"n": n, "pad": "p" * 200}, source="s", event_type="t"))
+        assert spool.append_line(EventEncoder(source="s", event_type="t").line({"n": n, "pad": "p" * 200}))
     sender = AuditSender(spool, f"http://127.0.0.1:{port}/events", batch_size=64)
     task = asyncio.create_task(sender.run())
     try:
@@ -88,13 +89,14 @@ async def test_reset_batches_are_split_until_they_pass_and_nothing_is_lost(tmp_p
 
 async def test_a_single_event_reset_is_retried_not_quarantined(tmp_path: Path) -> None:
     """One event that is reset is an outage, not a verdict: it stays in the spool and is retried."""
-    from sidecar.audit import AuditSender, AuditSpool, make_event
+    from mcp_sentinel.cloudevents_line import EventEncoder
+    from sidecar.audit import AuditSender, AuditSpool
 
     ingest = ResettingIngest(10)  # resets everything
     port = Ports.free().ingest
     server = await asyncio.start_server(ingest.handle, "127.0.0.1", port)
     spool = AuditSpool(tmp_path)
-    assert spool.append(make_event({"n": 0}, source="s", event_type="t"))
+    assert spool.append_line(EventEncoder(source="s", event_type="t").line({"n": 0}))
     sender = AuditSender(spool, f"http://127.0.0.1:{port}/events", batch_size=64)
     task = asyncio.create_task(sender.run())
     try:

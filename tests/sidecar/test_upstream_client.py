@@ -271,11 +271,14 @@ def test_header_block_refuses_line_breaks() -> None:
             header_block([("X-MCP-Human-ID", bad)])
 
 
-def test_event_encoder_matches_make_event_and_ids_are_unique_v4() -> None:
+def test_event_encoder_matches_the_codec_structured_encoding_and_ids_are_unique_v4() -> None:
+    """One CloudEvents layout: the sidecar's spool line is byte-equal to the codec's `to_structured`."""
     import json
     import re
 
-    from sidecar.audit import EventEncoder, make_event
+    from mcp_sentinel.cloudevents_codec import to_structured
+    from mcp_sentinel.cloudevents_line import EventEncoder
+    from mcp_sentinel.envelope import new_envelope, parse_timestamp
 
     enc = EventEncoder(source="server-a-gateway", event_type="mcp.request")
     payload = {"status": 200, "human_id": "zoë", "rpc_id": 'x"y', "tool_name": "search"}
@@ -283,9 +286,15 @@ def test_event_encoder_matches_make_event_and_ids_are_unique_v4() -> None:
     line = enc.line(payload, tp)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     got = json.loads(line)
-    want = make_event(payload, source="server-a-gateway", event_type="mcp.request", traceparent=tp, event_id=got["id"])
-    want["time"] = got["time"]
-    assert got == want and list(got) == list(want)  # same fields, same order
+    env = new_envelope("server-a-gateway", "mcp.request", payload, timestamp=parse_timestamp(got["time"]),
+                       event_id=got["id"])
+    want = json.dumps(to_structured(env, traceparent=tp), separators=(",", ":"), ensure_ascii=False).encode()
+    assert line == want + b"\n"
+    bare = enc.line(payload, event_id=got["id"])
+    assert "traceparent" not in json.loads(bare)
+    t2 = json.loads(bare)["time"]
+    env2 = new_envelope("server-a-gateway", "mcp.request", payload, timestamp=parse_timestamp(t2), event_id=got["id"])
+    assert bare == json.dumps(to_structured(env2), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", got["time"])
     assert "traceparent" not in json.loads(enc.line(payload))
     ids = {enc.new_id() for _ in range(2000)}  # crosses several random-buffer refills

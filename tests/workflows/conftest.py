@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mcp_sentinel.kube.objects import KubeCluster, Obj
 from tests.fixtures.kube import LocalKube, kube_cluster, kube_namespace  # noqa: F401 - re-exported fixtures
 from tests.fixtures.postgres import pg_cluster, pg_dsn  # noqa: F401 - re-exported fixtures
 from tests.fixtures.temporal import (  # noqa: F401 - re-exported fixtures
@@ -16,8 +17,6 @@ from tests.fixtures.temporal import (  # noqa: F401 - re-exported fixtures
     temporal_metrics_url,
     time_skipping_env,
 )
-from workflows.cluster import Obj
-from workflows.kube import KubeCluster
 
 
 @pytest.fixture(scope="session")

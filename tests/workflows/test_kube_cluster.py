@@ -1,11 +1,11 @@
-"""`workflows.kube.KubeCluster` (the activities' `Cluster`) against the local API server: verbs and errors."""
+"""`mcp_sentinel.kube.objects.KubeCluster` (the `Cluster` of activities) on the local API server: verbs, errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from workflows.cluster import AlreadyExists, ClusterError, Invalid, NotFound, Ref, ensure
-from workflows.kube import KubeCluster
+from mcp_sentinel.kube.errors import AlreadyExists, Conflict, Invalid, KubeError, NotFound, Unavailable
+from mcp_sentinel.kube.objects import KubeCluster, Ref, ensure
 
 
 def test_verbs_round_trip(cluster: KubeCluster, namespace: str) -> None:
@@ -41,9 +41,9 @@ def test_rejected_objects_raise_invalid(cluster: KubeCluster, namespace: str) ->
 
 
 def test_unsupported_kind_and_missing_config_are_clear() -> None:
-    with pytest.raises(ClusterError, match="unsupported kind 'Pod'"):
+    with pytest.raises(KubeError, match="unsupported kind 'Pod'"):
         KubeCluster("/nonexistent").get(Ref("v1", "Pod", "ns", "p"))
-    with pytest.raises(ClusterError, match="kubernetes not configured"):
+    with pytest.raises(Unavailable, match="no Kubernetes configuration"):
         KubeCluster("/nonexistent/kubeconfig").get(Ref("v1", "ConfigMap", "ns", "c"))
 
 
@@ -59,6 +59,28 @@ def test_unreachable_api_server_is_a_retryable_cluster_error(tmp_path: object) -
         f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
         "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
     )
-    with pytest.raises(ClusterError) as err:
+    with pytest.raises(KubeError) as err:
         KubeCluster(str(kc), request_timeout=2).get(Ref("v1", "ConfigMap", "ns", "c"))
-    assert not isinstance(err.value, (NotFound, Invalid, AlreadyExists))
+    assert isinstance(err.value, Unavailable)
+
+
+def test_replace_is_guarded_by_resource_version(cluster: KubeCluster, namespace: str) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "r", "namespace": namespace}, "data": {}}
+    stored = cluster.create(cm)
+    fresh = {**stored, "data": {"a": "1"}}
+    assert cluster.replace(fresh)["data"] == {"a": "1"}
+    with pytest.raises(Conflict):
+        cluster.replace({**stored, "data": {"a": "2"}})  # the first read's resourceVersion is stale now
+
+
+def test_list_filters_by_label(cluster: KubeCluster, namespace: str) -> None:
+    for name, app in (("x", "one"), ("y", "two")):
+        cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app": app}},
+            }
+        )
+    listed = cluster.list("v1", "ConfigMap", namespace, label_selector="app=two")
+    assert [o["metadata"]["name"] for o in listed] == ["y"]

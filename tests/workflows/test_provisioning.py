@@ -13,9 +13,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_sentinel.identity.store import IdentityStore
+from mcp_sentinel.kube.objects import KubeCluster, Ref
 from workflows.client import TemporalTeamProvisioner, WorkflowFailed, start_provision_team
-from workflows.cluster import Ref
-from workflows.kube import KubeCluster
 from workflows.provisioning.activities import ApplyObject, ProvisioningActivities
 from workflows.provisioning.teams import IdentityTeamStore
 from workflows.worker import WorkerSettings, build_activities, new_worker

@@ -12,10 +12,9 @@ import uuid
 from pathlib import Path
 
 from functions.api.policy_sync import sync_server_policy
+from mcp_sentinel.kube.objects import KubeCluster, Ref
 from tests.fixtures.kube import LocalKube
 from tests.workflows.conftest import grant, mcp_server
-from workflows.cluster import Ref
-from workflows.kube import KubeCluster
 from workflows.reconcile.activities import PolicyActivities, RenderRequest
 
 TEAM = "team-a-id"

@@ -12,8 +12,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from mcp_sentinel.kube.objects import KubeCluster
 from tests.workflows.test_provisioning import FailingAt
-from workflows.kube import KubeCluster
 from workflows.provisioning.activities import Membership, ProvisioningActivities
 from workflows.provisioning.workflows import ProvisionTeam, ProvisionTeamInput
 from workflows.restarts.activities import KubernetesRestarts

@@ -23,10 +23,9 @@ from temporalio.testing import WorkflowEnvironment
 from localstack.config import Ports, StackConfig
 from localstack.control import ControlDir, serve_pending
 from localstack.supervisor import PYTHON, Component, Supervisor
+from mcp_sentinel.kube.objects import KubeCluster, Ref
 from tests.workflows.conftest import worker_env
 from workflows.client import WorkflowFailed, restart_components
-from workflows.cluster import Ref
-from workflows.kube import KubeCluster
 from workflows.restarts.activities import RESTART_ANNOTATION, KubernetesRestarts, LocalRestarts
 from workflows.restarts.workflows import RestartComponent, RestartInput
 from workflows.worker import WorkerSettings, build_activities, new_worker

@@ -22,10 +22,9 @@ from localstack.parts import temporal as temporal_part
 from localstack.parts import worker as worker_part
 from localstack.supervisor import Supervisor
 from mcp_sentinel.identity.store import IdentityStore
+from mcp_sentinel.kube.objects import KubeCluster, Ref
 from tests.workflows.conftest import worker_env
 from workflows.client import start_provision_team
-from workflows.cluster import Ref
-from workflows.kube import KubeCluster
 from workflows.worker import WorkerSettings
 
 

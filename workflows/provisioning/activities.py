@@ -8,7 +8,8 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.cluster import Cluster, Invalid, Ref, ensure
+from mcp_sentinel.kube.errors import Invalid, KubeError
+from mcp_sentinel.kube.objects import Cluster, Ref, ensure
 
 
 @dataclass
@@ -99,8 +100,10 @@ class ProvisioningActivities:
         """Create-or-get one object; True when created by this call."""
         try:
             return ensure(self.cluster, req.manifest)
-        except Invalid as exc:
-            raise ApplicationError(str(exc), type="Invalid", non_retryable=True) from exc
+        except KubeError as exc:
+            if isinstance(exc, Invalid) or exc.status == 400:  # the object itself is refused: retrying cannot help
+                raise ApplicationError(str(exc), type="Invalid", non_retryable=True) from exc
+            raise
 
     @activity.defn(name="provisioning.delete_object")
     def delete_object(self, ref: Ref) -> bool:

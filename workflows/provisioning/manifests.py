@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from workflows.cluster import Obj
+from mcp_sentinel.kube.objects import Obj
 
 # Same rule as the identity store (`mcp_sentinel.identity.store.SLUG_RE`): at most 42 characters.
 SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")

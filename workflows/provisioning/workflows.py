@@ -12,7 +12,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.cluster import Ref
+    from mcp_sentinel.kube.objects import Ref
     from workflows.provisioning.activities import ApplyObject, EnsureTeam, Membership, ProvisioningActivities
     from workflows.provisioning.manifests import TeamShape, slug_problem, team_namespace, team_objects
 

@@ -12,7 +12,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from localstack.control import ControlDir
-from workflows.cluster import Cluster, NotFound, Ref
+from mcp_sentinel.kube.errors import NotFound
+from mcp_sentinel.kube.objects import Cluster, Ref
 
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 PART_OF_LABEL = "app.kubernetes.io/part-of"

@@ -7,7 +7,9 @@ from datetime import datetime
 
 from temporalio import activity
 
-from workflows.cluster import SENTINEL_VERSION, Cluster, NotFound, Ref
+from mcp_sentinel.kube.errors import NotFound
+from mcp_sentinel.kube.objects import Cluster, Ref
+from mcp_sentinel.kube.resources import API_VERSION as SENTINEL_VERSION
 
 
 @dataclass

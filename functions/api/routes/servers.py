@@ -46,6 +46,7 @@ from functions.api.routes.governance_scope import (
     write_namespace,
 )
 from functions.api.routes.runtime_deps import Kube, kcall
+from functions.api.server_lifecycle import server_changed
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.inventory_token import Signer, load_signing_key
 from mcp_sentinel.kube.resources import SentinelKube
@@ -342,8 +343,9 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
         m["annotations"] = {**(m.get("annotations") or {}), **annotations}
         obj = await kcall(kube.servers.replace, ns, name, {**existing, "metadata": m, "spec": spec})
     policy = await sync_policy(request, kube, ns, name)
+    lifecycle = await server_changed(request, ns, name)
     await audit(request, p, "server_apply", f"server/{ns}/{name}", ns)
-    return {"server": server_info(obj), "policy": policy}
+    return {"server": server_info(obj), "policy": policy, **lifecycle}
 
 
 @router.delete("/api/runtime/servers/{namespace}/{name}")
@@ -363,6 +365,7 @@ async def retire_server(request: Request, namespace: str, name: str, kube: Kube,
         raise forbidden("forbidden server")
     await kcall(kube.servers.delete, namespace, name)
     await kcall(kube.delete_policy_configmap, namespace, name)
+    await server_changed(request, namespace, name)
     await audit(request, p, "server_retire", f"server/{namespace}/{name}", namespace)
     return {"success": True, "namespace": namespace, "name": name}
 

@@ -1,0 +1,1 @@
+"""Server lifecycle: MCPServer -> Deployment, Service, Ingress and policy, as durable workflows."""
