@@ -6,6 +6,7 @@ the platform's own host), and that an image stays the way to register an image s
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,3 +94,30 @@ def test_upstream_url_rules() -> None:
     assert internal_host("http://127.0.0.2:1") and internal_host("http://app.localhost")
     assert internal_host("http://0.0.0.0:1") and internal_host("http://[fe80::1]:1")
     assert not internal_host("https://mcp.example.com") and not internal_host("http://10.1.2.3")
+
+
+async def test_where_the_local_reconciler_owns_servers_the_api_does_not_signal_the_workflow(
+    make_api: AppFactory, kube_cluster: LocalKube
+) -> None:
+    # A Temporal address nothing answers at: had the API tried, the answer would be not-configured/deferred.
+    api = await make_api(_backends={"kube": kube_cluster.api}, temporal_address="127.0.0.1:1",
+                         server_lifecycle_workflow=False)  # fmt: skip
+    ns = f"t-{uuid.uuid4().hex[:10]}"
+    kube_cluster.kube.ensure_namespace(ns)
+    r = await _post(api, ADMIN, name="owned", namespace=ns, gateway={"upstreamURL": "https://mcp.example.com"})
+    assert r.status_code == 200, r.text
+    assert r.json()["lifecycle"] == {"state": "external"}
+
+
+def test_server_lifecycle_workflow_setting(tmp_path: Path) -> None:
+    from functions.api.settings import ApiSettings
+    from localstack.config import Ports, StackConfig
+    from localstack.parts.api import api_env
+    from localstack.parts.worker import worker_env
+
+    assert ApiSettings().server_lifecycle_workflow is True  # a cluster: the workflow owns servers
+    cfg = StackConfig(data_dir=tmp_path, ports=Ports())
+    assert api_env(cfg)["SERVER_LIFECYCLE_WORKFLOW"] == "false"  # the local stack: the reconciler does
+    assert worker_env(cfg)["SERVER_RECONCILE_INTERVAL_SECONDS"] == "0"
+    for raw, want in (("false", False), ("0", False), ("off", False), ("true", True), ("", True)):
+        assert ApiSettings.from_env({"SERVER_LIFECYCLE_WORKFLOW": raw}).server_lifecycle_workflow is want, raw
