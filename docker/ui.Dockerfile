@@ -6,13 +6,17 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# Only what this deployable imports (docker/requirements/ui.txt; a layer of its own, so code
+# changes do not reinstall it), never the rest of the product's dependencies nor the `local` extra.
+COPY docker/requirements/ui.txt ./requirements.txt
+RUN pip install -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY mcp_sentinel ./mcp_sentinel
 COPY sidecar ./sidecar
 COPY functions ./functions
 COPY workflows ./workflows
 COPY examples ./examples
-RUN pip install .
+RUN pip install --no-deps .
 # Bytecode is compiled now: the runtime root filesystem is read-only.
 RUN python -m compileall -q /opt/venv
 

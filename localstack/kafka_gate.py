@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from localstack.config import free_port
 from localstack.kafka_broker import tansu_binary
+from mcp_sentinel.env import integer, items, listen, text
 from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC, DEFAULT_PARTITIONS, DEFAULT_TOPIC
 
 log = logging.getLogger("localstack.kafka_gate")
@@ -55,18 +56,12 @@ class GateSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GateSettings:
         """`KAFKA_GATE_LISTEN` (host:port), `KAFKA_GATE_STORAGE`, `KAFKA_GATE_TOPICS` (comma list),
-        `KAFKA_GATE_PARTITIONS`, `KAFKA_GATE_TANSU`; raises ValueError on malformed values."""
-        listen = environ.get("KAFKA_GATE_LISTEN", f"{cls.host}:{cls.port}")
-        host, sep, port = listen.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"KAFKA_GATE_LISTEN must be host:port, got {listen!r}")
-        raw_topics = environ.get("KAFKA_GATE_TOPICS", ",".join(cls.topics))
-        topics = tuple(t.strip() for t in raw_topics.split(",") if t.strip())
-        partitions = int(environ.get("KAFKA_GATE_PARTITIONS", str(cls.partitions)))
-        if partitions < 1:
-            raise ValueError("KAFKA_GATE_PARTITIONS must be >= 1")
-        return cls(host=host, port=int(port), storage=environ.get("KAFKA_GATE_STORAGE", cls.storage),
-                   topics=topics, partitions=partitions, tansu=environ.get("KAFKA_GATE_TANSU", ""))
+        `KAFKA_GATE_PARTITIONS`, `KAFKA_GATE_TANSU`; raises SettingsError naming a malformed one."""
+        host, port = listen(environ, "KAFKA_GATE_LISTEN", (cls.host, cls.port))
+        topics = items(environ, "KAFKA_GATE_TOPICS") or cls.topics
+        partitions = integer(environ, "KAFKA_GATE_PARTITIONS", cls.partitions, minimum=1)
+        return cls(host=host, port=port, storage=text(environ, "KAFKA_GATE_STORAGE", cls.storage),
+                   topics=topics, partitions=partitions, tansu=text(environ, "KAFKA_GATE_TANSU"))
 
 
 def own_socket_addresses() -> set[tuple[str, int]]:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from mcp_sentinel.env import SettingsError, flag, parse_bool
+
 LOCAL_DEV_FLAG = "SENTINEL_LOCAL_DEV"
 MIN_SECRET_LENGTH = 32
 # A Shannon estimate over the characters of the value itself: 32 random base64url characters
@@ -108,8 +110,8 @@ COMPONENT_SPECS: dict[str, tuple[Spec, ...]] = {
 
 
 def local_dev(environ: Mapping[str, str]) -> bool:
-    """True when the explicit local-development flag is set (`SENTINEL_LOCAL_DEV=1`/true)."""
-    return environ.get(LOCAL_DEV_FLAG, "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when the explicit local-development flag is set (`SENTINEL_LOCAL_DEV=1`/true; a typo is an error)."""
+    return flag(environ, LOCAL_DEV_FLAG)
 
 
 def _normalised(value: str) -> str:
@@ -166,9 +168,11 @@ def _problems_for(spec: Spec, raw: str) -> list[str]:
         return []
     name = spec.name
     if spec.kind == "flag_off":
-        if value.lower() in {"1", "true", "yes", "on"}:
-            return [f"{name} is a local-development switch and must be off"]
-        return []
+        try:
+            on = parse_bool(name, value)
+        except SettingsError as exc:
+            return [str(exc)]
+        return [f"{name} is a local-development switch and must be off"] if on else []
     if spec.kind == "url":
         if _is_placeholder(value):
             return [f"{name} contains a placeholder"]
@@ -226,7 +230,7 @@ def enforce(environ: Mapping[str, str], component: str) -> None:
 
     try:
         waived = check_environment(environ, component)
-    except InsecureConfiguration as exc:
+    except (InsecureConfiguration, SettingsError) as exc:
         print(f"{component}: {exc}", file=sys.stderr)  # noqa: T201 - fatal configuration error
         raise SystemExit(2) from None
     if waived:

@@ -4,63 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from mcp_sentinel.env import SettingsError as SettingsError
+from mcp_sentinel.env import base_url, flag, http_url, integer, number, text
 from sidecar.origin import OriginConfigError, OriginGuard, split_list
-
-
-class SettingsError(ValueError):
-    """A setting is present but unusable; the process refuses to start."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
 def _origin_settings(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     hosts, origins = split_list(env.get("ALLOWED_HOSTS", "")), split_list(env.get("ALLOWED_ORIGINS", ""))
     try:
-        OriginGuard(hosts, origins, _external_base(env.get("EXTERNAL_BASE_URL", "")))
+        OriginGuard(hosts, origins, base_url(env, "EXTERNAL_BASE_URL"))
     except OriginConfigError as exc:
         raise SettingsError(str(exc)) from None
     return {"allowed_hosts": hosts, "allowed_origins": origins}
-
-
-def _external_base(raw: str) -> str:
-    raw = raw.strip()
-    if not raw:
-        return ""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"EXTERNAL_BASE_URL must be an absolute http(s) URL, got {raw!r}")
-    # Query and fragment are dropped; a trailing slash on the base path is not significant.
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-def _http_url(name: str, raw: str) -> str:
-    raw = raw.strip()
-    if not raw:
-        return ""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an absolute http(s) URL, got {raw!r}")
-    return raw
 
 
 @dataclass(frozen=True)
@@ -132,12 +88,9 @@ class SidecarSettings:
         """Build settings from an environment mapping; raises `SettingsError` on unusable values."""
 
         def s(name: str, default: str) -> str:
-            return env.get(name, "").strip() or default
+            return text(env, name, default)
 
-        upstream = s("UPSTREAM_URL", cls.upstream_url)
-        up = urlsplit(upstream)
-        if up.scheme not in ("http", "https") or not up.netloc:
-            raise SettingsError(f"UPSTREAM_URL must be an absolute http(s) URL, got {upstream!r}")
+        upstream = http_url(env, "UPSTREAM_URL", cls.upstream_url)
         client = s("UPSTREAM_CLIENT", cls.upstream_client).lower()
         if client not in ("fast", "aiohttp"):
             raise SettingsError(f"UPSTREAM_CLIENT must be 'fast' or 'aiohttp', got {client!r}")
@@ -155,16 +108,16 @@ class SidecarSettings:
         if keys_file and not (s("MCP_SERVER_NAMESPACE", "") and s("MCP_SERVER_NAME", "")):
             raise SettingsError("INVENTORY_PUBLIC_KEYS_FILE needs MCP_SERVER_NAMESPACE and MCP_SERVER_NAME: "
                                 "inventory tokens are bound to one server")
-        issuer = _http_url("PLATFORM_TOKEN_ISSUER", env.get("PLATFORM_TOKEN_ISSUER", "")).rstrip("/")
-        jwks = _http_url("PLATFORM_JWKS_URL", env.get("PLATFORM_JWKS_URL", ""))
+        issuer = http_url(env, "PLATFORM_TOKEN_ISSUER").rstrip("/")
+        jwks = http_url(env, "PLATFORM_JWKS_URL")
         if jwks and not issuer:
             raise SettingsError("PLATFORM_JWKS_URL needs PLATFORM_TOKEN_ISSUER (the tokens' iss)")
         prefix = s("STRIP_PREFIX", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
         return cls(
-            port=_int(env, "PORT", cls.port),
-            metrics_port=_int(env, "METRICS_PORT", cls.metrics_port),
+            port=integer(env, "PORT", cls.port, minimum=0, maximum=65535),
+            metrics_port=integer(env, "METRICS_PORT", cls.metrics_port, minimum=0, maximum=65535),
             host=s("LISTEN_HOST", cls.host),
             upstream_url=upstream.rstrip("/"),
             policy_file=s("POLICY_FILE", ""),
@@ -183,13 +136,13 @@ class SidecarSettings:
             analytics_source=s("ANALYTICS_SOURCE", cls.analytics_source),
             analytics_event_type=s("ANALYTICS_EVENT_TYPE", cls.analytics_event_type),
             strip_prefix=prefix,
-            external_base_url=_external_base(env.get("EXTERNAL_BASE_URL", "")),
+            external_base_url=base_url(env, "EXTERNAL_BASE_URL"),
             audit_spool_dir=s("AUDIT_SPOOL_DIR", ""),
-            audit_spool_max_bytes=_int(env, "AUDIT_SPOOL_MAX_BYTES", cls.audit_spool_max_bytes),
-            audit_batch_size=max(1, _int(env, "AUDIT_BATCH_SIZE", cls.audit_batch_size)),
-            policy_poll_interval=max(0.05, _float(env, "POLICY_POLL_INTERVAL", cls.policy_poll_interval)),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
-            forward_bearer_token=s("FORWARD_BEARER_TOKEN", "false").lower() in ("1", "true", "yes"),
+            audit_spool_max_bytes=integer(env, "AUDIT_SPOOL_MAX_BYTES", cls.audit_spool_max_bytes, minimum=0),
+            audit_batch_size=integer(env, "AUDIT_BATCH_SIZE", cls.audit_batch_size, minimum=1),
+            policy_poll_interval=number(env, "POLICY_POLL_INTERVAL", cls.policy_poll_interval, minimum=0.05),
+            max_body_bytes=integer(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
+            forward_bearer_token=flag(env, "FORWARD_BEARER_TOKEN"),
             otel_endpoint=s("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             otel_service_name=s("OTEL_SERVICE_NAME", cls.otel_service_name),
             upstream_client=client,
@@ -198,8 +151,8 @@ class SidecarSettings:
             tls_cert_file=tls[0],
             tls_key_file=tls[1],
             tls_client_ca_file=tls[2],
-            tls_reload_interval=max(0.05, _float(env, "TLS_RELOAD_INTERVAL", cls.tls_reload_interval)),
-            inventory_port=_int(env, "INVENTORY_PORT", cls.inventory_port),
+            tls_reload_interval=number(env, "TLS_RELOAD_INTERVAL", cls.tls_reload_interval, minimum=0.05),
+            inventory_port=integer(env, "INVENTORY_PORT", cls.inventory_port, minimum=0, maximum=65535),
             inventory_public_keys_file=keys_file,
             platform_token_issuer=issuer,
             platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),

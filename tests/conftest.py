@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.sidecar",
     "tests.fixtures.temporal",
+    "tests.fixtures.rig",  # after sidecar: it imports that plugin's helpers
 ]
 
 # Test processes run with test keys, the local stack's published keys and dev logins: every

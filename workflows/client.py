@@ -24,6 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from mcp_sentinel.env import text
 from workflows.lifecycle.activities import ServerKey
 from workflows.lifecycle.workflows import SCHEDULE_ID as SERVER_SCHEDULE_ID
 from workflows.lifecycle.workflows import SIGNAL as LIFECYCLE_SIGNAL
@@ -61,8 +62,8 @@ class TemporalSettings:
     def from_env(cls, environ: Mapping[str, str]) -> TemporalSettings:
         """Read the settings from an environment mapping."""
         return cls(
-            address=environ.get("TEMPORAL_ADDRESS", cls.address) or cls.address,
-            namespace=environ.get("TEMPORAL_NAMESPACE", cls.namespace) or cls.namespace,
+            address=text(environ, "TEMPORAL_ADDRESS", cls.address),
+            namespace=text(environ, "TEMPORAL_NAMESPACE", cls.namespace),
         )
 
 

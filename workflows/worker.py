@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from mcp_sentinel.env import SettingsError, choice, integer, number, text
 from mcp_sentinel.kube.objects import Cluster
 from mcp_sentinel.kube.server_render import RenderSettings
 from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule, ensure_server_reconcile_schedule
@@ -25,7 +26,7 @@ from workflows.provisioning.activities import ProvisioningActivities, TeamStore
 from workflows.provisioning.workflows import DeprovisionTeam, ProvisionTeam
 from workflows.reconcile.activities import PolicyActivities
 from workflows.reconcile.workflows import PolicyReconcile
-from workflows.restarts.activities import KubernetesRestarts, LocalRestarts, RestartActivities, RestartBackend
+from workflows.restarts.activities import KubernetesRestarts, RestartActivities, RestartBackend
 from workflows.restarts.workflows import RestartComponent
 from workflows.sessions.activities import SessionActivities
 from workflows.sessions.workflows import SessionExpiry
@@ -64,38 +65,31 @@ class WorkerSettings:
         `TASK_QUEUE_PREFIX` (isolates several stacks on one Temporal namespace); server lifecycle:
         `SERVER_RECONCILE_INTERVAL_SECONDS` (0 disables), `MCP_GATEWAY_IMAGE`, `MCP_PUBLIC_BASE_URL`,
         `AGENT_TOKEN_ISSUER`, `ROLLOUT_PROGRESS_DEADLINE_SECONDS`."""
-        backend = environ.get("RESTART_BACKEND", "kubernetes").strip().lower() or "kubernetes"
-        if backend not in ("kubernetes", "local"):
-            raise ValueError(f"RESTART_BACKEND must be kubernetes or local, not {backend!r}")
-        try:
-            port = int(environ.get("METRICS_PORT", "9105"))
-            every = float(environ.get("RECONCILE_INTERVAL_SECONDS", "300"))
-            server_every = float(environ.get("SERVER_RECONCILE_INTERVAL_SECONDS", "300"))
-            deadline = int(environ.get("ROLLOUT_PROGRESS_DEADLINE_SECONDS", "300"))
-        except ValueError as exc:
-            raise ValueError(f"invalid worker setting: {exc}") from None
-        if backend == "local" and not environ.get("SENTINEL_RUN_DIR"):
-            raise ValueError("RESTART_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
+        backend = choice(environ, "RESTART_BACKEND", "kubernetes", ("kubernetes", "local"))
+        if backend == "local" and not text(environ, "SENTINEL_RUN_DIR"):
+            raise SettingsError("RESTART_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
         return cls(
             temporal=TemporalSettings.from_env(environ),
-            kubeconfig=environ.get("KUBECONFIG", ""),
-            postgres_dsn=environ.get("POSTGRES_DSN", ""),
-            policy_output_dir=environ.get("POLICY_OUTPUT_DIR", ""),
+            kubeconfig=text(environ, "KUBECONFIG"),
+            postgres_dsn=text(environ, "POSTGRES_DSN"),
+            policy_output_dir=text(environ, "POLICY_OUTPUT_DIR"),
             restart_backend=backend,
-            restart_namespace=environ.get("RESTART_NAMESPACE", "mcp-sentinel"),
-            run_dir=environ.get("SENTINEL_RUN_DIR", ""),
-            metrics_port=port,
-            metrics_host=environ.get("METRICS_HOST", "127.0.0.1"),
-            cluster_name=environ.get("MCP_CLUSTER_NAME", "local"),
-            reconcile_every_seconds=every,
-            server_reconcile_every_seconds=server_every,
-            task_queue_prefix=environ.get("TASK_QUEUE_PREFIX", ""),
+            restart_namespace=text(environ, "RESTART_NAMESPACE", cls.restart_namespace),
+            run_dir=text(environ, "SENTINEL_RUN_DIR"),
+            metrics_port=integer(environ, "METRICS_PORT", cls.metrics_port, minimum=0, maximum=65535),
+            metrics_host=text(environ, "METRICS_HOST", cls.metrics_host),
+            cluster_name=text(environ, "MCP_CLUSTER_NAME", cls.cluster_name),
+            reconcile_every_seconds=number(environ, "RECONCILE_INTERVAL_SECONDS", cls.reconcile_every_seconds,
+                                           minimum=0),
+            server_reconcile_every_seconds=number(environ, "SERVER_RECONCILE_INTERVAL_SECONDS",
+                                                  cls.server_reconcile_every_seconds, minimum=0),
+            task_queue_prefix=text(environ, "TASK_QUEUE_PREFIX"),
             render=RenderSettings(
-                gateway_image=environ.get("MCP_GATEWAY_IMAGE", "") or RenderSettings.gateway_image,
-                cluster_name=environ.get("MCP_CLUSTER_NAME", "local"),
-                public_base_url=environ.get("MCP_PUBLIC_BASE_URL", "").strip().rstrip("/"),
-                token_issuer=environ.get("AGENT_TOKEN_ISSUER", ""),
-                progress_deadline_seconds=deadline,
+                gateway_image=text(environ, "MCP_GATEWAY_IMAGE") or RenderSettings.gateway_image,
+                cluster_name=text(environ, "MCP_CLUSTER_NAME", cls.cluster_name),
+                public_base_url=text(environ, "MCP_PUBLIC_BASE_URL").rstrip("/"),
+                token_issuer=text(environ, "AGENT_TOKEN_ISSUER"),
+                progress_deadline_seconds=integer(environ, "ROLLOUT_PROGRESS_DEADLINE_SECONDS", 300, minimum=1),
             ),
         )
 
@@ -130,9 +124,9 @@ def build_activities(
             teams = _UnconfiguredTeams()
     if restart_backend is None:
         if settings.restart_backend == "local":
-            restart_backend = LocalRestarts(Path(settings.run_dir))
-        else:
-            restart_backend = KubernetesRestarts(cluster, settings.restart_namespace)
+            # The local backend belongs to the local stack, which injects it (python -m localstack.worker).
+            raise SettingsError("RESTART_BACKEND=local: run the worker through `python -m localstack.worker`")
+        restart_backend = KubernetesRestarts(cluster, settings.restart_namespace)
     prov = ProvisioningActivities(teams, cluster)
     policy = PolicyActivities(
         cluster,

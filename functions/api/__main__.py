@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from functions.api.app import create_app
 from functions.api.settings import ApiSettings
+from mcp_sentinel.env import load_or_exit
 from mcp_sentinel.secrets_check import enforce
 
 
@@ -18,7 +19,8 @@ def main() -> None:
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
     enforce(os.environ, "api")
-    settings = ApiSettings.from_env(os.environ)
+    # ValueError too: key files and key rings are checked while loading (their errors name the variable).
+    settings = load_or_exit("api", lambda: ApiSettings.from_env(os.environ), ValueError)
     registry = CollectorRegistry()
     start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
     app = create_app(settings, registry=registry)

@@ -8,17 +8,14 @@ from dataclasses import dataclass
 from functions.api.agent_tokens import DEFAULT_TTL, MAX_TTL, AgentTokenIssuer, parse_keys
 from functions.api.inventory import DEFAULT_URL_TEMPLATE, check_template, client_tls
 from mcp_sentinel.client_address import Network, parse_networks
+from mcp_sentinel.env import SettingsError, flag, integer, items, number
 from mcp_sentinel.identity.passwords import HashParams
 from mcp_sentinel.identity.tokens import KeyRing
 from mcp_sentinel.inventory_token import load_signing_key
 
 
-def _csv(value: str | None) -> frozenset[str]:
-    return frozenset(p.strip() for p in (value or "").split(",") if p.strip())
-
-
-def _bool(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+def _csv(environ: Mapping[str, str], name: str) -> frozenset[str]:
+    return frozenset(items(environ, name))
 
 
 @dataclass(frozen=True)
@@ -100,36 +97,36 @@ class ApiSettings:
 
     def __post_init__(self) -> None:
         if bool(self.oidc_issuer) != bool(self.oidc_audience):
-            raise ValueError("OIDC_ISSUER and OIDC_AUDIENCE must be set together")
+            raise SettingsError("OIDC_ISSUER and OIDC_AUDIENCE must be set together")
         if self.platform_mode not in ("tenant", "org", "public"):
-            raise ValueError(f"PLATFORM_MODE must be tenant, org or public, got {self.platform_mode!r}")
+            raise SettingsError(f"PLATFORM_MODE must be tenant, org or public, got {self.platform_mode!r}")
         if self.oidc_jwks_url and not self.oidc_issuer:
-            raise ValueError("OIDC_JWKS_URL needs OIDC_ISSUER and OIDC_AUDIENCE")
+            raise SettingsError("OIDC_JWKS_URL needs OIDC_ISSUER and OIDC_AUDIENCE")
         if self.components_backend not in ("kubernetes", "local"):
-            raise ValueError(f"COMPONENTS_BACKEND must be kubernetes or local, got {self.components_backend!r}")
+            raise SettingsError(f"COMPONENTS_BACKEND must be kubernetes or local, got {self.components_backend!r}")
         if self.components_backend == "local" and not self.sentinel_run_dir:
-            raise ValueError("COMPONENTS_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
+            raise SettingsError("COMPONENTS_BACKEND=local needs SENTINEL_RUN_DIR (the local stack's run folder)")
         check_template(self.inventory_url_template)
         if not self.inventory_timeout_seconds > 0:
-            raise ValueError("MCP_INVENTORY_TIMEOUT_SECONDS must be positive")
+            raise SettingsError("MCP_INVENTORY_TIMEOUT_SECONDS must be positive")
         if self.inventory_concurrency < 1:
-            raise ValueError("MCP_INVENTORY_CONCURRENCY must be at least 1")
+            raise SettingsError("MCP_INVENTORY_CONCURRENCY must be at least 1")
         if self.inventory_cache_seconds < 0:
-            raise ValueError("MCP_INVENTORY_CACHE_SECONDS must not be negative")
+            raise SettingsError("MCP_INVENTORY_CACHE_SECONDS must not be negative")
         if bool(self.inventory_tls_cert_file) != bool(self.inventory_tls_key_file):
-            raise ValueError("MCP_INVENTORY_TLS_CERT_FILE and MCP_INVENTORY_TLS_KEY_FILE must be set together")
+            raise SettingsError("MCP_INVENTORY_TLS_CERT_FILE and MCP_INVENTORY_TLS_KEY_FILE must be set together")
         client_tls(self.inventory_tls_cert_file, self.inventory_tls_key_file, self.inventory_tls_ca_file)
         if self.inventory_signing_key_file:
             load_signing_key(self.inventory_signing_key_file)  # fail at start-up on a missing or wrong key
         self.key_ring()  # fail at start-up on malformed or short JWT keys
         if bool(self.agent_token_keys) != bool(self.agent_token_issuer):
-            raise ValueError("AGENT_TOKEN_KEYS and AGENT_TOKEN_ISSUER must be set together")
+            raise SettingsError("AGENT_TOKEN_KEYS and AGENT_TOKEN_ISSUER must be set together")
         if not 60 <= self.agent_token_ttl <= MAX_TTL:
-            raise ValueError(f"AGENT_TOKEN_TTL_SECONDS must be between 60 and {MAX_TTL}")
+            raise SettingsError(f"AGENT_TOKEN_TTL_SECONDS must be between 60 and {MAX_TTL}")
         for name, url in (("AGENT_TOKEN_ISSUER", self.agent_token_issuer), ("MCP_PUBLIC_BASE_URL",
                                                                             self.public_base_url)):
             if url and (not url.startswith(("https://", "http://")) or "?" in url or "#" in url):
-                raise ValueError(f"{name} must be an absolute http(s) URL without query, got {url!r}")
+                raise SettingsError(f"{name} must be an absolute http(s) URL without query, got {url!r}")
         self.agent_tokens()  # fail at start-up on unreadable or unsuitable signing keys
 
     def agent_tokens(self) -> AgentTokenIssuer | None:
@@ -138,7 +135,7 @@ class ApiSettings:
             return None
         keys = parse_keys(self.agent_token_keys)
         if not keys:
-            raise ValueError("AGENT_TOKEN_KEYS names no key")
+            raise SettingsError("AGENT_TOKEN_KEYS names no key")
         return AgentTokenIssuer(self.agent_token_issuer, keys, self.agent_token_ttl)
 
     def key_ring(self) -> KeyRing | None:
@@ -154,40 +151,31 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ApiSettings:
-        """Build from an environment mapping (raises ValueError with the variable name on bad values)."""
+        """Build from an environment mapping (raises SettingsError with the variable name on bad values)."""
         d = cls()
         e = environ
         if e.get("MCP_INVENTORY_TOKEN", "").strip():
-            raise ValueError("MCP_INVENTORY_TOKEN (one secret shared with every gateway) is no longer accepted: "
+            raise SettingsError("MCP_INVENTORY_TOKEN (one secret shared with every gateway) is no longer accepted: "
                              "set MCP_INVENTORY_SIGNING_KEY_FILE (an Ed25519 private key; gateways get its public key)")
-
-        def num(name: str, default: float) -> float:
-            raw = e.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                return float(raw)
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
         return cls(
             host=e.get("HOST", d.host),
-            port=int(num("PORT", d.port)),
-            metrics_port=int(num("METRICS_PORT", d.metrics_port)),
-            api_keys=_csv(e.get("API_KEYS")),
-            admin_api_keys=_csv(e.get("ADMIN_API_KEYS")),
-            ingest_api_keys=_csv(e.get("INGEST_API_KEYS")),
-            admin_users=frozenset(u.lower() for u in _csv(e.get("ADMIN_USERS"))),
-            signup_enabled=_bool(e.get("SIGNUP_ENABLED")),
+            port=integer(e, "PORT", d.port, minimum=0, maximum=65535),
+            metrics_port=integer(e, "METRICS_PORT", d.metrics_port, minimum=0, maximum=65535),
+            api_keys=_csv(e, "API_KEYS"),
+            admin_api_keys=_csv(e, "ADMIN_API_KEYS"),
+            ingest_api_keys=_csv(e, "INGEST_API_KEYS"),
+            admin_users=frozenset(u.lower() for u in _csv(e, "ADMIN_USERS")),
+            signup_enabled=flag(e, "SIGNUP_ENABLED"),
             jwt_keys=e.get("JWT_KEYS", ""),
             jwt_secret=e.get("JWT_SECRET", ""),
-            access_token_ttl=int(num("ACCESS_TOKEN_TTL_SECONDS", d.access_token_ttl)),
+            access_token_ttl=integer(e, "ACCESS_TOKEN_TTL_SECONDS", d.access_token_ttl, minimum=1),
             postgres_dsn=e.get("POSTGRES_DSN") or e.get("DATABASE_URL", ""),
-            db_startup_timeout=num("PLATFORM_DB_STARTUP_TIMEOUT", d.db_startup_timeout),
+            db_startup_timeout=number(e, "PLATFORM_DB_STARTUP_TIMEOUT", d.db_startup_timeout),
             oidc_issuer=e.get("OIDC_ISSUER", "").rstrip("/"),
             oidc_audience=e.get("OIDC_AUDIENCE", ""),
             oidc_jwks_url=e.get("OIDC_JWKS_URL", ""),
-            dev_login_enabled=_bool(e.get("PLATFORM_DEV_LOGIN_ENABLED")),
+            dev_login_enabled=flag(e, "PLATFORM_DEV_LOGIN_ENABLED"),
             dev_user_email=e.get("PLATFORM_DEV_USER_EMAIL", d.dev_user_email),
             dev_user_password=e.get("PLATFORM_DEV_USER_PASSWORD", d.dev_user_password),
             dev_admin_email=e.get("PLATFORM_DEV_ADMIN_EMAIL", d.dev_admin_email),
@@ -195,9 +183,9 @@ class ApiSettings:
             admin_email=e.get("PLATFORM_ADMIN_EMAIL", ""),
             admin_password=e.get("PLATFORM_ADMIN_PASSWORD", ""),
             hash_params=HashParams(
-                time_cost=int(num("PASSWORD_HASH_TIME_COST", d.hash_params.time_cost)),
-                memory_cost_kib=int(num("PASSWORD_HASH_MEMORY_KIB", d.hash_params.memory_cost_kib)),
-                parallelism=int(num("PASSWORD_HASH_PARALLELISM", d.hash_params.parallelism)),
+                time_cost=integer(e, "PASSWORD_HASH_TIME_COST", d.hash_params.time_cost, minimum=1),
+                memory_cost_kib=integer(e, "PASSWORD_HASH_MEMORY_KIB", d.hash_params.memory_cost_kib, minimum=1),
+                parallelism=integer(e, "PASSWORD_HASH_PARALLELISM", d.hash_params.parallelism, minimum=1),
             ),
             clickhouse_url=e.get("CLICKHOUSE_URL", ""),
             clickhouse_db=e.get("CLICKHOUSE_DB", d.clickhouse_db) or d.clickhouse_db,
@@ -207,16 +195,15 @@ class ApiSettings:
                 if e.get(k)
             ),
             temporal_address=e.get("TEMPORAL_ADDRESS", ""),
-            provisioning_wait_seconds=num("PROVISIONING_WAIT_SECONDS", d.provisioning_wait_seconds),
+            provisioning_wait_seconds=number(e, "PROVISIONING_WAIT_SECONDS", d.provisioning_wait_seconds),
             temporal_namespace=e.get("TEMPORAL_NAMESPACE", d.temporal_namespace) or d.temporal_namespace,
-            server_lifecycle_workflow=e.get("SERVER_LIFECYCLE_WORKFLOW", "true").strip().lower()
-            not in {"0", "false", "no", "off"},
+            server_lifecycle_workflow=flag(e, "SERVER_LIFECYCLE_WORKFLOW", True),
             policy_output_dir=e.get("POLICY_OUTPUT_DIR", ""),
             prometheus_url=e.get("PROMETHEUS_URL", "").rstrip("/"),
             cluster_name=e.get("MCP_CLUSTER_NAME", d.cluster_name) or d.cluster_name,
             platform_mode=(e.get("PLATFORM_MODE", d.platform_mode) or d.platform_mode).strip().lower(),
-            active_server_limit=int(num("PLATFORM_MCP_ACTIVE_SERVER_LIMIT", d.active_server_limit)),
-            push_cooldown_seconds=num("PLATFORM_MCP_PUSH_COOLDOWN_SECONDS", d.push_cooldown_seconds),
+            active_server_limit=integer(e, "PLATFORM_MCP_ACTIVE_SERVER_LIMIT", d.active_server_limit, minimum=0),
+            push_cooldown_seconds=number(e, "PLATFORM_MCP_PUSH_COOLDOWN_SECONDS", d.push_cooldown_seconds),
             trusted_proxies=parse_networks("TRUSTED_PROXIES", e.get("TRUSTED_PROXIES")),
             components_backend=(e.get("COMPONENTS_BACKEND", "") or d.components_backend).strip().lower(),
             sentinel_run_dir=e.get("SENTINEL_RUN_DIR", ""),
@@ -226,11 +213,11 @@ class ApiSettings:
             inventory_tls_cert_file=e.get("MCP_INVENTORY_TLS_CERT_FILE", "").strip(),
             inventory_tls_key_file=e.get("MCP_INVENTORY_TLS_KEY_FILE", "").strip(),
             inventory_tls_ca_file=e.get("MCP_INVENTORY_TLS_CA_FILE", "").strip(),
-            inventory_timeout_seconds=num("MCP_INVENTORY_TIMEOUT_SECONDS", d.inventory_timeout_seconds),
-            inventory_concurrency=int(num("MCP_INVENTORY_CONCURRENCY", d.inventory_concurrency)),
-            inventory_cache_seconds=num("MCP_INVENTORY_CACHE_SECONDS", d.inventory_cache_seconds),
+            inventory_timeout_seconds=number(e, "MCP_INVENTORY_TIMEOUT_SECONDS", d.inventory_timeout_seconds),
+            inventory_concurrency=integer(e, "MCP_INVENTORY_CONCURRENCY", d.inventory_concurrency),
+            inventory_cache_seconds=number(e, "MCP_INVENTORY_CACHE_SECONDS", d.inventory_cache_seconds),
             agent_token_keys=e.get("AGENT_TOKEN_KEYS", "").strip(),
             agent_token_issuer=e.get("AGENT_TOKEN_ISSUER", "").strip().rstrip("/"),
-            agent_token_ttl=int(num("AGENT_TOKEN_TTL_SECONDS", d.agent_token_ttl)),
+            agent_token_ttl=integer(e, "AGENT_TOKEN_TTL_SECONDS", d.agent_token_ttl),
             public_base_url=e.get("MCP_PUBLIC_BASE_URL", "").strip().rstrip("/"),
         )

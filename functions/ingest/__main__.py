@@ -10,8 +10,9 @@ import uvicorn
 from prometheus_client import CollectorRegistry, start_http_server
 
 from functions.ingest.app import SERVICE_NAME, create_app
-from functions.ingest.settings import IngestSettings, SettingsError
+from functions.ingest.settings import IngestSettings
 from mcp_sentinel import telemetry
+from mcp_sentinel.env import load_or_exit
 from mcp_sentinel.secrets_check import enforce
 
 
@@ -20,11 +21,7 @@ def main() -> int:
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
     enforce(os.environ, "ingest")
-    try:
-        settings = IngestSettings.from_env(os.environ)
-    except SettingsError as exc:
-        logging.getLogger("ingest").error("bad configuration: %s", exc)
-        return 2
+    settings = load_or_exit("ingest", lambda: IngestSettings.from_env(os.environ))
     if not settings.api_keys and not settings.oidc_jwks_url:
         logging.getLogger("ingest").warning(
             "no ingest credentials configured: %s",

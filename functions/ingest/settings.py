@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mcp_sentinel.env import SettingsError as SettingsError
+from mcp_sentinel.env import flag, integer, parse_items, text
 from mcp_sentinel.gateway_credentials import CredentialError, GatewayBinding, check_binding, check_secret
 from mcp_sentinel.kafka import DEFAULT_TOPIC, parse_brokers
 
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class SettingsError(ValueError):
-    """The environment describes an impossible configuration (message says which variable)."""
 
 
 @dataclass(frozen=True)
@@ -76,30 +74,13 @@ def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
 
 def parse_gateway_secrets(value: str) -> tuple[str, ...]:
     """`INGEST_GATEWAY_SECRET`: comma list (first current, the rest still accepted while rotating)."""
-    secrets = tuple(s.strip() for s in value.split(",") if s.strip())
+    secrets = parse_items(value)
     for secret in secrets:
         try:
             check_secret(secret)
         except CredentialError as exc:
             raise SettingsError(f"INGEST_GATEWAY_SECRET: {exc}") from None
     return secrets
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -127,15 +108,15 @@ class IngestSettings:
     def from_env(cls, environ: Mapping[str, str]) -> IngestSettings:
         """Read and check the environment; raises SettingsError naming the bad variable."""
         keys_raw = environ.get("INGEST_API_KEYS", "").strip() or environ.get("API_KEYS", "")
-        issuer = environ.get("OIDC_ISSUER", "").strip()
-        audience = environ.get("OIDC_AUDIENCE", "").strip()
-        jwks = environ.get("OIDC_JWKS_URL", "").strip()
+        issuer = text(environ, "OIDC_ISSUER")
+        audience = text(environ, "OIDC_AUDIENCE")
+        jwks = text(environ, "OIDC_JWKS_URL")
         if (issuer or audience) and not jwks:
             raise SettingsError("OIDC_ISSUER/OIDC_AUDIENCE are set but OIDC_JWKS_URL is not")
         if jwks and not (issuer or audience):
             raise SettingsError("OIDC_JWKS_URL is set but neither OIDC_ISSUER nor OIDC_AUDIENCE is")
         api_keys = parse_api_keys(keys_raw)
-        allow_unbound = _truthy(environ.get("INGEST_ALLOW_UNBOUND_KEYS"))
+        allow_unbound = flag(environ, "INGEST_ALLOW_UNBOUND_KEYS")
         unbound = sum(1 for k in api_keys if k.binding is None)
         if unbound and not allow_unbound:
             raise SettingsError(
@@ -147,19 +128,19 @@ class IngestSettings:
         if not brokers:
             raise SettingsError("KAFKA_BROKERS is empty")
         return cls(
-            port=_int(environ, "PORT", 8081),
-            metrics_port=_int(environ, "METRICS_PORT", 9091),
+            port=integer(environ, "PORT", 8081, minimum=1, maximum=65535),
+            metrics_port=integer(environ, "METRICS_PORT", 9091, minimum=1, maximum=65535),
             host=environ.get("HOST", "0.0.0.0"),
             brokers=brokers,
-            topic=environ.get("KAFKA_TOPIC", "").strip() or DEFAULT_TOPIC,
+            topic=text(environ, "KAFKA_TOPIC", DEFAULT_TOPIC),
             api_keys=api_keys,
             gateway_secrets=parse_gateway_secrets(environ.get("INGEST_GATEWAY_SECRET", "")),
             allow_unbound_keys=allow_unbound,
             oidc_issuer=issuer,
             oidc_audience=audience,
             oidc_jwks_url=jwks,
-            allow_unauthenticated=_truthy(environ.get("INGEST_ALLOW_UNAUTHENTICATED")),
-            produce_timeout_ms=_int(environ, "KAFKA_PRODUCE_TIMEOUT_MS", 10_000),
-            linger_ms=_int(environ, "KAFKA_LINGER_MS", 5),
-            enable_idempotence=_truthy(environ.get("KAFKA_ENABLE_IDEMPOTENCE")),
+            allow_unauthenticated=flag(environ, "INGEST_ALLOW_UNAUTHENTICATED"),
+            produce_timeout_ms=integer(environ, "KAFKA_PRODUCE_TIMEOUT_MS", 10_000, minimum=1),
+            linger_ms=integer(environ, "KAFKA_LINGER_MS", 5, minimum=1),
+            enable_idempotence=flag(environ, "KAFKA_ENABLE_IDEMPOTENCE"),
         )

@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 
 from functions.processor.app import create_app
 from functions.processor.settings import ProcessorSettings
+from mcp_sentinel.env import load_or_exit
 from mcp_sentinel.gc_tuning import tune_gc
 from mcp_sentinel.secrets_check import enforce
 from mcp_sentinel.telemetry import exporting, setup_tracing
@@ -20,7 +21,7 @@ def main() -> None:
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
     enforce(os.environ, "processor")
-    settings = ProcessorSettings.from_env()
+    settings = load_or_exit("processor", ProcessorSettings.from_env)
     # Spans (kafka.consume, clickhouse.insert_event/insert_batch) only when an exporter is configured.
     provider = None
     if exporting(os.environ):

@@ -427,16 +427,3 @@ def _split(result: WriteResult, groups: Sequence[Sequence[EventRecord]]) -> list
                 dup.append(rec.event_id)
         out.append(WriteResult(tuple(ins), tuple(dup)))
     return out
-
-
-_lambda_app: list[Any] = []
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """AWS Lambda entry (Mangum), built from the environment on first call."""
-    if not _lambda_app:
-        from mangum import Mangum
-
-        _lambda_app.append(Mangum(create_app(ProcessorSettings.from_env()), lifespan="auto"))
-    result: dict[str, Any] = _lambda_app[0](event, context)
-    return result

@@ -6,39 +6,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mcp_sentinel.env import SettingsError, choice, flag, integer, items, text
 from mcp_sentinel.storage.client import ClickHouseSettings
 from mcp_sentinel.storage.events import DEDUP_MODES
 
 DEFAULT_PORT = 8085
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
-
-
-def _truthy(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 MIN_DELIVERY_TOKEN_BYTES = 32
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = env.get(name, default).strip().lower()
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -77,31 +52,32 @@ class ProcessorSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
-        """Read settings; ValueError names the bad variable."""
+        """Read settings; SettingsError names the bad variable."""
         env = os.environ if environ is None else environ
-        tokens = _csv(env, "PROCESSOR_DELIVERY_TOKEN")
+        tokens = items(env, "PROCESSOR_DELIVERY_TOKEN")
         if any(len(t.encode()) < MIN_DELIVERY_TOKEN_BYTES for t in tokens):
-            raise ValueError(f"PROCESSOR_DELIVERY_TOKEN must be at least {MIN_DELIVERY_TOKEN_BYTES} bytes")
-        jwks = env.get("PROCESSOR_OIDC_JWKS_URL", "").strip()
-        audience = env.get("PROCESSOR_OIDC_AUDIENCE", "").strip()
+            raise SettingsError(f"PROCESSOR_DELIVERY_TOKEN must be at least {MIN_DELIVERY_TOKEN_BYTES} bytes")
+        jwks = text(env, "PROCESSOR_OIDC_JWKS_URL")
+        audience = text(env, "PROCESSOR_OIDC_AUDIENCE")
         if bool(jwks) != bool(audience):
-            raise ValueError("PROCESSOR_OIDC_JWKS_URL and PROCESSOR_OIDC_AUDIENCE are set together (sender identity)")
+            raise SettingsError("PROCESSOR_OIDC_JWKS_URL and PROCESSOR_OIDC_AUDIENCE are set together "
+                                "(sender identity)")
         return cls(
-            port=_int(env, "PORT", DEFAULT_PORT),
-            metrics_port=_int(env, "METRICS_PORT", 9102, minimum=0),
+            port=integer(env, "PORT", DEFAULT_PORT, minimum=1, maximum=65535),
+            metrics_port=integer(env, "METRICS_PORT", 9102, minimum=0, maximum=65535),
             clickhouse=ClickHouseSettings.from_env(env),
-            batch_max_events=_int(env, "BATCH_MAX_EVENTS", 5000),
-            batch_max_wait_ms=_int(env, "BATCH_MAX_WAIT_MS", 0, minimum=0),
-            max_pending_events=_int(env, "MAX_PENDING_EVENTS", 50_000),
-            service_name=env.get("OTEL_SERVICE_NAME", "mcp-sentinel-processor"),
-            dedup_recent_ids=_int(env, "DEDUP_RECENT_IDS", 200_000, minimum=0),
-            dedup_warm_minutes=_int(env, "DEDUP_WARM_MINUTES", 15, minimum=0),
-            dedup_mode=_choice(env, "DEDUP_MODE", "recent", DEDUP_MODES),
+            batch_max_events=integer(env, "BATCH_MAX_EVENTS", 5000, minimum=1),
+            batch_max_wait_ms=integer(env, "BATCH_MAX_WAIT_MS", 0, minimum=0),
+            max_pending_events=integer(env, "MAX_PENDING_EVENTS", 50_000, minimum=1),
+            service_name=text(env, "OTEL_SERVICE_NAME", "mcp-sentinel-processor"),
+            dedup_recent_ids=integer(env, "DEDUP_RECENT_IDS", 200_000, minimum=0),
+            dedup_warm_minutes=integer(env, "DEDUP_WARM_MINUTES", 15, minimum=0),
+            dedup_mode=choice(env, "DEDUP_MODE", "recent", DEDUP_MODES),
             delivery_tokens=tokens,
             oidc_jwks_url=jwks,
-            oidc_issuer=env.get("PROCESSOR_OIDC_ISSUER", "").strip(),
+            oidc_issuer=text(env, "PROCESSOR_OIDC_ISSUER"),
             oidc_audience=audience,
-            oidc_subjects=_csv(env, "PROCESSOR_OIDC_SUBJECTS"),
-            allow_unauthenticated=_truthy(env, "PROCESSOR_ALLOW_UNAUTHENTICATED"),
-            rollup_seal_seconds=_int(env, "ROLLUP_SEAL_SECONDS", 60, minimum=0),
+            oidc_subjects=items(env, "PROCESSOR_OIDC_SUBJECTS"),
+            allow_unauthenticated=flag(env, "PROCESSOR_ALLOW_UNAUTHENTICATED"),
+            rollup_seal_seconds=integer(env, "ROLLUP_SEAL_SECONDS", 60, minimum=0),
         )

@@ -9,7 +9,8 @@ import sys
 import uvicorn
 
 from functions.ui.app import create_app
-from functions.ui.settings import SettingsError, UiSettings
+from functions.ui.settings import UiSettings
+from mcp_sentinel.env import load_or_exit
 from mcp_sentinel.secrets_check import enforce
 
 
@@ -18,11 +19,7 @@ def main() -> int:
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
     enforce(os.environ, "ui")
-    try:
-        settings = UiSettings.from_env(os.environ)
-    except SettingsError as exc:
-        logging.getLogger("ui").error("bad configuration: %s", exc)
-        return 2
+    settings = load_or_exit("ui", lambda: UiSettings.from_env(os.environ))
     # proxy_headers=False: the login limiter must see the transport peer; forwarded addresses are
     # honoured only from UI_TRUSTED_PROXIES (functions.ui.ratelimit), never from anyone.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, proxy_headers=False,

@@ -8,40 +8,10 @@ from pathlib import Path
 
 from mcp_sentinel import client_address
 from mcp_sentinel.client_address import Network
+from mcp_sentinel.env import SettingsError as SettingsError
+from mcp_sentinel.env import flag, integer, items, number, parse_bool, text
 
 __all__ = ["Network", "RateLimits", "SettingsError", "UiSettings", "parse_networks"]
-
-
-class SettingsError(ValueError):
-    """The environment describes an impossible configuration (the message names the variable)."""
-
-
-def _csv(value: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
-
-
-def _flag(name: str, raw: str | None, default: bool) -> bool:
-    value = (raw or "").strip().lower()
-    if not value:
-        return default
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def _num(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 def parse_networks(name: str, raw: str | None) -> tuple[Network, ...]:
@@ -105,34 +75,33 @@ class UiSettings:
         """Build from an environment mapping; raises SettingsError naming the bad variable."""
         d = cls()
         e = environ
-        raw_https = (e.get("UI_REQUIRE_HTTPS", "") or "auto").strip().lower()
-        https = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(
-            raw_https, raw_https
-        )
+        raw_https = text(e, "UI_REQUIRE_HTTPS", "auto").lower()
+        # auto, or a boolean in any of its spellings (a typo is an error, never "false")
+        https = raw_https if raw_https == "auto" else str(parse_bool("UI_REQUIRE_HTTPS", raw_https)).lower()
         limits = RateLimits(
-            capacity=_num(e, "UI_LOGIN_RATE_CAPACITY", d.limits.capacity),
-            refill_per_minute=_num(e, "UI_LOGIN_RATE_REFILL", d.limits.refill_per_minute),
-            failure_threshold=int(_num(e, "UI_LOGIN_FAILURE_THRESHOLD", d.limits.failure_threshold)),
-            failure_window=_num(e, "UI_LOGIN_FAILURE_WINDOW", d.limits.failure_window),
-            lockout=_num(e, "UI_LOGIN_LOCKOUT", d.limits.lockout),
+            capacity=number(e, "UI_LOGIN_RATE_CAPACITY", d.limits.capacity, positive=True),
+            refill_per_minute=number(e, "UI_LOGIN_RATE_REFILL", d.limits.refill_per_minute, positive=True),
+            failure_threshold=integer(e, "UI_LOGIN_FAILURE_THRESHOLD", d.limits.failure_threshold, minimum=1),
+            failure_window=number(e, "UI_LOGIN_FAILURE_WINDOW", d.limits.failure_window, positive=True),
+            lockout=number(e, "UI_LOGIN_LOCKOUT", d.limits.lockout, positive=True),
         )
         return cls(
             host=e.get("HOST", d.host) or d.host,
-            port=int(_num(e, "PORT", d.port)),
+            port=integer(e, "PORT", d.port, minimum=1, maximum=65535),
             api_upstream=(e.get("API_UPSTREAM", "") or d.api_upstream).rstrip("/"),
             api_base=e.get("API_BASE", "") or d.api_base,
             require_https=https,
-            force_secure_cookie=_flag("UI_FORCE_SECURE_COOKIE", e.get("UI_FORCE_SECURE_COOKIE"), False),
+            force_secure_cookie=flag(e, "UI_FORCE_SECURE_COOKIE"),
             session_dir=Path(e.get("UI_SESSION_DIR", "") or d.session_dir),
             session_secret=e.get("UI_SESSION_SECRET", ""),
-            session_ttl=_num(e, "UI_SESSION_TTL_SECONDS", d.session_ttl),
-            admin_api_keys=frozenset(_csv(e.get("ADMIN_API_KEYS"))),
+            session_ttl=number(e, "UI_SESSION_TTL_SECONDS", d.session_ttl, positive=True),
+            admin_api_keys=frozenset(items(e, "ADMIN_API_KEYS")),
             trusted_proxies=parse_networks("UI_TRUSTED_PROXIES", e.get("UI_TRUSTED_PROXIES")),
             default_namespace=e.get("UI_DEFAULT_NAMESPACE", "") or d.default_namespace,
             default_policy_version=e.get("UI_DEFAULT_POLICY_VERSION", "") or d.default_policy_version,
             platform_mode=(e.get("PLATFORM_MODE", "") or e.get("MCP_PLATFORM_MODE", "") or d.platform_mode).lower(),
             google_client_id=e.get("UI_GOOGLE_CLIENT_ID", "") or e.get("GOOGLE_CLIENT_ID", ""),
             front_door_url=(e.get("UI_FRONT_DOOR_URL", "")).rstrip("/"),
-            upstream_timeout=_num(e, "UI_UPSTREAM_TIMEOUT", d.upstream_timeout),
+            upstream_timeout=number(e, "UI_UPSTREAM_TIMEOUT", d.upstream_timeout, positive=True),
             limits=limits,
         )

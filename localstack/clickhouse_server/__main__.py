@@ -12,13 +12,16 @@ from pathlib import Path
 
 from localstack.clickhouse_server.engine import Engine
 from localstack.clickhouse_server.server import create_server
+from mcp_sentinel.env import integer, load_or_exit
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGTERM/SIGINT, then release the data directory."""
     parser = argparse.ArgumentParser(prog="python -m localstack.clickhouse_server", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("CLICKHOUSE_HTTP_PORT", "8123")))
+    port = load_or_exit("clickhouse server",
+                        lambda: integer(os.environ, "CLICKHOUSE_HTTP_PORT", 8123, minimum=0, maximum=65535))
+    parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--path", type=Path, default=Path(os.environ.get("CLICKHOUSE_PATH", "clickhouse-data")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")

@@ -6,20 +6,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from mcp_sentinel.env import SettingsError as SettingsError
+from mcp_sentinel.env import base_url, integer, parse_base_url, text
 
 SERVER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-
-
-class SettingsError(ValueError):
-    """A setting is present but unusable; the process refuses to start."""
-
-
-def _url(name: str, raw: str) -> str:
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an absolute http(s) URL, got {raw!r}")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def parse_servers(raw: str) -> dict[str, str]:
@@ -30,7 +21,7 @@ def parse_servers(raw: str) -> dict[str, str]:
         name = name.strip()
         if not sep or not SERVER_NAME.match(name):
             raise SettingsError(f"MCP_SERVERS entries must look like name=http://host:port, got {item!r}")
-        servers[name] = _url(f"MCP_SERVERS[{name}]", url)
+        servers[name] = parse_base_url(f"MCP_SERVERS[{name}]", url)
     return servers
 
 
@@ -52,16 +43,11 @@ class FrontDoorSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> FrontDoorSettings:
         """Build settings from `HOST`, `PORT`, `UI_UPSTREAM`, `INGEST_UPSTREAM`, `MCP_SERVERS`, `MCP_ROUTES_FILE`."""
-        raw_port = environ.get("PORT", "18080").strip()
-        try:
-            port = int(raw_port)
-        except ValueError as exc:
-            raise SettingsError(f"PORT must be an integer, got {raw_port!r}") from exc
         return cls(
-            host=environ.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
-            port=port,
-            ui_url=_url("UI_UPSTREAM", environ.get("UI_UPSTREAM", cls.ui_url)),
-            ingest_url=_url("INGEST_UPSTREAM", environ.get("INGEST_UPSTREAM", cls.ingest_url)),
+            host=text(environ, "HOST", cls.host),
+            port=integer(environ, "PORT", cls.port, minimum=0, maximum=65535),
+            ui_url=base_url(environ, "UI_UPSTREAM", cls.ui_url),
+            ingest_url=base_url(environ, "INGEST_UPSTREAM", cls.ingest_url),
             servers=parse_servers(environ.get("MCP_SERVERS", "")),
-            routes_file=Path(raw_routes) if (raw_routes := environ.get("MCP_ROUTES_FILE", "").strip()) else None,
+            routes_file=Path(raw) if (raw := text(environ, "MCP_ROUTES_FILE", "")) else None,
         )

@@ -11,8 +11,9 @@ from types import FrameType
 from prometheus_client import CollectorRegistry, start_http_server
 
 from localstack.kafka_source.dispatcher import Dispatcher
-from localstack.kafka_source.settings import DispatcherSettings, SettingsError
+from localstack.kafka_source.settings import DispatcherSettings
 from mcp_sentinel import telemetry
+from mcp_sentinel.env import load_or_exit
 from mcp_sentinel.gc_tuning import tune_gc
 
 
@@ -21,11 +22,7 @@ def main() -> int:
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format=fmt)
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    try:
-        settings = DispatcherSettings.from_env(os.environ)
-    except SettingsError as exc:
-        logging.getLogger("dispatcher").error("bad configuration: %s", exc)
-        return 2
+    settings = load_or_exit("dispatcher", lambda: DispatcherSettings.from_env(os.environ))
     registry = CollectorRegistry()
     # /metrics and a liveness answer on the metrics port (prometheus_client serves any path).
     start_http_server(settings.metrics_port, addr=settings.host, registry=registry)

@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mcp_sentinel.env import SettingsError as SettingsError
+from mcp_sentinel.env import choice, duration, http_url, integer, text
 from mcp_sentinel.kafka import DEFAULT_DLQ_TOPIC, DEFAULT_TOPIC, parse_brokers
-
-_DURATION_RE = re.compile(
-    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
-)
-
-
-class SettingsError(ValueError):
-    """A variable has an impossible value (the message names it)."""
-
-
-def parse_iso8601_duration(value: str) -> float:
-    """Seconds in an ISO-8601 duration such as `PT0.2S`, `PT1M30S` or `P1D` (Knative `backoffDelay`)."""
-    m = _DURATION_RE.fullmatch(value.strip().upper())
-    if not m or value.strip().upper() in ("P", "PT") or value.strip().upper().endswith("T"):
-        raise SettingsError(f"not an ISO-8601 duration: {value!r} (e.g. PT0.5S)")
-    parts = {k: float(v) for k, v in m.groupdict().items() if v}
-    return parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
-
-
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -75,44 +46,38 @@ class DispatcherSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DispatcherSettings:
         """Read and check the environment; raises SettingsError naming the bad variable."""
-        sink = environ.get("SINK_URL", "").strip()
-        if not sink.startswith(("http://", "https://")):
+        sink = http_url(environ, "SINK_URL")
+        if not sink:
             raise SettingsError("SINK_URL must be an http(s) URL (the KafkaSource sink)")
-        policy = environ.get("DELIVERY_BACKOFF_POLICY", "exponential").strip().lower()
-        if policy not in ("exponential", "linear"):
-            raise SettingsError("DELIVERY_BACKOFF_POLICY must be 'exponential' or 'linear'")
-        order = environ.get("DELIVERY_ORDER", "ordered").strip().lower()
-        if order not in ("ordered", "unordered"):
-            raise SettingsError("DELIVERY_ORDER must be 'ordered' or 'unordered'")
-        mode = environ.get("DELIVERY_MODE", "batch").strip().lower()
-        if mode not in ("batch", "single"):
-            raise SettingsError("DELIVERY_MODE must be 'batch' or 'single'")
+        policy = choice(environ, "DELIVERY_BACKOFF_POLICY", "exponential", ("exponential", "linear"))
+        order = choice(environ, "DELIVERY_ORDER", "ordered", ("ordered", "unordered"))
+        mode = choice(environ, "DELIVERY_MODE", "batch", ("batch", "single"))
         brokers = tuple(parse_brokers(environ.get("KAFKA_BROKERS", "kafka:9092")))
         if not brokers:
             raise SettingsError("KAFKA_BROKERS is empty")
         return cls(
             brokers=brokers,
             sink_url=sink,
-            topic=environ.get("KAFKA_TOPIC", "").strip() or DEFAULT_TOPIC,
-            group=environ.get("KAFKA_GROUP", "").strip() or "mcp-sentinel-kafkasource",
+            topic=text(environ, "KAFKA_TOPIC", DEFAULT_TOPIC),
+            group=text(environ, "KAFKA_GROUP", "mcp-sentinel-kafkasource"),
             source_name=environ.get("SOURCE_NAME", "mcp-events"),
             source_namespace=environ.get("SOURCE_NAMESPACE", "mcp-sentinel"),
-            retry=_int(environ, "DELIVERY_RETRY", 10),
+            retry=integer(environ, "DELIVERY_RETRY", 10, minimum=0),
             backoff_policy=policy,
-            backoff_delay=parse_iso8601_duration(environ.get("DELIVERY_BACKOFF_DELAY", "PT0.5S")),
-            max_backoff=parse_iso8601_duration(environ.get("DELIVERY_MAX_BACKOFF", "PT60S")),
-            timeout=parse_iso8601_duration(environ.get("DELIVERY_TIMEOUT", "PT30S")),
-            dead_letter_topic=environ.get("DEAD_LETTER_TOPIC", "").strip() or DEFAULT_DLQ_TOPIC,
+            backoff_delay=duration(environ, "DELIVERY_BACKOFF_DELAY", "PT0.5S"),
+            max_backoff=duration(environ, "DELIVERY_MAX_BACKOFF", "PT60S"),
+            timeout=duration(environ, "DELIVERY_TIMEOUT", "PT30S"),
+            dead_letter_topic=text(environ, "DEAD_LETTER_TOPIC", DEFAULT_DLQ_TOPIC),
             ordered=order == "ordered",
-            max_in_flight=_int(environ, "MAX_IN_FLIGHT", 32, minimum=1),
-            metrics_port=_int(environ, "METRICS_PORT", 9104, minimum=1),
+            max_in_flight=integer(environ, "MAX_IN_FLIGHT", 32, minimum=1),
+            metrics_port=integer(environ, "METRICS_PORT", 9104, minimum=1, maximum=65535),
             host=environ.get("HOST", "0.0.0.0"),
-            session_timeout_ms=_int(environ, "KAFKA_SESSION_TIMEOUT_MS", 6000, minimum=1000),
+            session_timeout_ms=integer(environ, "KAFKA_SESSION_TIMEOUT_MS", 6000, minimum=1000),
             delivery_mode=mode,
-            max_batch_events=_int(environ, "MAX_BATCH_EVENTS", 500, minimum=1),
-            max_batch_bytes=_int(environ, "MAX_BATCH_BYTES", 1024 * 1024, minimum=1024),
-            fetch_max_wait_ms=_int(environ, "KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=100),
-            sink_auth_token=environ.get("SINK_AUTH_TOKEN", "").strip(),
+            max_batch_events=integer(environ, "MAX_BATCH_EVENTS", 500, minimum=1),
+            max_batch_bytes=integer(environ, "MAX_BATCH_BYTES", 1024 * 1024, minimum=1024),
+            fetch_max_wait_ms=integer(environ, "KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=100),
+            sink_auth_token=text(environ, "SINK_AUTH_TOKEN"),
         )
 
     def backoff(self, attempt: int) -> float:

@@ -17,6 +17,7 @@ from localstack.kube_apiserver.app import create_app
 from localstack.kube_apiserver.kubeconfig import write_kubeconfig
 from localstack.kube_apiserver.settings import ApiServerSettings
 from localstack.kube_apiserver.store import Store
+from mcp_sentinel.env import load_or_exit
 
 log = logging.getLogger("localstack.kube_apiserver")
 
@@ -76,7 +77,8 @@ async def serve(settings: ApiServerSettings) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(parse_settings(argv, dict(os.environ))))
+    settings = load_or_exit("kube apiserver", lambda: parse_settings(argv, dict(os.environ)))
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

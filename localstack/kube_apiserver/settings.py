@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_sentinel.env import integer, number, text
+
 
 @dataclass(frozen=True)
 class ApiServerSettings:
@@ -23,18 +25,19 @@ class ApiServerSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ApiServerSettings:
-        """Read `KUBE_APISERVER_*` variables; absent ones keep the defaults."""
-        state = environ.get("KUBE_APISERVER_STATE")
-        kubeconfig = environ.get("KUBE_APISERVER_KUBECONFIG_OUT")
-        pod_logs = environ.get("KUBE_APISERVER_POD_LOG_DIR")
+        """Read `KUBE_APISERVER_*` variables; absent ones keep the defaults (SettingsError names a bad one)."""
+        state = text(environ, "KUBE_APISERVER_STATE")
+        kubeconfig = text(environ, "KUBE_APISERVER_KUBECONFIG_OUT")
+        pod_logs = text(environ, "KUBE_APISERVER_POD_LOG_DIR")
         return cls(
-            host=environ.get("KUBE_APISERVER_HOST", cls.host),
-            port=int(environ.get("KUBE_APISERVER_PORT", cls.port)),
+            host=text(environ, "KUBE_APISERVER_HOST", cls.host),
+            port=integer(environ, "KUBE_APISERVER_PORT", cls.port, minimum=0, maximum=65535),
             state_file=Path(state) if state else None,
             kubeconfig_out=Path(kubeconfig) if kubeconfig else None,
-            token=environ.get("KUBE_APISERVER_TOKEN", ""),
-            history=int(environ.get("KUBE_APISERVER_HISTORY", cls.history)),
-            bookmark_interval=float(environ.get("KUBE_APISERVER_BOOKMARK_INTERVAL", cls.bookmark_interval)),
-            max_watch_seconds=int(environ.get("KUBE_APISERVER_MAX_WATCH_SECONDS", cls.max_watch_seconds)),
+            token=text(environ, "KUBE_APISERVER_TOKEN"),
+            history=integer(environ, "KUBE_APISERVER_HISTORY", cls.history, minimum=1),
+            bookmark_interval=number(environ, "KUBE_APISERVER_BOOKMARK_INTERVAL", cls.bookmark_interval,
+                                     positive=True),
+            max_watch_seconds=integer(environ, "KUBE_APISERVER_MAX_WATCH_SECONDS", cls.max_watch_seconds, minimum=1),
             pod_log_dir=Path(pod_logs) if pod_logs else None,
         )

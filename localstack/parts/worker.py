@@ -34,7 +34,7 @@ def components(cfg: StackConfig) -> list[Component]:
     return [
         Component(
             name="worker",
-            argv=[PYTHON, "-m", "workflows"],
+            argv=[PYTHON, "-m", "localstack.worker"],
             env=worker_env(cfg),
             health_check=lambda: tcp_open(cfg.ports.worker_metrics, cfg.host),
             startup_timeout=60.0,

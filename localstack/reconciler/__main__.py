@@ -8,7 +8,8 @@ import signal
 import sys
 from types import FrameType
 
-from localstack.reconciler.settings import ReconcilerSettings, SettingsError
+from localstack.reconciler.settings import ReconcilerSettings
+from mcp_sentinel.env import load_or_exit
 
 
 def _exit(signum: int, _frame: FrameType | None) -> None:
@@ -18,11 +19,7 @@ def _exit(signum: int, _frame: FrameType | None) -> None:
 def main() -> int:
     """Reconcile until told to stop; then stop every sidecar and empty the route table."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        settings = ReconcilerSettings.from_env(os.environ)
-    except SettingsError as exc:
-        print(f"reconciler: {exc}", file=sys.stderr)  # noqa: T201 - fatal start-up error
-        return 2
+    settings = load_or_exit("reconciler", lambda: ReconcilerSettings.from_env(os.environ))
     from prometheus_client import Counter, Gauge, start_http_server
 
     from localstack.reconciler.loop import Reconciler

@@ -1,54 +1,26 @@
-"""The reconciler's settings, read from the environment the `reconciler` stack part sets."""
+"""The reconciler's settings, read from the environment the `reconciler` stack part sets
+(parsed with `mcp_sentinel.env`, like every component)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from mcp_sentinel.env import SettingsError, base_url, integer, items, number, text
 
-class SettingsError(ValueError):
-    """A setting is missing or unusable; the process refuses to start."""
-
-
-def _url(env: Mapping[str, str], name: str, *, required: bool = True) -> str:
-    raw = env.get(name, "").strip()
-    if not raw and not required:
-        return ""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an absolute http(s) URL, got {raw!r}")
-    return raw.rstrip("/")
+__all__ = ["ReconcilerSettings", "SettingsError"]
 
 
 def _path(env: Mapping[str, str], name: str) -> Path:
-    raw = env.get(name, "").strip()
+    raw = text(env, name)
     if not raw:
         raise SettingsError(f"{name} is required")
     return Path(raw)
 
 
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low} and {high}, got {raw!r}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str) -> int:
-    raw = env.get(name, "").strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if not 0 < value < 65536:
-        raise SettingsError(f"{name} must be a port number, got {raw!r}")
-    return value
+def _missing(name: str) -> int:
+    raise SettingsError(f"{name} is required (the supervisor's health check and Prometheus read it)")
 
 
 @dataclass(frozen=True)
@@ -75,11 +47,17 @@ class ReconcilerSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReconcilerSettings:
         """Build from `SENTINEL_DATA_DIR`, `MCP_ROUTES_FILE`, `POLICY_OUTPUT_DIR`, `MCP_PUBLIC_BASE_URL`, ..."""
-        secret = env.get("GATEWAY_CREDENTIAL_SECRET", "").strip()
+        secret = text(env, "GATEWAY_CREDENTIAL_SECRET")
         if not secret:
             raise SettingsError("GATEWAY_CREDENTIAL_SECRET is required (signs each sidecar's ingest credential)")
-        issuer = _url(env, "PLATFORM_TOKEN_ISSUER", required=False)
-        static = frozenset(s.strip() for s in env.get("STATIC_SERVERS", "").split(",") if s.strip())
+        public = base_url(env, "MCP_PUBLIC_BASE_URL")
+        if not public:
+            raise SettingsError("MCP_PUBLIC_BASE_URL is required (the front door: each server's public URL)")
+        issuer = base_url(env, "PLATFORM_TOKEN_ISSUER")
+        jwks = text(env, "PLATFORM_JWKS_URL")
+        if issuer and not jwks:
+            raise SettingsError("PLATFORM_JWKS_URL is required with PLATFORM_TOKEN_ISSUER")
+        static = frozenset(items(env, "STATIC_SERVERS"))
         bad = [s for s in static if s.count("/") != 1]
         if bad:
             raise SettingsError(f"STATIC_SERVERS entries must be namespace/name, got {bad[0]!r}")
@@ -87,15 +65,16 @@ class ReconcilerSettings:
             data_dir=_path(env, "SENTINEL_DATA_DIR"),
             routes_file=_path(env, "MCP_ROUTES_FILE"),
             policy_dir=_path(env, "POLICY_OUTPUT_DIR"),
-            public_base_url=_url(env, "MCP_PUBLIC_BASE_URL"),
-            ingest_url=_url(env, "ANALYTICS_INGEST_URL", required=False),
+            public_base_url=public,
+            ingest_url=base_url(env, "ANALYTICS_INGEST_URL"),
             gateway_secret=secret,
             platform_issuer=issuer,
-            platform_jwks_url=_url(env, "PLATFORM_JWKS_URL", required=bool(issuer)),
-            metrics_port=_int(env, "METRICS_PORT"),
-            host=env.get("LISTEN_HOST", "").strip() or "127.0.0.1",
-            default_team=env.get("DEFAULT_TEAM", "").strip(),
+            platform_jwks_url=base_url(env, "PLATFORM_JWKS_URL") if jwks else "",
+            metrics_port=integer(env, "METRICS_PORT", 0, minimum=1, maximum=65535) or _missing("METRICS_PORT"),
+            host=text(env, "LISTEN_HOST", "127.0.0.1"),
+            default_team=text(env, "DEFAULT_TEAM"),
             static_servers=static,
-            resync_seconds=_float(env, "RESYNC_SECONDS", cls.resync_seconds, 0.5, 300.0),
-            sidecar_ready_seconds=_float(env, "SIDECAR_READY_SECONDS", cls.sidecar_ready_seconds, 1.0, 300.0),
+            resync_seconds=number(env, "RESYNC_SECONDS", cls.resync_seconds, minimum=0.5, maximum=300.0),
+            sidecar_ready_seconds=number(env, "SIDECAR_READY_SECONDS", cls.sidecar_ready_seconds, minimum=1.0,
+                                         maximum=300.0),
         )

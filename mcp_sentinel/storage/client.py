@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from mcp_sentinel.env import SettingsError, http_url, integer, text
+
 _DB_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_URL = "http://127.0.0.1:18123"
 
 
 def validate_database(name: str) -> str:
-    """`name` if it is a plain identifier (it is spliced into DDL), else ValueError."""
+    """`name` if it is a plain identifier (it is spliced into DDL), else SettingsError."""
     if not _DB_RE.match(name):
-        raise ValueError(f"CLICKHOUSE_DB must match {_DB_RE.pattern}, got {name!r}")
+        raise SettingsError(f"CLICKHOUSE_DB must match {_DB_RE.pattern}, got {name!r}")
     return name
 
 
@@ -32,17 +34,10 @@ class ClickHouseSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClickHouseSettings:
         """`CLICKHOUSE_URL`, `CLICKHOUSE_DB` (default `mcp`), `EVENTS_RETENTION_DAYS` (default 90)."""
         env = os.environ if environ is None else environ
-        raw_days = env.get("EVENTS_RETENTION_DAYS", "90")
-        try:
-            days = int(raw_days)
-        except ValueError:
-            raise ValueError(f"EVENTS_RETENTION_DAYS must be a positive integer, got {raw_days!r}") from None
-        if days < 1:
-            raise ValueError(f"EVENTS_RETENTION_DAYS must be a positive integer, got {raw_days!r}")
         return cls(
-            url=env.get("CLICKHOUSE_URL", DEFAULT_URL),
-            database=validate_database(env.get("CLICKHOUSE_DB", "mcp")),
-            retention_days=days,
+            url=http_url(env, "CLICKHOUSE_URL", DEFAULT_URL),
+            database=validate_database(text(env, "CLICKHOUSE_DB", "mcp")),
+            retention_days=integer(env, "EVENTS_RETENTION_DAYS", 90, minimum=1),
         )
 
 

@@ -2,43 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from functions.api.agent_tokens import generate_pem
 from functions.api.app import create_app
-from functions.api.settings import ApiSettings
-from mcp_sentinel.identity.passwords import HashParams
 from mcp_sentinel.identity.store import IdentityStore
-from tests.fixtures.postgres import *  # noqa: F403 - pg_cluster, pg_dsn fixtures
-
-ADMIN_KEY = "test-admin-service-key"
-USER_SERVICE_KEY = "test-user-service-key"
-INGEST_KEY = "test-ingest-key"
-JWT_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"
-# Cheap argon2id parameters keep the suite fast; production defaults are tested separately.
-FAST_HASH = HashParams(time_cost=1, memory_cost_kib=1024, parallelism=1)
-
-
-def base_settings(dsn: str = "", **overrides: Any) -> ApiSettings:
-    """Settings every API test starts from."""
-    s = ApiSettings(
-        api_keys=frozenset({USER_SERVICE_KEY}),
-        admin_api_keys=frozenset({ADMIN_KEY}),
-        ingest_api_keys=frozenset({INGEST_KEY}),
-        jwt_secret=JWT_SECRET,
-        postgres_dsn=dsn,
-        hash_params=FAST_HASH,
-        db_startup_timeout=5.0,
-        # Most tests make their users by self-service signup; tests of the default turn it off.
-        signup_enabled=True,
-    )
-    return replace(s, **overrides)
-
+from tests.fixtures.kube import LocalKube
+from tests.helpers.agent_tokens import ADMIN, ISSUER, PUBLIC, TOOLS, Env, bearer
+from tests.helpers.api import (
+    Api,
+    AppFactory,
+    base_settings,
+)
 
 TABLES = "audit_logs, api_keys, registry_credentials, team_memberships, namespaces, teams, auth_identities, users"
 
@@ -53,33 +35,8 @@ async def clean_db(pg_dsn: str) -> str:
     return pg_dsn
 
 
-@dataclass
-class Api:
-    """An app under test plus helpers to act as different callers."""
-
-    client: httpx.AsyncClient
-    app: Any
-
-    @property
-    def store(self) -> IdentityStore:
-        store: IdentityStore = self.app.state.ctx.store
-        return store
-
-    async def signup(self, email: str, password: str = "password123") -> dict[str, Any]:
-        """Sign up, then sign in (signup itself answers 202 and signs nobody in); the login body."""
-        r = await self.client.post("/api/auth/signup", json={"email": email, "password": password})
-        assert r.status_code == 202, r.text
-        r = await self.client.post("/api/auth/login", json={"email": email, "password": password})
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()
-        return body
-
-    async def bearer(self, email: str, password: str = "password123") -> dict[str, str]:
-        body = await self.signup(email, password)
-        return {"Authorization": f"Bearer {body['access_token']}"}
 
 
-AppFactory = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
@@ -110,3 +67,37 @@ async def make_api(clean_db: str) -> AsyncIterator[AppFactory]:
 async def api(make_api: AppFactory) -> Api:
     """The default app under test."""
     return await make_api()
+
+
+@pytest.fixture
+async def env(make_api: AppFactory, kube_cluster: LocalKube, tmp_path: Path) -> Env:
+    old, new = tmp_path / "old.pem", tmp_path / "new.pem"
+    old.write_bytes(generate_pem())
+    new.write_bytes(generate_pem())
+    out = tmp_path / "policies"
+    api = await make_api(
+        policy_output_dir=str(out), _backends={"kube": kube_cluster.api},
+        agent_token_keys=f"k-old={old},k-new={new}", agent_token_issuer=ISSUER, public_base_url=PUBLIC,
+    )  # fmt: skip
+    slug = f"t{uuid.uuid4().hex[:8]}"
+    team = (await api.client.post("/api/runtime/teams", json={"slug": slug}, headers=ADMIN)).json()["team"]
+    kube_cluster.kube.ensure_namespace(team["namespace"])
+    member, other = [await api.signup(f"{n}-{slug}@example.com") for n in ("member", "other")]
+    await api.store.add_member(team["id"], member["user"]["id"], "member")
+    await api.store.add_member(team["id"], other["user"]["id"], "owner")
+    for name in ("srv", "hdr"):
+        body: dict[str, Any] = {"name": name, "namespace": team["namespace"], "image": "example/srv:1", "port": 8088,
+                                "tools": TOOLS, "gateway": {"enabled": True, "port": 8091},
+                                "session": {"required": True}}  # fmt: skip
+        if name == "hdr":
+            body["auth"] = {"mode": "header"}
+        else:  # a publisher cannot point its server at another server's URL
+            body["auth"] = {"resource": f"{PUBLIC}/victim/mcp"}
+        r = await api.client.post("/api/runtime/servers", headers=ADMIN, json=body)
+        assert r.status_code == 200, r.text
+        grant = {"name": f"g-{name}", "namespace": team["namespace"], "serverRef": {"name": name},
+                 "subject": {"humanID": member["user"]["id"]}, "maxTrust": "low", "allowedSideEffects": ["read"],
+                 "toolRules": [{"name": "search", "decision": "allow"}]}  # fmt: skip
+        r = await api.client.post("/api/runtime/grants", json=grant, headers=ADMIN)
+        assert r.status_code == 200, r.text
+    return Env(api, team["namespace"], bearer(member), member["user"]["id"], bearer(other), out)

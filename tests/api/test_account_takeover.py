@@ -13,8 +13,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.api.conftest import ADMIN_KEY, Api, AppFactory
 from tests.fixtures.oidc import Issuer
+from tests.helpers.api import ADMIN_KEY, Api, AppFactory
 
 BOSS = "boss@corp.example"
 

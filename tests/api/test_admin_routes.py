@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from tests.api.conftest import ADMIN_KEY, Api, AppFactory
+from tests.helpers.api import ADMIN_KEY, Api, AppFactory
 
 ADMIN = {"x-api-key": ADMIN_KEY}
 

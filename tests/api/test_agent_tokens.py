@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import httpx2
@@ -21,67 +18,9 @@ from aiohttp import web
 
 from functions.api.agent_tokens import generate_pem
 from localstack.config import Ports
-from tests.api.conftest import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
-from tests.fixtures.kube import LocalKube
 from tests.fixtures.sidecar import SidecarProcess, serve_app
-
-ADMIN = {"x-api-key": ADMIN_KEY}
-PUBLIC = "https://sentinel.example.com"
-ISSUER = f"{PUBLIC}/api"
-TOOLS = [{"name": "search", "sideEffect": "read"}]
-
-
-@dataclass
-class Env:
-    api: Api
-    ns: str
-    member: dict[str, str]
-    member_id: str
-    other: dict[str, str]
-    out: Path
-
-    def policy(self, server: str = "srv") -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads((self.out / self.ns / f"{server}.json").read_text())
-        return doc
-
-
-def _bearer(body: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {body['access_token']}"}
-
-
-@pytest.fixture
-async def env(make_api: AppFactory, kube_cluster: LocalKube, tmp_path: Path) -> Env:
-    old, new = tmp_path / "old.pem", tmp_path / "new.pem"
-    old.write_bytes(generate_pem())
-    new.write_bytes(generate_pem())
-    out = tmp_path / "policies"
-    api = await make_api(
-        policy_output_dir=str(out), _backends={"kube": kube_cluster.api},
-        agent_token_keys=f"k-old={old},k-new={new}", agent_token_issuer=ISSUER, public_base_url=PUBLIC,
-    )  # fmt: skip
-    slug = f"t{uuid.uuid4().hex[:8]}"
-    team = (await api.client.post("/api/runtime/teams", json={"slug": slug}, headers=ADMIN)).json()["team"]
-    kube_cluster.kube.ensure_namespace(team["namespace"])
-    member, other = [await api.signup(f"{n}-{slug}@example.com") for n in ("member", "other")]
-    await api.store.add_member(team["id"], member["user"]["id"], "member")
-    await api.store.add_member(team["id"], other["user"]["id"], "owner")
-    for name in ("srv", "hdr"):
-        body: dict[str, Any] = {"name": name, "namespace": team["namespace"], "image": "example/srv:1", "port": 8088,
-                                "tools": TOOLS, "gateway": {"enabled": True, "port": 8091},
-                                "session": {"required": True}}  # fmt: skip
-        if name == "hdr":
-            body["auth"] = {"mode": "header"}
-        else:  # a publisher cannot point its server at another server's URL
-            body["auth"] = {"resource": f"{PUBLIC}/victim/mcp"}
-        r = await api.client.post("/api/runtime/servers", headers=ADMIN, json=body)
-        assert r.status_code == 200, r.text
-        grant = {"name": f"g-{name}", "namespace": team["namespace"], "serverRef": {"name": name},
-                 "subject": {"humanID": member["user"]["id"]}, "maxTrust": "low", "allowedSideEffects": ["read"],
-                 "toolRules": [{"name": "search", "decision": "allow"}]}  # fmt: skip
-        r = await api.client.post("/api/runtime/grants", json=grant, headers=ADMIN)
-        assert r.status_code == 200, r.text
-    return Env(api, team["namespace"], _bearer(member), member["user"]["id"], _bearer(other), out)
+from tests.helpers.agent_tokens import ADMIN, ISSUER, PUBLIC, Env
+from tests.helpers.api import USER_SERVICE_KEY, AppFactory
 
 
 async def _session(e: Env, agent: str = "bot", server: str = "srv") -> str:

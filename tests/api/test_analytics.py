@@ -9,9 +9,7 @@ import pytest
 
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.storage.events import EventRecord, EventWriter
-from tests.api.conftest import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory
-from tests.fixtures.clickhouse import *  # noqa: F403 - clickhouse_stack, ch_database, ch_client
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
+from tests.helpers.api import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory
 
 ADMIN = {"x-api-key": ADMIN_KEY}
 NASTY = ["' OR 1=1 --", "../../etc/passwd", "x\x00y", "%27%3B DROP TABLE events", "{f_server:String}", "😀" * 40]

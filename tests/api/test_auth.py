@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from mcp_sentinel.identity.tokens import AUDIENCE, ISSUER
-from tests.api.conftest import ADMIN_KEY, INGEST_KEY, JWT_SECRET, USER_SERVICE_KEY, Api, AppFactory
+from tests.helpers.api import ADMIN_KEY, INGEST_KEY, JWT_SECRET, USER_SERVICE_KEY, Api, AppFactory
 
 
 async def test_service_keys_roles_and_ingest_key_rejected(api: Api) -> None:
@@ -258,7 +258,7 @@ async def test_missing_backends_give_503(make_api: AppFactory) -> None:
     from httpx import ASGITransport, AsyncClient
 
     from functions.api.app import create_app
-    from tests.api.conftest import base_settings
+    from tests.helpers.api import base_settings
 
     app = create_app(replace(base_settings(""), jwt_secret=""))
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
@@ -277,5 +277,5 @@ def test_settings_reject_bad_config() -> None:
         ApiSettings.from_env({"JWT_SECRET": "short"})
     with pytest.raises(ValueError, match="OIDC_ISSUER and OIDC_AUDIENCE"):
         ApiSettings.from_env({"OIDC_ISSUER": "https://idp.example"})
-    with pytest.raises(ValueError, match="PORT must be a number"):
+    with pytest.raises(ValueError, match="PORT must be an integer"):
         ApiSettings.from_env({"PORT": "eighty"})

@@ -17,8 +17,8 @@ from localstack.config import Ports, StackConfig
 from localstack.parts import api as api_part
 from localstack.parts import postgres as pg_part
 from localstack.supervisor import Supervisor
-from tests.api.conftest import AppFactory
 from tests.fixtures.oidc import Issuer
+from tests.helpers.api import AppFactory
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from functions.api.app import create_app
-from tests.api.conftest import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory, base_settings
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
 from tests.fixtures.kube import LocalKube
+from tests.helpers.api import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory, base_settings
 
 ADMIN = {"x-api-key": ADMIN_KEY}
 TOOLS = [

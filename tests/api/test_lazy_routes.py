@@ -17,7 +17,7 @@ import functions.api.routes as routes_pkg
 from functions.api.app import create_app
 from functions.api.lazy_routes import MountOnDemand, RouteMounter
 from functions.api.routes import GROUPS, RouteGroup
-from tests.api.conftest import ADMIN_KEY, base_settings
+from tests.helpers.api import ADMIN_KEY, base_settings
 
 ADMIN = {"x-api-key": ADMIN_KEY}
 HELPERS = {"governance_scope", "runtime_deps"}  # modules of shared route helpers, no router of their own

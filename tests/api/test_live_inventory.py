@@ -1,7 +1,7 @@
 """Live inventory in `GET /api/runtime/servers`: real MCP servers probed over HTTP with the official client.
 
 Real processes: the sample "workspace assistant" (the `sample_mcp` stack part, on the port the demo
-seed of the local Kubernetes API names), and the SDK servers of `tests/api/inventory_servers.py`
+seed of the local Kubernetes API names), and the SDK servers of `tests/helpers/inventory_servers.py`
 (paginated tools with prompts and resources; a server whose `tools/list` fails). In-process TCP
 endpoints stand in for what cannot be a process worth starting: a plain web page (not MCP) and a
 peer that accepts connections and never answers (a hung server).
@@ -30,11 +30,10 @@ from localstack.parts import sample_mcp
 from localstack.parts import sidecars as sidecars_part
 from localstack.supervisor import PYTHON, Component, Supervisor
 from mcp_sentinel.kube.resources import API_VERSION, MCP_SERVER
-from tests.api.conftest import ADMIN_KEY, Api, AppFactory
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster, kube_namespace
 from tests.fixtures.kube import LocalKube
 from tests.fixtures.pki import Pki
 from tests.fixtures.sidecar import SidecarProcess
+from tests.helpers.api import ADMIN_KEY, Api, AppFactory
 
 ADMIN = {"x-api-key": ADMIN_KEY}
 LOCAL = "http://127.0.0.1:{port}{path}"
@@ -54,7 +53,7 @@ class Servers:
 
 
 def _sdk_server(mode: str, port: int) -> Component:
-    argv = [PYTHON, "-m", "tests.api.inventory_servers", "--mode", mode, "--port", str(port)]
+    argv = [PYTHON, "-m", "tests.helpers.inventory_servers", "--mode", mode, "--port", str(port)]
     return Component(name=f"inventory-{mode}", argv=argv, health_port=port, startup_timeout=60.0)
 
 

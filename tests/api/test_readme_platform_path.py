@@ -17,10 +17,9 @@ import pytest
 from aiohttp import web
 
 from localstack.config import Ports
-from tests.api.conftest import USER_SERVICE_KEY
-from tests.api.test_agent_tokens import ISSUER, Env, env  # noqa: F401 - env: the fixture
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
 from tests.fixtures.sidecar import SidecarProcess, serve_app
+from tests.helpers.agent_tokens import ISSUER, Env
+from tests.helpers.api import USER_SERVICE_KEY
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -34,7 +33,7 @@ def test_readme_shows_the_documented_calls() -> None:
 
 
 @pytest.mark.timeout(180)
-async def test_platform_token_path_as_the_readme_shows_it(env: Env, tmp_path: Path) -> None:  # noqa: F811
+async def test_platform_token_path_as_the_readme_shows_it(env: Env, tmp_path: Path) -> None:
     c = env.api.client
     r = await c.post("/api/user/api-keys", json={"name": "readme"}, headers=env.member)
     assert r.status_code == 200, r.text

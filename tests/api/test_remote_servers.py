@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from mcp_sentinel.env import SettingsError
 from mcp_sentinel.upstream_url import UpstreamURLError, check_upstream_url, internal_host
-from tests.api.conftest import ADMIN_KEY, Api, AppFactory
 from tests.fixtures.kube import LocalKube
+from tests.helpers.api import ADMIN_KEY, Api, AppFactory
 
 ADMIN = {"x-api-key": ADMIN_KEY}
 
@@ -121,3 +122,5 @@ def test_server_lifecycle_workflow_setting(tmp_path: Path) -> None:
     assert worker_env(cfg)["SERVER_RECONCILE_INTERVAL_SECONDS"] == "0"
     for raw, want in (("false", False), ("0", False), ("off", False), ("true", True), ("", True)):
         assert ApiSettings.from_env({"SERVER_LIFECYCLE_WORKFLOW": raw}).server_lifecycle_workflow is want, raw
+    with pytest.raises(SettingsError, match="SERVER_LIFECYCLE_WORKFLOW"):  # a typo stops the process
+        ApiSettings.from_env({"SERVER_LIFECYCLE_WORKFLOW": "flase"})

@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 
 from mcp_sentinel.kube.objects import KubeCluster
-from tests.api.conftest import ADMIN_KEY, AppFactory
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
 from tests.fixtures.kube import LocalKube
+from tests.helpers.api import ADMIN_KEY, AppFactory
 
 PART_OF = {"app.kubernetes.io/part-of": "mcp-sentinel"}
 

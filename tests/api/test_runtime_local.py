@@ -28,7 +28,6 @@ from localstack.control import serve_pending
 from localstack.parts import worker as worker_part
 from localstack.status import local_status, stack_config, stack_env
 from localstack.supervisor import Component, Supervisor
-from tests.fixtures.temporal import _temporal_ports, temporal_env  # noqa: F401 - fixtures used below
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(240)]
 
@@ -56,7 +55,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(temporal_env: WorkflowEnvironment) -> Iterator[Stack]:  # noqa: F811 - the imported fixture
+def stack(temporal_env: WorkflowEnvironment) -> Iterator[Stack]:
     data = Path(tempfile.mkdtemp(prefix="sentinel-runtime-"))
     data.chmod(0o755)  # the postgres part runs as the postgres user
     temporal_port = int(temporal_env.client.service_client.config.target_host.rsplit(":", 1)[1])

@@ -6,7 +6,7 @@ import pytest
 
 from functions.api.settings import ApiSettings
 from mcp_sentinel.client_address import client_address, parse_networks
-from tests.api.conftest import AppFactory
+from tests.helpers.api import AppFactory
 
 UI = "10.20.0.5"  # the UI replica's address
 PROXIES = parse_networks("TRUSTED_PROXIES", "10.20.0.0/16")

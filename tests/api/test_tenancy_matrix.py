@@ -34,10 +34,8 @@ from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kube.errors import NotFound
 from mcp_sentinel.kube.resources import CustomResources, SentinelKube
 from mcp_sentinel.storage.events import EventRecord, EventWriter
-from tests.api.conftest import ADMIN_KEY, INGEST_KEY, USER_SERVICE_KEY, Api, AppFactory, base_settings
-from tests.fixtures.clickhouse import *  # noqa: F403 - ch_client, ch_database
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
 from tests.fixtures.kube import LocalKube
+from tests.helpers.api import ADMIN_KEY, INGEST_KEY, USER_SERVICE_KEY, Api, AppFactory, base_settings
 
 TABLE = Path(__file__).with_name("tenancy_matrix.yaml")
 USER_LABEL = "platform.mcpruntime.org/user-id"

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,62 +24,14 @@ import pytest
 from localstack.components import local_stack
 from localstack.config import Ports, StackConfig
 from localstack.control import serve_pending
-from localstack.supervisor import Component, Supervisor
+from localstack.supervisor import Supervisor
+from tests.helpers.cli import TEAM_NS, TEAM_SERVER, Stack
 
 PARTS = {"postgres", "kube", "clickhouse", "processor", "api", "temporal", "worker"}
-# A second namespace with its own server, so namespace filters have something to tell apart.
-TEAM_NS = "cli-team"
-TEAM_SERVER = "server-t"
-# Serves HTTP until a marker file exists; then it refuses to start (a restart that fails).
-# While a delay file exists it waits that many seconds before serving (a slow restart).
-FLAKY = """
-import http.server, os, sys, time
-if os.path.exists(sys.argv[2]):
-    sys.exit("refusing to start: " + sys.argv[2])
-if os.path.exists(sys.argv[3]):
-    time.sleep(float(open(sys.argv[3]).read()))
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
-"""
 
 
-def dead_url() -> str:
-    """A loopback URL nothing listens on (a real refused connection)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
 
 
-@dataclass
-class Stack:
-    """The running stack, the events stored in it, and the flaky component's switch."""
-
-    cfg: StackConfig
-    sup: Supervisor
-    events: list[dict[str, Any]]  # CloudEvents as posted, oldest first
-    marker: Path
-
-    @property
-    def delay_file(self) -> Path:
-        return self.marker.with_name("flaky-delay")
-
-    def pid(self, name: str) -> int:
-        return self.sup.running[name].process.pid
-
-    def flaky(self) -> Component:
-        return Component(
-            name="flaky",
-            argv=[sys.executable, "-c", FLAKY, str(self.cfg.ports.s3), str(self.marker), str(self.delay_file)],
-            health_port=self.cfg.ports.s3, startup_timeout=30,
-        )
-
-    def api(self, method: str, path: str, **kw: Any) -> Any:
-        """The admin API directly (to check what the CLI did, or to prepare state)."""
-        r = httpx.request(method, self.cfg.url("api", path), headers={"x-api-key": self.cfg.admin_api_key},
-                          timeout=60, **kw)
-        assert r.status_code < 300, f"{method} {path} -> {r.status_code} {r.text}"
-        return r.json()
 
 
 def _events(now: datetime) -> list[dict[str, Any]]:

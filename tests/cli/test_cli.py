@@ -19,7 +19,7 @@ from localstack.config import REPO_ROOT
 from mcp_sentinel.cli.main import main
 from mcp_sentinel.cli.remote import EVENT_FILTERS
 from mcp_sentinel.storage.queries import FILTER_NAMES
-from tests.cli.conftest import TEAM_NS, TEAM_SERVER, Stack, dead_url
+from tests.helpers.cli import TEAM_NS, TEAM_SERVER, Stack, dead_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -16,7 +16,7 @@ from localstack.supervisor import Supervisor
 from mcp_sentinel.cli.client import CliError
 from mcp_sentinel.cli.main import build_parser, main
 from mcp_sentinel.cli.remote import load_documents, to_api_body
-from tests.cli.conftest import dead_url
+from tests.helpers.cli import dead_url
 
 
 @pytest.fixture()

@@ -174,7 +174,7 @@ def test_without_a_cluster_the_commands_say_so(run: Any, monkeypatch: pytest.Mon
 
 def test_an_unreachable_api_server_is_one_line_and_exit_2(run: Any, cluster: Cluster,
                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from tests.cli.conftest import dead_url
+    from tests.helpers.cli import dead_url
 
     dead = tmp_path / "kubeconfig"
     dead.write_text(cluster.cfg.kubeconfig.read_text().replace(kube_part.api_server_url(cluster.cfg), dead_url()))

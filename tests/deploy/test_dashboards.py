@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from localstack.config import REPO_ROOT
-from tests.deploy.metric_catalog import BUILTIN, EXTERNAL, exported_series, referenced_metrics
+from tests.helpers.metric_catalog import BUILTIN, EXTERNAL, exported_series, referenced_metrics
 
 DASHBOARDS = REPO_ROOT / "dashboards"
 RULES = DASHBOARDS / "rules" / "mcp-sentinel.rules.yaml"

@@ -21,7 +21,7 @@ from localstack.front_door.routes_file import RouteFileError, parse_routes, writ
 from localstack.front_door.settings import FrontDoorSettings, SettingsError, parse_servers
 from localstack.parts import front_door
 from localstack.supervisor import Supervisor
-from tests.deploy.upstreams import serve_upstreams
+from tests.helpers.upstreams import serve_upstreams
 
 
 @pytest.fixture(scope="module")

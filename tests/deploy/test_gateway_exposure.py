@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.manifests import documents
+from tests.helpers.manifests import documents
 
 DOCS = [doc for _, doc in documents()]
 PLATFORM_NS = "mcp-sentinel"

@@ -13,7 +13,7 @@ import yaml
 
 from mcp_sentinel.secrets_gen import generate
 from sidecar.settings import SidecarSettings
-from tests.deploy.manifests import (
+from tests.helpers.manifests import (
     KAFKASOURCE_CRD,
     KNATIVE,
     documents,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_sentinel.secrets_gen import generate
-from tests.deploy.manifests import documents
+from tests.helpers.manifests import documents
 
 # The kustomization ships no Secret: the operator generates them (mcp_sentinel/secrets_gen.py).
 GENERATED = generate("postgresql://sentinel:pw@pg:5432/sentinel", "http://sentinel:pw@ch:8123")["items"]

@@ -24,7 +24,7 @@ from localstack.parts.clickhouse import clickhouse_url
 from localstack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.queries import EventFilter, EventQueries, EventRow
-from tests.e2e.otlp_receiver import OtlpReceiver
+from tests.helpers.otlp_receiver import OtlpReceiver
 
 PARTS = {"s3", "kafka", "clickhouse", "sample_mcp", "ingest", "processor", "dispatcher", "sidecars"}
 ALICE = {"X-MCP-Human-ID": "alice", "X-MCP-Agent-ID": "workspace-agent", "X-MCP-Agent-Session": "sess-alice-a"}

@@ -102,10 +102,13 @@ BASE_ENV = {"SENTINEL_DATA_DIR": "/d", "MCP_ROUTES_FILE": "/d/r.json", "POLICY_O
         ({"MCP_ROUTES_FILE": ""}, "MCP_ROUTES_FILE is required"),
         ({"MCP_PUBLIC_BASE_URL": "127.0.0.1:18080"}, "MCP_PUBLIC_BASE_URL must be an absolute"),
         ({"METRICS_PORT": "http"}, "METRICS_PORT must be an integer"),
-        ({"METRICS_PORT": "70000"}, "METRICS_PORT must be a port number"),
+        ({"METRICS_PORT": "70000"}, "METRICS_PORT must be <= 65535"),
+        ({"METRICS_PORT": ""}, "METRICS_PORT is required"),
         ({"STATIC_SERVERS": "server-a"}, "STATIC_SERVERS entries must be namespace/name"),
-        ({"RESYNC_SECONDS": "0"}, "RESYNC_SECONDS must be between"),
-        ({"PLATFORM_TOKEN_ISSUER": "http://i/api"}, "PLATFORM_JWKS_URL must be an absolute"),
+        ({"RESYNC_SECONDS": "0"}, "RESYNC_SECONDS must be >= 0.5"),
+        ({"PLATFORM_TOKEN_ISSUER": "http://i/api"}, "PLATFORM_JWKS_URL is required"),
+        ({"PLATFORM_TOKEN_ISSUER": "http://i/api", "PLATFORM_JWKS_URL": "i/jwks"}, "PLATFORM_JWKS_URL must be an"),
+        ({"MCP_PUBLIC_BASE_URL": ""}, "MCP_PUBLIC_BASE_URL is required"),
     ],
 )
 def test_bad_settings_are_refused(override: dict[str, str], message: str) -> None:

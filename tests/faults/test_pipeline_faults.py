@@ -17,7 +17,7 @@ import httpx2
 import pytest
 
 from localstack.config import StackConfig
-from tests.faults.pipeline import (
+from tests.helpers.fault_pipeline import (
     ALICE,
     BOB,
     PIPELINE,

@@ -1,6 +1,6 @@
 """Issue 13, items 1, 2 and 7: every path a caller can take through the gateway is decided, or refused.
 
-Each test drives a real sidecar process in front of a permissive upstream (tests/hostile/permissive.py)
+Each test drives a real sidecar process in front of a permissive upstream (tests/helpers/permissive.py)
 that executes whatever reaches it, and checks both sides: what the caller got back, and what the
 upstream executed. On the code before this change each of these was a bypass.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.hostile.permissive import ALICE_ID, ALICE_SEES, BOB_ID, JSON_HDRS, Rig, compress, start_rig
+from tests.helpers.permissive import ALICE_ID, ALICE_SEES, BOB_ID, JSON_HDRS, Rig, compress, start_rig
 
 CODINGS = ("gzip", "deflate", "br", "zstd")
 

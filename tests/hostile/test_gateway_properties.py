@@ -3,7 +3,7 @@ does run has exactly one audit event (issue 13).
 
 Hypothesis drives random verbs, content codings, header sets (identity, Origin, Host, Accept-Encoding,
 Mcp-Method) and JSON-RPC shapes (single, batch, notifications, odd ids, wrong param types) through a
-real sidecar process in front of the permissive upstream (tests/hostile/permissive.py).
+real sidecar process in front of the permissive upstream (tests/helpers/permissive.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcp_sentinel.policy import AuthzRequest, CompiledPolicy, Identity
-from tests.hostile.permissive import ALICE_ID, BOB_ID, Rig, compiled_policy, compress, start_rig
+from tests.helpers.permissive import ALICE_ID, BOB_ID, Rig, compiled_policy, compress, start_rig
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from functions.api.app import create_app
 from functions.api.settings import ApiSettings
 from mcp_sentinel.identity.passwords import HashParams
-from tests.security.rig import AUD, Rig
-from tests.security.rig import rig as rig
+from tests.helpers.security_rig import AUD, Rig
 
 JWT_SECRET = "hostile-test-jwt-secret-that-is-long-enough-0123456789"
 

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from tests.fixtures.sidecar import BOB, SidecarStack
-from tests.hostile.wire import BASE, META, doc_exists, post, raw_http, rpc_headers, statuses, tool_call
+from tests.helpers.wire import BASE, META, doc_exists, post, raw_http, rpc_headers, statuses, tool_call
 
 
 def _port(stack: SidecarStack) -> int:

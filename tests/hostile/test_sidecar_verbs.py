@@ -16,7 +16,7 @@ from aiohttp import web
 
 from localstack.config import REPO_ROOT, Ports
 from tests.fixtures.sidecar import BOB, SidecarProcess
-from tests.hostile.wire import BASE, tool_call
+from tests.helpers.wire import BASE, tool_call
 
 POLICY = REPO_ROOT / "examples" / "policies" / "server-a.json"
 

@@ -19,7 +19,7 @@ from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, fro
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.gateway_credentials import CredentialError, GatewayBinding, issue, verify
 from tests.fixtures.kafka import count_topic
-from tests.ingest.test_ingest import JWKS, Harness, jwks  # noqa: F401  (jwks: the module fixture)
+from tests.helpers.ingest import Harness
 
 SECRET = "gateway-secret-for-tests-0123456789abcdef"
 A = GatewayBinding("team-a-ns", "server-a", "team-a")
@@ -132,7 +132,7 @@ async def test_unbound_key_is_refused_outside_local_development(kafka_stack):
     assert s.gateway_secrets == (SECRET, f"{SECRET}-old") and s.api_keys == ()
 
 
-async def test_jwt_writer_is_bound_through_its_claims(kafka_stack, jwks):  # noqa: F811
+async def test_jwt_writer_is_bound_through_its_claims(kafka_stack, jwks):
     h = Harness(kafka_stack, api_keys=(), oidc_jwks_url=jwks.url, oidc_audience="ingest", oidc_issuer="https://idp")
     bearer = {"authorization": f"Bearer {jwks.token(namespace='team-a-ns', server='server-a', team_id='team-a')}"}
     for claims in ({"namespace": "-", "server": "-"}, {"namespace": "-"}, {"server": "-"},

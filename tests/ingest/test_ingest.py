@@ -3,61 +3,23 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry
 
-from functions.ingest.app import create_app
 from functions.ingest.settings import IngestSettings, SettingsError, parse_api_keys
 from localstack.parts import ingest as ingest_part
 from localstack.supervisor import http_ok
 from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, from_kafka_binary, to_http_binary
 from mcp_sentinel.envelope import new_envelope
-from mcp_sentinel.kafka import ensure_topics
-from tests.fixtures.kafka import KafkaStack, count_topic, read_topic
+from tests.fixtures.kafka import count_topic, read_topic
+from tests.helpers.ingest import KEY, Harness
 
-KEY = "ingest-key-1"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TP = f"00-{TRACE}-00f067aa0ba902b7-01"
 
 
-class Harness:
-    def __init__(self, stack: KafkaStack, *, event_spans: bool = True, **overrides: object) -> None:
-        self.topic = f"t-{uuid.uuid4().hex[:8]}"
-        ensure_topics([stack.bootstrap], [self.topic])
-        # The codec tests write many servers with one key: unbound, as local development allows
-        # (bindings are tested in test_bindings.py).
-        base = {"brokers": (stack.bootstrap,), "topic": self.topic, "api_keys": parse_api_keys(KEY),
-                "produce_timeout_ms": 4000, "allow_unbound_keys": True}
-        base.update(overrides)
-        self.settings = IngestSettings(**base)  # type: ignore[arg-type]
-        self.exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.registry = CollectorRegistry()
-        self.app = create_app(self.settings, tracer_provider=provider, registry=self.registry,
-                              event_spans=event_spans)
-        self.bootstrap = stack.bootstrap
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://ingest")
-
-    def records(self, n: int) -> list:
-        return read_topic(self.bootstrap, self.topic, n)
-
-    def metric(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
 
 
 def ev(i: int = 0, server: str = "srv"):
@@ -232,40 +194,8 @@ async def test_body_over_one_mib_is_413(kafka_stack):
 # --- authentication ---------------------------------------------------------------------------
 
 
-class JWKS:
-    """A real JWKS endpoint (stdlib HTTP server) and a signer for test tokens."""
-
-    def __init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
-        doc = json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(doc)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
-
-    def token(self, aud: str = "ingest", exp: float | None = None, iss: str = "https://idp", **extra: str) -> str:
-        claims = {"sub": "gw", "aud": aud, "iss": iss, "exp": int(exp if exp is not None else time.time() + 60),
-                  "namespace": "ns1", "server": "s1", **extra}
-        claims = {k: v for k, v in claims.items() if v != "-"}  # "-" drops a claim
-        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "k1"})
 
 
-@pytest.fixture(scope="module")
-def jwks() -> Iterator[JWKS]:
-    j = JWKS()
-    yield j
-    j.server.shutdown()
 
 
 async def test_auth_matrix(kafka_stack, jwks):

@@ -13,10 +13,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from localstack.config import StackConfig, free_port
-from localstack.kafka_source.settings import DispatcherSettings, SettingsError, parse_iso8601_duration
+from localstack.kafka_source.settings import DispatcherSettings, SettingsError
 from localstack.parts import dispatcher as dispatcher_part
 from localstack.supervisor import PYTHON, Component, http_ok
 from mcp_sentinel.cloudevents_codec import decode_batch, decode_http, to_kafka_binary
+from mcp_sentinel.env import parse_duration
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
 from tests.fixtures.kafka import KafkaStack, read_topic
@@ -245,12 +246,12 @@ def test_killed_mid_stream_and_restarted_delivers_everything(pipeline_factory):
 
 
 def test_settings_and_backoff():
-    assert parse_iso8601_duration("PT0.5S") == 0.5
-    assert parse_iso8601_duration("PT1M30S") == 90
-    assert parse_iso8601_duration("P1DT1H") == 90000
+    assert parse_duration("DELIVERY_TIMEOUT", "PT0.5S") == 0.5
+    assert parse_duration("DELIVERY_TIMEOUT", "PT1M30S") == 90
+    assert parse_duration("DELIVERY_TIMEOUT", "P1DT1H") == 90000
     for bad in ("5s", "PT", "P", "PTS", ""):
         with pytest.raises(SettingsError):
-            parse_iso8601_duration(bad)
+            parse_duration("DELIVERY_TIMEOUT", bad)
     s = DispatcherSettings.from_env({"SINK_URL": "http://x/", "DELIVERY_BACKOFF_DELAY": "PT1S",
                                      "DELIVERY_MAX_BACKOFF": "PT5S"})
     assert [s.backoff(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]

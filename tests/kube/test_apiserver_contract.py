@@ -10,7 +10,7 @@ from kubernetes import client as k8s
 from kubernetes import dynamic, watch
 
 from tests.fixtures.kube import LocalKube
-from tests.kube.helpers import cm, raw
+from tests.helpers.kube import cm, raw
 
 GROUP, VERSION = "mcpruntime.org", "v1alpha1"
 
@@ -343,7 +343,7 @@ def test_requests_without_the_token_are_401(kube_cluster) -> None:
 def test_bad_json_body_is_400(kube_cluster, kube_namespace) -> None:
     import httpx
 
-    from tests.kube.helpers import token
+    from tests.helpers.kube import token
 
     resp = httpx.post(
         f"{kube_cluster.url}/api/v1/namespaces/{kube_namespace}/configmaps",

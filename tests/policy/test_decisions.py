@@ -8,8 +8,7 @@ import pytest
 
 from mcp_sentinel.policy import CompiledPolicy, Identity, validate
 from mcp_sentinel.policy.reasons import GRANT_WITHOUT_TRUST
-
-from .builders import NOW, ask, doc, grant, session
+from tests.helpers.policy_builders import NOW, ask, doc, grant, session
 
 
 def test_1_wildcard_grant_matches_any_identified_caller() -> None:

@@ -9,8 +9,7 @@ import pytest
 
 from mcp_sentinel.policy import CompiledPolicy, Grant, Identity, Prompt, Resource, Tool, ToolRule, load_policy
 from mcp_sentinel.policy.reasons import EVALUATOR_REASONS, GRANT_WITHOUT_TRUST
-
-from .builders import NOW, ask, doc, grant, session
+from tests.helpers.policy_builders import NOW, ask, doc, grant, session
 
 PAYMENTS = Path(__file__).with_name("payments_example.json")
 TEAM = "7d0a0b8f-7c25-4761-a632-3cf0108e31d6"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from mcp_sentinel.policy import ToolRule
-
-from .builders import ask, doc, grant
+from tests.helpers.policy_builders import ask, doc, grant
 
 
 def _ask(*grants, tool="read_doc", **kw):

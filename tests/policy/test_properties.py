@@ -23,8 +23,7 @@ from mcp_sentinel.policy import (
     to_pretty_json,
 )
 from mcp_sentinel.policy.normalize import fold, trust_rank
-
-from .builders import NOW, doc
+from tests.helpers.policy_builders import NOW, doc
 
 NAMES = st.sampled_from(["", "alice", "bob"])
 TRUST = st.sampled_from(["", "low", "medium", "high", "HIGH"])

@@ -17,8 +17,7 @@ from mcp_sentinel.policy import (
     to_pretty_json,
     validate,
 )
-
-from .builders import doc, grant, session, stamp
+from tests.helpers.policy_builders import doc, grant, session, stamp
 
 
 def _invalid(d, message: str) -> None:

@@ -20,8 +20,8 @@ import pytest
 from functions.processor.settings import ProcessorSettings
 from localstack.config import StackConfig
 from mcp_sentinel.storage.client import ClickHouseSettings
-from tests.ingest.test_ingest import JWKS
-from tests.processor.test_processor import Proc, binary_headers, payload, proc  # noqa: F401
+from tests.helpers.ingest import JWKS
+from tests.helpers.processor import Proc, binary_headers, payload
 
 TOKEN = StackConfig().processor_delivery_token
 
@@ -34,7 +34,7 @@ def _metric(url: str, name: str) -> float:
     return 0.0
 
 
-def test_unauthenticated_or_forged_deliveries_store_nothing(proc: Proc) -> None:  # noqa: F811
+def test_unauthenticated_or_forged_deliveries_store_nothing(proc: Proc) -> None:
     prefix = f"forged-{uuid.uuid4()}"
     bad_headers: list[dict[str, str]] = [
         {},

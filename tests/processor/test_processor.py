@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,38 +16,9 @@ import pytest
 from functions.processor.settings import ProcessorSettings
 from localstack.config import Ports, StackConfig
 from localstack.parts import clickhouse as clickhouse_part
-from localstack.parts import processor as processor_part
 from localstack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
-
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-# What the local dispatcher sends (the stack's processor part expects it).
-AUTH = {"authorization": f"Bearer {StackConfig().processor_delivery_token}"}
-
-
-def payload(**extra: Any) -> dict[str, Any]:
-    body = {"server": "srv", "namespace": "ns", "team_id": "owner-team", "cluster": "c", "human_id": "alice",
-            "agent_id": "bot", "session_id": "sess", "decision": "deny", "tool_name": "rm", "reason": "no_grant",
-            "rpc_method": "tools/call", "subject_team_id": "caller-team"}  # fmt: skip
-    body.update(extra)
-    return body
-
-
-def binary_headers(event_id: str, **extra: str) -> dict[str, str]:
-    return {
-        "content-type": "application/json",
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-source": "mcp-gateway",
-        "ce-type": "mcp.request",
-        "ce-time": datetime.now(UTC).isoformat(),
-        "ce-traceparent": f"00-{TRACE}-00f067aa0ba902b7-01",
-        "ce-partition": "2",
-        "ce-offset": "41",
-        "ce-key": "ns/srv",
-        **AUTH,
-        **extra,
-    }
+from tests.helpers.processor import AUTH, TRACE, Proc, binary_headers, payload, start_processor
 
 
 def structured(event_id: str, **data: Any) -> dict[str, Any]:
@@ -57,38 +27,10 @@ def structured(event_id: str, **data: Any) -> dict[str, Any]:
             "data": payload(**data)}  # fmt: skip
 
 
-@dataclasses.dataclass
-class Proc:
-    url: str
-    database: str
-    ch_url: str
-
-    def rows(self, event_id_prefix: str) -> list[tuple[Any, ...]]:
-        client = clickhouse_client_from_url(self.ch_url, self.database)
-        try:
-            return list(client.query(
-                "SELECT event_id, trace_id, server, namespace, team_id, human_id, decision, tool_name, reason, "
-                "rpc_method, subject_team_id FROM events FINAL WHERE startsWith(event_id, {p:String}) "
-                "ORDER BY event_id",
-                parameters={"p": event_id_prefix},
-            ).result_rows)  # fmt: skip
-        finally:
-            client.close()
 
 
-def _start_processor(sup: Supervisor, cfg: StackConfig, database: str) -> None:
-    (comp,) = processor_part.components(cfg)
-    sup.start(dataclasses.replace(comp, env={**comp.env, "CLICKHOUSE_DB": database}))
 
 
-@pytest.fixture(scope="module")
-def proc(clickhouse_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    ports = dataclasses.replace(Ports.free(), clickhouse_http=clickhouse_stack.config.ports.clickhouse_http)
-    cfg = StackConfig(data_dir=tmp_path_factory.mktemp("processor"), ports=ports)
-    database = f"p_{uuid.uuid4().hex[:10]}"
-    with Supervisor(cfg) as sup:
-        _start_processor(sup, cfg, database)
-        yield Proc(cfg.url("processor"), database, clickhouse_stack.url)
 
 
 def test_binary_delivery_stores_row_with_materialized_fields_and_trace(proc: Proc) -> None:
@@ -165,7 +107,7 @@ def test_clickhouse_down_is_503_then_recovers_after_restart(tmp_path: Path) -> N
     cfg = StackConfig(data_dir=tmp_path, ports=Ports.free())
     with Supervisor(cfg) as sup:
         sup.start_all(clickhouse_part.components(cfg))
-        _start_processor(sup, cfg, "mcp")
+        start_processor(sup, cfg, "mcp")
         url = cfg.url("processor")
         eid = f"down-{uuid.uuid4()}"
         assert httpx.get(url + "/ready", timeout=30).status_code == 200
@@ -226,11 +168,11 @@ def test_restarted_processor_still_counts_a_redelivery_as_duplicate(
     eid = f"restart-{uuid.uuid4()}"
     headers = binary_headers(eid)
     with Supervisor(cfg) as sup:
-        _start_processor(sup, cfg, database)
+        start_processor(sup, cfg, database)
         r = httpx.post(cfg.url("processor") + "/", headers=headers, content=json.dumps(payload()), timeout=30)
         assert r.json() == {"inserted": 1, "duplicates": 0}
         sup.stop("processor", kill=True)
-        _start_processor(sup, cfg, database)
+        start_processor(sup, cfg, database)
         r = httpx.post(cfg.url("processor") + "/", headers=headers, content=json.dumps(payload()), timeout=30)
         assert r.json() == {"inserted": 0, "duplicates": 1}
     client = clickhouse_client_from_url(clickhouse_stack.url, database)

@@ -8,9 +8,9 @@ from typing import Any
 import httpx2
 
 from tests.fixtures.sidecar import ALICE, BOB, SidecarStack, mcp_client
-from tests.hostile.wire import BASE as SAMPLE_BASE
-from tests.hostile.wire import rpc_headers
-from tests.security.rig import AUD, BOUND_RESOURCE, Rig
+from tests.helpers.security_rig import AUD, BOUND_RESOURCE, Rig
+from tests.helpers.wire import BASE as SAMPLE_BASE
+from tests.helpers.wire import rpc_headers
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 

@@ -272,17 +272,3 @@ def test_the_manifests_make_the_ui_limiter_and_api_lockout_see_the_real_client()
     # untrusted hop whatever it puts in X-Forwarded-For.
     forged = client_address("127.0.0.1", "198.51.100.2, 203.0.113.66, 10.12.0.8", api_settings.trusted_proxies)
     assert forged == "203.0.113.66"
-
-
-def test_serverless_entry_points_refuse_working_defaults_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions.api import handler as api_handler
-    from functions.ingest import func as ingest_func
-    from functions.ui import func as ui_func
-
-    monkeypatch.delenv(LOCAL_DEV_FLAG, raising=False)
-    monkeypatch.setenv("ADMIN_API_KEYS", "CHANGE-ME")
-    monkeypatch.setenv("INGEST_API_KEYS", "CHANGE-ME")
-    monkeypatch.setattr(api_handler, "_adapter", None)
-    for build in (ui_func.new, ingest_func.new, lambda: api_handler.handler({}, None)):
-        with pytest.raises(InsecureConfiguration, match="placeholder"):
-            build()

@@ -28,7 +28,6 @@ from mcp_sentinel.cloudevents_line import EventEncoder
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.kafka.admin import ensure_topics
 from sidecar.audit import AuditSender, AuditSpool
-from tests.fixtures.kafka import *  # noqa: F403 - kafka_stack
 from tests.fixtures.kafka import KafkaStack, count_topic, read_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -13,13 +13,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from functions.ui.app import create_app
-from functions.ui.settings import UiSettings
 from localstack.config import Ports, StackConfig
 from localstack.parts import api, front_door, kube, postgres, reconciler, sample_mcp, ui
 from localstack.supervisor import Supervisor
-
-USER = ("test@mcpruntime.org", "test@123")
-ADMIN = ("admin@mcpruntime.org", "admin@123")
+from tests.helpers.ui import ui_settings
 
 
 @pytest.fixture(scope="session")
@@ -62,15 +59,6 @@ def governed_backend() -> Iterator[StackConfig]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def ui_settings(cfg: StackConfig, session_dir: Path, **overrides: Any) -> UiSettings:
-    """UI settings pointing at the backend's API."""
-    base = UiSettings(
-        api_upstream=cfg.url("api"),
-        session_dir=session_dir,
-        admin_api_keys=frozenset({cfg.admin_api_key}),
-    )
-    return replace(base, **overrides)
-
 
 @pytest.fixture
 def make_client(backend: StackConfig, tmp_path: Path) -> Iterator[Any]:
@@ -91,9 +79,3 @@ def make_client(backend: StackConfig, tmp_path: Path) -> Iterator[Any]:
         c.__exit__(None, None, None)
 
 
-def login(client: TestClient, who: tuple[str, str] = USER) -> dict[str, Any]:
-    """Sign in with email/password; returns the body (principal + csrf_token)."""
-    resp = client.post("/auth/login", json={"email": who[0], "password": who[1]})
-    assert resp.status_code == 200, resp.text
-    body: dict[str, Any] = resp.json()
-    return body

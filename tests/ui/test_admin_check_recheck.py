@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from localstack.config import StackConfig, free_port
 from localstack.parts.postgres import postgres_dsn
-from tests.ui.conftest import login
+from tests.helpers.ui import login
 
 PASSWORD = "admin-password-1234"
 MakeClient = Callable[..., TestClient]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functions.ui.ratelimit import client_address
 from functions.ui.settings import RateLimits, UiSettings, parse_networks
 from localstack.config import free_port
-from tests.ui.conftest import ADMIN, USER, login
+from tests.helpers.ui import ADMIN, USER, login
 
 ORIGIN = "https://ui.test"
 

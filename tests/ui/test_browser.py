@@ -27,12 +27,10 @@ from localstack.config import REPO_ROOT, Ports, StackConfig
 from localstack.control import serve_pending
 from localstack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
-from tests.ui.conftest import ADMIN, USER
+from tests.helpers.browser import ARGS, CHROMIUM
+from tests.helpers.ui import ADMIN, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 HUMAN, AGENT, SESSION = "carol", "ui-agent", "sess-carol-ui"
 
 

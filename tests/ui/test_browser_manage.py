@@ -1,7 +1,7 @@
 """Managing what you publish, in a real Chromium against the real API, Kubernetes API server and UI.
 
 `test_publish_ready_connect_retire`: an admin publishes a server by URL from the Servers tab, watches
-the local reconciler bring it to Ready (tests/ui/server_readiness.py), is refused a token before
+the local reconciler bring it to Ready (tests/helpers/server_readiness.py), is refused a token before
 holding a grant (the refusal is shown), gets one after, copies the `mcpServers` block, checks it (URL,
 bearer token audience) and calls the server with it through the front door, sees the stdio form,
 deletes the agent session and the grant from the Access control tab, and retires the server (its
@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from localstack.config import REPO_ROOT, StackConfig
-from tests.ui.conftest import ADMIN
-from tests.ui.server_readiness import STANDIN, become_ready
+from tests.helpers.server_readiness import STANDIN, become_ready
+from tests.helpers.ui import ADMIN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -27,8 +27,8 @@ from localstack.config import Ports, StackConfig, free_port
 from localstack.parts import api, postgres, ui
 from localstack.supervisor import Component, Supervisor
 from tests.fixtures.oidc import Issuer
-from tests.ui.conftest import USER
-from tests.ui.test_browser import ARGS, CHROMIUM
+from tests.helpers.browser import ARGS, CHROMIUM
+from tests.helpers.ui import USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 CLIENT_ID = "sentinel-test.apps.googleusercontent.com"

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from functions.ui.app import create_app
 from functions.ui.settings import RateLimits
 from localstack.config import StackConfig
-from tests.ui.conftest import USER, ui_settings
+from tests.helpers.ui import USER, ui_settings
 
 ATTACKER, VICTIM = ("203.0.113.66", 41000), ("198.51.100.7", 42000)
 

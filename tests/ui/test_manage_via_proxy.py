@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from functions.ui.app import create_app
 from localstack.config import StackConfig
-from tests.ui.conftest import ADMIN, USER, login, ui_settings
+from tests.helpers.ui import ADMIN, USER, login, ui_settings
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -11,7 +11,7 @@ import httpx
 from localstack.config import REPO_ROOT
 from localstack.parts import ui
 from localstack.supervisor import Supervisor
-from tests.ui.conftest import USER
+from tests.helpers.ui import USER
 
 
 def test_session_survives_ui_restart(backend):

@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from functions.api.app import create_app
 from mcp_sentinel.kube.objects import KubeCluster, Ref
-from tests.api.conftest import ADMIN_KEY, base_settings
 from tests.fixtures.kube import LocalKube
+from tests.helpers.api import ADMIN_KEY, base_settings
 from workflows.lifecycle.workflows import TASK_QUEUE as LIFECYCLE_QUEUE
 from workflows.lifecycle.workflows import LifecycleResult
 from workflows.worker import WorkerSettings, build_activities, new_worker

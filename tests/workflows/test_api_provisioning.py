@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from functions.api.app import create_app
 from mcp_sentinel.identity.store import IdentityStore
 from mcp_sentinel.kube.objects import KubeCluster, Ref
-from tests.api.conftest import ADMIN_KEY, base_settings
+from tests.helpers.api import ADMIN_KEY, base_settings
 from workflows.client import PROVISIONING_QUEUE
 from workflows.provisioning.teams import IdentityTeamStore
 from workflows.worker import WorkerSettings, build_activities, new_worker

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -21,6 +20,7 @@ from localstack.kube_apiserver.store import ROLLOUT_ANNOTATION
 from mcp_sentinel.kube.objects import KubeCluster, Obj, Ref
 from mcp_sentinel.kube.server_render import RenderSettings
 from mcp_sentinel.policy import parse_document
+from tests.helpers.lifecycle import BASE, SERVER, image_server, settings
 from workflows.client import ensure_server_reconcile_schedule, request_server_reconcile
 from workflows.lifecycle.activities import FAILED_HASH_ANNOTATION, LAST_GOOD_ANNOTATION
 from workflows.lifecycle.workflows import LifecycleResult, ServerReconcile, lifecycle_workflow_id
@@ -28,8 +28,6 @@ from workflows.worker import WorkerSettings, build_activities, new_worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-BASE = "https://sentinel.example.com"
-SERVER = "mcpruntime.org/v1alpha1"
 
 
 @dataclass
@@ -41,11 +39,6 @@ class Lifecycle:
         """What the API does on create/update/delete, then wait for that run."""
         handle = await request_server_reconcile(self.client, namespace, name, task_queue=self.task_queue)
         return await handle.result()
-
-
-def settings() -> WorkerSettings:
-    return WorkerSettings(render=RenderSettings(public_base_url=BASE, token_issuer=f"{BASE}/api",
-                                                progress_deadline_seconds=60))
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -70,24 +63,6 @@ async def skipping(
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return str(resp.read().decode())
-
-
-def image_server(namespace: str, name: str, **spec: Any) -> Obj:
-    return {
-        "apiVersion": SERVER,
-        "kind": "MCPServer",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "image": "ghcr.io/acme/pay",
-            "imageTag": "1.0.0",
-            "port": 8088,
-            "publicPathPrefix": "pay",
-            "gateway": {"enabled": True},
-            "auth": {"mode": "platform"},
-            "tools": [{"name": "charge", "sideEffect": "write"}],
-            **spec,
-        },
-    }
 
 
 def get(cluster: KubeCluster, api_version: str, kind: str, namespace: str, name: str) -> Obj:

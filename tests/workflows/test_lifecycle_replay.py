@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 
 from localstack.kube_apiserver.store import ROLLOUT_ANNOTATION
 from mcp_sentinel.kube.objects import KubeCluster, Ref
-from tests.workflows.test_lifecycle import SERVER, image_server, settings
+from tests.helpers.lifecycle import SERVER, image_server, settings
 from workflows.client import request_server_reconcile
 from workflows.lifecycle.activities import Rollout, ServerKey
 from workflows.lifecycle.workflows import LifecycleResult, ServerLifecycle

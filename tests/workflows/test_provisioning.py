@@ -8,14 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import pytest_asyncio
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_sentinel.identity.store import IdentityStore
 from mcp_sentinel.kube.objects import KubeCluster, Ref
+from tests.helpers.workflows import FailingAt
 from workflows.client import TemporalTeamProvisioner, WorkflowFailed, start_provision_team
-from workflows.provisioning.activities import ApplyObject, ProvisioningActivities
 from workflows.provisioning.teams import IdentityTeamStore
 from workflows.worker import WorkerSettings, build_activities, new_worker
 
@@ -47,16 +45,6 @@ async def store(pg_dsn: str) -> AsyncIterator[IdentityStore]:
         await s.close()
 
 
-class FailingAt(ProvisioningActivities):
-    """Real activities, except that creating objects of `kind` fails like a rejected manifest."""
-
-    fail_kind = "RoleBinding"
-
-    @activity.defn(name="provisioning.apply_object")
-    def apply_object(self, req: ApplyObject) -> bool:
-        if req.manifest["kind"] == self.fail_kind:
-            raise ApplicationError("admission webhook denied the object", type="Invalid", non_retryable=True)
-        return super().apply_object(req)
 
 
 def slug() -> str:

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from mcp_sentinel.kube.objects import KubeCluster, Ref
-from tests.workflows.conftest import grant, mcp_server
+from tests.helpers.workflows import grant, mcp_server
 from workflows.client import ensure_reconcile_schedule
 from workflows.reconcile.workflows import PolicyReconcile, ReconcileResult
 from workflows.worker import WORKFLOWS, WorkerSettings, build_activities, new_worker

@@ -14,7 +14,7 @@ from pathlib import Path
 from functions.api.policy_sync import sync_server_policy
 from mcp_sentinel.kube.objects import KubeCluster, Ref
 from tests.fixtures.kube import LocalKube
-from tests.workflows.conftest import grant, mcp_server
+from tests.helpers.workflows import grant, mcp_server
 from workflows.reconcile.activities import PolicyActivities, RenderRequest
 
 TEAM = "team-a-id"

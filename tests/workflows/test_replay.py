@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from mcp_sentinel.kube.objects import KubeCluster
-from tests.workflows.test_provisioning import FailingAt
+from tests.helpers.workflows import FailingAt
 from workflows.provisioning.activities import Membership, ProvisioningActivities
 from workflows.provisioning.workflows import ProvisionTeam, ProvisionTeamInput
 from workflows.restarts.activities import KubernetesRestarts

@@ -22,11 +22,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from localstack.config import Ports, StackConfig
 from localstack.control import ControlDir, serve_pending
+from localstack.restarts import LocalRestarts
 from localstack.supervisor import PYTHON, Component, Supervisor
 from mcp_sentinel.kube.objects import KubeCluster, Ref
-from tests.workflows.conftest import worker_env
+from tests.helpers.workflows import worker_env
 from workflows.client import WorkflowFailed, restart_components
-from workflows.restarts.activities import RESTART_ANNOTATION, KubernetesRestarts, LocalRestarts
+from workflows.restarts.activities import RESTART_ANNOTATION, KubernetesRestarts
 from workflows.restarts.workflows import RestartComponent, RestartInput
 from workflows.worker import WorkerSettings, build_activities, new_worker
 
@@ -203,7 +204,8 @@ async def _wait_until_waiting(handle: WorkflowHandle[RestartComponent, object]) 
 def start_worker(tmp: Path, env: dict[str, str], tag: str) -> subprocess.Popen[bytes]:
     log = open(tmp / f"worker-{tag}.log", "wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "workflows"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [sys.executable, "-m", "localstack.worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

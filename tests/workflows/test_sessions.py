@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 
 from mcp_sentinel.kube.objects import KubeCluster, Ref
 from mcp_sentinel.policy import AuthzRequest, Identity, load_policy
-from tests.workflows.conftest import grant, mcp_server, session
+from tests.helpers.workflows import grant, mcp_server, session
 from workflows.client import delete_session, revoke_session, schedule_session_expiry
 from workflows.sessions.workflows import SessionExpiry, parse_time, session_workflow_id
 from workflows.worker import WORKFLOWS, WorkerSettings, build_activities, new_worker

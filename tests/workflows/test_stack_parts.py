@@ -23,7 +23,7 @@ from localstack.parts import worker as worker_part
 from localstack.supervisor import Supervisor
 from mcp_sentinel.identity.store import IdentityStore
 from mcp_sentinel.kube.objects import KubeCluster, Ref
-from tests.workflows.conftest import worker_env
+from tests.helpers.workflows import worker_env
 from workflows.client import start_provision_team
 from workflows.worker import WorkerSettings
 
@@ -91,15 +91,27 @@ def test_worker_part_environment_matches_the_conventions(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"RESTART_BACKEND": "docker"}, "RESTART_BACKEND must be kubernetes or local"),
+        ({"RESTART_BACKEND": "docker"}, "RESTART_BACKEND must be one of kubernetes, local"),
         ({"RESTART_BACKEND": "local"}, "RESTART_BACKEND=local needs SENTINEL_RUN_DIR"),
-        ({"METRICS_PORT": "many"}, "invalid worker setting"),
-        ({"RECONCILE_INTERVAL_SECONDS": "often"}, "invalid worker setting"),
+        ({"METRICS_PORT": "many"}, "METRICS_PORT must be an integer"),
+        ({"RECONCILE_INTERVAL_SECONDS": "often"}, "RECONCILE_INTERVAL_SECONDS must be a number"),
     ],
 )
 def test_bad_worker_settings_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         WorkerSettings.from_env(env)
+
+
+def test_product_worker_refuses_the_local_restart_backend(tmp_path: Path) -> None:
+    """The local backend lives in localstack (product code never imports it): only its entry point injects it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "workflows"],
+        env=worker_env(RESTART_BACKEND="local", SENTINEL_RUN_DIR=str(tmp_path)),
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert b"python -m localstack.worker" in proc.stderr
 
 
 def test_worker_process_exits_with_a_clear_error_on_bad_settings() -> None:
@@ -110,7 +122,7 @@ def test_worker_process_exits_with_a_clear_error_on_bad_settings() -> None:
         timeout=60,
     )
     assert proc.returncode == 2
-    assert b"RESTART_BACKEND must be kubernetes or local" in proc.stderr
+    assert b"RESTART_BACKEND must be one of kubernetes, local" in proc.stderr
 
 
 def test_settings_defaults_follow_the_documented_local_ports() -> None:

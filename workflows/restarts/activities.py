@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from localstack.control import ControlDir
 from mcp_sentinel.kube.errors import NotFound
 from mcp_sentinel.kube.objects import Cluster, Ref
 
@@ -113,33 +111,6 @@ class KubernetesRestarts:
         if updated < want or available < want or int(st.get("replicas", 0)) > want:
             return RolloutStatus(False, False, f"{updated}/{want} updated, {available}/{want} available")
         return RolloutStatus(True, False, f"{want}/{want} replicas updated and available")
-
-
-class LocalRestarts:
-    """Restart local-stack processes by asking the supervisor through its control folder."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.control = ControlDir(run_dir)
-
-    def _rid(self, component: str, token: str) -> str:
-        return f"restart-{component}-{token}"
-
-    def components(self) -> list[str]:
-        """What the supervisor runs now."""
-        return self.control.components()
-
-    def trigger(self, component: str, token: str) -> None:
-        """Drop a restart request (idempotent per token)."""
-        if component not in self.control.components():
-            raise KeyError(component)
-        self.control.request_restart(component, self._rid(component, token))
-
-    def status(self, component: str, token: str) -> RolloutStatus:
-        """The supervisor answers once the restarted process is healthy (or failed to start)."""
-        res = self.control.result(self._rid(component, token))
-        if res is None:
-            return RolloutStatus(False, False, "waiting for the local supervisor")
-        return RolloutStatus(res.ok, not res.ok, res.detail)
 
 
 class RestartActivities:

@@ -13,20 +13,17 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jwt
-import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from localstack.config import REPO_ROOT, Ports
 from mcp_sentinel.policy import AuthBlock, compute_revision, parse_document, to_pretty_json
-from tests.fixtures.sidecar import SidecarProcess
 
 POLICY = REPO_ROOT / "examples" / "policies" / "server-a.json"
 AUD = "https://mcp.example.com/server-a"
@@ -178,39 +175,3 @@ def _policy(tmp: Path, name: str, auth: AuthBlock | None) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    """The issuer, the recording upstream and three sidecars (header, OAuth with audience, OAuth bound to URL)."""
-    tmp = tmp_path_factory.mktemp("security-rig")
-    ports = Ports.free()
-    extra = Ports.free()
-    r = Rig(ports=ports, key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            issuer=f"http://127.0.0.1:{ports.api}")
-    servers = _Servers([(_issuer_app(r), ports.api), (_upstream_app(r), ports.sample_mcp)])
-    upstream = f"http://127.0.0.1:{ports.sample_mcp}"
-    specs = [
-        ("header", ports.sidecar_a, ports.sidecar_a_metrics, None),
-        ("oauth", ports.sidecar_b, ports.sidecar_b_metrics,
-         AuthBlock(mode="oauth", issuer_url=r.issuer, audience=AUD, resource=AUD + "/mcp")),
-        ("bound", extra.sidecar_a, extra.sidecar_a_metrics,
-         AuthBlock(mode="oauth", issuer_url=r.issuer, resource=BOUND_RESOURCE)),
-    ]
-    procs: list[SidecarProcess] = []
-    try:
-        for name, port, mport, auth in specs:
-            env = {
-                "PORT": str(port),
-                "METRICS_PORT": str(mport),
-                "LISTEN_HOST": "127.0.0.1",
-                "UPSTREAM_URL": upstream,
-                "POLICY_FILE": str(_policy(tmp, name, auth)),
-            }
-            procs.append(SidecarProcess(env, tmp / f"{name}.log"))
-        r.header_url = f"http://127.0.0.1:{ports.sidecar_a}/mcp"
-        r.oauth_url = f"http://127.0.0.1:{ports.sidecar_b}/mcp"
-        r.bound_url = f"http://127.0.0.1:{extra.sidecar_a}/mcp"
-        yield r
-    finally:
-        for p in procs:
-            p.stop()
-        servers.close()

@@ -1,6 +1,6 @@
 """MCP servers (official SDK, low-level API) the live-inventory tests probe over real HTTP.
 
-`python -m tests.api.inventory_servers --mode rich --port N` serves at `/mcp`:
+`python -m tests.helpers.inventory_servers --mode rich --port N` serves at `/mcp`:
 
 * `rich`: tools in two pages (a cursor to follow), one prompt, one resource;
 * `broken-tools`: answers the handshake and advertises tools, but `tools/list` fails.
