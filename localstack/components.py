@@ -26,6 +26,7 @@ PART_ORDER = (
     "api",
     "worker",
     "sidecars",
+    "reconciler",
     "ui",
     "front_door",
     "prometheus",

@@ -51,6 +51,7 @@ class Ports:
     temporal_http: int = 17243
     temporal_metrics: int = 17244
     worker_metrics: int = 9105
+    reconciler_metrics: int = 9106
     prometheus: int = 19090
 
     @classmethod

@@ -126,6 +126,9 @@ def run_demo(cfg: StackConfig, echo: Callable[[str], None]) -> None:
     for call in CALLS:
         outcome = asyncio.run(_call(urls[call.server], call))
         echo(f"  {call.caller:<5} -> {call.server}.{call.tool:<16} expected {call.expect:<23} got {outcome}")
+    from localstack.demo_remote import run_remote_demo
+
+    run_remote_demo(cfg, echo)
     echo("demo: waiting for the audit rows (sidecar -> ingest -> Kafka -> processor -> ClickHouse)")
     rows = _audit_rows(cfg, since, time.monotonic() + 30)
     for row in rows:
@@ -143,7 +146,7 @@ def run_demo(cfg: StackConfig, echo: Callable[[str], None]) -> None:
          "admin@mcpruntime.org / admin@123)")
     echo(f"  API            http://{cfg.host}:{p.api}/api/openapi.json   (x-api-key: {cfg.admin_api_key})")
     echo(f"  MCP servers    http://{cfg.host}:{p.front_door}/server-a/mcp  and  /server-b/mcp "
-         f"(sidecars on :{p.sidecar_a}, :{p.sidecar_b})")
+         f"(sidecars on :{p.sidecar_a}, :{p.sidecar_b}); servers registered by URL get /<name>/mcp")
     echo(f"  Temporal UI    http://{cfg.host}:{p.temporal_ui}/")
     echo(f"  Prometheus     http://{cfg.host}:{p.prometheus}/")
     echo("  try:")

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 async def server_changed(request: Request, namespace: str, name: str) -> dict[str, Any]:
     """Signal-with-start `server-lifecycle/<namespace>/<name>`; returns `{"lifecycle": ...}` for the response."""
+    if not ctx_of(request).settings.server_lifecycle_workflow:
+        return {"lifecycle": {"state": "external"}}  # another controller (the local reconciler) owns it
     client = await temporal_client(ctx_of(request))
     if client is None:
         return {"lifecycle": {"state": "not-configured"}}

@@ -54,6 +54,9 @@ class ApiSettings:
     kube_environ: tuple[tuple[str, str], ...] = ()
     temporal_address: str = ""
     temporal_namespace: str = "default"
+    # False where another controller owns the server lifecycle (the local stack's reconciler): the
+    # API then does not signal the ServerLifecycle workflow on server changes.
+    server_lifecycle_workflow: bool = True
     provisioning_wait_seconds: float = 30.0
     policy_output_dir: str = ""
     prometheus_url: str = ""
@@ -194,6 +197,7 @@ class ApiSettings:
             temporal_address=e.get("TEMPORAL_ADDRESS", ""),
             provisioning_wait_seconds=number(e, "PROVISIONING_WAIT_SECONDS", d.provisioning_wait_seconds),
             temporal_namespace=e.get("TEMPORAL_NAMESPACE", d.temporal_namespace) or d.temporal_namespace,
+            server_lifecycle_workflow=flag(e, "SERVER_LIFECYCLE_WORKFLOW", True),
             policy_output_dir=e.get("POLICY_OUTPUT_DIR", ""),
             prometheus_url=e.get("PROMETHEUS_URL", "").rstrip("/"),
             cluster_name=e.get("MCP_CLUSTER_NAME", d.cluster_name) or d.cluster_name,

@@ -3,20 +3,24 @@
 Routes, first match wins:
   /__front_door/health        the front door's own liveness
   /ingest/<path>              -> ingest /<path>            (prefix stripped)
-  /<server>/mcp[/<path>]      -> that server's sidecar /mcp[/<path>]  (only for configured servers)
+  /<server>/mcp[/<path>]      -> that server's sidecar /mcp[/<path>]: the static servers (MCP_SERVERS),
+                                 then the dynamic routes file (MCP_ROUTES_FILE); 404 for any other server name
   anything else (incl. /api/*) -> UI (the UI proxies /api/* to the API)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from localstack.front_door.settings import FrontDoorSettings
+from localstack.front_door.routes_file import RESERVED_NAMES, RouteTable
+from localstack.front_door.settings import SERVER_NAME, FrontDoorSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +36,27 @@ _HOP_BY_HOP = frozenset(
 )
 _SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
 _SETTINGS_KEY = web.AppKey("settings", FrontDoorSettings)
+_ROUTES_KEY = web.AppKey("routes", RouteTable)
+# route()'s upstream name for a server-shaped path no route serves: answered 404 here, never sent to the UI.
+UNKNOWN_SERVER = ""
 
 
-def route(settings: FrontDoorSettings, path: str) -> tuple[str, str, str]:
-    """(upstream name, upstream base URL, upstream path) for an incoming path."""
+def route(settings: FrontDoorSettings, path: str, dynamic: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+    """(upstream name, upstream base URL, upstream path) for an incoming path.
+
+    `/<server>/mcp...` belongs to MCP servers: a name with no route gives (UNKNOWN_SERVER, "", path),
+    so a retired server's URL answers 404 rather than whatever the UI makes of it.
+    """
     if path == "/ingest" or path.startswith("/ingest/"):
         return "ingest", settings.ingest_url, path[len("/ingest"):] or "/"
     first, _, rest = path.lstrip("/").partition("/")
-    if first in settings.servers and (rest == "mcp" or rest.startswith("mcp/")):
-        return first, settings.servers[first], "/" + rest
+    if rest == "mcp" or rest.startswith("mcp/"):
+        if first in settings.servers:
+            return first, settings.servers[first], "/" + rest
+        if dynamic and first in dynamic:
+            return first, dynamic[first], "/" + rest
+        if SERVER_NAME.match(first) and first not in RESERVED_NAMES:
+            return UNKNOWN_SERVER, "", path
     return "ui", settings.ui_url, path
 
 
@@ -62,7 +78,9 @@ def _forward_headers(request: web.Request, prefix: str) -> CIMultiDict[str]:
 async def _proxy(request: web.Request) -> web.StreamResponse:
     settings = request.app[_SETTINGS_KEY]
     session = request.app[_SESSION_KEY]
-    name, base, path = route(settings, request.path)
+    name, base, path = route(settings, request.path, request.app[_ROUTES_KEY].routes)
+    if name == UNKNOWN_SERVER:
+        return web.json_response({"error": "unknown_server", "path": request.path}, status=404)
     prefix = request.path[: len(request.path) - len(path)] if request.path.endswith(path) else ""
     target = base + path + (f"?{request.query_string}" if request.query_string else "")
     body = request.content if request.body_exists else None
@@ -116,7 +134,26 @@ def create_app(settings: FrontDoorSettings) -> web.Application:
             app[_SESSION_KEY] = session
             yield
 
+    table = RouteTable(settings.routes_file)
+    table.refresh()
+    app[_ROUTES_KEY] = table
+
+    async def _watch_routes(_app: web.Application) -> AsyncIterator[None]:
+        # A stat per interval: a route the reconciler adds is served within one interval.
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(settings.routes_poll_interval)
+                table.refresh()
+
+        task = asyncio.create_task(loop()) if settings.routes_file is not None else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app.cleanup_ctx.append(_session_ctx)
+    app.cleanup_ctx.append(_watch_routes)
     app.router.add_get(HEALTH_PATH, _health)
     app.router.add_route("*", "/{tail:.*}", _proxy)
     return app

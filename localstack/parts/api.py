@@ -64,6 +64,8 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         "CLICKHOUSE_URL": cfg.url("clickhouse_http"),
         "KUBECONFIG": str(cfg.kubeconfig),
         "TEMPORAL_ADDRESS": f"{cfg.host}:{cfg.ports.temporal}",
+        # Servers are reconciled by the `reconciler` part here, not by the ServerLifecycle workflow.
+        "SERVER_LIFECYCLE_WORKFLOW": "false",
         "POLICY_OUTPUT_DIR": str(cfg.path("policies")),
         "PROMETHEUS_URL": cfg.url("prometheus"),
         # The UI and the front door reach the API over loopback: their X-Forwarded-For names the

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from localstack.config import StackConfig
 from localstack.supervisor import PYTHON, Component
 
 # Local sidecars and the Ports fields that hold their proxy ports (see the `sidecars` part).
 SIDECARS = {"server-a": "sidecar_a", "server-b": "sidecar_b"}
+
+
+def routes_file(cfg: StackConfig) -> Path:
+    """The dynamic route table the `reconciler` part writes and the front door re-reads."""
+    return cfg.path("front_door", "routes.json")
 
 
 def components(cfg: StackConfig) -> list[Component]:
@@ -22,6 +29,7 @@ def components(cfg: StackConfig) -> list[Component]:
                 "UI_UPSTREAM": cfg.url("ui"),
                 "INGEST_UPSTREAM": cfg.url("ingest"),
                 "MCP_SERVERS": servers,
+                "MCP_ROUTES_FILE": str(routes_file(cfg)),
             },
             health_url=cfg.url("front_door", "/__front_door/health"),
             startup_timeout=30.0,

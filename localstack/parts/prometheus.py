@@ -26,6 +26,7 @@ SCRAPE_TARGETS = {
     "dispatcher": "dispatcher_metrics",
     "api": "api_metrics",
     "worker": "worker_metrics",
+    "reconciler": "reconciler_metrics",
     "sidecar-server-a": "sidecar_a_metrics",
     "sidecar-server-b": "sidecar_b_metrics",
     "temporal": "temporal_metrics",

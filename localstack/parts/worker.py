@@ -21,6 +21,9 @@ def worker_env(cfg: StackConfig) -> dict[str, str]:
         "METRICS_PORT": str(cfg.ports.worker_metrics),
         "METRICS_HOST": cfg.host,
         "RECONCILE_INTERVAL_SECONDS": "60",
+        # The `reconciler` part owns MCPServers locally (sidecar processes, routes, status): no schedule
+        # of the cluster's server reconcile writing a second, Deployment-based status beside it.
+        "SERVER_RECONCILE_INTERVAL_SECONDS": "0",
         # The local stack runs with its published keys (mcp_sentinel/secrets_check.py).
         LOCAL_DEV_FLAG: "1",
     }

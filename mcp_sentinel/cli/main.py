@@ -85,7 +85,7 @@ def build_parser(plugin: CliPlugin | None = None) -> argparse.ArgumentParser:
 
     connect.add_parser(sub, common)
 
-    for resource in ("grants", "sessions"):
+    for resource in ("grants", "sessions", "servers"):
         singular = resource[:-1]
         p = sub.add_parser(singular, help=f"access {resource}")
         rsub = p.add_subparsers(dest=f"{singular}_command", required=True)
@@ -95,6 +95,10 @@ def build_parser(plugin: CliPlugin | None = None) -> argparse.ArgumentParser:
         lst = rsub.add_parser("list", parents=[common], help=f"list {resource}")
         lst.add_argument("--namespace", "-N", help="namespace (default: the API's default)")
         lst.set_defaults(run=lambda a, _c, cl, r=resource: remote.cmd_list(a, cl, r))
+        rm = rsub.add_parser("delete", parents=[common], help=f"delete one {singular}")
+        rm.add_argument("name", help=f"{singular} name")
+        rm.add_argument("--namespace", "-N", default="mcp-servers", help="namespace (default mcp-servers)")
+        rm.set_defaults(run=lambda a, _c, cl, r=resource: remote.cmd_delete(a, cl, r))
     return parser
 
 

@@ -1,9 +1,10 @@
-"""Commands that talk to the API: events, restart, policy inspect, grants and sessions."""
+"""Commands that talk to the API: events, restart, policy inspect, grants, sessions and servers."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,8 +139,11 @@ def to_api_body(doc: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def cmd_apply(args: argparse.Namespace, client: ApiClient, resource: str) -> int:
-    """Create or update grants/sessions from a file, one API call per document."""
-    kind = {"grants": "MCPAccessGrant", "sessions": "MCPAgentSession"}[resource]
+    """Create or update grants/sessions/servers from a file, one API call per document.
+
+    Servers are sent with `update: true`, so applying a file again replaces them (as for the others).
+    """
+    kind = {"grants": "MCPAccessGrant", "sessions": "MCPAgentSession", "servers": "MCPServer"}[resource]
     bodies = [to_api_body(d, kind) for d in load_documents(args.file)]
     missing = [i + 1 for i, b in enumerate(bodies) if not b.get("name")]
     if missing:
@@ -147,6 +151,8 @@ def cmd_apply(args: argparse.Namespace, client: ApiClient, resource: str) -> int
     results = []
     for i, body in enumerate(bodies, start=1):
         _progress(args, f"[{i}/{len(bodies)}] applying {resource[:-1]} {body.get('namespace', '-')}/{body['name']}")
+        if resource == "servers":
+            body.setdefault("update", True)
         results.append(client.request("POST", f"/api/runtime/{resource}", body=body))
     if args.json:
         emit_json(results)
@@ -156,7 +162,7 @@ def cmd_apply(args: argparse.Namespace, client: ApiClient, resource: str) -> int
 
 
 def cmd_list(args: argparse.Namespace, client: ApiClient, resource: str) -> int:
-    """Grants or sessions in a namespace."""
+    """Grants, sessions or servers in a namespace."""
     params = {"namespace": args.namespace} if args.namespace else {}
     data = client.request("GET", f"/api/runtime/{resource}", params=params)
     items = data.get(resource) or []
@@ -166,6 +172,34 @@ def cmd_list(args: argparse.Namespace, client: ApiClient, resource: str) -> int:
     rows = [{**i, "server": (i.get("serverRef") or {}).get("name"), "subject": i.get("subject")} for i in items]
     if resource == "grants":
         table(rows, ["namespace", "name", "server", "subject", "maxTrust", "allowedSideEffects", "disabled", "age"])
+    elif resource == "servers":
+        table([{**i, **_server_state(i)} for i in items], ["namespace", "name", "image", "ready", "url", "age"])
     else:
         table(rows, ["namespace", "name", "server", "subject", "consentedTrust", "revoked", "expiresAt", "age"])
     return 0
+
+
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def _server_state(server: dict[str, Any]) -> dict[str, str]:
+    """`ready` ("True (Serving)") and `url` from a server's status, as the reconcilers write it."""
+    status = server.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    state = f"{ready.get('status')} ({ready.get('reason', '')})" if isinstance(ready, dict) else "-"
+    return {"ready": state, "url": str(status.get("url") or "")}
+
+
+def cmd_delete(args: argparse.Namespace, client: ApiClient, resource: str) -> int:
+    """Delete one grant, session or server (a server's route and sidecar go with it)."""
+    for label, value in (("namespace", args.namespace), ("name", args.name)):
+        if not _NAME.fullmatch(value):
+            raise CliError(f"{label} must be a Kubernetes name (lowercase letters, digits, '-', '.'), got {value!r}",
+                           exit_code=2)
+    client.request("DELETE", f"/api/runtime/{resource}/{args.namespace}/{args.name}")
+    if args.json:
+        emit_json({"deleted": resource[:-1], "namespace": args.namespace, "name": args.name})
+    else:
+        print(f"deleted {resource[:-1]} {args.namespace}/{args.name}")
+    return 0
+

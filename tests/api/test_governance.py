@@ -335,7 +335,7 @@ async def test_deployments_create_list_and_delete(gov: Gov) -> None:
     assert "dep" in {d["name"] for d in listed}
     assert gov.kube.kube.servers.get(gov.ns, "dep")["spec"]["imageTag"] == "2.0"
     r = await c.post("/api/deployments", json={**body, "image": ""}, headers=owner)
-    assert r.status_code == 400 and "image is required" in r.json()["message"]
+    assert r.status_code == 400 and "image is required" in r.json()["message"], r.text
     r = await c.post("/api/deployments", json=body, headers=other)  # not in that team
     assert r.status_code == 403
     r = await c.delete(f"/api/deployments/{gov.ns}/dep", headers=other)

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ import httpx
 import pytest
 
 from localstack.config import REPO_ROOT, Ports, StackConfig
-from localstack.front_door.proxy import route
+from localstack.front_door.proxy import UNKNOWN_SERVER, route
+from localstack.front_door.routes_file import RouteFileError, parse_routes, write_routes
 from localstack.front_door.settings import FrontDoorSettings, SettingsError, parse_servers
 from localstack.parts import front_door
 from localstack.supervisor import Supervisor
@@ -60,9 +62,10 @@ def test_server_mcp_goes_to_its_sidecar(stack: tuple[StackConfig, object]) -> No
     got = _get(cfg, "/server-a/mcp", method="POST", content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}').json()
     assert (got["upstream"], got["path"]) == ("server-a", "/mcp")
     assert got["headers"]["X-Forwarded-Prefix"] == "/server-a"
-    # Only configured server names are MCP routes; anything else is the UI's business.
-    other = _get(cfg, "/unknown-server/mcp").json()
-    assert (other["upstream"], other["path"]) == ("ui", "/unknown-server/mcp")
+    # `/<name>/mcp` belongs to MCP servers: a name without a route is a 404 here, not the UI's business.
+    other = _get(cfg, "/unknown-server/mcp")
+    assert other.status_code == 404 and other.json() == {"error": "unknown_server", "path": "/unknown-server/mcp"}
+    assert _get(cfg, "/unknown-server/other").json()["upstream"] == "ui"
 
 
 def test_sse_events_are_not_buffered(stack: tuple[StackConfig, object]) -> None:
@@ -95,6 +98,12 @@ def test_route_table() -> None:
     assert route(s, "/server-a/mcp/x") == ("server-a", "http://h:1", "/mcp/x")
     assert route(s, "/server-a/other") == ("ui", s.ui_url, "/server-a/other")
     assert route(s, "/ingestion") == ("ui", s.ui_url, "/ingestion")
+    dynamic = {"dyn": "http://127.0.0.1:2", "server-a": "http://127.0.0.1:3"}
+    assert route(s, "/dyn/mcp/x", dynamic) == ("dyn", "http://127.0.0.1:2", "/mcp/x")
+    assert route(s, "/server-a/mcp", dynamic) == ("server-a", "http://h:1", "/mcp")  # static wins
+    assert route(s, "/gone/mcp", dynamic) == (UNKNOWN_SERVER, "", "/gone/mcp")
+    assert route(s, "/api/mcp", dynamic) == ("ui", s.ui_url, "/api/mcp")  # reserved: the UI's API
+    assert route(s, "/Bad_Name/mcp", dynamic) == ("ui", s.ui_url, "/Bad_Name/mcp")
 
 
 @pytest.mark.parametrize(
@@ -132,3 +141,73 @@ def test_health_endpoint_is_the_front_doors_own(stack: tuple[StackConfig, object
     assert Path(cfg.data_dir, "logs", "front_door.log").exists()
 
 
+
+
+def _until(cfg: StackConfig, path: str, want: int, seconds: float = 10.0) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        resp = _get(cfg, path, method="POST", content=b"{}")
+        if resp.status_code == want or time.monotonic() > deadline:
+            return resp
+        time.sleep(0.05)
+
+
+def test_dynamic_routes_come_and_go_with_the_routes_file(stack: tuple[StackConfig, object]) -> None:
+    cfg, _ = stack
+    table = front_door.routes_file(cfg)
+    sidecar = cfg.url("sidecar_a")
+    try:
+        write_routes(table, {"dyn": sidecar})
+        got = _until(cfg, "/dyn/mcp", 200)
+        assert got.status_code == 200 and got.json()["path"] == "/mcp", got.text
+        assert got.json()["headers"]["X-Forwarded-Prefix"] == "/dyn"
+        # A dynamic entry never overrides a static server.
+        write_routes(table, {"dyn": sidecar, "server-b": sidecar})
+        _until(cfg, "/dyn/mcp", 200)
+        assert _get(cfg, "/server-b/mcp", method="POST", content=b"{}").status_code == 502
+        write_routes(table, {})
+        assert _until(cfg, "/dyn/mcp", 404).status_code == 404
+    finally:
+        table.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"routes": {"dyn": "http://10.0.0.1:80"}}',  # not loopback: could forward anywhere
+        '{"routes": {"dyn": "http://localhost:80"}}',  # a name, resolved later: not a loopback literal
+        '{"routes": {"dyn": "https://127.0.0.1:80"}}',
+        '{"routes": {"dyn": "http://127.0.0.1"}}',  # no port
+        '{"routes": {"dyn": "http://u:p@127.0.0.1:80"}}',
+        '{"routes": {"dyn": "http://127.0.0.1:80/elsewhere"}}',
+        '{"routes": {"api": "http://127.0.0.1:80"}}',
+        '{"routes": {"Dyn": "http://127.0.0.1:80"}}',
+        '{"routes": {"dyn": 80}}',
+        '{"routes": ["dyn"]}',
+        "not json",
+    ],
+)
+def test_invalid_route_tables_are_refused(text: str) -> None:
+    with pytest.raises(RouteFileError):
+        parse_routes(text)
+
+
+def test_an_invalid_routes_file_drops_every_dynamic_route(stack: tuple[StackConfig, object]) -> None:
+    """Fail closed: one bad entry means no dynamic routes at all, and static routes keep working."""
+    cfg, _ = stack
+    table = front_door.routes_file(cfg)
+    try:
+        write_routes(table, {"dyn": cfg.url("sidecar_a")})
+        assert _until(cfg, "/dyn/mcp", 200).status_code == 200
+        table.write_text(json.dumps({"routes": {"dyn": cfg.url("sidecar_a"), "evil": "http://192.0.2.1:80"}}))
+        assert _until(cfg, "/dyn/mcp", 404).status_code == 404
+        assert _get(cfg, "/server-a/mcp", method="POST", content=b"{}").status_code == 200
+        assert "rejected" in Path(cfg.data_dir, "logs", "front_door.log").read_text()
+    finally:
+        table.unlink(missing_ok=True)
+
+
+def test_write_routes_refuses_what_the_front_door_would_reject(tmp_path: Path) -> None:
+    with pytest.raises(RouteFileError):
+        write_routes(tmp_path / "routes.json", {"dyn": "http://203.0.113.5:80"})
+    assert not (tmp_path / "routes.json").exists()

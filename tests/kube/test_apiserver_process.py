@@ -100,7 +100,7 @@ def test_state_survives_a_restart(small_server) -> None:
     # CRDs stay registered and keep validating after a restart.
     with pytest.raises(k8s.ApiException) as info:
         k8s.CustomObjectsApi(after).create_namespaced_custom_object(
-            "mcpruntime.org", "v1alpha1", "keep", "mcpservers", {"metadata": {"name": "x"}, "spec": {}}
+            "mcpruntime.org", "v1alpha1", "keep", "mcpservers", {"metadata": {"name": "x"}, "spec": {"port": "eighty"}}
         )
     assert info.value.status == 422
 

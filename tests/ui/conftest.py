@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from functions.ui.app import create_app
 from localstack.config import Ports, StackConfig
-from localstack.parts import api, kube, postgres, ui
+from localstack.parts import api, front_door, kube, postgres, reconciler, sample_mcp, ui
 from localstack.supervisor import Supervisor
 from tests.helpers.ui import ui_settings
 
@@ -36,7 +36,8 @@ def backend() -> Iterator[StackConfig]:
 
 @pytest.fixture(scope="session")
 def governed_backend() -> Iterator[StackConfig]:
-    """Postgres, the local Kubernetes API server (CRDs + demo objects), the API and the UI process.
+    """Postgres, the local Kubernetes API server (CRDs + demo objects), the API, the UI process, and
+    the reconciler with the front door and the sample MCP server (servers published by URL go live).
 
     What managing servers, grants, sessions and teams needs, without the event pipeline. The API
     runs without Temporal: teams are provisioned in the identity store only (its default
@@ -50,7 +51,9 @@ def governed_backend() -> Iterator[StackConfig]:
     ]
     try:
         with Supervisor(cfg) as sup:
-            sup.start_all([*postgres.components(cfg), *kube.components(cfg), *no_temporal, *ui.components(cfg)])
+            sup.start_all([*postgres.components(cfg), *kube.components(cfg), *sample_mcp.components(cfg),
+                           *no_temporal, *reconciler.components(cfg), *ui.components(cfg),
+                           *front_door.components(cfg)])
             yield cfg
     finally:
         shutil.rmtree(data, ignore_errors=True)

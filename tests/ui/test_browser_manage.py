@@ -1,10 +1,11 @@
 """Managing what you publish, in a real Chromium against the real API, Kubernetes API server and UI.
 
-`test_publish_ready_connect_retire`: an admin publishes a server from the Servers tab, watches it
-become Ready (tests/helpers/server_readiness.py: the swap point for the reconciler), is refused a token
-before holding a grant (the refusal is shown), gets one after, copies the `mcpServers` block and
-checks it (URL, bearer token audience), sees the stdio form, deletes the agent session and the
-grant from the Access control tab, and retires the server.
+`test_publish_ready_connect_retire`: an admin publishes a server by URL from the Servers tab, watches
+the local reconciler bring it to Ready (tests/helpers/server_readiness.py), is refused a token before
+holding a grant (the refusal is shown), gets one after, copies the `mcpServers` block, checks it (URL,
+bearer token audience) and calls the server with it through the front door, sees the stdio form,
+deletes the agent session and the grant from the Access control tab, and retires the server (its
+route answers 404).
 
 `test_users_and_team_members`: an admin creates a user (and is told when the email is taken),
 creates a team, adds the user as a member, promotes and removes them, and disables the user.
@@ -12,10 +13,13 @@ creates a team, adds the user as a member, promotes and removes them, and disabl
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +86,19 @@ def jwt_claims(token: str) -> dict[str, Any]:
     return claims
 
 
+def call_with(entry: dict[str, Any]) -> str:
+    """`search` through `entry` (a copied `mcpServers` block) with the official client, off Playwright's loop."""
+    from tests.fixtures.sidecar import mcp_client
+
+    async def call() -> str:
+        async with mcp_client(entry["url"], entry["headers"]) as client:
+            result = await client.call_tool("search", {"query": "roadmap"})
+        return "error" if result.is_error else "allowed"
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, call()).result(timeout=60)
+
+
 def accept_next_dialog(page: Any) -> None:
     page.once("dialog", lambda d: d.accept())
 
@@ -99,7 +116,7 @@ def test_publish_ready_connect_retire(governed_backend: StackConfig, admin_page:
     for _attempt in range(2):
         form.locator("input[name=name]").fill(name)
         form.locator("select[name=target]").select_option(f"public|{NS}")
-        form.locator("input[name=image]").fill("ghcr.io/acme/notes-mcp:1.0")
+        form.locator("input[name=upstreamURL]").fill(cfg.url("sample_mcp"))  # registered by URL: goes live
         form.locator("textarea[name=tools]").fill("search:read\ncreate_note:write:medium")
         form.get_by_role("button", name="Publish").click()
         card = page.locator(f"[data-server={name}]")
@@ -108,6 +125,11 @@ def test_publish_ready_connect_retire(governed_backend: StackConfig, admin_page:
             page.locator("[data-testid=publish] summary").click()
             form = page.get_by_test_id("publish-form")
     expect(page.locator("#toast")).to_contain_text(f"Not published: MCPServer {NS}/{name} already exists")
+    # Neither an image nor a URL: the API's refusal is shown as it comes.
+    form.locator("input[name=name]").fill(f"{name}-x")
+    form.locator("input[name=upstreamURL]").fill("")
+    form.get_by_role("button", name="Publish").click()
+    expect(page.locator("#toast")).to_contain_text("Not published: image is required (or gateway.upstreamURL")
     expect(card).to_contain_text("create_note · write · medium")
 
     # --- status: nothing reported yet, then the reconciler's conditions, followed live ----------
@@ -154,6 +176,8 @@ def test_publish_ready_connect_retire(governed_backend: StackConfig, admin_page:
     assert scheme == "Bearer"
     claims = jwt_claims(token)
     assert claims["aud"] == url and claims["sub"] == me["subject"], claims
+    # The copied block works as is: the official client calls the server through the front door.
+    assert call_with(entry) == "allowed", entry["url"]
     card.get_by_role("button", name="stdio").click()
     stdio = json.loads(config_box.inner_text())
     assert stdio == {"mcpServers": {name: {"command": "sentinel", "args": ["connect", name, "--stdio"]}}}
@@ -184,6 +208,11 @@ def test_publish_ready_connect_retire(governed_backend: StackConfig, admin_page:
     gone = httpx.get(cfg.url("api", f"/api/runtime/servers/{NS}/{name}?live=false"),
                      headers={"x-api-key": cfg.admin_api_key}, timeout=60)
     assert gone.status_code == 404, gone.text
+    # Its route went with it (the reconciler drops the route, then stops the sidecar).
+    deadline = time.monotonic() + 15
+    while (code := httpx.post(url, json={}, timeout=10).status_code) != 404 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert code == 404
 
 
 def test_users_and_team_members(governed_backend: StackConfig, admin_page: Any) -> None:

@@ -27,6 +27,7 @@ from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx
 from functions.api.context import ApiContext
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
 from functions.api.inventory import InventoryProber, client_tls
+from functions.api.remote_servers import checked_gateway
 from functions.api.routes.governance import Loose, team_of_namespace
 from functions.api.routes.governance_scope import (
     SIDE_EFFECTS,
@@ -298,8 +299,7 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
     name = check_name("name", body.name.strip())
     if len(name) > 63:
         raise bad_request("name must be at most 63 characters (it names a Service)")
-    if not body.image.strip():
-        raise bad_request("image is required")
+    body.gateway = checked_gateway(p, body.image, body.gateway)
     team = check_team_id(body.teamID.strip(), "teamID")
     if not team and ns != SHARED_NAMESPACE:
         team = await team_of_namespace(request, p, ns)  # a server in a team namespace belongs to that team

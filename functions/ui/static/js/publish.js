@@ -1,5 +1,6 @@
 // "Publish a server": the form behind POST /api/runtime/servers (the API checks scope, quota and
-// cooldown; its refusal is shown as it comes). Tools are one per line: `name:sideEffect[:trust]`.
+// cooldown, and that an image or a URL is given; its refusal is shown as it comes). Tools are one
+// per line: `name:sideEffect[:trust]`.
 import { api } from "./api.js";
 import { h, toast } from "./dom.js";
 
@@ -38,6 +39,9 @@ export function publishForm(principal, done) {
     const [scope, namespace] = String(d.get("target")).split("|");
     const body = { name: String(d.get("name")).trim(), scope, namespace, image: String(d.get("image")).trim(),
       description: String(d.get("description") || ""), tools, gateway: { enabled: Boolean(d.get("gateway")) } };
+    // A server already running elsewhere is registered by its URL (no image): only its gateway runs here.
+    const upstream = String(d.get("upstreamURL") || "").trim();
+    if (upstream) body.gateway.upstreamURL = upstream;
     if (d.get("port")) body.port = Number(d.get("port"));
     try {
       await api.post("/runtime/servers", body);
@@ -51,7 +55,9 @@ export function publishForm(principal, done) {
   } },
   h("label", {}, "Name", h("input", { name: "name", required: true, placeholder: "notes-server" })),
   h("label", {}, "Where", h("select", { name: "target" }, where.map((w) => h("option", { value: w.value }, w.label)))),
-  h("label", {}, "Image", h("input", { name: "image", required: true, placeholder: "ghcr.io/acme/notes-mcp:1.0" })),
+  h("label", {}, "Image", h("input", { name: "image", placeholder: "ghcr.io/acme/notes-mcp:1.0" })),
+  h("label", {}, "or its URL (a running server)", h("input", { name: "upstreamURL", type: "url",
+    placeholder: "https://mcp.example.com" })),
   h("label", {}, "Port (optional)", h("input", { name: "port", type: "number", min: 1, max: 65535 })),
   h("label", {}, "Description", h("input", { name: "description" })),
   h("label", {}, "Tools (one per line: name:read|write|destructive[:trust])",

@@ -1,0 +1,54 @@
+"""`spec.gateway.upstreamURL` of a remote MCP server: what the API accepts and the reconcilers run.
+
+A remote server is an MCP server that runs elsewhere; its gateway forwards `/mcp...` to
+`<upstreamURL>/mcp...`. The URL is a base (scheme, host, optional port and path prefix): no
+credentials (they would show in every listing and log; upstream credentials belong in a Secret),
+no query or fragment. Who may point a gateway at the platform's own network is a separate,
+caller-dependent rule (`internal_host`), applied by the API.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+
+class UpstreamURLError(ValueError):
+    """The upstream URL is not one a gateway may front."""
+
+
+def check_upstream_url(raw: object) -> str:
+    """The normalized base URL (no trailing slash); UpstreamURLError with a reason otherwise."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise UpstreamURLError("gateway.upstreamURL must be a non-empty string")
+    text = raw.strip()
+    if len(text) > 2048 or any(c.isspace() or ord(c) < 0x20 for c in text):
+        raise UpstreamURLError("gateway.upstreamURL must be a URL without whitespace (at most 2048 characters)")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UpstreamURLError(f"gateway.upstreamURL must be an absolute http(s) URL, got {text!r}")
+    if parts.username is not None or parts.password is not None:
+        raise UpstreamURLError("gateway.upstreamURL must not carry credentials (use a Secret for upstream tokens)")
+    if parts.query or parts.fragment:
+        raise UpstreamURLError("gateway.upstreamURL must be a base URL without query or fragment")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise UpstreamURLError(f"gateway.upstreamURL has an invalid port: {text!r}") from None
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def internal_host(url: str) -> bool:
+    """Whether the URL names this machine or a link-local/unspecified address by a literal or `localhost`.
+
+    Only literals are judged: a DNS name is resolved by the gateway at connect time, so a name that
+    later resolves inward is not caught here (documented in SECURITY.md).
+    """
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_link_local or ip.is_unspecified
