@@ -28,7 +28,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mcp_sentinel.storage.client import validate_database
-from mcp_sentinel.storage.schema import EVENTS_TABLE, ROLLUP_TABLE, SEALS_TABLE, SESSIONS_TABLE
+from mcp_sentinel.storage.schema import (
+    EVENTS_TABLE,
+    ROLLUP_TABLE,
+    SEAL_LAYOUT,
+    SEALS_TABLE,
+    SESSIONS_TABLE,
+    TOTALS_TABLE,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -39,6 +46,8 @@ DIMENSIONS = ("source", "event_type", "server", "namespace", "team_id", "decisio
 """Columns a rollup row is keyed by (besides its bucket): every column the aggregates filter or
 group on, so a filter applies to rollup rows and raw rows alike."""
 SESSION_DIMENSIONS = ("server", "namespace", "team_id", "decision", "session_id")
+TOTALS_DIMENSIONS = ("source", "event_type", "server")
+"""The totals rollup's key: what whole-table counts group by (no filters apply to it)."""
 """The sessions rollup's key: filters by server/namespace/team/decision stay exact on it."""
 
 Fingerprint = tuple[int, int]
@@ -87,9 +96,9 @@ def bucket_fingerprints(hours: dict[datetime, Fingerprint]) -> dict[Bucket, Fing
 def current_seals(client: Any, database: str, since: datetime | None = None) -> dict[Bucket, tuple[int, Fingerprint]]:
     """`{(width, bucket): (seal_id, fingerprint)}` of the newest seal of each bucket."""
     db = validate_database(database)
-    where, params = "", {}
+    where, params = f"WHERE layout = {SEAL_LAYOUT}", {}
     if since is not None:
-        where = "WHERE bucket >= {s_since:DateTime('UTC')}"
+        where += " AND bucket >= {s_since:DateTime('UTC')}"
         params["s_since"] = since
     rows = client.query(
         "SELECT width, bucket, argMax(seal_id, (sealed_at, seal_id)), argMax(rows, (sealed_at, seal_id)), "
@@ -206,6 +215,17 @@ def source_sql(database: str, p: ReadPlan, conds: Sequence[str], params: dict[st
     return " UNION ALL ".join(parts)
 
 
+def totals_sql(database: str, p: ReadPlan | None, params: dict[str, Any]) -> str:
+    """Rows `<TOTALS_DIMENSIONS>, events` over all time (no filters); `p=None` reads `events FINAL` only."""
+    db = validate_database(database)
+    dims = ", ".join(TOTALS_DIMENSIONS)
+    raw = "" if p is None else f"WHERE {_raw_ranges(p, params)} "
+    parts = [f"SELECT {dims}, count() AS events FROM {db}.{EVENTS_TABLE} FINAL {raw}GROUP BY {dims}"]
+    if p is not None and p.seal_ids:
+        parts.insert(0, f"SELECT {dims}, events FROM {db}.{TOTALS_TABLE} WHERE {_sealed(p, params)}")
+    return " UNION ALL ".join(parts)
+
+
 def sessions_sql(database: str, p: ReadPlan, conds: Sequence[str], params: dict[str, Any]) -> str:
     """Rows `session_id` (repeats possible) of the plan's events matching `conds` (SESSION_DIMENSIONS only)."""
     db = validate_database(database)
@@ -228,7 +248,14 @@ def _seal_inserts(
     seal = "transform(bk, {b:Array(DateTime('UTC'))}, {ids:Array(UInt64)}, toUInt64(0))"
     dims = ", ".join(DIMENSIONS)
     sdims = ", ".join(SESSION_DIMENSIONS)
+    tdims = ", ".join(TOTALS_DIMENSIONS)
     return [
+        (
+            f"INSERT INTO {db}.{TOTALS_TABLE} (width, bucket, seal_id, {tdims}, events) "
+            f"SELECT {width}, {expr} AS bk, {seal}, {tdims}, count() FROM {db}.{EVENTS_TABLE} FINAL {where} "
+            f"GROUP BY bk, {tdims}",
+            params,
+        ),
         (
             f"INSERT INTO {db}.{ROLLUP_TABLE} (width, bucket, seal_id, {dims}, events, last_seen) "
             f"SELECT {width}, {expr} AS bk, {seal}, {dims}, count(), max(timestamp) "
@@ -273,11 +300,12 @@ def seal_pending(
                 client.command(sql, parameters=params)
             after = bucket_fingerprints(hour_fingerprints(client, db, chunk[0]))
             rows = [
-                [width, b, sid, *before[(width, b)]]
+                [width, b, sid, *before[(width, b)], SEAL_LAYOUT]
                 for b, sid in zip(chunk, ids, strict=True)
                 if after.get((width, b)) == before[(width, b)]
             ]
             if rows:
-                client.insert(f"{db}.{SEALS_TABLE}", rows, column_names=["width", "bucket", "seal_id", "rows", "hash"])
+                names = ["width", "bucket", "seal_id", "rows", "hash", "layout"]
+                client.insert(f"{db}.{SEALS_TABLE}", rows, column_names=names)
             sealed += len(rows)
     return sealed
