@@ -210,7 +210,7 @@ class EventQueries:
         """What to read from rollups and what raw for `[since, ∞)`; None when rollups are off."""
         if not self.use_rollups:
             return None
-        return rollups.plan(self.client, self.database, since, now or self.now(), daily=daily)
+        return rollups.plan(self.client, self.database, since, now, daily=daily)
 
     def source(
         self, read: rollups.ReadPlan | None, since: datetime | None, conds: list[str], params: dict[str, Any]

@@ -69,18 +69,19 @@ def floor_day(ts: datetime) -> datetime:
     return floor_hour(ts).replace(hour=0)
 
 
-def hour_fingerprints(client: Any, database: str, since_hour: datetime | None = None) -> dict[datetime, Fingerprint]:
-    """`{hour: (rows, id hash sum)}` of the raw rows (duplicates included) from `since_hour` on."""
-    db = validate_database(database)
-    where, params = "", {}
+def _fingerprints_sql(db: str, since_hour: datetime | None, params: dict[str, Any]) -> str:
+    where = ""
     if since_hour is not None:
         where = f"WHERE {HOUR_EXPR} >= {{fp_since:DateTime('UTC')}}"
         params["fp_since"] = since_hour
-    rows = client.query(
-        f"SELECT {HOUR_EXPR} AS h, count(), sum(cityHash64(event_id)) FROM {db}.{EVENTS_TABLE} {where} GROUP BY h",
-        parameters=params,
-    ).result_rows
-    return {_utc(h): (int(n), int(s)) for h, n, s in rows}
+    return f"SELECT {HOUR_EXPR} AS h, count(), sum(cityHash64(event_id)) FROM {db}.{EVENTS_TABLE} {where} GROUP BY h"
+
+
+def hour_fingerprints(client: Any, database: str, since_hour: datetime | None = None) -> dict[datetime, Fingerprint]:
+    """`{hour: (rows, id hash sum)}` of the raw rows (duplicates included) from `since_hour` on."""
+    params: dict[str, Any] = {}
+    rows = client.query(_fingerprints_sql(validate_database(database), since_hour, params), parameters=params)
+    return {_utc(h): (int(n), int(s)) for h, n, s in rows.result_rows}
 
 
 def bucket_fingerprints(hours: dict[datetime, Fingerprint]) -> dict[Bucket, Fingerprint]:
@@ -93,19 +94,39 @@ def bucket_fingerprints(hours: dict[datetime, Fingerprint]) -> dict[Bucket, Fing
     return out
 
 
-def current_seals(client: Any, database: str, since: datetime | None = None) -> dict[Bucket, tuple[int, Fingerprint]]:
-    """`{(width, bucket): (seal_id, fingerprint)}` of the newest seal of each bucket."""
-    db = validate_database(database)
-    where, params = f"WHERE layout = {SEAL_LAYOUT}", {}
+def _seals_sql(db: str, since: datetime | None, params: dict[str, Any]) -> str:
+    where = f"WHERE layout = {SEAL_LAYOUT}"
     if since is not None:
         where += " AND bucket >= {s_since:DateTime('UTC')}"
         params["s_since"] = since
-    rows = client.query(
+    return (
         "SELECT width, bucket, argMax(seal_id, (sealed_at, seal_id)), argMax(rows, (sealed_at, seal_id)), "
-        f"argMax(hash, (sealed_at, seal_id)) FROM {db}.{SEALS_TABLE} {where} GROUP BY width, bucket",
-        parameters=params,
-    ).result_rows
+        f"argMax(hash, (sealed_at, seal_id)) FROM {db}.{SEALS_TABLE} {where} GROUP BY width, bucket"
+    )
+
+
+def _seals(rows: Any) -> dict[Bucket, tuple[int, Fingerprint]]:
     return {(int(w), _utc(b)): (int(sid), (int(n), int(s))) for w, b, sid, n, s in rows}
+
+
+def current_seals(client: Any, database: str, since: datetime | None = None) -> dict[Bucket, tuple[int, Fingerprint]]:
+    """`{(width, bucket): (seal_id, fingerprint)}` of the newest seal of each bucket."""
+    params: dict[str, Any] = {}
+    return _seals(client.query(_seals_sql(validate_database(database), since, params), parameters=params).result_rows)
+
+
+def _plan_inputs(
+    client: Any, db: str, since: datetime | None
+) -> tuple[datetime, dict[datetime, Fingerprint], dict[Bucket, tuple[int, Fingerprint]]]:
+    """The server's clock, hour fingerprints and seals in one round trip (each costs one under load)."""
+    params: dict[str, Any] = {}
+    fp = _fingerprints_sql(db, floor_hour(since) if since is not None else None, params)
+    seals = _seals_sql(db, floor_day(since) if since is not None else None, params)
+    now, fps, sealed = client.query(
+        f"SELECT now64(3), (SELECT groupArray(tuple(*)) FROM ({fp})), (SELECT groupArray(tuple(*)) FROM ({seals}))",
+        parameters=params,
+    ).result_rows[0]
+    return _utc(now), {_utc(h): (int(n), int(s)) for h, n, s in fps}, _seals(sealed)
 
 
 @dataclass(frozen=True)
@@ -118,22 +139,22 @@ class ReadPlan:
     raw_ranges: tuple[tuple[datetime | None, datetime | None], ...] = ()
 
 
-def plan(client: Any, database: str, since: datetime | None, now: datetime, *, daily: bool = True) -> ReadPlan:
+def plan(client: Any, database: str, since: datetime | None, now: datetime | None, *, daily: bool = True) -> ReadPlan:
     """Split `[since, ∞)` (all time when `since` is None) into sealed buckets and raw ranges.
 
     A whole day inside the window uses its daily seal, else its hours' seals; an hour uses its
     seal when it is closed (before `now`'s hour), wholly inside the window, sealed, and its
     fingerprint unchanged (`daily=False`: hours only, for hourly series). Everything else that
     holds rows is read raw; hours without rows are skipped; adjacent raw hours merge into one range.
+    `now=None` uses the server's clock, read in the same round trip as the fingerprints and seals.
     """
-    now_hour = floor_hour(now)
+    server_now, hours, seals = _plan_inputs(client, validate_database(database), since)
+    now_hour = floor_hour(now or server_now)
     first_full: datetime | None = None
     if since is not None:
         since = _utc(since)
         first_full = since if since == floor_hour(since) else floor_hour(since) + HOUR
-    hours = hour_fingerprints(client, database, floor_hour(since) if since is not None else None)
     fps = bucket_fingerprints(hours)
-    seals = current_seals(client, database, floor_day(since) if since is not None else None)
     seal_ids: list[int] = []
     used: list[datetime] = []
     raw: list[tuple[datetime | None, datetime | None]] = []
