@@ -18,6 +18,7 @@ from mcp_sentinel.storage.schema import (
     MIGRATIONS_TABLE,
     ROLLUP_TABLE,
     SESSIONS_TABLE,
+    TOOL_SESSIONS_TABLE,
     TOTALS_TABLE,
     Migration,
 )
@@ -97,7 +98,8 @@ def apply_retention(client: Any, database: str, retention_days: int) -> bool:
     client.command(
         f"ALTER TABLE {db}.{EVENTS_TABLE} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY"
     )
-    for table in (ROLLUP_TABLE, SESSIONS_TABLE, TOTALS_TABLE):  # rollups outlive their events by a day
+    # Rollups outlive their events by a day.
+    for table in (ROLLUP_TABLE, SESSIONS_TABLE, TOTALS_TABLE, TOOL_SESSIONS_TABLE):
         exists = client.query(
             "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
             parameters={"db": db, "t": table},

@@ -503,7 +503,7 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
 
     if read is not None:
         totals, servers, actors, decisions, series = usage_one_pass(rows, src, window, limit)
-        sess_total = _unique_sessions(queries, read if not q.tool_name else None, since, conds, params)
+        sess_total = _unique_sessions(queries, read, conds, params, by_tool=bool(q.tool_name))
         totals = replace(totals, unique_sessions=sess_total)
         tools = _top_tools(rows, src)
         recent = _recent(queries, rows, since, conds, params)
@@ -667,11 +667,11 @@ def usage_one_pass(
 
 
 def _unique_sessions(
-    queries: EventQueries, read: rollups.ReadPlan | None, since: datetime, conds: list[str], params: dict[str, Any]
+    queries: EventQueries, read: rollups.ReadPlan, conds: list[str], params: dict[str, Any], *, by_tool: bool
 ) -> int:
-    # The sessions rollup is not keyed by tool (it would not compress): a tool filter reads raw.
-    sess_src = queries.sessions(read, since, conds, params)
-    sql = f"SELECT count() FROM (SELECT session_id {sess_src} WHERE session_id != '' GROUP BY session_id)"
+    # A tool filter reads the sessions rollup keyed by tool (rollups.sessions_sql).
+    sess_src = rollups.sessions_sql(queries.database, read, conds, params, by_tool=by_tool)
+    sql = f"SELECT count() FROM (SELECT session_id FROM ({sess_src}) WHERE session_id != '' GROUP BY session_id)"
     return int(queries._rows(sql, params)[0][0])
 
 

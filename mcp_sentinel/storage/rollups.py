@@ -34,6 +34,7 @@ from mcp_sentinel.storage.schema import (
     SEAL_LAYOUT,
     SEALS_TABLE,
     SESSIONS_TABLE,
+    TOOL_SESSIONS_TABLE,
     TOTALS_TABLE,
 )
 
@@ -247,13 +248,17 @@ def totals_sql(database: str, p: ReadPlan | None, params: dict[str, Any]) -> str
     return " UNION ALL ".join(parts)
 
 
-def sessions_sql(database: str, p: ReadPlan, conds: Sequence[str], params: dict[str, Any]) -> str:
-    """Rows `session_id` (repeats possible) of the plan's events matching `conds` (SESSION_DIMENSIONS only)."""
+def sessions_sql(
+    database: str, p: ReadPlan, conds: Sequence[str], params: dict[str, Any], *, by_tool: bool = False
+) -> str:
+    """Rows `session_id` (repeats possible) of the plan's events matching `conds` (SESSION_DIMENSIONS only;
+    with `by_tool`, `tool_name` too)."""
     db = validate_database(database)
     extra = "".join(f" AND {c}" for c in conds)
     parts = [f"SELECT session_id FROM {db}.{EVENTS_TABLE} FINAL WHERE ({_raw_ranges(p, params)}){extra}"]
     if p.seal_ids:
-        parts.insert(0, f"SELECT session_id FROM {db}.{SESSIONS_TABLE} WHERE {_sealed(p, params)}{extra}")
+        table = TOOL_SESSIONS_TABLE if by_tool else SESSIONS_TABLE
+        parts.insert(0, f"SELECT session_id FROM {db}.{table} WHERE {_sealed(p, params)}{extra}")
     return " UNION ALL ".join(parts)
 
 
@@ -286,6 +291,11 @@ def _seal_inserts(
         (
             f"INSERT INTO {db}.{SESSIONS_TABLE} (width, bucket, seal_id, {sdims}) "
             f"SELECT DISTINCT {width}, {expr} AS bk, {seal}, {sdims} FROM {db}.{EVENTS_TABLE} FINAL {where}",
+            params,
+        ),
+        (
+            f"INSERT INTO {db}.{TOOL_SESSIONS_TABLE} (width, bucket, seal_id, tool_name, {sdims}) "
+            f"SELECT DISTINCT {width}, {expr} AS bk, {seal}, tool_name, {sdims} FROM {db}.{EVENTS_TABLE} FINAL {where}",
             params,
         ),
     ]

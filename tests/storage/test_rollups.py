@@ -46,7 +46,8 @@ def _same(client: Any, db: str, now: datetime) -> None:
     assert fast.sources() == raw.sources()
     assert fast.event_types() == raw.event_types()
     assert fast.dashboard_summary() == raw.dashboard_summary()
-    for q in (UsageQuery(window_days=1), UsageQuery(window_days=3), UsageQuery(window_days=30, limit=50)):
+    for q in (UsageQuery(window_days=1), UsageQuery(window_days=3), UsageQuery(window_days=30, limit=50),
+              UsageQuery(window_days=30, tool_name="tool-1")):  # fmt: skip
         assert usage(fast, q, now=now) == usage(raw, q, now=now)
 
 
