@@ -267,15 +267,12 @@ class EventQueries:
         newest = f"(SELECT max(timestamp) FROM {self.database}.{EVENTS_TABLE})"
         anchor = "{c_ts:DateTime64(3, 'UTC')}" if cursor else newest
         single = filters is not None and bool(filters.trace_id or filters.session_id)
-        # Inside a window the primary key already narrows the read to a few granules: loading
-        # and checking the skip indexes there cost more than they save (measured ×2–5, benchmarks.md).
         for span in (None,) if single else (3600, 86_400, None):
             window = [] if span is None else [f"timestamp >= {anchor} - toIntervalSecond({span})"]
             where = f"WHERE {' AND '.join([*conds, *window])}" if conds or window else ""
             rows = self._rows(
                 f"SELECT {', '.join(_ROW_COLUMNS)} FROM {self.table} {where} "
-                "ORDER BY timestamp DESC, event_id DESC LIMIT {lim:UInt32} OFFSET {off:UInt32}"
-                + ("" if span is None else " SETTINGS use_skip_indexes = 0"),
+                "ORDER BY timestamp DESC, event_id DESC LIMIT {lim:UInt32} OFFSET {off:UInt32}",
                 params,
             )
             if len(rows) > limit:
