@@ -9,7 +9,8 @@ then in the same run:
   RowBinary`, in a child process), i.e. the engine without HTTP, to show whether the embedded
   server itself caps the baseline.
 Each measurement runs `ROUNDS` times (the machine may be shared): best and spread are printed,
-plus ratios of the bests. Target: processor ≥ 50k events/s.
+plus ratios of the bests. Target: processor ≥ 50k events/s and ≥ 0.8× the baseline.
+`python -m bench.processor_throughput BATCH_BUSY_WAIT_MS=0` passes settings to the processor.
 """
 
 from __future__ import annotations
@@ -152,6 +153,14 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
+def _batch_totals(url: str) -> tuple[float, float]:
+    """(events, inserts) so far from the processor's `processor_batch_size` histogram."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    pairs = (line.split() for line in text.splitlines() if line.startswith("processor_batch_size_"))
+    values = {p[0]: float(p[1]) for p in pairs}
+    return values.get("processor_batch_size_sum", 0.0), values.get("processor_batch_size_count", 0.0)
+
+
 def _spread(xs: list[float]) -> str:
     return f"best {max(xs):>9,.0f}  spread {min(xs):,.0f}–{max(xs):,.0f}  ({', '.join(f'{x:,.0f}' for x in xs)})"
 
@@ -161,15 +170,18 @@ def main() -> None:
     if sys.argv[1:2] == ["--chdb-reference"]:
         print(chdb_reference(int(sys.argv[2])), flush=True)
         os._exit(0)  # skip chdb's global teardown, which can crash at interpreter exit
+    # `NAME=value` arguments go to the processor's environment (A/B of its settings).
+    extra_env = dict(arg.split("=", 1) for arg in sys.argv[1:] if "=" in arg)
     raws: list[float] = []
     procs: list[float] = []
     refs: list[float] = []
+    batch_sizes: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = StackConfig(data_dir=Path(tmp), ports=Ports.free())
         with Supervisor(cfg) as sup:
             sup.start_all(clickhouse_part.components(cfg))
             (proc,) = processor_part.components(cfg)
-            sup.start(dataclasses.replace(proc, env={**proc.env, "CLICKHOUSE_DB": "bench_proc"}))
+            sup.start(dataclasses.replace(proc, env={**proc.env, "CLICKHOUSE_DB": "bench_proc", **extra_env}))
             ch_url = clickhouse_part.clickhouse_url(cfg)
             warm = make_events(BATCH)
             asyncio.run(through_processor(cfg.url("processor"), warm))  # connect + migrate outside timing
@@ -182,7 +194,10 @@ def main() -> None:
                 raws.append(baseline(ch_url, events))
                 cpu["baseline: clickhouse"].append((_cpu(ch_pids) - c0) / TOTAL * 1e6)
                 p0, c0 = _cpu(proc_pids), _cpu(ch_pids)
+                b0 = _batch_totals(cfg.url("processor"))
                 procs.append(asyncio.run(through_processor(cfg.url("processor"), events)))
+                b1 = _batch_totals(cfg.url("processor"))
+                batch_sizes.append((b1[0] - b0[0]) / max(b1[1] - b0[1], 1))
                 cpu["processor"].append((_cpu(proc_pids) - p0) / TOTAL * 1e6)
                 cpu["processor: clickhouse"].append((_cpu(ch_pids) - c0) / TOTAL * 1e6)
                 # A child process: chdb allows one engine per process and the server holds its own.
@@ -194,11 +209,13 @@ def main() -> None:
                        for c in (3, 128)}  # fmt: skip
             stored = clickhouse_client_from_url(ch_url, "bench_proc").query(
                 "SELECT count() FROM events FINAL").result_rows[0][0]  # fmt: skip
+    print(f"processor environment overrides: {extra_env or 'none'}")
     print(f"events: {TOTAL} per round in batches of {BATCH}, {CONCURRENCY} concurrent deliveries, {ROUNDS} rounds")
     print(f"in-process chdb RowBinary insert (engine, no HTTP) : {_spread(refs)} events/s")
     print(f"baseline raw clickhouse-connect insert via server  : {_spread(raws)} events/s")
     print(f"processor (CloudEvents batch → ClickHouse)         : {_spread(procs)} events/s")
     print("processor, single-event deliveries: " + ", ".join(f"{c} in flight {r:,.0f}/s" for c, r in singles.items()))
+    print("processor events per INSERT (mean per round): " + ", ".join(f"{b:,.0f}" for b in batch_sizes))
     print("CPU µs per event (min over rounds): " + ", ".join(f"{k} {min(v):.1f}" for k, v in cpu.items()))
     print(f"ratio processor/baseline (bests): {max(procs) / max(raws):.2f}   baseline/engine: "
           f"{max(raws) / max(refs):.2f}   processor/engine: {max(procs) / max(refs):.2f}")  # fmt: skip

@@ -137,14 +137,15 @@ def run(url: str, db: str, events: int, days: int, reps: int, raw_reps: int, ski
     ]
     for name, call, aggregate in read_paths(client, db):
         f = _time(_bind(call, fast), reps)
-        if aggregate:
+        if aggregate and raw_reps > 0:
             r = _time(_bind(call, raw), raw_reps, warm=raw_reps > 1)
             fm, rm = statistics.median(f), statistics.median(r)
             lines.append(
                 f"| {name} | {fm:,.0f} / {_pct(f, 0.95):,.0f} | {rm:,.0f} / {_pct(r, 0.95):,.0f} | ×{rm / fm:.1f} |"
             )
         else:
-            lines.append(f"| {name} | {statistics.median(f):,.0f} / {_pct(f, 0.95):,.0f} | same query | — |")
+            base = "not run" if aggregate else "same query"
+            lines.append(f"| {name} | {statistics.median(f):,.0f} / {_pct(f, 0.95):,.0f} | {base} | — |")
         print(lines[-1], flush=True)
     lines.append(f"\nload average after reads: {os.getloadavg()[0]:.1f}")
     return "\n".join(lines)
@@ -156,7 +157,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--reps", type=int, default=9)
-    ap.add_argument("--raw-reps", type=int, default=3)
+    ap.add_argument("--raw-reps", type=int, default=3, help="0 skips the raw-table baseline")
     ap.add_argument("--url", help="an existing ClickHouse (default: start the embedded one in a temp dir)")
     ap.add_argument("--database", default="bench_scale")
     ap.add_argument("--skip-generate", action="store_true", help="use the events already in --database")

@@ -294,6 +294,7 @@ def create_app(
         max_events=settings.batch_max_events,
         max_wait=settings.batch_max_wait_ms / 1000,
         max_pending=settings.max_pending_events,
+        busy_wait=settings.batch_busy_wait_ms / 1000,
     )
     batcher.stats.on_pause_change.append(metrics.on_pause)
 

@@ -18,6 +18,8 @@ from mcp_sentinel.storage.schema import (
     MIGRATIONS_TABLE,
     ROLLUP_TABLE,
     SESSIONS_TABLE,
+    TOOL_SESSIONS_TABLE,
+    TOTALS_TABLE,
     Migration,
 )
 
@@ -72,7 +74,7 @@ def migrate(
         applied.append(mig.version)
     if not keep_ttl:
         apply_retention(client, db, retention_days)
-    if 2 in applied and not keep_ttl:
+    if {2, 3} & set(applied) and not keep_ttl:
         # Backfill: roll up every closed hour and day of the events already stored. Only the
         # writer does it (minutes at 10M events); a reader's start-up must not wait for it, and
         # until it is done reads stay exact, reading the raw table. The processor's periodic
@@ -96,7 +98,8 @@ def apply_retention(client: Any, database: str, retention_days: int) -> bool:
     client.command(
         f"ALTER TABLE {db}.{EVENTS_TABLE} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY"
     )
-    for table in (ROLLUP_TABLE, SESSIONS_TABLE):  # rollups outlive their events by a day
+    # Rollups outlive their events by a day.
+    for table in (ROLLUP_TABLE, SESSIONS_TABLE, TOTALS_TABLE, TOOL_SESSIONS_TABLE):
         exists = client.query(
             "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
             parameters={"db": db, "t": table},

@@ -208,7 +208,7 @@ class EventQueries:
         """What to read from rollups and what raw for `[since, ∞)`; None when rollups are off."""
         if not self.use_rollups:
             return None
-        return rollups.plan(self.client, self.database, since, now or self.now(), daily=daily)
+        return rollups.plan(self.client, self.database, since, now, daily=daily)
 
     def source(
         self, read: rollups.ReadPlan | None, since: datetime | None, conds: list[str], params: dict[str, Any]
@@ -257,13 +257,24 @@ class EventQueries:
         if cursor is not None:
             conds.append("(timestamp, event_id) < ({c_ts:DateTime64(3, 'UTC')}, {c_id:String})")
             params.update(c_ts=cursor.timestamp, c_id=cursor.event_id)
-        where = f"WHERE {' AND '.join(conds)}" if conds else ""
         params.update(lim=limit + 1, off=offset)
-        rows = self._rows(
-            f"SELECT {', '.join(_ROW_COLUMNS)} FROM {self.table} {where} "
-            "ORDER BY timestamp DESC, event_id DESC LIMIT {lim:UInt32} OFFSET {off:UInt32}",
-            params,
-        )
+        # Newest first: try the last hour, then day, before the whole table (`FINAL` over 10M rows
+        # costs ~10x an hour's worth). A window is exact once it holds a full page plus the
+        # look-ahead row, since every row outside it is older. Ids unique to one session or trace
+        # are found through their bloom filters at once.
+        newest = f"(SELECT max(timestamp) FROM {self.database}.{EVENTS_TABLE})"
+        anchor = "{c_ts:DateTime64(3, 'UTC')}" if cursor else newest
+        single = filters is not None and bool(filters.trace_id or filters.session_id)
+        for span in (None,) if single else (3600, 86_400, None):
+            window = [] if span is None else [f"timestamp >= {anchor} - toIntervalSecond({span})"]
+            where = f"WHERE {' AND '.join([*conds, *window])}" if conds or window else ""
+            rows = self._rows(
+                f"SELECT {', '.join(_ROW_COLUMNS)} FROM {self.table} {where} "
+                "ORDER BY timestamp DESC, event_id DESC LIMIT {lim:UInt32} OFFSET {off:UInt32}",
+                params,
+            )
+            if len(rows) > limit:
+                break
         events = [_row(r) for r in rows[:limit]]
         has_more = len(rows) > limit
         next_cursor = None
@@ -277,15 +288,19 @@ class EventQueries:
         page = self.events(EventFilter(namespace=namespace, server=server), limit=min(max(limit, 1), 100))
         return page.events
 
+    def _totals(self, params: dict[str, Any]) -> str:
+        """`FROM (…)` over rows `source, event_type, server, events` of all time (rollups.totals_sql)."""
+        return f"FROM ({rollups.totals_sql(self.database, self.plan(None), params)})"
+
     def count(self) -> int:
         """Total stored events."""
         params: dict[str, Any] = {}
-        src = self.source(self.plan(None), None, [], params)
+        src = self._totals(params)
         return int(self._rows(f"SELECT sum(events) {src}", params)[0][0])
 
     def _counts(self, column: str) -> list[CountRow]:
         params: dict[str, Any] = {}
-        src = self.source(self.plan(None), None, [], params)
+        src = self._totals(params)
         sql = f"SELECT {column}, sum(events) AS c {src} GROUP BY {column} ORDER BY c DESC, {column}"
         rows = self._rows(sql, params)
         return [CountRow(str(v), int(c)) for v, c in rows]
@@ -301,19 +316,17 @@ class EventQueries:
     def dashboard_summary(self) -> DashboardSummary:
         """Totals for the dashboard; the API adds grants/sessions from Kubernetes."""
         params: dict[str, Any] = {}
-        source = self.source(self.plan(None), None, [], params)
+        source = self._totals(params)
         # Per-server sums, then count them: uniqExact over LowCardinality strings costs ~10x more.
         total, servers = self._rows(
             f"SELECT sum(e), countIf(server != '') FROM (SELECT server, sum(events) AS e {source} GROUP BY server)",
             params,
         )[0]
-        newest = self._rows(
-            f"SELECT source, event_type, timestamp FROM {self.table} ORDER BY timestamp DESC, event_id DESC LIMIT 1"
-        )
+        newest = self.events(limit=1).events
         if not total or not newest:
             return DashboardSummary(0, 0, "-", "-", None)
-        src, etype, last = newest[0]
-        return DashboardSummary(int(total), int(servers), str(src) or "-", str(etype) or "-", rfc3339(last))
+        last = newest[0]
+        return DashboardSummary(int(total), int(servers), last.source or "-", last.event_type or "-", last.timestamp)
 
 
 @dataclass(frozen=True)
@@ -488,7 +501,7 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
 
     if read is not None:
         totals, servers, actors, decisions, series = usage_one_pass(rows, src, window, limit)
-        sess_total = _unique_sessions(queries, read if not q.tool_name else None, since, conds, params)
+        sess_total = _unique_sessions(queries, read, conds, params, by_tool=bool(q.tool_name))
         totals = replace(totals, unique_sessions=sess_total)
         tools = _top_tools(rows, src)
         recent = _recent(queries, rows, since, conds, params)
@@ -652,11 +665,11 @@ def usage_one_pass(
 
 
 def _unique_sessions(
-    queries: EventQueries, read: rollups.ReadPlan | None, since: datetime, conds: list[str], params: dict[str, Any]
+    queries: EventQueries, read: rollups.ReadPlan, conds: list[str], params: dict[str, Any], *, by_tool: bool
 ) -> int:
-    # The sessions rollup is not keyed by tool (it would not compress): a tool filter reads raw.
-    sess_src = queries.sessions(read, since, conds, params)
-    sql = f"SELECT count() FROM (SELECT session_id {sess_src} WHERE session_id != '' GROUP BY session_id)"
+    # A tool filter reads the sessions rollup keyed by tool (rollups.sessions_sql).
+    sess_src = rollups.sessions_sql(queries.database, read, conds, params, by_tool=by_tool)
+    sql = f"SELECT count() FROM (SELECT session_id FROM ({sess_src}) WHERE session_id != '' GROUP BY session_id)"
     return int(queries._rows(sql, params)[0][0])
 
 

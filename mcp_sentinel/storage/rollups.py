@@ -28,7 +28,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mcp_sentinel.storage.client import validate_database
-from mcp_sentinel.storage.schema import EVENTS_TABLE, ROLLUP_TABLE, SEALS_TABLE, SESSIONS_TABLE
+from mcp_sentinel.storage.schema import (
+    EVENTS_TABLE,
+    ROLLUP_TABLE,
+    SEAL_LAYOUT,
+    SEALS_TABLE,
+    SESSIONS_TABLE,
+    TOOL_SESSIONS_TABLE,
+    TOTALS_TABLE,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -39,6 +47,8 @@ DIMENSIONS = ("source", "event_type", "server", "namespace", "team_id", "decisio
 """Columns a rollup row is keyed by (besides its bucket): every column the aggregates filter or
 group on, so a filter applies to rollup rows and raw rows alike."""
 SESSION_DIMENSIONS = ("server", "namespace", "team_id", "decision", "session_id")
+TOTALS_DIMENSIONS = ("source", "event_type", "server")
+"""The totals rollup's key: what whole-table counts group by (no filters apply to it)."""
 """The sessions rollup's key: filters by server/namespace/team/decision stay exact on it."""
 
 Fingerprint = tuple[int, int]
@@ -60,18 +70,19 @@ def floor_day(ts: datetime) -> datetime:
     return floor_hour(ts).replace(hour=0)
 
 
-def hour_fingerprints(client: Any, database: str, since_hour: datetime | None = None) -> dict[datetime, Fingerprint]:
-    """`{hour: (rows, id hash sum)}` of the raw rows (duplicates included) from `since_hour` on."""
-    db = validate_database(database)
-    where, params = "", {}
+def _fingerprints_sql(db: str, since_hour: datetime | None, params: dict[str, Any]) -> str:
+    where = ""
     if since_hour is not None:
         where = f"WHERE {HOUR_EXPR} >= {{fp_since:DateTime('UTC')}}"
         params["fp_since"] = since_hour
-    rows = client.query(
-        f"SELECT {HOUR_EXPR} AS h, count(), sum(cityHash64(event_id)) FROM {db}.{EVENTS_TABLE} {where} GROUP BY h",
-        parameters=params,
-    ).result_rows
-    return {_utc(h): (int(n), int(s)) for h, n, s in rows}
+    return f"SELECT {HOUR_EXPR} AS h, count(), sum(cityHash64(event_id)) FROM {db}.{EVENTS_TABLE} {where} GROUP BY h"
+
+
+def hour_fingerprints(client: Any, database: str, since_hour: datetime | None = None) -> dict[datetime, Fingerprint]:
+    """`{hour: (rows, id hash sum)}` of the raw rows (duplicates included) from `since_hour` on."""
+    params: dict[str, Any] = {}
+    rows = client.query(_fingerprints_sql(validate_database(database), since_hour, params), parameters=params)
+    return {_utc(h): (int(n), int(s)) for h, n, s in rows.result_rows}
 
 
 def bucket_fingerprints(hours: dict[datetime, Fingerprint]) -> dict[Bucket, Fingerprint]:
@@ -84,19 +95,39 @@ def bucket_fingerprints(hours: dict[datetime, Fingerprint]) -> dict[Bucket, Fing
     return out
 
 
+def _seals_sql(db: str, since: datetime | None, params: dict[str, Any]) -> str:
+    where = f"WHERE layout = {SEAL_LAYOUT}"
+    if since is not None:
+        where += " AND bucket >= {s_since:DateTime('UTC')}"
+        params["s_since"] = since
+    return (
+        "SELECT width, bucket, argMax(seal_id, (sealed_at, seal_id)), argMax(rows, (sealed_at, seal_id)), "
+        f"argMax(hash, (sealed_at, seal_id)) FROM {db}.{SEALS_TABLE} {where} GROUP BY width, bucket"
+    )
+
+
+def _seals(rows: Any) -> dict[Bucket, tuple[int, Fingerprint]]:
+    return {(int(w), _utc(b)): (int(sid), (int(n), int(s))) for w, b, sid, n, s in rows}
+
+
 def current_seals(client: Any, database: str, since: datetime | None = None) -> dict[Bucket, tuple[int, Fingerprint]]:
     """`{(width, bucket): (seal_id, fingerprint)}` of the newest seal of each bucket."""
-    db = validate_database(database)
-    where, params = "", {}
-    if since is not None:
-        where = "WHERE bucket >= {s_since:DateTime('UTC')}"
-        params["s_since"] = since
-    rows = client.query(
-        "SELECT width, bucket, argMax(seal_id, (sealed_at, seal_id)), argMax(rows, (sealed_at, seal_id)), "
-        f"argMax(hash, (sealed_at, seal_id)) FROM {db}.{SEALS_TABLE} {where} GROUP BY width, bucket",
+    params: dict[str, Any] = {}
+    return _seals(client.query(_seals_sql(validate_database(database), since, params), parameters=params).result_rows)
+
+
+def _plan_inputs(
+    client: Any, db: str, since: datetime | None
+) -> tuple[datetime, dict[datetime, Fingerprint], dict[Bucket, tuple[int, Fingerprint]]]:
+    """The server's clock, hour fingerprints and seals in one round trip (each costs one under load)."""
+    params: dict[str, Any] = {}
+    fp = _fingerprints_sql(db, floor_hour(since) if since is not None else None, params)
+    seals = _seals_sql(db, floor_day(since) if since is not None else None, params)
+    now, fps, sealed = client.query(
+        f"SELECT now64(3), (SELECT groupArray(tuple(*)) FROM ({fp})), (SELECT groupArray(tuple(*)) FROM ({seals}))",
         parameters=params,
-    ).result_rows
-    return {(int(w), _utc(b)): (int(sid), (int(n), int(s))) for w, b, sid, n, s in rows}
+    ).result_rows[0]
+    return _utc(now), {_utc(h): (int(n), int(s)) for h, n, s in fps}, _seals(sealed)
 
 
 @dataclass(frozen=True)
@@ -109,22 +140,22 @@ class ReadPlan:
     raw_ranges: tuple[tuple[datetime | None, datetime | None], ...] = ()
 
 
-def plan(client: Any, database: str, since: datetime | None, now: datetime, *, daily: bool = True) -> ReadPlan:
+def plan(client: Any, database: str, since: datetime | None, now: datetime | None, *, daily: bool = True) -> ReadPlan:
     """Split `[since, ∞)` (all time when `since` is None) into sealed buckets and raw ranges.
 
     A whole day inside the window uses its daily seal, else its hours' seals; an hour uses its
     seal when it is closed (before `now`'s hour), wholly inside the window, sealed, and its
     fingerprint unchanged (`daily=False`: hours only, for hourly series). Everything else that
     holds rows is read raw; hours without rows are skipped; adjacent raw hours merge into one range.
+    `now=None` uses the server's clock, read in the same round trip as the fingerprints and seals.
     """
-    now_hour = floor_hour(now)
+    server_now, hours, seals = _plan_inputs(client, validate_database(database), since)
+    now_hour = floor_hour(now or server_now)
     first_full: datetime | None = None
     if since is not None:
         since = _utc(since)
         first_full = since if since == floor_hour(since) else floor_hour(since) + HOUR
-    hours = hour_fingerprints(client, database, floor_hour(since) if since is not None else None)
     fps = bucket_fingerprints(hours)
-    seals = current_seals(client, database, floor_day(since) if since is not None else None)
     seal_ids: list[int] = []
     used: list[datetime] = []
     raw: list[tuple[datetime | None, datetime | None]] = []
@@ -206,13 +237,28 @@ def source_sql(database: str, p: ReadPlan, conds: Sequence[str], params: dict[st
     return " UNION ALL ".join(parts)
 
 
-def sessions_sql(database: str, p: ReadPlan, conds: Sequence[str], params: dict[str, Any]) -> str:
-    """Rows `session_id` (repeats possible) of the plan's events matching `conds` (SESSION_DIMENSIONS only)."""
+def totals_sql(database: str, p: ReadPlan | None, params: dict[str, Any]) -> str:
+    """Rows `<TOTALS_DIMENSIONS>, events` over all time (no filters); `p=None` reads `events FINAL` only."""
+    db = validate_database(database)
+    dims = ", ".join(TOTALS_DIMENSIONS)
+    raw = "" if p is None else f"WHERE {_raw_ranges(p, params)} "
+    parts = [f"SELECT {dims}, count() AS events FROM {db}.{EVENTS_TABLE} FINAL {raw}GROUP BY {dims}"]
+    if p is not None and p.seal_ids:
+        parts.insert(0, f"SELECT {dims}, events FROM {db}.{TOTALS_TABLE} WHERE {_sealed(p, params)}")
+    return " UNION ALL ".join(parts)
+
+
+def sessions_sql(
+    database: str, p: ReadPlan, conds: Sequence[str], params: dict[str, Any], *, by_tool: bool = False
+) -> str:
+    """Rows `session_id` (repeats possible) of the plan's events matching `conds` (SESSION_DIMENSIONS only;
+    with `by_tool`, `tool_name` too)."""
     db = validate_database(database)
     extra = "".join(f" AND {c}" for c in conds)
     parts = [f"SELECT session_id FROM {db}.{EVENTS_TABLE} FINAL WHERE ({_raw_ranges(p, params)}){extra}"]
     if p.seal_ids:
-        parts.insert(0, f"SELECT session_id FROM {db}.{SESSIONS_TABLE} WHERE {_sealed(p, params)}{extra}")
+        table = TOOL_SESSIONS_TABLE if by_tool else SESSIONS_TABLE
+        parts.insert(0, f"SELECT session_id FROM {db}.{table} WHERE {_sealed(p, params)}{extra}")
     return " UNION ALL ".join(parts)
 
 
@@ -228,7 +274,14 @@ def _seal_inserts(
     seal = "transform(bk, {b:Array(DateTime('UTC'))}, {ids:Array(UInt64)}, toUInt64(0))"
     dims = ", ".join(DIMENSIONS)
     sdims = ", ".join(SESSION_DIMENSIONS)
+    tdims = ", ".join(TOTALS_DIMENSIONS)
     return [
+        (
+            f"INSERT INTO {db}.{TOTALS_TABLE} (width, bucket, seal_id, {tdims}, events) "
+            f"SELECT {width}, {expr} AS bk, {seal}, {tdims}, count() FROM {db}.{EVENTS_TABLE} FINAL {where} "
+            f"GROUP BY bk, {tdims}",
+            params,
+        ),
         (
             f"INSERT INTO {db}.{ROLLUP_TABLE} (width, bucket, seal_id, {dims}, events, last_seen) "
             f"SELECT {width}, {expr} AS bk, {seal}, {dims}, count(), max(timestamp) "
@@ -238,6 +291,11 @@ def _seal_inserts(
         (
             f"INSERT INTO {db}.{SESSIONS_TABLE} (width, bucket, seal_id, {sdims}) "
             f"SELECT DISTINCT {width}, {expr} AS bk, {seal}, {sdims} FROM {db}.{EVENTS_TABLE} FINAL {where}",
+            params,
+        ),
+        (
+            f"INSERT INTO {db}.{TOOL_SESSIONS_TABLE} (width, bucket, seal_id, tool_name, {sdims}) "
+            f"SELECT DISTINCT {width}, {expr} AS bk, {seal}, tool_name, {sdims} FROM {db}.{EVENTS_TABLE} FINAL {where}",
             params,
         ),
     ]
@@ -273,11 +331,12 @@ def seal_pending(
                 client.command(sql, parameters=params)
             after = bucket_fingerprints(hour_fingerprints(client, db, chunk[0]))
             rows = [
-                [width, b, sid, *before[(width, b)]]
+                [width, b, sid, *before[(width, b)], SEAL_LAYOUT]
                 for b, sid in zip(chunk, ids, strict=True)
                 if after.get((width, b)) == before[(width, b)]
             ]
             if rows:
-                client.insert(f"{db}.{SEALS_TABLE}", rows, column_names=["width", "bucket", "seal_id", "rows", "hash"])
+                names = ["width", "bucket", "seal_id", "rows", "hash", "layout"]
+                client.insert(f"{db}.{SEALS_TABLE}", rows, column_names=names)
             sealed += len(rows)
     return sealed

@@ -23,6 +23,11 @@ MIGRATIONS_TABLE = "schema_migrations"
 ROLLUP_TABLE = "events_rollup"
 SESSIONS_TABLE = "events_rollup_sessions"
 SEALS_TABLE = "events_rollup_seals"
+TOTALS_TABLE = "events_rollup_totals"
+TOOL_SESSIONS_TABLE = "events_rollup_tool_sessions"
+SEAL_LAYOUT = 3
+"""Seals record the migration version whose rollup tables they fill; readers trust only this one's
+(a seal by an older writer, e.g. mid rolling upgrade, has no rows in the newer tables)."""
 
 # (column, type) for every column materialised from the payload JSON: the payload key of the same
 # name, as the one audit payload schema declares it (mcp_sentinel/audit_payload.py).
@@ -133,7 +138,40 @@ ENGINE = MergeTree
 ORDER BY (width, bucket, sealed_at)""",
 )
 
+# Version 3: a narrow rollup for the whole-table reads (count, sources, event types, dashboard)
+# and sessions by tool;
+# ~240 rows per bucket here instead of ~65k, so those reads no longer scale with the number of
+# (human, agent, tool) combinations. Seals gain `layout`; older seals are ignored and resealed.
+_TOTALS_STATEMENTS: tuple[str, ...] = (
+    f"""CREATE TABLE IF NOT EXISTS {{db}}.{TOTALS_TABLE} (
+    width UInt8,
+    bucket DateTime('UTC'),
+    seal_id UInt64,
+    source {_LC}, event_type {_LC}, server {_LC},
+    events UInt64
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (width, bucket, seal_id, source, event_type, server)
+TTL bucket + INTERVAL {{retention_days}} DAY + INTERVAL 1 DAY""",
+    # Sessions keyed by tool too, ordered by tool first: unique sessions under a tool filter read
+    # one tool's rows instead of `events FINAL` (2.6x the rows of the sessions rollup here).
+    f"""CREATE TABLE IF NOT EXISTS {{db}}.{TOOL_SESSIONS_TABLE} (
+    width UInt8,
+    bucket DateTime('UTC'),
+    seal_id UInt64,
+    tool_name {_LC}, server {_LC}, namespace {_LC}, team_id {_LC}, decision {_LC},
+    session_id String
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (width, bucket, seal_id, tool_name, server, namespace, team_id, decision, session_id)
+TTL bucket + INTERVAL {{retention_days}} DAY + INTERVAL 1 DAY""",
+    f"ALTER TABLE {{db}}.{SEALS_TABLE} ADD COLUMN IF NOT EXISTS layout UInt8 DEFAULT 0",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create events table", (_events_ddl(),)),
     Migration(2, "sealed hourly rollups and read projections", _ROLLUP_STATEMENTS),
+    Migration(3, "totals and tool-sessions rollups; seals record their layout", _TOTALS_STATEMENTS),
 )

@@ -131,6 +131,10 @@ def test_settings_from_env() -> None:
         ProcessorSettings.from_env({"PORT": "x"})
     with pytest.raises(ValueError, match="BATCH_MAX_EVENTS"):
         ProcessorSettings.from_env({"BATCH_MAX_EVENTS": "0"})
+    assert (s.batch_max_events, s.batch_busy_wait_ms) == (10_000, 50)
+    assert ProcessorSettings.from_env({"BATCH_BUSY_WAIT_MS": "0"}).batch_busy_wait_ms == 0  # off
+    with pytest.raises(ValueError, match="BATCH_BUSY_WAIT_MS"):
+        ProcessorSettings.from_env({"BATCH_BUSY_WAIT_MS": "-1"})
 
 
 async def test_unencodable_event_fails_only_its_own_delivery(proc: Proc) -> None:

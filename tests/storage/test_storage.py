@@ -196,3 +196,33 @@ def test_server_events_and_summary(ch_client: Any, ch_database: str) -> None:
     s = q.dashboard_summary()
     assert (s.total_events, s.active_servers, s.latest_source) == (4, 2, "mcp-gateway")
     assert s.last_event_time is not None and s.last_event_time.endswith("Z")
+
+
+def test_newest_first_windows_widen_until_a_page_is_full(ch_client: Any, ch_database: str) -> None:
+    """Pages try the last hour, then day, then everything: every page equals the full sort's slice."""
+    times = (
+        [NOW - timedelta(minutes=10 * i) for i in range(3)]  # in the last hour
+        + [NOW - timedelta(hours=2 + i) for i in range(5)]  # in the last day
+        + [NOW - timedelta(days=2 + i) for i in range(6)]  # older
+        + [NOW + timedelta(days=1)]  # a clock ahead: the newest row, alone in its hour
+    )
+    recs = [rec(i, ts=t, server="srv-old" if 8 <= i < 14 else "srv-a") for i, t in enumerate(times)]
+    EventWriter(ch_client, ch_database).write(recs)
+    q = EventQueries(ch_client, ch_database)
+    expected = [r.event_id for r in sorted(recs, key=lambda r: (r.timestamp, r.event_id), reverse=True)]
+    for limit in (1, 2, 3, 4, 8, 9, 20):
+        got: list[str] = []
+        cursor: Cursor | None = None
+        while True:
+            page = q.events(limit=limit, cursor=cursor)
+            got += [e.id for e in page.events]
+            assert page.has_more == (page.next_cursor is not None)
+            if page.next_cursor is None:
+                break
+            cursor = Cursor.decode(page.next_cursor)
+        assert got == expected
+        for off in (0, 2, 7, 12):
+            assert [e.id for e in q.events(limit=limit, offset=off).events] == expected[off : off + limit]
+    old = [e.id for e in q.events(EventFilter(server="srv-old")).events]
+    assert old == [i for i in expected if 8 <= int(i[3:]) < 14]
+    assert q.dashboard_summary().last_event_time == q.events(limit=1).events[0].timestamp

@@ -1,0 +1,77 @@
+"""The micro-batcher's busy wait: full INSERTs while they run back to back, none added when idle.
+
+The flush function stands in for the INSERT with a fixed duration on the worker thread, as the
+real one blocks on ClickHouse; batch sizes are what is asserted, not timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from functions.processor.batcher import MicroBatcher
+
+CLIENTS = 4
+PER_DELIVERY = 2
+ROUNDS = 6
+
+
+async def _closed_loop(busy_wait: float) -> list[int]:
+    """CLIENTS senders, each sending its next delivery as soon as the previous one is stored."""
+    sizes: list[int] = []
+
+    def flush(groups: list[Sequence[int]], _metas: list[Any]) -> list[int]:
+        sizes.append(sum(len(g) for g in groups))
+        time.sleep(0.2)  # the INSERT
+        return [len(g) for g in groups]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(
+        flush, max_events=CLIENTS * PER_DELIVERY, max_wait=0, max_pending=1000, busy_wait=busy_wait
+    )
+    batcher.start()
+
+    async def client(i: int) -> None:
+        await asyncio.sleep(0.05 * i)  # arrive one after another, as deliveries do
+        for _ in range(ROUNDS):
+            await batcher.submit([i] * PER_DELIVERY)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(CLIENTS))), 120)
+    finally:
+        await batcher.stop()
+    assert sum(sizes) == CLIENTS * PER_DELIVERY * ROUNDS
+    return sizes
+
+
+async def test_group_commit_alone_splits_the_in_flight_deliveries() -> None:
+    sizes = await _closed_loop(busy_wait=0)
+    assert any(0 < s < CLIENTS * PER_DELIVERY for s in sizes[1:-1]), sizes
+
+
+async def test_busy_wait_fills_back_to_back_inserts() -> None:
+    sizes = await _closed_loop(busy_wait=5.0)
+    full = CLIENTS * PER_DELIVERY
+    # The first INSERT takes the first delivery alone (the writer was idle); once INSERTs run back to
+    # back every batch waits for the deliveries just answered, so they are full (the wait ends then).
+    assert sizes[0] == PER_DELIVERY
+    assert sizes.count(full) >= ROUNDS - 2, sizes
+    assert len(sizes) < len(await _closed_loop(busy_wait=0))
+
+
+async def test_an_idle_writer_stores_a_lone_delivery_at_once() -> None:
+    sizes: list[int] = []
+
+    def flush(groups: list[Sequence[int]], _metas: list[Any]) -> list[int]:
+        sizes.append(sum(len(g) for g in groups))
+        return [len(g) for g in groups]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(flush, max_events=100, max_wait=0, max_pending=1000, busy_wait=60)
+    batcher.start()
+    try:
+        for _ in range(3):  # one sender, one delivery at a time: nothing queues during an INSERT
+            assert await asyncio.wait_for(batcher.submit([1]), 30) == 1
+    finally:
+        await batcher.stop()
+    assert sizes == [1, 1, 1]
