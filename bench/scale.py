@@ -27,7 +27,8 @@ from bench.scale_data import generate
 from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.migrations import migrate
-from mcp_sentinel.storage.queries import EventFilter, EventQueries, UsageQuery, usage
+from mcp_sentinel.storage.queries import EventFilter, EventQueries
+from mcp_sentinel.storage.usage import UsageQuery, usage
 
 
 def _pct(xs: list[float], p: float) -> float:

@@ -17,7 +17,8 @@ from localstack.parts import processor as processor_part
 from localstack.supervisor import Supervisor
 from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import clickhouse_client_from_url
-from mcp_sentinel.storage.queries import EventQueries, UsageQuery, usage
+from mcp_sentinel.storage.queries import EventQueries
+from mcp_sentinel.storage.usage import UsageQuery, usage
 
 
 def _event(eid: str, ts: datetime, i: int) -> dict[str, Any]:

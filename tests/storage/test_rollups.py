@@ -22,8 +22,9 @@ from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.events import EventRecord, EventWriter
 from mcp_sentinel.storage.migrations import applied_versions, migrate
-from mcp_sentinel.storage.queries import EventQueries, UsageQuery, usage
+from mcp_sentinel.storage.queries import EventQueries
 from mcp_sentinel.storage.schema import MIGRATIONS
+from mcp_sentinel.storage.usage import UsageQuery, usage
 
 
 def _records(n: int, now: datetime, *, hours: int = 50, salt: str = "") -> list[EventRecord]:

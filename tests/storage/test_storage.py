@@ -11,8 +11,9 @@ import pytest
 from mcp_sentinel.storage.client import ClickHouseSettings, clickhouse_client_from_url
 from mcp_sentinel.storage.events import EventRecord, EventWriter
 from mcp_sentinel.storage.migrations import applied_versions, apply_retention, migrate
-from mcp_sentinel.storage.queries import FILTER_NAMES, Cursor, EventFilter, EventQueries, UsageQuery, usage
+from mcp_sentinel.storage.queries import FILTER_NAMES, Cursor, EventFilter, EventQueries
 from mcp_sentinel.storage.schema import MIGRATIONS, Migration
+from mcp_sentinel.storage.usage import UsageQuery, usage
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -19,7 +19,8 @@ from functions.api.routes.events import MAX_FILTER_LEN, int_param
 from functions.api.routes.governance_scope import check_name, check_team_id, team_namespaces
 from functions.api.routes.runtime_deps import Events, _kube, kcall, qcall
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
-from mcp_sentinel.storage.queries import EventQueries, UsageQuery, usage
+from mcp_sentinel.storage.queries import EventQueries
+from mcp_sentinel.storage.usage import UsageQuery, usage
 
 router = APIRouter(tags=["analytics"])
 MAX_SCOPE_VALUES = 50
