@@ -29,7 +29,8 @@ from localstack.parts import ingest as ingest_part
 from localstack.parts import kafka as kafka_part
 from localstack.parts import s3 as s3_part
 from localstack.supervisor import Supervisor
-from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, to_kafka_binary
+from mcp_sentinel.cloudevents_binary import to_kafka_binary
+from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
 

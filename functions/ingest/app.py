@@ -36,7 +36,8 @@ from functions.ingest.producer import EventProducer, ProduceError
 from functions.ingest.settings import IngestSettings
 from mcp_sentinel import telemetry
 from mcp_sentinel.audit_payload import payload_errors
-from mcp_sentinel.cloudevents_codec import DecodedEvent, KafkaRecord, decode_http, to_kafka_binary
+from mcp_sentinel.cloudevents_binary import KafkaRecord, to_kafka_binary
+from mcp_sentinel.cloudevents_codec import DecodedEvent, decode_http
 from mcp_sentinel.envelope import EnvelopeError, FieldError
 from mcp_sentinel.kafka.net import broker_reachable
 

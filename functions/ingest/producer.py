@@ -24,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from mcp_sentinel.cloudevents_codec import KafkaRecord
+from mcp_sentinel.cloudevents_binary import KafkaRecord
 from mcp_sentinel.kafka.net import broker_reachable
 from mcp_sentinel.lazy_errors import error_type
 

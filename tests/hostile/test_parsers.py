@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mcp_sentinel import jsonrpc
-from mcp_sentinel.cloudevents_codec import decode_http, from_kafka_binary
+from mcp_sentinel.cloudevents_binary import from_kafka_binary
+from mcp_sentinel.cloudevents_codec import decode_http
 from mcp_sentinel.envelope import Envelope, EnvelopeError, envelope_from_dict
 from mcp_sentinel.policy import AuthzRequest, Identity, PolicyError, load_policy, parse_document
 

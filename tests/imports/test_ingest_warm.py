@@ -11,7 +11,8 @@ import httpx
 from functions.ingest.app import create_app
 from functions.ingest.producer import EventProducer
 from functions.ingest.settings import IngestSettings, parse_api_keys
-from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, from_kafka_binary
+from mcp_sentinel.cloudevents_binary import from_kafka_binary
+from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
 from tests.fixtures.kafka import KafkaStack, read_topic

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from functions.ingest.auth import source_matches
 from functions.ingest.settings import IngestSettings, SettingsError, parse_api_keys
-from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, from_kafka_binary
+from mcp_sentinel.cloudevents_binary import from_kafka_binary
+from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.gateway_credentials import CredentialError, GatewayBinding, issue, verify
 from tests.fixtures.kafka import count_topic

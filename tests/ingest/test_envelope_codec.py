@@ -10,15 +10,8 @@ from cloudevents.core.bindings import http as sdk_http
 from cloudevents.core.bindings import kafka as sdk_kafka
 from cloudevents.core.formats.json import JSONFormat
 
-from mcp_sentinel.cloudevents_codec import (
-    BATCH_CONTENT_TYPE,
-    decode_http,
-    encode_batch,
-    from_kafka_binary,
-    to_http_binary,
-    to_kafka_binary,
-    to_structured,
-)
+from mcp_sentinel.cloudevents_binary import from_kafka_binary, to_http_binary, to_kafka_binary
+from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, decode_http, encode_batch, to_structured
 from mcp_sentinel.envelope import EnvelopeError, derive_id, envelope_from_dict, new_envelope
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -11,7 +11,8 @@ import pytest
 from functions.ingest.settings import IngestSettings, SettingsError, parse_api_keys
 from localstack.parts import ingest as ingest_part
 from localstack.supervisor import http_ok
-from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, from_kafka_binary, to_http_binary
+from mcp_sentinel.cloudevents_binary import from_kafka_binary, to_http_binary
+from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch
 from mcp_sentinel.envelope import new_envelope
 from tests.fixtures.kafka import count_topic, read_topic
 from tests.helpers.ingest import KEY, Harness

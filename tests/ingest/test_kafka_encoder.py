@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_sentinel.cloudevents_codec import from_kafka_binary, to_kafka_binary, to_kafka_binary_sdk
+from mcp_sentinel.cloudevents_binary import from_kafka_binary, to_kafka_binary, to_kafka_binary_sdk
 from mcp_sentinel.envelope import Envelope
 
 _text = st.text(alphabet=st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=("Cs",)),

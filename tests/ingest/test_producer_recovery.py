@@ -6,7 +6,8 @@ import json
 import time
 
 from functions.ingest.producer import EventProducer, ProduceError
-from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch, from_kafka_binary, to_kafka_binary
+from mcp_sentinel.cloudevents_binary import from_kafka_binary, to_kafka_binary
+from mcp_sentinel.cloudevents_codec import BATCH_CONTENT_TYPE, encode_batch
 from mcp_sentinel.envelope import new_envelope
 from tests.fixtures.kafka import KafkaStack, count_topic, read_topic
 from tests.helpers.ingest import KEY, Harness

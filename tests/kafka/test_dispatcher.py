@@ -16,7 +16,8 @@ from localstack.config import StackConfig, free_port
 from localstack.kafka_source.settings import DispatcherSettings, SettingsError
 from localstack.parts import dispatcher as dispatcher_part
 from localstack.supervisor import PYTHON, Component, http_ok
-from mcp_sentinel.cloudevents_codec import decode_batch, decode_http, to_kafka_binary
+from mcp_sentinel.cloudevents_binary import to_kafka_binary
+from mcp_sentinel.cloudevents_codec import decode_batch, decode_http
 from mcp_sentinel.env import parse_duration
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kafka import ensure_topics
