@@ -9,12 +9,9 @@ events lets watches resume from a recent resourceVersion; older ones get 410 Exp
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
-import datetime as dt
 import json
 import os
-import re
 import secrets
 import uuid
 from collections import deque
@@ -24,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from localstack.kube_apiserver import patch as patching
+from localstack.kube_apiserver.admission import admit, check_body, deployment_status, now_rfc3339
 from localstack.kube_apiserver.kinds import ResourceType, builtin_types, from_crd
 from localstack.kube_apiserver.selectors import Predicate
 from localstack.kube_apiserver.status import (
@@ -51,16 +49,7 @@ ROLLOUT_ANNOTATION = "kube.mcp-sentinel.dev/rollout"
 # Kinds whose delete answers with the object rather than a Success Status (as upstream registries do).
 RETURNS_DELETED_OBJECT = {NS_KEY, ("", "services"), ("", "pods")}
 
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QNAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def now_rfc3339() -> str:
-    """Current UTC time the way Kubernetes renders metav1.Time (second precision, `Z`)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -81,13 +70,6 @@ class Watcher:
     key: Key
     namespace: str | None
     queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
-
-
-def _meta(obj: JSON) -> JSON:
-    meta = obj.setdefault("metadata", {})
-    if not isinstance(meta, dict):
-        raise bad_request("metadata must be an object")
-    return meta
 
 
 def _without(obj: JSON, *keys: str) -> JSON:
@@ -208,161 +190,9 @@ class Store:
 
     # ----- admission ---------------------------------------------------------------------
 
-    def _validate_meta(self, rt: ResourceType, obj: JSON) -> None:
-        meta = obj["metadata"]
-        name = str(meta.get("name", ""))
-        causes: list[JSON] = []
-        pattern, limit = (_LABEL, 63) if rt.key == NS_KEY else (_SUBDOMAIN, 253)
-        if not pattern.match(name) or len(name) > limit:
-            what = "RFC 1123 label" if rt.key == NS_KEY else "RFC 1123 subdomain"
-            causes.append(
-                cause(
-                    "FieldValueInvalid",
-                    "metadata.name",
-                    f'Invalid value: "{name}": a lowercase {what} must consist of lower case alphanumeric '
-                    "characters, '-' or '.', and must start and end with an alphanumeric character",
-                )
-            )
-        for field_name in ("labels", "annotations"):
-            values = meta.get(field_name)
-            if values is None:
-                continue
-            if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
-                causes.append(cause("FieldValueTypeInvalid", f"metadata.{field_name}", "must be a map of strings"))
-                continue
-            for k, v in values.items():
-                prefix, _, short = k.rpartition("/")
-                if (prefix and not _SUBDOMAIN.match(prefix)) or not _QNAME.match(short) or len(short) > 63:
-                    causes.append(
-                        cause(
-                            "FieldValueInvalid",
-                            f"metadata.{field_name}",
-                            f"Invalid value: \"{k}\": name part must consist of alphanumeric characters, "
-                            "'-', '_' or '.'",
-                        )
-                    )
-                elif field_name == "labels" and (len(v) > 63 or not _LABEL_VALUE.match(v)):
-                    causes.append(
-                        cause(
-                            "FieldValueInvalid",
-                            "metadata.labels",
-                            f"Invalid value: \"{v}\": a valid label must be an empty string or consist of "
-                            "alphanumeric characters, '-', '_' or '.'",
-                        )
-                    )
-        if causes:
-            raise invalid(rt.kind, rt.group, name, causes)
-
-    def _admit(self, rt: ResourceType, obj: JSON, old: JSON | None) -> None:
-        """Per-kind defaulting and validation (what registry strategies and CRD schemas do)."""
-        meta = obj["metadata"]
-        name = str(meta.get("name", ""))
-        if rt.key == NS_KEY:
-            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            obj.setdefault("status", {}).setdefault("phase", "Active")
-        elif rt.key == SECRET_KEY:
-            data = obj.setdefault("data", {}) or {}
-            for k, v in (obj.pop("stringData", None) or {}).items():
-                data[k] = base64.b64encode(str(v).encode()).decode()
-            obj["data"] = data
-            obj.setdefault("type", "Opaque")
-        elif rt.key == CONFIGMAP_KEY:
-            bad = [k for k, v in (obj.get("data") or {}).items() if not isinstance(v, str)]
-            if bad:
-                raise invalid(
-                    rt.kind,
-                    rt.group,
-                    name,
-                    [cause("FieldValueTypeInvalid", f"data[{k}]", "must be a string") for k in bad],
-                )
-        elif rt.key == CRD_KEY:
-            from_crd(obj)  # raises 422 on an unusable CRD before anything is stored
-            spec_names = (obj.get("spec") or {}).get("names") or {}
-            obj["status"] = {
-                "acceptedNames": copy.deepcopy(spec_names),
-                "conditions": [
-                    {
-                        "type": "NamesAccepted",
-                        "status": "True",
-                        "reason": "NoConflicts",
-                        "message": "no conflicts found",
-                        "lastTransitionTime": now_rfc3339(),
-                    },
-                    {
-                        "type": "Established",
-                        "status": "True",
-                        "reason": "InitialNamesAccepted",
-                        "message": "the initial names have been accepted",
-                        "lastTransitionTime": now_rfc3339(),
-                    },
-                ],
-                "storedVersions": [v["name"] for v in obj["spec"].get("versions", []) if v.get("storage")],
-            }
-        if not rt.builtin:
-            version = obj.get("apiVersion", "").rpartition("/")[2] or rt.versions[0]
-            schema = rt.schemas.get(version)
-            if schema is not None:
-                schema.admit(obj)
-                causes = schema.causes(obj)
-                if causes:
-                    raise invalid(rt.kind, rt.group, name, causes)
-        self._validate_meta(rt, obj)
-
-    def _deployment_status(self, obj: JSON) -> None:
-        replicas = int((obj.get("spec") or {}).get("replicas", 1))
-        obj.setdefault("spec", {})["replicas"] = replicas
-        meta = obj["metadata"]
-        held = (meta.get("annotations") or {}).get(ROLLOUT_ANNOTATION) == "hold"
-        ready = 0 if held else replicas
-        status: JSON = {"observedGeneration": meta.get("generation", 1), "replicas": replicas, "updatedReplicas": ready}
-        if ready:
-            status["readyReplicas"] = ready
-            status["availableReplicas"] = ready
-        if replicas - ready:
-            status["unavailableReplicas"] = replicas - ready
-        ts = now_rfc3339()
-        status["conditions"] = [
-            {
-                "type": "Available",
-                "status": "True" if ready == replicas else "False",
-                "reason": "MinimumReplicasAvailable" if ready == replicas else "MinimumReplicasUnavailable",
-                "lastUpdateTime": ts,
-                "lastTransitionTime": ts,
-            },
-            {
-                "type": "Progressing",
-                "status": "True",
-                "reason": "NewReplicaSetAvailable" if not held else "ReplicaSetUpdated",
-                "lastUpdateTime": ts,
-                "lastTransitionTime": ts,
-            },
-        ]
-        obj["status"] = status
-
-    # ----- writes ------------------------------------------------------------------------
-
-    def _check_body(self, rt: ResourceType, body: Any, version: str) -> JSON:
-        if not isinstance(body, dict):
-            raise bad_request("the request body must be a JSON object")
-        api_version = body.get("apiVersion")
-        if api_version and api_version != rt.api_version(version):
-            raise bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version "
-                f"({rt.api_version(version)})"
-            )
-        kind = body.get("kind")
-        if kind and kind != rt.kind:
-            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
-        obj = copy.deepcopy(body)
-        obj["apiVersion"] = rt.api_version(version)
-        obj["kind"] = rt.kind
-        _meta(obj)
-        return obj
-
     def create(self, rt: ResourceType, namespace: str, body: Any, version: str, *, dry_run: bool = False) -> JSON:
         """POST: a new object with uid, creationTimestamp, generation and a fresh resourceVersion."""
-        obj = self._check_body(rt, body, version)
+        obj = check_body(rt, body, version)
         meta = obj["metadata"]
         if rt.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
@@ -395,9 +225,9 @@ class Store:
             meta["generation"] = 1
         if rt.has_status and rt.key != CRD_KEY:
             obj.pop("status", None)
-        self._admit(rt, obj, None)
+        admit(rt, obj)
         if rt.key == DEPLOY_KEY:
-            self._deployment_status(obj)
+            deployment_status(obj)
         if dry_run:
             return obj
         self._commit(rt, "ADDED", obj, None)
@@ -420,7 +250,7 @@ class Store:
     ) -> JSON:
         """PUT (replace) of the main resource or its `status` subresource."""
         old = self.get(rt, namespace, name)
-        obj = self._check_body(rt, body, version)
+        obj = check_body(rt, body, version)
         meta = obj["metadata"]
         if meta.get("name") not in (None, name):
             raise bad_request(
@@ -452,7 +282,7 @@ class Store:
             if new["status"] is None:
                 new.pop("status")
             if not rt.builtin:
-                self._admit(rt, new, old)
+                admit(rt, new)
         else:
             new = obj
             new_meta = new["metadata"]
@@ -469,11 +299,11 @@ class Store:
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
-            self._admit(rt, new, old)
+            admit(rt, new)
             if rt.tracks_generation and _without(new, "metadata", "status") != _without(old, "metadata", "status"):
                 new_meta["generation"] = int(old_meta.get("generation", 1)) + 1
             if rt.key == DEPLOY_KEY:
-                self._deployment_status(new)
+                deployment_status(new)
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:
             return old  # a no-op write does not bump the resourceVersion, as on a real server
