@@ -88,7 +88,8 @@ def gateway(governed_backend: StackConfig) -> Iterator[tuple[str, Gateway]]:
     grant = {"name": f"alice-{name}", "namespace": NS, "serverRef": {"name": name, "namespace": NS},
              "subject": {"humanID": "alice"}, "maxTrust": "low", "allowedSideEffects": ["read"],
              "toolRules": [{"name": "search", "decision": "allow"}]}
-    argv = [PYTHON, "-m", "tests.fixtures.drifting_mcp", "--port", str(mcp_port), "--description-file", str(description)]
+    argv = [PYTHON, "-m", "tests.fixtures.drifting_mcp", "--port", str(mcp_port),
+            "--description-file", str(description)]
     with Supervisor(StackConfig(data_dir=data, ports=cfg.ports)) as sup:
         sup.start_all([Component(name="drifting", argv=argv, health_port=mcp_port, startup_timeout=60.0)])
         for path, body in (("/api/runtime/servers", server), ("/api/runtime/grants", grant)):
@@ -107,7 +108,7 @@ def gateway(governed_backend: StackConfig) -> Iterator[tuple[str, Gateway]]:
 
 
 def test_changed_definition_disappears_is_denied_and_comes_back_after_approval_in_the_browser(
-    governed_backend: StackConfig, admin_page: Any, gateway: tuple[str, Gateway]
+    governed_backend: StackConfig, admin_page: Any, gateway: tuple[str, Gateway]  # noqa: F811 - the fixture
 ) -> None:
     from playwright.sync_api import expect
 
