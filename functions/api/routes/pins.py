@@ -29,10 +29,11 @@ from functions.api.auth import AnyPrincipal, ctx_of
 from functions.api.errors import ApiError, forbidden, not_found
 from functions.api.inventory import ProbeFailed, TargetError, probe_url
 from functions.api.routes.governance import Loose
-from functions.api.routes.governance_scope import administers, audit, check_name, observes, sync_policy
+from functions.api.routes.governance_scope import administers, audit, check_name, observes, sync_policy, team_for
 from functions.api.routes.runtime_deps import Kube, kcall
 from functions.api.routes.servers import prober
 from functions.api.tool_definitions import list_tool_definitions
+from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.policy.tool_digest import is_digest, pinned_definition, tool_digest
 
@@ -54,9 +55,13 @@ class OptOutIn(Loose):
     unpinned: bool
 
 
-async def _server(kube: SentinelKube, namespace: str, name: str) -> dict[str, Any]:
+async def _server(kube: SentinelKube, namespace: str, name: str, p: Principal) -> dict[str, Any]:
+    """The MCPServer, after the namespace check: outside the caller's teams the answer is the same
+    403 whether the server exists or not (tests/api/tenancy_matrix.yaml, ghost rows)."""
     check_name("namespace", namespace, label=True)
     check_name("name", name)
+    if not p.is_admin and (namespace == SHARED_NAMESPACE or team_for(p, namespace) is None):
+        raise forbidden("forbidden namespace")
     try:
         return await kcall(kube.servers.get, namespace, name)
     except ApiError as exc:
@@ -97,12 +102,12 @@ def _status(name: str, pin: str | None, live: str | None, unpinned: set[str]) ->
 
 
 async def _update(
-    kube: SentinelKube, namespace: str, name: str, change: Any
+    kube: SentinelKube, namespace: str, name: str, p: Principal, change: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Apply `change(spec, definitions)` to the current server and write it back (optimistic
     concurrency: a conflicting write is retried on the fresh object). Returns (before, after)."""
     for _ in range(_WRITE_ATTEMPTS):
-        before = await _server(kube, namespace, name)
+        before = await _server(kube, namespace, name, p)
         spec = dict(before.get("spec") or {})
         meta = dict(before.get("metadata") or {})
         definitions = _definitions(before)
@@ -124,7 +129,7 @@ async def _update(
 @router.get("/api/runtime/tool-pins/{namespace}/{name}")
 async def get_pins(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
     """Pinned and live definitions of every tool of one server, side by side."""
-    obj = await _server(kube, namespace, name)
+    obj = await _server(kube, namespace, name, p)
     if not observes(p, namespace, obj):
         raise forbidden("forbidden server")
     spec = obj.get("spec") or {}
@@ -158,7 +163,7 @@ async def get_pins(request: Request, namespace: str, name: str, kube: Kube, p: A
 @router.post("/api/runtime/tool-pins/{namespace}/{name}/record")
 async def record_pins(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
     """Pin every live tool without a pin (publishing); changed tools keep their old pin (approve them)."""
-    obj = await _server(kube, namespace, name)
+    obj = await _server(kube, namespace, name, p)
     if not administers(p, namespace, obj):
         raise forbidden("forbidden server")
     live = {t["name"]: t for t in await _live(request, obj)}
@@ -175,7 +180,7 @@ async def record_pins(request: Request, namespace: str, name: str, kube: Kube, p
                 added.append(tool)
         spec["toolPins"] = pins
 
-    await _update(kube, namespace, name, change)
+    await _update(kube, namespace, name, p, change)
     policy = await sync_policy(request, kube, namespace, name)
     await audit(request, p, "tool_pins_record", f"server/{namespace}/{name}", namespace,
                 f"pinned {len(added)} tool(s): {', '.join(added)}"[:1000])  # fmt: skip
@@ -189,7 +194,7 @@ async def approve_tool(
     """Pin the live definition of `tool`, if it is still the one whose digest the approver saw."""
     if not is_digest(body.digest):
         raise ApiError(400, "bad_request", 'digest must be "sha256:" and 64 lowercase hex digits')
-    obj = await _server(kube, namespace, name)
+    obj = await _server(kube, namespace, name, p)
     if not administers(p, namespace, obj):
         raise forbidden("forbidden server")
     entry = next((t for t in await _live(request, obj) if t["name"] == tool), None)
@@ -208,7 +213,7 @@ async def approve_tool(
         spec["toolPins"] = pins
         definitions[tool] = pinned_definition(entry)
 
-    await _update(kube, namespace, name, change)
+    await _update(kube, namespace, name, p, change)
     policy = await sync_policy(request, kube, namespace, name)
     await audit(request, p, "tool_pin_approve", f"server/{namespace}/{name}/tool/{tool}", namespace,
                 f"{old[0] or 'unpinned'} -> {live}")  # fmt: skip
@@ -222,7 +227,7 @@ async def opt_out(
     """Explicitly exempt `tool` from pinning (or end the exemption)."""
     if not tool.strip() or len(tool) > 253:
         raise ApiError(400, "bad_request", "tool name must be 1-253 characters")
-    obj = await _server(kube, namespace, name)
+    obj = await _server(kube, namespace, name, p)
     if not administers(p, namespace, obj):
         raise forbidden("forbidden server")
 
@@ -234,7 +239,7 @@ async def opt_out(
             unpinned.discard(tool)
         spec["unpinnedTools"] = sorted(unpinned)
 
-    await _update(kube, namespace, name, change)
+    await _update(kube, namespace, name, p, change)
     policy = await sync_policy(request, kube, namespace, name)
     action = "tool_pin_opt_out" if body.unpinned else "tool_pin_opt_in"
     await audit(request, p, action, f"server/{namespace}/{name}/tool/{tool}", namespace)
