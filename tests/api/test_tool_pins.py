@@ -156,3 +156,26 @@ async def test_refusals(
     assert "unpinnedTools" not in kube_cluster.kube.servers.get(ns, "srv")["spec"]
     r = await api.client.get(f"{base}/srv")
     assert r.status_code == 401
+
+
+async def test_republishing_a_server_keeps_its_pins(
+    make_api: AppFactory, kube_cluster: LocalKube, kube_namespace: str, drifting: Drifting
+) -> None:
+    drifting.rug_pull("")
+    ns = kube_namespace
+    api = await make_api(inventory_url_template=LOCAL, _backends={"kube": kube_cluster.api})
+    server = {"name": "srv", "namespace": ns, "image": "example/srv:1", "port": drifting.port,
+              "tools": [{"name": "search", "sideEffect": "read"}]}
+    r = await api.client.post("/api/runtime/servers", json=server, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    await api.client.post(f"/api/runtime/tool-pins/{ns}/srv/tools/delete_document/opt-out", json={"unpinned": True},
+                          headers=ADMIN)  # fmt: skip
+    r = await api.client.post(f"/api/runtime/tool-pins/{ns}/srv/record", headers=ADMIN)
+    assert r.json()["pinned"] == ["search"]
+    # A new image is exactly when definitions change: re-publishing must not switch pinning off.
+    r = await api.client.post("/api/runtime/servers", json={**server, "image": "example/srv:2", "update": True},
+                              headers=ADMIN)  # fmt: skip
+    assert r.status_code == 200, r.text
+    spec = kube_cluster.kube.servers.get(ns, "srv")["spec"]
+    assert spec["image"] == "example/srv:2" and list(spec["toolPins"]) == ["search"]
+    assert spec["unpinnedTools"] == ["delete_document"]
