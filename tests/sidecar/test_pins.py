@@ -58,6 +58,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *_args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:
+        """A server-to-client stream carrying `notifications/tools/list_changed`, then closed."""
+        body = b'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n\n'
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_DELETE(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "0")
@@ -248,3 +257,29 @@ def test_unknown_live_definition_fails_closed_then_an_on_demand_listing_learns_i
         sc.stop()
         upstream.shutdown()
         upstream.server_close()
+
+
+def test_list_changed_on_a_stream_makes_the_gateway_list_again(rig: Rig) -> None:
+    _wait(lambda: rig.upstream.lists >= 1, "the gateway's listing at start")
+    before = rig.upstream.lists
+    rig.upstream.tools = EVIL
+    r = httpx2.get(f"http://127.0.0.1:{rig.port}/mcp", headers={**ALICE, "Accept": "text/event-stream"}, timeout=30)
+    assert b"notifications/tools/list_changed" in r.content  # relayed to the client as well
+    _wait(lambda: rig.upstream.lists > before, "the gateway's listing after list_changed")
+    _wait(lambda: "error" in rig.call("search"), "the changed definition to be denied without a client listing")
+    assert rig.call("search")["error"]["data"]["reason"] == "tool_definition_changed"
+
+
+def test_observe_mode_reports_instead_of_denying(rig: Rig) -> None:
+    _pinned_policy(rig.tmp, PINS, ("summarize_workspace",), mode="observe")
+    rig.upstream.tools = EVIL
+    _wait(lambda: "search" in rig.listed(), "the observe-mode policy (changed tools stay listed)")
+    assert rig.call("search")["result"]["content"][0]["text"] == "ok"
+
+    def would_deny() -> bool:
+        for f in (rig.tmp / "spool").rglob("*"):
+            if f.is_file() and b'"would_deny_reason":"tool_definition_changed"' in f.read_bytes().replace(b" ", b""):
+                return True
+        return False
+
+    _wait(would_deny, "an audit event with would_deny_reason tool_definition_changed")
