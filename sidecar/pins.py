@@ -151,7 +151,7 @@ class PinGuard:
             return False
         try:
             tools = await asyncio.wait_for(_list_tools(http, self.settings), _TIMEOUT)
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError, RecursionError) as exc:
             log.warning("pinned tools: listing the upstream failed: %s", exc)
             return False
         self.live = {t["name"]: digest_or_none(t) for t in tools if isinstance(t.get("name"), str)}
@@ -162,8 +162,11 @@ class PinGuard:
         """Background task: refresh while pinning is on (`current()` is the active policy)."""
         interval = self.settings.pin_refresh_seconds
         while True:
-            if self.pins(current()) is not None:
-                await self._start_refresh()
+            try:
+                if self.pins(current()) is not None:
+                    await self._start_refresh()
+            except Exception:  # the refresher must survive anything an upstream answers
+                log.exception("pinned tools: refresh failed")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
@@ -198,7 +201,7 @@ async def _rpc(
         for msg in _messages(body, resp.headers.get("Content-Type", "").lower()):
             if isinstance(msg, dict) and msg.get("id") == payload["id"]:
                 if "error" in msg:
-                    raise ValueError(f"{payload['method']}: JSON-RPC error {msg['error'].get('code')}")
+                    raise ValueError(f"{payload['method']}: JSON-RPC error")
                 return msg.get("result"), resp.headers
         raise ValueError(f"{payload['method']}: no answer")
 
