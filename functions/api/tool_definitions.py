@@ -20,15 +20,24 @@ PROTOCOL_VERSION = "2025-06-18"
 MAX_ANSWER = 4 * 1024 * 1024
 
 
+def _strict(raw: bytes) -> Any:
+    """JSON without NaN/Infinity (a definition holding them could not be digested)."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(raw, parse_constant=refuse)
+
+
 def _messages(body: bytes, content_type: str) -> list[Any]:
     if content_type.startswith("text/event-stream"):
         out = []
         for event in body.replace(b"\r\n", b"\n").split(b"\n\n"):
             data = b"\n".join(ln[5:].removeprefix(b" ") for ln in event.split(b"\n") if ln.startswith(b"data:"))
             if data.strip():
-                out.append(json.loads(data))
+                out.append(_strict(data))
         return out
-    return [json.loads(body)] if body.strip() else []
+    return [_strict(body)] if body.strip() else []
 
 
 async def list_tool_definitions(
@@ -57,7 +66,7 @@ async def list_tool_definitions(
                 raise ProbeFailed(f"{method} failed: answer too large")
             try:
                 msgs = _messages(resp.content, resp.headers.get("content-type", "").lower())
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ProbeFailed(f"{method} failed: the answer is not JSON") from None
             for msg in msgs:
                 if isinstance(msg, dict) and msg.get("id") == msg_id:
