@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -60,8 +60,10 @@ def digest_or_none(item: Mapping[str, Any]) -> str | None:
 class PinGuard:
     """Live tool digests of one sidecar process and the pin checks on them."""
 
-    def __init__(self, settings: SidecarSettings) -> None:
+    def __init__(self, settings: SidecarSettings, on_listing: Callable[[bool], None] | None = None) -> None:
+        """`on_listing(ok)` is told the outcome of every listing of the upstream (metrics)."""
         self.settings = settings
+        self._on_listing = on_listing or (lambda _ok: None)
         self.session: aiohttp.ClientSession | None = None  # the process's upstream client, set at start-up
         self.live: dict[str, str | None] = {}
         self.refreshed_at = 0.0
@@ -153,7 +155,9 @@ class PinGuard:
             tools = await asyncio.wait_for(_list_tools(http, self.settings), _TIMEOUT)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError, RecursionError) as exc:
             log.warning("pinned tools: listing the upstream failed: %s", exc)
+            self._on_listing(False)
             return False
+        self._on_listing(True)
         self.live = {t["name"]: digest_or_none(t) for t in tools if isinstance(t.get("name"), str)}
         self.refreshed_at = time.time()
         return True

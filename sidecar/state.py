@@ -101,7 +101,7 @@ def build_state(settings: SidecarSettings) -> SidecarState:
         tracer=provider.get_tracer("mcp-sentinel-sidecar"),
         upstream_host=up.netloc,
         upstream_base_path=up.path.rstrip("/"),
-        pins=PinGuard(settings),
+        pins=PinGuard(settings, lambda ok: metrics.pin_listings.labels("ok" if ok else "failed").inc()),
     )
 
 

@@ -250,6 +250,8 @@ def test_unknown_live_definition_fails_closed_then_an_on_demand_listing_learns_i
         rig = Rig(ports.sidecar_a, upstream, tmp_path, tmp_path / "sc.log")
         assert rig.call("search")["error"]["data"]["reason"] == "tool_definition_changed"
         assert upstream.calls == []
+        metrics = httpx2.get(f"http://127.0.0.1:{ports.sidecar_a_metrics}/metrics", timeout=10).text
+        assert 'mcp_gateway_tool_pin_listings_total{result="failed"}' in metrics  # operators see why
         upstream.broken = False
         time.sleep(1.1)  # on-demand listings are at most one a second
         assert rig.call("search")["result"]["content"][0]["text"] == "ok"
