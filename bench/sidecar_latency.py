@@ -12,6 +12,8 @@ ratios against the direct baseline:
 `--auth platform` runs the gateway in `platform` identity mode: a real ES256 agent token from the
 API's issuer code, the JWKS served by the upstream process (verification is cached per token, so
 the steady state costs a dict lookup plus the live-session check).
+`--pins` pins every tool of the upstream (`server.toolPins`, issue 18): each call then also passes the
+gateway's pinned-definition check (the upstream answers the gateway's own `tools/list`).
 `--loadgens 2` runs two load-generator processes for the saturation phase (one Python client
 process can be the bottleneck); `--repeat N` repeats the phases and prints best and spread.
 Targets: ≤ 0.5 ms p50 and ≤ 2 ms p99 added at 500 rps; ≥ 2,000 tools/call/s.
@@ -73,6 +75,37 @@ def _platform_setup(tmp: Path) -> tuple[Path, Path, str]:
     return policy, jwks, token
 
 
+BENCH_TOOL = {"name": "search", "description": "Search documents.",
+              "inputSchema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+
+
+def _pins_setup(tmp: Path, policy: Path) -> Path:
+    """`policy` with `search` pinned to the bench upstream's definition (`--pins`)."""
+    import dataclasses
+
+    from mcp_sentinel.policy import compute_revision, parse_document, to_pretty_json
+    from mcp_sentinel.policy.tool_digest import tool_digest
+
+    doc = parse_document(policy.read_bytes())
+    pinned = dataclasses.replace(doc.server, tool_pins={"search": tool_digest(BENCH_TOOL)})
+    doc = dataclasses.replace(doc, server=pinned)
+    doc = dataclasses.replace(doc, revision=compute_revision(doc))
+    out = tmp / "policy-pinned.json"
+    out.write_text(to_pretty_json(doc))
+    return out
+
+
+def _answer(raw: bytes) -> bytes | None:
+    """The gateway's own listing (`--pins`): initialize and tools/list answers; None for a notification."""
+    msg = json.loads(raw)
+    if "id" not in msg:
+        return None
+    result: dict[str, object] = {"tools": [BENCH_TOOL]}
+    if msg.get("method") == "initialize":
+        result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "bench"}}
+    return json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode()
+
+
 def run_upstream(port: int, jwks: str = "") -> None:
     """A minimal JSON-RPC upstream (also serving the platform JWKS when given one)."""
     from aiohttp import web
@@ -80,7 +113,12 @@ def run_upstream(port: int, jwks: str = "") -> None:
     reply = b'{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}'
 
     async def mcp(request: web.Request) -> web.Response:
-        await request.read()
+        raw = await request.read()
+        if raw != BODY:  # not the benchmark's call: the gateway listing tools (`--pins`)
+            answer = _answer(raw)
+            if answer is None:
+                return web.Response(status=202)
+            return web.Response(body=answer, content_type="application/json")
         return web.Response(body=reply, content_type="application/json")
 
     app = web.Application()
@@ -264,6 +302,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="repeat every phase; best and spread are printed")
     ap.add_argument("--client", default="fast", choices=["fast", "aiohttp"], help="sidecar UPSTREAM_CLIENT")
     ap.add_argument("--auth", default="header", choices=["header", "platform"], help="gateway identity mode")
+    ap.add_argument("--pins", action="store_true", help="pin the upstream's tools (issue 18 pinned definitions)")
     ap.add_argument("--jwks", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "upstream":
@@ -284,6 +323,8 @@ def main() -> None:
             policy, jwks, token = _platform_setup(Path(tmp))
             env["BENCH_TOKEN"] = os.environ["BENCH_TOKEN"] = token  # the load generators inherit it
             extra = ["--jwks", str(jwks)]
+        if args.pins:
+            policy = _pins_setup(Path(tmp), policy)
         try:
             procs.append(
                 subprocess.Popen(

@@ -173,6 +173,9 @@ class Sidecar:
                 if not msg.method:
                     continue  # a client's JSON-RPC response to a server request: allowed (§11.12)
                 d = self._decide(ex, msg.method, msg.target, now)
+                pins = self.state.pins
+                if d.allowed and msg.is_tool_call and pins is not None and pins.pins(ex.policy) is not None:
+                    d = await pins.check_call(ex.policy, msg.tool_name, d)  # sidecar/pins.py (pinning on only)
                 if not d.allowed:
                     denied.append((msg, d))
                 ex.decisions.append((msg, d))

@@ -26,6 +26,7 @@ from sidecar.encoding import codings, decode_body, decode_stream
 from sidecar.errors import EncodingError, Unfilterable, UpstreamError
 from sidecar.exchange import Exchange, header_names
 from sidecar.local_routes import INVENTORY_TOKEN_HEADER
+from sidecar.pins import LIST_CHANGED, PinGuard
 from sidecar.state import SidecarState
 from sidecar.streams import Visible, filter_json_body, filter_sse_event, iter_sse_events
 from sidecar.upstream import header_block
@@ -101,8 +102,12 @@ class _AiohttpAnswer:
         self._resp.release()
 
 
-async def _filtered_events(chunks: AsyncIterator[bytes], visible: Visible) -> AsyncIterator[bytes]:
+async def _filtered_events(
+    chunks: AsyncIterator[bytes], visible: Visible, pins: PinGuard | None
+) -> AsyncIterator[bytes]:
     async for event in iter_sse_events(chunks):
+        if pins is not None and LIST_CHANGED in event:
+            pins.list_changed()  # the live definitions are listed again (sidecar/pins.py)
         out = filter_sse_event(event, visible)
         if out:
             yield out
@@ -223,7 +228,11 @@ class Forwarder:
         now = time.time()
         ident = ex.identity
 
+        pins = self.state.pins
+
         def visible(key: str, item: Mapping[str, Any]) -> bool:
+            if key == "tools" and pins is not None and not pins.listed_tool_ok(policy, item):
+                return False  # its definition differs from its pin (sidecar/pins.py)
             return policy is not None and policy.item_visible(ident, key, item, now)
 
         return visible
@@ -289,7 +298,8 @@ class Forwarder:
             chunks = upstream.iter_any()
             if codings(encoding):
                 chunks = decode_stream(chunks, encoding, _MAX_STREAM)
-            return await self._stream(request, ex, upstream, headers, _filtered_events(chunks, visible))
+            events = _filtered_events(chunks, visible, self.state.pins)
+            return await self._stream(request, ex, upstream, headers, events)
         raw = await self._read(ex, upstream)
         if not isinstance(raw, bytes):
             return raw

@@ -111,6 +111,10 @@ class SidecarMetrics:
         self.inventory_requests = Counter(
             "mcp_gateway_inventory_requests", "Live-inventory requests by outcome", ("result",), registry=r
         )
+        self.pin_listings = Counter(
+            "mcp_gateway_tool_pin_listings", "The gateway's own tools/list of the upstream (pinned tools), by result",
+            ("result",), registry=r,
+        )  # fmt: skip
         self.tls_reloads = Counter(
             "mcp_gateway_tls_reloads", "TLS certificate reloads after a file change", ("result",), registry=r
         )

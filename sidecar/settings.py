@@ -77,6 +77,10 @@ class SidecarSettings:
     # Origin/Host validation (sidecar/origin.py): extra names besides loopback and EXTERNAL_BASE_URL's.
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    # Pinned tool definitions (sidecar/pins.py): how often the gateway lists the upstream's tools
+    # itself while pinning is on, and the upstream path it lists at.
+    pin_refresh_seconds: float = 30.0
+    pin_refresh_path: str = "/mcp"
 
     @property
     def tls_enabled(self) -> bool:
@@ -156,5 +160,7 @@ class SidecarSettings:
             inventory_public_keys_file=keys_file,
             platform_token_issuer=issuer,
             platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
+            pin_refresh_seconds=max(0.5, _float(env, "PIN_REFRESH_SECONDS", cls.pin_refresh_seconds)),
+            pin_refresh_path="/" + s("PIN_REFRESH_PATH", cls.pin_refresh_path).lstrip("/"),
             **_origin_settings(env),
         )

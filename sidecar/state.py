@@ -24,6 +24,7 @@ from sidecar.exchange import auth_mode
 from sidecar.metrics import SidecarMetrics
 from sidecar.mtls import policy_refusal
 from sidecar.oauth import OAuthVerifier, preload
+from sidecar.pins import PinGuard
 from sidecar.platform_token import PlatformVerifier
 from sidecar.policy_store import PolicyStore
 from sidecar.settings import SidecarSettings
@@ -48,6 +49,7 @@ class SidecarState:
     upstream_host: str = ""
     upstream_base_path: str = ""
     pool: UpstreamPool | None = None
+    pins: PinGuard | None = None  # set by build_state: pinned tool definitions (sidecar/pins.py)
 
 
 STATE: web.AppKey[SidecarState] = web.AppKey("sidecar_state")
@@ -99,6 +101,7 @@ def build_state(settings: SidecarSettings) -> SidecarState:
         tracer=provider.get_tracer("mcp-sentinel-sidecar"),
         upstream_host=up.netloc,
         upstream_base_path=up.path.rstrip("/"),
+        pins=PinGuard(settings, lambda ok: metrics.pin_listings.labels("ok" if ok else "failed").inc()),
     )
 
 
@@ -121,6 +124,9 @@ async def startup(app: web.Application) -> None:
         state.pool = UpstreamPool(up.hostname, up.port or 80, host_header=up.netloc)
     state.store.check()
     state.tasks.append(asyncio.create_task(state.store.watch(), name="policy-watch"))
+    if state.pins is not None:
+        state.pins.session = state.session
+        state.tasks.append(asyncio.create_task(state.pins.run(lambda: state.store.current), name="pin-refresh"))
     if state.spool is not None:
         state.tasks.append(asyncio.create_task(sync_loop(state.spool), name="audit-sync"))
         if s.analytics_ingest_url:

@@ -31,6 +31,10 @@ class ServerInfo:
     namespace: str = _f("namespace", omitempty=False)
     team_id: str = _f("team_id")
     cluster: str = _f("cluster")
+    # Pinned tool definitions (issue 18; mcp_sentinel/policy/pins.py): tool name -> tool_digest. Pinning
+    # is active once this is non-empty; `unpinnedTools` are the explicit opt-outs. Omitted when empty.
+    tool_pins: Mapping[str, str] = _f("toolPins", "labels", default=dict)
+    unpinned_tools: tuple[str, ...] = _f("unpinnedTools", "strs", default=())
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ RESOURCE_SIDE_EFFECT_UNKNOWN = "resource_side_effect_unknown"
 # Kept for compatibility with upstream's reason set; unreachable (docs/decisions/upstream.md, gap 8): a grant that
 # allows the side effect always contributes a trust rank >= 1, so admin trust is never 0 there.
 GRANT_WITHOUT_TRUST = "grant_without_trust"
+# Gateway decisions beyond the evaluator (issue 18): not in EVALUATOR_REASONS, the evaluator never returns them.
+TOOL_DEFINITION_CHANGED = "tool_definition_changed"  # live tool definition differs from its pin (or no pin)
 
 EVALUATOR_REASONS = frozenset(
     {

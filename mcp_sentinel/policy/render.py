@@ -151,6 +151,16 @@ def _resource(r: Mapping[str, Any]) -> Resource:
     )
 
 
+def _pins(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """`toolPins` / `unpinnedTools` of an MCPServer spec (validate() checks their shape)."""
+    pins = {str(k): v for k, v in _map(spec, "toolPins").items()}
+    unpinned = spec.get("unpinnedTools") or []
+    return {
+        "tool_pins": {k: v if isinstance(v, str) else repr(v) for k, v in pins.items()},
+        "unpinned_tools": tuple(sorted({str(t) for t in unpinned})) if isinstance(unpinned, list) else ("",),
+    }
+
+
 def _rules(spec: Mapping[str, Any], key: str) -> tuple[ToolRule, ...]:
     return tuple(
         ToolRule(
@@ -245,7 +255,7 @@ def render_document(
     gateway_on = _map(spec, "gateway").get("enabled") is True
     doc = PolicyDocument(
         schema_version=SCHEMA_VERSION,
-        server=ServerInfo(name=name, namespace=namespace, team_id=team, cluster=cluster),
+        server=ServerInfo(name=name, namespace=namespace, team_id=team, cluster=cluster, **_pins(spec)),
         auth=_auth(spec) if gateway_on or "auth" in spec else None,
         policy=_policy(spec) if gateway_on or "policy" in spec else None,
         session=_session(spec) if gateway_on or "session" in spec else None,

@@ -20,6 +20,7 @@ from mcp_sentinel.policy.normalize import (
     fold,
     go_trim,
 )
+from mcp_sentinel.policy.tool_digest import is_digest
 
 _TRUST_OR_EMPTY = frozenset(("", *TRUST_LEVELS))
 _EFFECT_OR_EMPTY = SIDE_EFFECTS | {""}
@@ -45,6 +46,7 @@ def validate(doc: PolicyDocument | None) -> None:
     if not go_trim(doc.server.name):
         raise PolicyError("server.name is required")
     _validate_blocks(doc)
+    _validate_pins(doc)
     _validate_tools(doc)
     _validate_inventory(doc)
     _validate_grants(doc)
@@ -63,6 +65,18 @@ def _validate_blocks(doc: PolicyDocument) -> None:
     if doc.policy is not None:
         _enum(doc.policy.mode, POLICY_MODES, "policy.mode", "allow-list or observe")
         _enum(doc.policy.default_decision, _DECISION_OR_EMPTY, "policy.default_decision", "allow or deny")
+
+
+def _validate_pins(doc: PolicyDocument) -> None:
+    """`server.toolPins` values are tool digests; names and opt-outs are non-empty (issue 18)."""
+    for name, digest in doc.server.tool_pins.items():
+        if not go_trim(name):
+            raise PolicyError("server.toolPins: a tool name is empty")
+        if not is_digest(digest):
+            raise PolicyError(f'server.toolPins["{name}"] must be "sha256:" and 64 lowercase hex digits')
+    for i, name in enumerate(doc.server.unpinned_tools):
+        if not go_trim(name):
+            raise PolicyError(f"server.unpinnedTools[{i}] is empty")
 
 
 def _validate_resource(resource: str) -> None:

@@ -341,6 +341,7 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
         m = dict(existing.get("metadata") or {})
         m["labels"] = {**(m.get("labels") or {}), **labels}
         m["annotations"] = {**(m.get("annotations") or {}), **annotations}
+        spec |= {k: v for k, v in (existing.get("spec") or {}).items() if k in ("toolPins", "unpinnedTools")}
         obj = await kcall(kube.servers.replace, ns, name, {**existing, "metadata": m, "spec": spec})
     policy = await sync_policy(request, kube, ns, name)
     lifecycle = await server_changed(request, ns, name)

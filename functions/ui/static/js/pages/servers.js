@@ -5,6 +5,7 @@ import { api } from "../api.js";
 import { h, mount, badge, filterBox, toast, when } from "../dom.js";
 import { connectPanel, connectConfigs, frontDoor } from "../connect.js";
 import { publishForm } from "../publish.js";
+import { pinsPanel } from "../pins.js";
 import { statusPanel, isReady } from "../server_status.js";
 
 export { connectConfigs };
@@ -97,6 +98,7 @@ function serverCard(server, principal, done) {
       `${t.name} · ${t.sideEffect || t.side_effect || "?"} · ${t.requiredTrust || t.required_trust || "low"}`)))),
     declared("prompts", server.prompts), declared("resources", server.mcpResources),
     liveInventory(server),
+    pinsPanel(server),
     h("details", { "data-testid": `connect-box-${server.name}` }, h("summary", {}, "Connect"), connectPanel(server, principal)));
 }
 
