@@ -160,7 +160,7 @@ class SidecarSettings:
             inventory_public_keys_file=keys_file,
             platform_token_issuer=issuer,
             platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
-            pin_refresh_seconds=max(0.5, _float(env, "PIN_REFRESH_SECONDS", cls.pin_refresh_seconds)),
+            pin_refresh_seconds=number(env, "PIN_REFRESH_SECONDS", cls.pin_refresh_seconds, minimum=0.5),
             pin_refresh_path="/" + s("PIN_REFRESH_PATH", cls.pin_refresh_path).lstrip("/"),
             **_origin_settings(env),
         )
