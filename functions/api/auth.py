@@ -1,4 +1,4 @@
-"""Request authentication (§7.2) and the FastAPI dependencies routes use.
+"""Request authentication (§7.2): who the caller is (the dependencies routes declare are in `functions.api.deps`).
 
 Order: `x-api-key` (configured service keys, then user keys), then `Authorization: Bearer`
 (platform JWT; an OIDC ID token is refused: it is exchanged at `/api/auth/oidc`, never used as a
@@ -13,34 +13,19 @@ import hmac
 import logging
 import sys
 import uuid
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 
-from functions.api.context import ApiContext
+from functions.api.context import ApiContext, ctx_of
 from functions.api.errors import ApiError, forbidden, unauthorized, unavailable
 from functions.api.oidc import OidcError, OidcIdentity
 from mcp_sentinel.client_address import client_address
 from mcp_sentinel.identity.principal import Principal
-from mcp_sentinel.identity.store import AuditEntry, Conflict, IdentityStore, LinkRequired, NotFound, User
+from mcp_sentinel.identity.store import AuditEntry, Conflict, LinkRequired, NotFound, User
 from mcp_sentinel.identity.tokens import TokenError
 
 log = logging.getLogger(__name__)
 SOURCES = frozenset({"ui", "cli", "api"})
-
-
-def ctx_of(request: Request) -> ApiContext:
-    """The process context built by `create_app`."""
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-def require_store(request: Request) -> IdentityStore:
-    """The identity store, or 503 when POSTGRES_DSN is not configured/reachable."""
-    store = ctx_of(request).store
-    if store is None:
-        raise unavailable("identity store not configured (set POSTGRES_DSN)")
-    return store
 
 
 def peer_address(request: Request) -> str:
@@ -182,42 +167,6 @@ async def principal_from_oidc(ctx: ApiContext, ident: OidcIdentity) -> Principal
         raise ApiError(409, "conflict", "an account with this email exists or was deleted; retry or ask an "
                        "administrator") from None
     return await _user_principal(ctx, user, "oidc_jwt")
-
-
-async def optional_principal(request: Request) -> Principal | None:
-    """Dependency: the principal if credentials were sent, else None."""
-    return await authenticate(request)
-
-
-async def require_principal(request: Request) -> Principal:
-    """Dependency: any authenticated caller (401 otherwise)."""
-    p = await authenticate(request)
-    if p is None:
-        raise unauthorized()
-    return p
-
-
-async def require_user(request: Request) -> Principal:
-    """Dependency: an authenticated *user* (service keys have no subject → 401)."""
-    p = await require_principal(request)
-    if not p.subject:
-        raise unauthorized("a user credential is required (service API keys have no user)")
-    return p
-
-
-async def require_admin(request: Request) -> Principal:
-    """Dependency: role admin (401 anonymous, 403 otherwise)."""
-    p = await require_principal(request)
-    if not p.is_admin:
-        raise ApiError(403, "forbidden", "insufficient permissions")
-    return p
-
-
-AnyPrincipal = Annotated[Principal, Depends(require_principal)]
-UserPrincipal = Annotated[Principal, Depends(require_user)]
-AdminPrincipal = Annotated[Principal, Depends(require_admin)]
-MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
-Store = Annotated[IdentityStore, Depends(require_store)]
 
 
 def request_id(request: Request) -> str:

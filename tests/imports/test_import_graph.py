@@ -91,7 +91,6 @@ async def main():
         assert r.status_code == 503, r.text  # mounted and answered: no Kubernetes backend here
 asyncio.run(main())
 """
-    # governance_scope and runtime_deps are helpers the governance module imports, not route modules.
     assert loaded(first_request, ROUTE_MODULES) == ["functions.api.routes.health", "functions.api.routes.governance"]
 
 

@@ -20,10 +20,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from functions.api.auth import UserPrincipal
+from functions.api.deps import Kube, UserPrincipal, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.governance import Loose, upsert
-from functions.api.routes.governance_scope import (
+from functions.api.models import Loose
+from functions.api.services.access import upsert
+from functions.api.services.scope import (
     TRUST,
     audit,
     check_name,
@@ -33,8 +34,7 @@ from functions.api.routes.governance_scope import (
     team_for,
     team_namespaces,
 )
-from functions.api.routes.runtime_deps import Kube, kcall
-from functions.api.routes.sessions import notify_expiry
+from functions.api.services.sessions import notify_expiry
 from mcp_sentinel.identity.principal import Principal
 
 router = APIRouter(prefix="/api/runtime/adapter", tags=["governance"])

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 
-from functions.api.auth import AdminPrincipal, Store
+from functions.api.deps import AdminPrincipal, Store
 from functions.api.errors import bad_request
+from functions.api.params import parse_time
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-
-
-def parse_time(name: str, raw: str | None, *, end_of_day: bool = False) -> datetime | None:
-    """RFC 3339 or `YYYY-MM-DD` (the whole day for `until`); 400 `invalid_query_param` otherwise."""
-    if not raw:
-        return None
-    try:
-        if len(raw) == 10:
-            day = date.fromisoformat(raw)
-            return datetime.combine(day + timedelta(days=1), time(), UTC) - timedelta(microseconds=1) if end_of_day \
-                else datetime.combine(day, time(), UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"{name} must be RFC 3339 or YYYY-MM-DD", "invalid_query_param") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _filters(user: str | None, since: str | None, until: str | None, limit: str | None) -> dict[str, Any]:

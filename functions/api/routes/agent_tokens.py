@@ -25,11 +25,11 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from functions.api.agent_tokens import AgentTokenIssuer, canonical_resource
-from functions.api.auth import UserPrincipal, ctx_of
+from functions.api.context import ctx_of
+from functions.api.deps import Kube, UserPrincipal, kcall
 from functions.api.errors import ApiError, not_found, unavailable
-from functions.api.routes.governance import Loose
-from functions.api.routes.governance_scope import audit, check_name
-from functions.api.routes.runtime_deps import Kube, kcall
+from functions.api.models import Loose
+from functions.api.services.scope import audit, check_name
 
 router = APIRouter(tags=["agent-tokens"])
 

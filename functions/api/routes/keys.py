@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from functions.api.auth import Store, UserPrincipal, audit_entry
+from functions.api.auth import audit_entry
+from functions.api.deps import Store, UserPrincipal
 from functions.api.errors import bad_request, not_found
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.identity.store import IdentityStore, KeyTable, NotFound

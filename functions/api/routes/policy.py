@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from functions.api.auth import AnyPrincipal
+from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.governance_scope import administers, check_name
-from functions.api.routes.runtime_deps import Kube, kcall
+from functions.api.services.scope import administers, check_name
 from mcp_sentinel.kube.resources import policy_configmap_name
 
 router = APIRouter(prefix="/api/runtime", tags=["governance"])

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from functions.api.auth import AnyPrincipal, Store, audit_entry, authenticate, ctx_of
+from functions.api.auth import audit_entry, authenticate
+from functions.api.context import ctx_of
+from functions.api.deps import AnyPrincipal, Store
 from functions.api.errors import bad_request, error_response
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 

@@ -18,12 +18,11 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.auth import AdminPrincipal, AnyPrincipal, ctx_of
-from functions.api.context import ApiContext
+from functions.api.context import ApiContext, ctx_of
+from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, kcall, require_kube, temporal_client
 from functions.api.errors import ApiError, bad_request, forbidden, unavailable
-from functions.api.routes.governance import Loose
-from functions.api.routes.governance_scope import check_name, observes
-from functions.api.routes.runtime_deps import Kube, kcall, require_kube, temporal_client
+from functions.api.models import Loose
+from functions.api.services.scope import check_name, observes
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.stack.config import StackConfig
 from mcp_sentinel.stack.control import ControlDir

@@ -23,12 +23,13 @@ from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 
 from functions.api.agent_tokens import published_auth
-from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
-from functions.api.context import ApiContext
+from functions.api.context import ApiContext, ctx_of
+from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, MaybePrincipal, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
 from functions.api.inventory import InventoryProber, client_tls
-from functions.api.routes.governance import Loose, team_of_namespace
-from functions.api.routes.governance_scope import (
+from functions.api.models import Loose
+from functions.api.services.access import team_of_namespace
+from functions.api.services.scope import (
     SIDE_EFFECTS,
     USER_LABEL,
     administers,
@@ -44,7 +45,6 @@ from functions.api.routes.governance_scope import (
     team_for,
     write_namespace,
 )
-from functions.api.routes.runtime_deps import Kube, kcall
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.inventory_token import Signer, load_signing_key
 from mcp_sentinel.kube.resources import SentinelKube

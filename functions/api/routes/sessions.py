@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from functions.api.auth import AnyPrincipal, ctx_of
+from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.governance import (
-    Loose,
+from functions.api.models import Loose
+from functions.api.services.access import (
     ServerRefIn,
     SubjectIn,
     access_identity,
@@ -30,17 +30,16 @@ from functions.api.routes.governance import (
     upsert,
     visible,
 )
-from functions.api.routes.governance_scope import (
+from functions.api.services.scope import (
     age,
     audit,
     check_name,
     check_trust,
     compact,
-    meta,
     sync_policy,
     write_namespace,
 )
-from functions.api.routes.runtime_deps import Kube, kcall, temporal_client
+from functions.api.services.sessions import notify_expiry
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.kube.resources import SentinelKube
 
@@ -89,31 +88,6 @@ def parse_expiry(raw: str) -> str:
     if ts.tzinfo is None or "T" not in value.upper():
         raise bad_request("expiresAt must be an RFC 3339 date-time with a timezone")
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-async def notify_expiry(request: Request, obj: dict[str, Any], event: str = "apply") -> None:
-    """Tell the session's SessionExpiry workflow about the change (best effort, never fails the request)."""
-    client = await temporal_client(ctx_of(request))
-    if client is None:
-        return
-    name, ns = meta(obj)
-    spec = obj.get("spec") or {}
-    try:
-        from workflows import client as wf
-
-        if event == "revoke":
-            await wf.revoke_session(client, ns, name)
-        elif event == "delete":
-            await wf.delete_session(client, ns, name)
-        elif spec.get("expiresAt") and spec.get("revoked") is not True:
-            ref = spec.get("serverRef") or {}
-            await wf.schedule_session_expiry(
-                client, ns, name, str(spec["expiresAt"]), server=str(ref.get("name", "")),
-                server_namespace=str(ref.get("namespace") or ns),
-            )
-    except Exception:
-        log.warning("SessionExpiry %s for %s/%s failed; the reconcile schedule will catch up", event, ns, name,
-                    exc_info=True)
 
 
 @router.get("/sessions")

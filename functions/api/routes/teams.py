@@ -12,9 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from functions.api.auth import AdminPrincipal, AnyPrincipal, Store, audit_entry, ctx_of
+from functions.api.auth import audit_entry
+from functions.api.context import ctx_of
+from functions.api.deps import AdminPrincipal, AnyPrincipal, Store
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.auth import validate_email
+from functions.api.services.accounts import validate_email
 from mcp_sentinel.identity.passwords import validate_password
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.identity.store import Conflict, IdentityStore, NotFound, Team

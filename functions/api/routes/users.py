@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from functions.api.auth import AdminPrincipal, Store, audit_entry
+from functions.api.auth import audit_entry
+from functions.api.deps import AdminPrincipal, Store
 from functions.api.errors import ApiError, not_found
-from functions.api.routes.auth import MAX_EMAIL_LENGTH, SignupBody, check_new_user, create_password_user
-from functions.api.user_sessions import revoke_user_sessions
+from functions.api.services.accounts import MAX_EMAIL_LENGTH, SignupBody, check_new_user, create_password_user
+from functions.api.services.sessions import revoke_user_sessions
 from mcp_sentinel.identity.store import Conflict, NotFound
 
 router = APIRouter(prefix="/api/users", tags=["users"])

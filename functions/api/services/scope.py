@@ -17,7 +17,8 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.auth import audit_entry, ctx_of
+from functions.api.auth import audit_entry
+from functions.api.context import ctx_of
 from functions.api.errors import ApiError, bad_request, forbidden
 from functions.api.policy_sync import PolicySync, sync_server_policy
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal, TeamRef

@@ -1,0 +1,65 @@
+"""Password accounts: the checks and creation shared by self-service signup and admin user creation."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from fastapi import Request
+from pydantic import BaseModel, Field
+
+from functions.api.context import ctx_of
+from functions.api.errors import bad_request, forbidden
+from mcp_sentinel.identity.passwords import validate_password
+from mcp_sentinel.identity.principal import Principal
+from mcp_sentinel.identity.store import IdentityStore, User
+
+MAX_EMAIL_LENGTH = 254
+
+
+class Credentials(BaseModel):
+    """Email and password."""
+
+    email: str = Field(max_length=MAX_EMAIL_LENGTH)
+    password: str = Field(max_length=1024)
+
+
+class SignupBody(Credentials):
+    """Signup/user-creation body; `role` admin needs an admin caller."""
+
+    role: str = "user"
+
+
+def validate_email(raw: str) -> str:
+    """The normalised email, or 400 with the reason."""
+    email = raw.strip().lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
+        raise bad_request("email must look like name@domain")
+    host = domain.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return email
+    raise bad_request("email domain must not be an IP address")
+
+
+def check_new_user(body: SignupBody, caller: Principal | None) -> str:
+    """The normalised email of a valid new-user request (400/403 otherwise)."""
+    email = validate_email(body.email)
+    if body.role not in ("user", "admin"):
+        raise bad_request("role must be user or admin")
+    if body.role == "admin" and not (caller and caller.is_admin):
+        raise forbidden("creating an admin requires an admin caller")
+    return email
+
+
+async def create_password_user(
+    request: Request, store: IdentityStore, body: SignupBody, caller: Principal | None
+) -> User:
+    """Shared by signup and POST /api/users: validate, hash, insert (Conflict when the email is taken)."""
+    ctx = ctx_of(request)
+    email = check_new_user(body, caller)
+    problem = validate_password(body.password)
+    if problem:
+        raise bad_request(problem)
+    return await store.create_user(email, body.role, await ctx.hasher.hash(body.password))
