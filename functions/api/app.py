@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from functions.api import contract
 from functions.api.context import ApiContext, StoreOnlyProvisioner, TeamProvisioner, TemporalProvisioner
 from functions.api.errors import install_error_handlers
 from functions.api.lazy_routes import MountOnDemand, RouteMounter
@@ -137,6 +138,7 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     mounter = RouteMounter(app)
+    contract.install(app)  # after the mounter: the document covers every route module
     mounter.mount_eager()
     for router in extra_routers or []:
         mounter.include(router, rank=len(GROUPS))

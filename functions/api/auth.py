@@ -17,7 +17,7 @@ import uuid
 from fastapi import Request
 
 from functions.api.context import ApiContext, ctx_of
-from functions.api.errors import ApiError, forbidden, unauthorized, unavailable
+from functions.api.errors import ApiError, forbidden, not_configured, unauthorized, unavailable
 from functions.api.oidc import OidcError, OidcIdentity
 from mcp_sentinel.client_address import client_address
 from mcp_sentinel.identity.principal import Principal
@@ -120,7 +120,7 @@ async def verified_id_token(ctx: ApiContext, id_token: str, nonce: str) -> OidcI
     one minted for the same client id in another browser) could be exchanged here.
     """
     if ctx.oidc is None:
-        raise unavailable("OIDC is not configured")
+        raise not_configured("OIDC is not configured")
     try:
         ident = await ctx.oidc.verify(id_token)
     except OidcError as exc:

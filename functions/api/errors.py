@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 _CODE_BY_STATUS = {
     400: "invalid_request_body",
@@ -59,6 +61,14 @@ def bad_request(message: str, code: str = "invalid_request_body") -> ApiError:
     return ApiError(400, code, message)
 
 
+def not_configured(message: str) -> ApiError:
+    """404 `not_configured`: a feature this deployment does not set up (OIDC sign-in) does not exist here.
+
+    Not a 503: nothing is down and retrying will not help; the client should not offer the feature.
+    """
+    return ApiError(404, "not_configured", message)
+
+
 def unavailable(message: str) -> ApiError:
     """503 `service_unavailable` (a backend this route needs is not configured or not reachable)."""
     return ApiError(503, "service_unavailable", message)
@@ -75,6 +85,20 @@ def _describe(err: Mapping[str, Any]) -> str:
     return f"{where}: {msg}" if where else msg
 
 
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route serves at the scope's path (routers of included modules descended)."""
+    found: set[str] = set()
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            found.update(allowed_methods(inner.routes, scope))
+            continue
+        methods = getattr(route, "methods", None)
+        if methods and route.matches({**scope, "method": next(iter(methods))})[0] is Match.FULL:
+            found.update(methods)
+    return sorted(found)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error (ours, routing 404/405, validation 422) through the envelope."""
 
@@ -82,15 +106,19 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _CODE_BY_STATUS.get(exc.status_code, "internal_error")
         detail = exc.detail if isinstance(exc.detail, str) else code
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such route"
         if exc.status_code == 405:
             detail = "method not allowed"
-        return error_response(exc.status_code, code, detail, exc.headers)
+            # Starlette's Allow names the methods of the first route matching the path only; a path
+            # served by one route per method (GET, PATCH, DELETE) must list them all.
+            headers["Allow"] = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+        return error_response(exc.status_code, code, detail, headers)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from functions.api.auth import audit_entry, peer_address, principal_from_oidc, verified_id_token
 from functions.api.context import ApiContext, ctx_of
 from functions.api.deps import AnyPrincipal, MaybePrincipal, Store
-from functions.api.errors import ApiError, bad_request, forbidden, unauthorized, unavailable
+from functions.api.errors import ApiError, bad_request, forbidden, not_configured, unauthorized, unavailable
 from functions.api.services.accounts import Credentials, SignupBody, create_password_user
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.identity.store import Conflict, User
@@ -117,7 +117,7 @@ async def oidc_login(request: Request, body: OidcBody, store: Store) -> dict[str
     """Exchange a verified OIDC ID token (with its sign-in's nonce) for a platform access token."""
     ctx = ctx_of(request)
     if ctx.oidc is None:
-        raise unavailable("OIDC is not configured")
+        raise not_configured("OIDC is not configured")
     if not body.id_token.strip():
         raise bad_request("id_token is required")
     ident = await verified_id_token(ctx, body.id_token.strip(), body.nonce)
@@ -148,7 +148,7 @@ async def oidc_link(request: Request, body: OidcBody, store: Store, caller: AnyP
     """
     ctx = ctx_of(request)
     if ctx.oidc is None:
-        raise unavailable("OIDC is not configured")
+        raise not_configured("OIDC is not configured")
     if caller.auth_type not in ("platform_jwt", "oidc_jwt") or not caller.subject:
         raise forbidden("sign in to the account (not with an API key) to link an identity")
     if not body.id_token.strip():

@@ -1,0 +1,65 @@
+"""The OpenAPI document as the API's contract: every status a route can answer, with the one error model.
+
+Route modules declare their success responses and models; what every route shares is added here,
+once, when the document is built: the error envelope (`ErrorBody`) under each status the shared
+machinery can produce. FastAPI's default 422 is replaced, since validation errors answer 400
+(`functions.api.errors`). A generated client therefore knows every status it may see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from functions.api.models import ErrorBody
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+# Why each status can come back from any API route (functions.api.deps, .auth, .limits, .errors).
+SHARED_ERRORS: dict[int, str] = {
+    400: "Invalid request: a parameter or the body breaks a rule the schema cannot express",
+    401: "No credentials, or credentials that are invalid, expired or of the wrong kind",
+    403: "The caller may not act on this resource or namespace",
+    404: "The resource (or a feature this deployment does not configure) does not exist",
+    409: "Conflict with the current state (exists already, changed concurrently)",
+    429: "Too many attempts; retry after the `Retry-After` seconds",
+    502: "A backend (Kubernetes, Prometheus) answered with an unexpected error",
+    503: "A backend this route needs is not configured or not reachable right now",
+}
+WITH_BODY_ERRORS: dict[int, str] = {413: "The request body is larger than the API accepts"}
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def complete(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the shared error responses to every `/api` operation of `schema` (idempotent)."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ErrorBody"] = ErrorBody.model_json_schema()
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    for path, item in schema.get("paths", {}).items():
+        for method in METHODS:
+            op = item.get(method)
+            if op is None:
+                continue
+            responses: dict[str, Any] = op.setdefault("responses", {})
+            responses.pop("422", None)
+            errors = dict(SHARED_ERRORS) if path.startswith("/api/") else {503: SHARED_ERRORS[503]}
+            if "requestBody" in op:
+                errors.update(WITH_BODY_ERRORS)
+            for status, why in errors.items():
+                responses[str(status)] = {
+                    "description": why,
+                    "content": {"application/json": {"schema": ERROR_REF}},
+                }
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    """Serve the completed document from `app.openapi()` (wrapping whatever builds it now)."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return complete(build())
+
+    app.openapi = openapi  # type: ignore[method-assign]
