@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Events, kcall, qcall, require_kube
 from functions.api.errors import ApiError, bad_request, forbidden
+from functions.api.models import NamespaceQuery, ServerQuery
 from functions.api.params import MAX_FILTER_LEN, int_param, parse_time
 from functions.api.redaction import EVENT_COLUMNS, redacted_event
 from functions.api.services.scope import administers, check_name, observes
@@ -106,8 +107,8 @@ async def server_events(
     request: Request,
     events: Events,
     p: AnyPrincipal,
-    namespace: str | None = None,
-    server: str | None = None,
+    namespace: NamespaceQuery,
+    server: ServerQuery,
     limit: str | None = None,
 ) -> dict[str, Any]:
     """Newest events of one server (its administrators and team members; limit 1–100, default 20)."""

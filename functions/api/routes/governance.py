@@ -13,7 +13,7 @@ from pydantic import Field
 
 from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, not_found
-from functions.api.models import Loose
+from functions.api.models import Loose, NamePath, NamespaceFilter, NamespacePath
 from functions.api.services.access import (
     ServerRefIn,
     SubjectIn,
@@ -110,7 +110,7 @@ def check_rules(key: str, given: list[ToolRuleIn]) -> list[dict[str, str]]:
 
 
 @router.get("/grants")
-async def list_grants(kube: Kube, p: AnyPrincipal, namespace: str | None = None) -> dict[str, Any]:
+async def list_grants(kube: Kube, p: AnyPrincipal, namespace: NamespaceFilter = None) -> dict[str, Any]:
     """Grants the caller may see (`?namespace=` narrows)."""
     items = await visible(kube, p, kube.grants, namespace)
     return {"grants": [grant_summary(g) for g in items]}
@@ -157,13 +157,13 @@ async def apply_grant(request: Request, body: GrantIn, kube: Kube, p: AnyPrincip
 
 
 @router.get("/grants/{namespace}/{name}")
-async def get_grant(namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def get_grant(namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
     """One grant."""
     return {"grant": grant_summary(await load_owned(kube, p, kube.grants, namespace, name))}
 
 
 async def _set_disabled(
-    request: Request, kube: SentinelKube, p: Principal, namespace: str, name: str, disabled: bool
+    request: Request, kube: SentinelKube, p: Principal, namespace: NamespacePath, name: NamePath, disabled: bool
 ) -> dict[str, Any]:
     obj = await load_owned(kube, p, kube.grants, namespace, name)
     await kcall(kube.grants.patch, namespace, name, {"spec": {"disabled": disabled}})
@@ -174,7 +174,7 @@ async def _set_disabled(
 
 @router.patch("/grants/{namespace}/{name}")
 async def patch_grant(
-    request: Request, namespace: str, name: str, body: DisabledPatch, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, body: DisabledPatch, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """`{"disabled": bool}`: the kill switch."""
     if body.disabled is None:
@@ -183,19 +183,25 @@ async def patch_grant(
 
 
 @router.post("/grants/{namespace}/{name}/disable")
-async def disable_grant(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def disable_grant(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Legacy form of PATCH `{"disabled": true}`."""
     return await _set_disabled(request, kube, p, namespace, name, True)
 
 
 @router.post("/grants/{namespace}/{name}/enable")
-async def enable_grant(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def enable_grant(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Legacy form of PATCH `{"disabled": false}`."""
     return await _set_disabled(request, kube, p, namespace, name, False)
 
 
 @router.delete("/grants/{namespace}/{name}")
-async def delete_grant(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def delete_grant(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Delete a grant; its server's policy drops it."""
     obj = await load_owned(kube, p, kube.grants, namespace, name)
     try:

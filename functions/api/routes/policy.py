@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
+from functions.api.models import NamespaceQuery, ServerQuery
 from functions.api.services.scope import administers, check_name
 from mcp_sentinel.kube.resources import policy_configmap_name
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/runtime", tags=["governance"])
 
 @router.get("/policy")
 async def rendered_policy(
-    kube: Kube, p: AnyPrincipal, namespace: str | None = None, server: str | None = None
+    kube: Kube, p: AnyPrincipal, namespace: NamespaceQuery, server: ServerQuery
 ) -> dict[str, Any]:
     """Every key of the document, plus `json` (the ConfigMap text) and `source` (server administrators)."""
     if not namespace or not server:

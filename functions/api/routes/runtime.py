@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from functions.api.context import ApiContext, ctx_of
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, kcall, require_kube, temporal_client
 from functions.api.errors import ApiError, bad_request, forbidden, unavailable
-from functions.api.models import Loose
+from functions.api.models import Loose, NamespaceQuery, ServerQuery
 from functions.api.services.scope import check_name, observes
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.stack.config import StackConfig
@@ -202,7 +202,7 @@ async def _observed(kube: Any, p: Any, namespace: str | None, server: str | None
 
 @router.get("/observability/links")
 async def links(
-    request: Request, kube: Kube, p: AnyPrincipal, namespace: str | None = None, server: str | None = None
+    request: Request, kube: Kube, p: AnyPrincipal, namespace: NamespaceQuery, server: ServerQuery
 ) -> dict[str, Any]:
     """Prometheus graph links for the server's allow-listed queries."""
     ns, name = await _observed(kube, p, namespace, server)
@@ -221,8 +221,8 @@ async def prometheus_query(
     request: Request,
     kube: Kube,
     p: AnyPrincipal,
-    namespace: str | None = None,
-    server: str | None = None,
+    namespace: NamespaceQuery,
+    server: ServerQuery,
     query_id: str | None = None,
 ) -> dict[str, Any]:
     """Run one allow-listed query (`up`, `request_rate`, `deny_rate`, `latency_p95`) for a server."""

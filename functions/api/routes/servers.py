@@ -27,7 +27,7 @@ from functions.api.context import ApiContext, ctx_of
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, MaybePrincipal, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
 from functions.api.inventory import InventoryProber, client_tls
-from functions.api.models import Loose
+from functions.api.models import Loose, NamePath, NamespaceFilter, NamespacePath
 from functions.api.services.access import team_of_namespace
 from functions.api.services.scope import (
     SIDE_EFFECTS,
@@ -216,7 +216,7 @@ def _catalog_scope(request: Request, p: Principal | None, namespace: str | None)
 
 @router.get("/api/runtime/servers")
 async def list_servers(
-    request: Request, kube: Kube, p: MaybePrincipal, namespace: str | None = None, live: bool = True
+    request: Request, kube: Kube, p: MaybePrincipal, namespace: NamespaceFilter = None, live: bool = True
 ) -> dict[str, Any]:
     """Servers the caller may see: the shared catalog plus its teams' namespaces (admins: all).
 
@@ -233,7 +233,7 @@ async def list_servers(
 
 @router.get("/api/runtime/servers/{namespace}/{name}")
 async def get_server(
-    request: Request, namespace: str, name: str, kube: Kube, p: MaybePrincipal, live: bool = True
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: MaybePrincipal, live: bool = True
 ) -> dict[str, Any]:
     """One server, if visible to the caller (with its live inventory unless `live=false`)."""
     check_name("name", name)
@@ -248,7 +248,9 @@ async def get_server(
 
 
 @router.get("/api/runtime/tools")
-async def list_tools(request: Request, kube: Kube, p: MaybePrincipal, namespace: str | None = None) -> dict[str, Any]:
+async def list_tools(
+    request: Request, kube: Kube, p: MaybePrincipal, namespace: NamespaceFilter = None
+) -> dict[str, Any]:
     """Every tool of every visible server."""
     items = await _list_servers(kube, _catalog_scope(request, p, namespace))
     tools = [
@@ -347,7 +349,9 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
 
 
 @router.delete("/api/runtime/servers/{namespace}/{name}")
-async def retire_server(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def retire_server(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Retire a server (its administrators); the policy ConfigMap follows by owner reference."""
     check_name("namespace", namespace, label=True)
     check_name("name", name)
@@ -378,7 +382,7 @@ def _deployment(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/api/deployments")
-async def list_deployments(kube: Kube, p: AnyPrincipal, namespace: str | None = None) -> dict[str, Any]:
+async def list_deployments(kube: Kube, p: AnyPrincipal, namespace: NamespaceFilter = None) -> dict[str, Any]:
     """Deployments (MCPServers) in the caller's namespaces."""
     items = await _list_servers(kube, read_namespaces(p, namespace))
     return {"deployments": [_deployment(o) for o in items]}
@@ -443,7 +447,7 @@ async def create_deployment(request: Request, body: DeploymentIn, kube: Kube, p:
 
 @router.delete("/api/deployments/{namespace}/{name}")
 async def delete_deployment(
-    request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """Remove a deployment: the same rules as retiring the server."""
     return await retire_server(request, namespace, name, kube, p)

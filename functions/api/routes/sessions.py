@@ -16,7 +16,7 @@ from pydantic import Field
 
 from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.models import Loose
+from functions.api.models import Loose, NamePath, NamespaceFilter, NamespacePath
 from functions.api.services.access import (
     ServerRefIn,
     SubjectIn,
@@ -91,7 +91,7 @@ def parse_expiry(raw: str) -> str:
 
 
 @router.get("/sessions")
-async def list_sessions(kube: Kube, p: AnyPrincipal, namespace: str | None = None) -> dict[str, Any]:
+async def list_sessions(kube: Kube, p: AnyPrincipal, namespace: NamespaceFilter = None) -> dict[str, Any]:
     """Sessions the caller may see (`?namespace=` narrows)."""
     items = await visible(kube, p, kube.sessions, namespace)
     return {"sessions": [session_summary(s) for s in items]}
@@ -131,13 +131,13 @@ async def apply_session(request: Request, body: SessionIn, kube: Kube, p: AnyPri
 
 
 @router.get("/sessions/{namespace}/{name}")
-async def get_session(namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def get_session(namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
     """One session."""
     return {"session": session_summary(await load_owned(kube, p, kube.sessions, namespace, name))}
 
 
 async def _set_revoked(
-    request: Request, kube: SentinelKube, p: Principal, namespace: str, name: str, revoked: bool
+    request: Request, kube: SentinelKube, p: Principal, namespace: NamespacePath, name: NamePath, revoked: bool
 ) -> dict[str, Any]:
     obj = await load_owned(kube, p, kube.sessions, namespace, name)
     obj = await kcall(kube.sessions.patch, namespace, name, {"spec": {"revoked": revoked}})
@@ -150,7 +150,7 @@ async def _set_revoked(
 
 @router.patch("/sessions/{namespace}/{name}")
 async def patch_session(
-    request: Request, namespace: str, name: str, body: RevokedPatch, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, body: RevokedPatch, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """`{"revoked": bool}`: the kill switch (server administrators)."""
     if body.revoked is None:
@@ -159,21 +159,25 @@ async def patch_session(
 
 
 @router.post("/sessions/{namespace}/{name}/revoke")
-async def revoke_session(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def revoke_session(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Legacy form of PATCH `{"revoked": true}`."""
     return await _set_revoked(request, kube, p, namespace, name, True)
 
 
 @router.post("/sessions/{namespace}/{name}/unrevoke")
 async def unrevoke_session(
-    request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """Legacy form of PATCH `{"revoked": false}`."""
     return await _set_revoked(request, kube, p, namespace, name, False)
 
 
 @router.delete("/sessions/{namespace}/{name}")
-async def delete_session(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def delete_session(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Delete a session; its server's policy drops it."""
     obj = await load_owned(kube, p, kube.sessions, namespace, name)
     try:
