@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Loose(BaseModel):
@@ -35,3 +35,23 @@ NamespaceFilter = Annotated[
 ]
 NamespaceQuery = Annotated[str, Query(pattern=DNS_LABEL, max_length=63, description="The server's namespace")]
 ServerQuery = Annotated[str, Query(pattern=DNS_SUBDOMAIN, max_length=253, description="The MCPServer's name")]
+
+# Body fields. `Trimmed` values have no surrounding whitespace (the gateway matches names exactly).
+TRIMMED = r"^(\S(.*\S)?)?$"
+NON_BLANK = r"^\S(.*\S)?$"
+Name = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+ServiceName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_SUBDOMAIN)]
+NamespaceField = Annotated[str, Field(max_length=63, pattern=DNS_LABEL_OR_EMPTY)]
+TeamIdField = Annotated[str, Field(max_length=128, pattern=r"^\S*$")]
+Trust = Literal["low", "medium", "high"]
+TrustOrEmpty = Literal["", "low", "medium", "high"]
+Effect = Literal["read", "write", "destructive"]
+# RFC 3339 date-time (with offset) or empty; checked again by the routes, which normalise it to UTC.
+DateTimeOrEmpty = Annotated[
+    str, Field(max_length=64, json_schema_extra={"anyOf": [{"maxLength": 0}, {"format": "date-time"}]})
+]
+# Local part, then a domain that is not an IP address literal (functions.api.services.accounts.validate_email).
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
+EMAIL_PATTERN = rf"^\s*\S+@(?!{_IPV4}\s*$)[^\s@:\[\]]+\s*$"
+Email = Annotated[str, Field(max_length=254, json_schema_extra={"pattern": EMAIL_PATTERN})]

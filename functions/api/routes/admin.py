@@ -8,22 +8,17 @@ from typing import Any
 from fastapi import APIRouter
 
 from functions.api.deps import AdminPrincipal, Store
-from functions.api.errors import bad_request
-from functions.api.params import parse_time
+from functions.api.params import TimeBound, parse_time
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 
 
-def _filters(user: str | None, since: str | None, until: str | None, limit: str | None) -> dict[str, Any]:
-    try:
-        n = int(limit) if limit else DEFAULT_LIMIT
-    except ValueError:
-        raise bad_request("limit must be an integer", "invalid_query_param") from None
-    n = max(1, min(MAX_LIMIT, n))
+def _filters(user: str | None, since: str, until: str, limit: int | None) -> dict[str, Any]:
+    # Any integer is a valid limit: it is clamped into 1..MAX_LIMIT. A `since` after `until` is an
+    # empty window (no rows), not an error: each bound is valid on its own.
+    n = max(1, min(MAX_LIMIT, DEFAULT_LIMIT if limit is None else limit))
     s, u = parse_time("since", since), parse_time("until", until, end_of_day=True)
-    if s and u and s > u:
-        raise bad_request("since must not be after until", "invalid_query_param")
     return {"user": user or None, "since": s, "until": u, "limit": n}
 
 
@@ -32,9 +27,9 @@ async def audit(
     store: Store,
     _admin: AdminPrincipal,
     user: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    limit: str | None = None,
+    since: TimeBound = "",
+    until: TimeBound = "",
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Platform audit rows, newest first."""
     f = _filters(user, since, until, limit)
@@ -46,9 +41,9 @@ async def operations(
     store: Store,
     _admin: AdminPrincipal,
     user: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    limit: str | None = None,
+    since: TimeBound = "",
+    until: TimeBound = "",
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Users, audit rows, image publishes and deployments in one view."""
     f = _filters(user, since, until, limit)

@@ -8,10 +8,10 @@ clear message; values reach ClickHouse only as bound parameters. Pages are keyse
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Events, kcall, qcall, require_kube
 from functions.api.errors import ApiError, bad_request, forbidden
@@ -109,14 +109,14 @@ async def server_events(
     p: AnyPrincipal,
     namespace: NamespaceQuery,
     server: ServerQuery,
-    limit: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     """Newest events of one server (its administrators and team members; limit 1–100, default 20)."""
     if not namespace or not server:
         raise bad_request("namespace and server are required", "invalid_query_param")
     check_name("namespace", namespace, label=True)
     check_name("server", server)
-    n = int_param("limit", limit, 20, 1, 100)
+    n = limit
     full = p.is_admin
     if not p.is_admin:
         kube = require_kube(request)

@@ -6,14 +6,24 @@ nobody), and `allowedSideEffects` must be non-empty (§11.11, an empty list deni
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field
 
 from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, not_found
-from functions.api.models import Loose, NamePath, NamespaceFilter, NamespacePath
+from functions.api.models import (
+    NON_BLANK,
+    Effect,
+    Loose,
+    Name,
+    NamePath,
+    NamespaceField,
+    NamespaceFilter,
+    NamespacePath,
+    TrustOrEmpty,
+)
 from functions.api.services.access import (
     ServerRefIn,
     SubjectIn,
@@ -45,35 +55,42 @@ MAX_ITEMS = 100
 Str = Field(default="", max_length=253)
 
 
-class ToolRuleIn(Loose):
-    """A per-tool decision."""
+RuleName = Annotated[str, Field(min_length=1, max_length=253, pattern=NON_BLANK)]
 
-    name: str = Str
-    decision: str = Field(default="", max_length=16)
-    requiredTrust: str = Field(default="", max_length=16)
+
+class ToolRuleIn(Loose):
+    """A per-tool decision (names unique within a list: 400 on a duplicate)."""
+
+    name: RuleName
+    decision: Literal["allow", "deny"]
+    requiredTrust: TrustOrEmpty = ""
+
+
+Rules = Annotated[list[ToolRuleIn], Field(default_factory=list, max_length=MAX_ITEMS)]
 
 
 class GrantIn(Loose):
     """Create-or-update body of a grant."""
 
-    name: str = Str
-    namespace: str = Str
-    serverRef: ServerRefIn = ServerRefIn()
-    subject: SubjectIn = SubjectIn()
-    maxTrust: str = Field(default="", max_length=16)
-    allowedSideEffects: list[str] = Field(default_factory=list, max_length=3)
+    name: Name
+    namespace: NamespaceField = ""
+    serverRef: ServerRefIn
+    subject: SubjectIn
+    maxTrust: TrustOrEmpty = ""
+    # §11.11: an empty list would deny every call, so at least one effect.
+    allowedSideEffects: list[Effect] = Field(min_length=1, max_length=3, json_schema_extra={"uniqueItems": True})
     policyVersion: str = Field(default="", max_length=64)
     disabled: bool | None = None
-    toolRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    toolRules: Rules
     # The same rules for the server's prompts and resources (by inventory name).
-    promptRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
-    resourceRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    promptRules: Rules
+    resourceRules: Rules
 
 
 class DisabledPatch(Loose):
     """PATCH body of a grant."""
 
-    disabled: bool | None = None
+    disabled: bool
 
 
 def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
@@ -177,8 +194,6 @@ async def patch_grant(
     request: Request, namespace: NamespacePath, name: NamePath, body: DisabledPatch, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """`{"disabled": bool}`: the kill switch."""
-    if body.disabled is None:
-        raise bad_request("disabled is required")
     return await _set_disabled(request, kube, p, namespace, name, body.disabled)
 
 

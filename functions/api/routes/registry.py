@@ -15,6 +15,7 @@ from functions.api.auth import audit_entry, authenticate
 from functions.api.context import ctx_of
 from functions.api.deps import AnyPrincipal, Store
 from functions.api.errors import bad_request, error_response
+from functions.api.models import NON_BLANK
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 
 router = APIRouter(tags=["registry"])
@@ -93,7 +94,7 @@ for _method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
 class ImagePublish(BaseModel):
     """A client reporting that it pushed an image."""
 
-    image_ref: str = Field(default="", max_length=512)
+    image_ref: str = Field(min_length=1, max_length=512, pattern=NON_BLANK)
     source_image: str | None = Field(default=None, max_length=512)
     mode: str | None = Field(default=None, max_length=64)
 

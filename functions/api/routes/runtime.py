@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from functions.api.context import ApiContext, ctx_of
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, kcall, require_kube, temporal_client
 from functions.api.errors import ApiError, bad_request, forbidden, unavailable
-from functions.api.models import Loose, NamespaceQuery, ServerQuery
+from functions.api.models import TRIMMED, Loose, NamespaceQuery, ServerQuery
 from functions.api.services.scope import check_name, observes
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.stack.config import StackConfig
@@ -36,7 +36,8 @@ RESTART_WAIT_SECONDS = 60.0
 LOCAL_PROBE_SECONDS = 1.5
 LOCAL_REQUEST_PATH = frozenset({"front_door", "ui", "api", "temporal", "worker"})
 # Sidecar metric names (sidecar/metrics.py); `server`/`namespace` labels identify the gateway.
-QUERIES = {
+QueryId = Literal["up", "request_rate", "deny_rate", "latency_p95"]
+QUERIES: dict[str, str] = {
     "up": 'up{{job=~".*gateway.*",server="{server}",namespace="{namespace}"}}',
     "request_rate": 'sum(rate(mcp_gateway_requests_total{{server="{server}",namespace="{namespace}"}}[5m]))',
     "deny_rate": 'sum(rate(mcp_gateway_policy_decisions_total{{server="{server}",namespace="{namespace}",'
@@ -46,11 +47,25 @@ QUERIES = {
 }
 
 
+ONE_OR_ALL: list[Any] = [
+    {"required": ["component"], "properties": {"component": {"minLength": 1}}},
+    {"required": ["all"], "properties": {"all": {"const": True}}},
+]
+
+
 class RestartIn(Loose):
     """`{"component": "<name>"}` or `{"all": true}`."""
 
-    component: str = Field(default="", max_length=253)
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"anyOf": ONE_OR_ALL})
+
+    component: str = Field(default="", max_length=253, pattern=TRIMMED)
     all: bool = False
+
+    @model_validator(mode="after")
+    def _one_or_all(self) -> RestartIn:
+        if not self.all and not self.component:
+            raise ValueError("component required")
+        return self
 
 
 @router.get("/components")
@@ -223,7 +238,7 @@ async def prometheus_query(
     p: AnyPrincipal,
     namespace: NamespaceQuery,
     server: ServerQuery,
-    query_id: str | None = None,
+    query_id: QueryId,
 ) -> dict[str, Any]:
     """Run one allow-listed query (`up`, `request_rate`, `deny_rate`, `latency_p95`) for a server."""
     if query_id not in QUERIES:

@@ -16,7 +16,16 @@ from pydantic import Field
 
 from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.models import Loose, NamePath, NamespaceFilter, NamespacePath
+from functions.api.models import (
+    DateTimeOrEmpty,
+    Loose,
+    Name,
+    NamePath,
+    NamespaceField,
+    NamespaceFilter,
+    NamespacePath,
+    TrustOrEmpty,
+)
 from functions.api.services.access import (
     ServerRefIn,
     SubjectIn,
@@ -50,12 +59,12 @@ router = APIRouter(prefix="/api/runtime", tags=["governance"])
 class SessionIn(Loose):
     """Create-or-update body of a session (admin only)."""
 
-    name: str = Field(default="", max_length=253)
-    namespace: str = Field(default="", max_length=253)
-    serverRef: ServerRefIn = ServerRefIn()
-    subject: SubjectIn = SubjectIn()
-    consentedTrust: str = Field(default="", max_length=16)
-    expiresAt: str = Field(default="", max_length=64)
+    name: Name
+    namespace: NamespaceField = ""
+    serverRef: ServerRefIn
+    subject: SubjectIn
+    consentedTrust: TrustOrEmpty = ""
+    expiresAt: DateTimeOrEmpty = ""
     revoked: bool | None = None
     policyVersion: str = Field(default="", max_length=64)
 
@@ -63,7 +72,7 @@ class SessionIn(Loose):
 class RevokedPatch(Loose):
     """PATCH body of a session."""
 
-    revoked: bool | None = None
+    revoked: bool
 
 
 def session_summary(obj: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +91,7 @@ def parse_expiry(raw: str) -> str:
     """RFC 3339 → normalised UTC `...Z` (second precision), else 400."""
     value = raw.strip()
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        ts = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise bad_request("expiresAt must be an RFC 3339 date-time") from None
     if ts.tzinfo is None or "T" not in value.upper():
@@ -153,8 +162,6 @@ async def patch_session(
     request: Request, namespace: NamespacePath, name: NamePath, body: RevokedPatch, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """`{"revoked": bool}`: the kill switch (server administrators)."""
-    if body.revoked is None:
-        raise bad_request("revoked is required")
     return await _set_revoked(request, kube, p, namespace, name, body.revoked)
 
 

@@ -7,7 +7,7 @@ workflows area plugs in a Temporal-backed one); a provisioning failure rolls the
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -16,10 +16,11 @@ from functions.api.auth import audit_entry
 from functions.api.context import ctx_of
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Store
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
+from functions.api.models import Email
 from functions.api.services.accounts import validate_email
-from mcp_sentinel.identity.passwords import validate_password
+from mcp_sentinel.identity.passwords import MAX_PASSWORD_LENGTH, validate_password
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
-from mcp_sentinel.identity.store import Conflict, IdentityStore, NotFound, Team
+from mcp_sentinel.identity.store import SLUG_RE, Conflict, IdentityStore, NotFound, Team
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/runtime", tags=["teams"])
@@ -29,22 +30,22 @@ TEAM_USER_MIN_PASSWORD = 12
 class TeamCreate(BaseModel):
     """A new team."""
 
-    slug: str = Field(max_length=64)
+    slug: str = Field(max_length=42, pattern=SLUG_RE.pattern)
     name: str = Field(default="", max_length=200)
 
 
 class MemberRole(BaseModel):
     """A membership role."""
 
-    role: str
+    role: Literal["owner", "member"]
 
 
 class TeamUserCreate(BaseModel):
     """A new user created straight into a team."""
 
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=1024)
-    role: str = "member"
+    email: Email
+    password: str = Field(min_length=TEAM_USER_MIN_PASSWORD, max_length=MAX_PASSWORD_LENGTH)
+    role: Literal["owner", "member"] = "member"
 
 
 async def _team(store: IdentityStore, ref: str, p: Principal | None = None) -> Team:

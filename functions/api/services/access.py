@@ -8,15 +8,15 @@ filters of lists and single reads (§7.8). The route modules stay leaves that on
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from functions.api.context import ctx_of
 from functions.api.deps import kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.models import Loose
+from functions.api.models import TRIMMED, Loose, Name, NamespaceField, TeamIdField
 from functions.api.services.scope import (
     administers,
     check_name,
@@ -31,22 +31,35 @@ from functions.api.services.scope import (
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.kube.resources import CustomResources, SentinelKube
 
-Str = Field(default="", max_length=253)
-
 
 class ServerRefIn(Loose):
-    """Which MCPServer an access resource targets."""
+    """Which MCPServer an access resource targets (in the resource's own namespace; 403 elsewhere)."""
 
-    name: str = Str
-    namespace: str = Str
+    name: Name
+    namespace: NamespaceField = ""
+
+
+Subject = Annotated[str, Field(max_length=253, pattern=TRIMMED)]
+# §11.1: a subject with no field set would match nobody; the schema says so.
+AT_LEAST_ONE: list[Any] = [
+    {"required": [k], "properties": {k: {"minLength": 1}}} for k in ("humanID", "agentID", "teamID")
+]
 
 
 class SubjectIn(Loose):
-    """Who: every non-empty field must match the caller exactly."""
+    """Who: every non-empty field must match the caller exactly; at least one is set."""
 
-    humanID: str = Str
-    agentID: str = Str
-    teamID: str = Field(default="", max_length=256)
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"anyOf": AT_LEAST_ONE})
+
+    humanID: Subject = ""
+    agentID: Subject = ""
+    teamID: TeamIdField = ""
+
+    @model_validator(mode="after")
+    def _someone(self) -> SubjectIn:
+        if not (self.humanID or self.agentID or self.teamID):
+            raise ValueError("subject needs at least one of humanID, agentID, teamID")
+        return self
 
 
 def access_identity(obj: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +104,8 @@ async def target_server(
     """Validate the serverRef, load the server, and check the caller administers it."""
     name = check_name("serverRef.name", ref.name.strip())
     ref_ns = ref.namespace.strip() or namespace
-    if ref_ns != namespace:
-        raise bad_request(f'serverRef.namespace "{ref_ns}" must match access resource namespace "{namespace}"')
+    if ref_ns != namespace:  # a policy rule, not a shape: the body is well-formed
+        raise forbidden(f'serverRef.namespace "{ref_ns}" must match access resource namespace "{namespace}"')
     try:
         server = await kcall(kube.servers.get, namespace, name)
     except ApiError as exc:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from functions.api.auth import audit_entry
 from functions.api.context import ctx_of
-from functions.api.errors import ApiError, bad_request, forbidden
+from functions.api.errors import ApiError, bad_request, forbidden, not_found
 from functions.api.policy_sync import PolicySync, sync_server_policy
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal, TeamRef
 from mcp_sentinel.kube.resources import SentinelKube
@@ -185,8 +185,8 @@ async def audit(request: Request, p: Principal, action: str, resource: str, name
 
 
 def unknown_server(name: str, namespace: str) -> ApiError:
-    """400 for a serverRef that names no MCPServer."""
-    return bad_request(f'unknown serverRef: MCPServer "{name}" not found in namespace "{namespace}"')
+    """404 for a serverRef that names no MCPServer (the body is well-formed; the server is missing)."""
+    return not_found(f'unknown serverRef: MCPServer "{name}" not found in namespace "{namespace}"')
 
 
 def servers_by_name(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
