@@ -7,11 +7,21 @@ from typing import Annotated, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+# Request bodies validate exactly what the schema says: no coercion ("1" for 1, 0 for false), and
+# patterns under Python's `re`, the engine that generates and checks against the published schema.
+BODY_CONFIG = ConfigDict(strict=True, regex_engine="python-re")
+
 
 class Loose(BaseModel):
     """Unknown keys are ignored (clients send whole objects back)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True, regex_engine="python-re")
+
+
+class Body(BaseModel):
+    """A request body with the same strictness as `Loose` (unknown keys ignored too: pydantic's default)."""
+
+    model_config = BODY_CONFIG
 
 
 class ErrorBody(BaseModel):
@@ -53,5 +63,5 @@ DateTimeOrEmpty = Annotated[
 # Local part, then a domain that is not an IP address literal (functions.api.services.accounts.validate_email).
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
-EMAIL_PATTERN = rf"^\s*\S+@(?!{_IPV4}\s*$)[^\s@:\[\]]+\s*$"
+EMAIL_PATTERN = rf"^\s*[^\s\x00]+@(?!{_IPV4}\s*$)[^\s@:\[\]\x00]+\s*$"
 Email = Annotated[str, Field(max_length=254, json_schema_extra={"pattern": EMAIL_PATTERN})]

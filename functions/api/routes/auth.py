@@ -7,18 +7,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from functions.api.auth import audit_entry, peer_address, principal_from_oidc, verified_id_token
 from functions.api.context import ApiContext, ctx_of
 from functions.api.deps import AnyPrincipal, MaybePrincipal, Store
 from functions.api.errors import ApiError, bad_request, forbidden, not_configured, unauthorized, unavailable
+from functions.api.models import Body
 from functions.api.services.accounts import Credentials, SignupBody, create_password_user
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.identity.store import Conflict, User
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
-class OidcBody(BaseModel):
+class OidcBody(Body):
     """An OIDC ID token to exchange for a platform token, and the nonce its sign-in started with."""
 
     id_token: str = ""

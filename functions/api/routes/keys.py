@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from functions.api.auth import audit_entry
 from functions.api.deps import Store, UserPrincipal
 from functions.api.errors import bad_request, not_found
+from functions.api.models import Body
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.identity.store import IdentityStore, KeyTable, NotFound
 
 router = APIRouter(prefix="/api/user", tags=["user keys"])
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(Body):
     """A name to recognise the key by."""
 
     name: str = Field(default="", max_length=128)

@@ -9,13 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from functions.api.auth import audit_entry, authenticate
 from functions.api.context import ctx_of
 from functions.api.deps import AnyPrincipal, Store
 from functions.api.errors import bad_request, error_response
-from functions.api.models import NON_BLANK
+from functions.api.models import NON_BLANK, Body
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 
 router = APIRouter(tags=["registry"])
@@ -91,7 +91,7 @@ for _method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
     )
 
 
-class ImagePublish(BaseModel):
+class ImagePublish(Body):
     """A client reporting that it pushed an image."""
 
     image_ref: str = Field(min_length=1, max_length=512, pattern=NON_BLANK)

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from functions.api.context import ApiContext, ctx_of
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, kcall, require_kube, temporal_client
-from functions.api.errors import ApiError, bad_request, forbidden, unavailable
+from functions.api.errors import ApiError, bad_request, forbidden, not_configured, unavailable
 from functions.api.models import TRIMMED, Loose, NamespaceQuery, ServerQuery
 from functions.api.services.scope import check_name, observes
 from mcp_sentinel.kube.resources import SentinelKube
@@ -160,9 +160,11 @@ async def restart(request: Request, body: RestartIn, _admin: AdminPrincipal) -> 
     if not body.all and not component:
         raise bad_request("component required")
     ctx = ctx_of(request)
+    if not ctx.settings.temporal_address:
+        raise not_configured("restarts need Temporal, which is not configured (set TEMPORAL_ADDRESS)")
     client = await temporal_client(ctx)
     if client is None:
-        raise unavailable("Temporal not configured or not reachable (set TEMPORAL_ADDRESS)")
+        raise unavailable(f"Temporal is not reachable at {ctx.settings.temporal_address}")
     from workflows import client as wf
 
     names: list[str] | None = [component] if component else None
@@ -246,7 +248,7 @@ async def prometheus_query(
     ns, name = await _observed(kube, p, namespace, server)
     base = ctx_of(request).settings.prometheus_url
     if not base:
-        raise unavailable("Prometheus not configured (set PROMETHEUS_URL)")
+        raise not_configured("Prometheus not configured (set PROMETHEUS_URL)")
     query = QUERIES[query_id].format(server=name, namespace=ns)
     import httpx  # only this optional Prometheus route needs an HTTP client (≈80 ms of imports)
 

@@ -10,13 +10,13 @@ import logging
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from functions.api.auth import audit_entry
 from functions.api.context import ctx_of
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Store
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.models import Email
+from functions.api.models import Body, Email
 from functions.api.services.accounts import validate_email
 from mcp_sentinel.identity.passwords import MAX_PASSWORD_LENGTH, validate_password
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
@@ -27,20 +27,20 @@ router = APIRouter(prefix="/api/runtime", tags=["teams"])
 TEAM_USER_MIN_PASSWORD = 12
 
 
-class TeamCreate(BaseModel):
+class TeamCreate(Body):
     """A new team."""
 
     slug: str = Field(max_length=42, pattern=SLUG_RE.pattern)
     name: str = Field(default="", max_length=200)
 
 
-class MemberRole(BaseModel):
+class MemberRole(Body):
     """A membership role."""
 
     role: Literal["owner", "member"]
 
 
-class TeamUserCreate(BaseModel):
+class TeamUserCreate(Body):
     """A new user created straight into a team."""
 
     email: Email

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from functions.api.auth import audit_entry
 from functions.api.deps import AdminPrincipal, Store
 from functions.api.errors import ApiError, not_found
-from functions.api.models import Email
+from functions.api.models import Body, Email
 from functions.api.services.accounts import SignupBody, check_new_user, create_password_user
 from functions.api.services.sessions import revoke_user_sessions
 from mcp_sentinel.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -19,13 +19,13 @@ from mcp_sentinel.identity.store import Conflict, NotFound
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
-class UserPatch(BaseModel):
+class UserPatch(Body):
     """Fields an admin may change on a user."""
 
     disabled: bool
 
 
-class NewUser(BaseModel):
+class NewUser(Body):
     """An account an admin creates: with a password, or without one as an invitation."""
 
     email: Email

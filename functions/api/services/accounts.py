@@ -6,11 +6,11 @@ import ipaddress
 from typing import Literal
 
 from fastapi import Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from functions.api.context import ctx_of
 from functions.api.errors import bad_request, forbidden
-from functions.api.models import Email
+from functions.api.models import Body, Email
 from mcp_sentinel.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, validate_password
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.identity.store import IdentityStore, User
@@ -18,14 +18,14 @@ from mcp_sentinel.identity.store import IdentityStore, User
 MAX_EMAIL_LENGTH = 254
 
 
-class Credentials(BaseModel):
+class Credentials(Body):
     """Email and password (no NUL: no stored account can match one, and Postgres refuses it)."""
 
     email: str = Field(max_length=MAX_EMAIL_LENGTH, pattern=r"^[^\x00]*$")
     password: str = Field(max_length=1024, pattern=r"^[^\x00]*$")
 
 
-class SignupBody(BaseModel):
+class SignupBody(Body):
     """Signup/user-creation body; `role` admin needs an admin caller."""
 
     email: Email
@@ -40,6 +40,8 @@ def validate_email(raw: str) -> str:
     if not at or not local or not domain or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
         raise bad_request("email must look like name@domain")
     # An address literal ("[::1]", "1.2.3.4") names a host, not a mail domain.
+    if "\x00" in email:  # Postgres stores no NUL; no account can have one
+        raise bad_request("email must look like name@domain")
     if any(c in domain for c in ":[]"):
         raise bad_request("email domain must not be an IP address")
     try:
