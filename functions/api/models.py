@@ -46,13 +46,34 @@ NamespaceFilter = Annotated[
 NamespaceQuery = Annotated[str, Query(pattern=DNS_LABEL, max_length=63, description="The server's namespace")]
 ServerQuery = Annotated[str, Query(pattern=DNS_SUBDOMAIN, max_length=253, description="The MCPServer's name")]
 
-# Body fields. `Trimmed` values have no surrounding whitespace (the gateway matches names exactly).
-TRIMMED = r"^(\S(.*\S)?)?$"
-NON_BLANK = r"^\S(.*\S)?$"
+# Body fields. Whitespace is spelled out as JSON Schema's (ECMA-262) `\s`, not written `\s`: that
+# class differs between ECMA, Python's `re` and Rust's regex (\x1c-\x1f, \x85, \ufeff), and the
+# routes must accept exactly what a schema-driven client (or schemathesis) considers valid. No NUL
+# anywhere: Postgres stores none. Routes use `strip_ws`/`has_ws` for the same set.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_WS = r"\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_VISIBLE = rf"[^{_WS}\x00]"
+TRIMMED = rf"^({_VISIBLE}([^\x00]*{_VISIBLE})?)?$"
+NON_BLANK = rf"^{_VISIBLE}([^\x00]*{_VISIBLE})?$"
+NO_WHITESPACE = rf"^{_VISIBLE}*$"
+NO_NUL = r"^[^\x00]*$"
+
+
+def strip_ws(value: str) -> str:
+    """`value` without surrounding whitespace (the schema's whitespace, see WHITESPACE)."""
+    return value.strip(WHITESPACE)
+
+
+def has_ws(value: str) -> bool:
+    """Whether `value` contains whitespace (the schema's whitespace, see WHITESPACE)."""
+    return any(c in WHITESPACE for c in value)
+
 Name = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
 ServiceName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_SUBDOMAIN)]
 NamespaceField = Annotated[str, Field(max_length=63, pattern=DNS_LABEL_OR_EMPTY)]
-TeamIdField = Annotated[str, Field(max_length=128, pattern=r"^\S*$")]
+TeamIdField = Annotated[str, Field(max_length=128, pattern=NO_WHITESPACE)]
 Trust = Literal["low", "medium", "high"]
 TrustOrEmpty = Literal["", "low", "medium", "high"]
 Effect = Literal["read", "write", "destructive"]
@@ -63,5 +84,5 @@ DateTimeOrEmpty = Annotated[
 # Local part, then a domain that is not an IP address literal (functions.api.services.accounts.validate_email).
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
-EMAIL_PATTERN = rf"^\s*[^\s\x00]+@(?!{_IPV4}\s*$)[^\s@:\[\]\x00]+\s*$"
+EMAIL_PATTERN = rf"^[{_WS}]*{_VISIBLE}+@(?!{_IPV4}[{_WS}]*$)[^{_WS}@:\[\]\x00]+[{_WS}]*$"
 Email = Annotated[str, Field(max_length=254, json_schema_extra={"pattern": EMAIL_PATTERN})]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from functions.api.deps import AdminPrincipal, Store
+from functions.api.models import NO_NUL
 from functions.api.params import TimeBound, parse_time
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -26,7 +27,7 @@ def _filters(user: str | None, since: str, until: str, limit: int | None) -> dic
 async def audit(
     store: Store,
     _admin: AdminPrincipal,
-    user: str | None = None,
+    user: Annotated[str | None, Query(max_length=254, pattern=NO_NUL)] = None,
     since: TimeBound = "",
     until: TimeBound = "",
     limit: int | None = None,
@@ -40,7 +41,7 @@ async def audit(
 async def operations(
     store: Store,
     _admin: AdminPrincipal,
-    user: str | None = None,
+    user: Annotated[str | None, Query(max_length=254, pattern=NO_NUL)] = None,
     since: TimeBound = "",
     until: TimeBound = "",
     limit: int | None = None,

@@ -113,7 +113,7 @@ def check_rules(key: str, given: list[ToolRuleIn]) -> list[dict[str, str]]:
     """Validated `toolRules`/`promptRules`/`resourceRules` entries (400 naming the first bad one)."""
     rules: list[dict[str, str]] = []
     for i, rule in enumerate(given):
-        rname = rule.name.strip()
+        rname = rule.name  # non-blank and trimmed by the schema
         if not rname:
             raise bad_request(f"{key}[{i}].name is required")
         if rname in {r["name"] for r in rules}:

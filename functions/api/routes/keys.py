@@ -9,8 +9,8 @@ from pydantic import Field
 
 from functions.api.auth import audit_entry
 from functions.api.deps import Store, UserPrincipal
-from functions.api.errors import bad_request, not_found
-from functions.api.models import Body
+from functions.api.errors import not_found
+from functions.api.models import NON_BLANK, Body
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.identity.store import IdentityStore, KeyTable, NotFound
 
@@ -20,14 +20,11 @@ router = APIRouter(prefix="/api/user", tags=["user keys"])
 class KeyCreate(Body):
     """A name to recognise the key by."""
 
-    name: str = Field(default="", max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=NON_BLANK)
 
 
 def _name(body: KeyCreate) -> str:
-    name = body.name.strip()
-    if not name:
-        raise bad_request("name is required")
-    return name
+    return body.name  # non-blank and trimmed by the schema
 
 
 async def _revoke(

@@ -15,7 +15,7 @@ from functions.api.auth import audit_entry, authenticate
 from functions.api.context import ctx_of
 from functions.api.deps import AnyPrincipal, Store
 from functions.api.errors import bad_request, error_response
-from functions.api.models import NON_BLANK, Body
+from functions.api.models import NO_NUL, NON_BLANK, Body
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 
 router = APIRouter(tags=["registry"])
@@ -95,8 +95,8 @@ class ImagePublish(Body):
     """A client reporting that it pushed an image."""
 
     image_ref: str = Field(min_length=1, max_length=512, pattern=NON_BLANK)
-    source_image: str | None = Field(default=None, max_length=512)
-    mode: str | None = Field(default=None, max_length=64)
+    source_image: str | None = Field(default=None, max_length=512, pattern=NO_NUL)
+    mode: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
 
 
 @router.post("/api/user/activity/image-publish", status_code=202)
@@ -104,7 +104,7 @@ async def image_publish(
     request: Request, body: ImagePublish, store: Store, principal: AnyPrincipal
 ) -> dict[str, Any]:
     """Record an image publish in the platform audit log."""
-    ref = body.image_ref.strip()
+    ref = body.image_ref
     if not ref:
         raise bad_request("image_ref is required")
     details = ", ".join(f"{k}={v}" for k, v in (("source_image", body.source_image), ("mode", body.mode)) if v)

@@ -156,7 +156,7 @@ def _knative_services(kube: SentinelKube) -> list[dict[str, Any]]:
 @router.post("/actions/restart")
 async def restart(request: Request, body: RestartIn, _admin: AdminPrincipal) -> Any:
     """Restart one component or all through the RestartComponent workflow; reports each outcome."""
-    component = body.component.strip()
+    component = body.component
     if not body.all and not component:
         raise bad_request("component required")
     ctx = ctx_of(request)

@@ -215,8 +215,6 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
     name = check_name("name", body.name.strip())
     if len(name) > 63:
         raise bad_request("name must be at most 63 characters (it names a Service)")
-    if not body.image.strip():
-        raise bad_request("image is required")
     team = check_team_id(body.teamID.strip(), "teamID")
     if not team and ns != SHARED_NAMESPACE:
         team = await team_of_namespace(request, p, ns)  # a server in a team namespace belongs to that team
@@ -233,7 +231,7 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
             raise forbidden("forbidden server")
     await _enforce_quota(request, kube, p, replacing=existing is not None)
     spec: dict[str, Any] = compact({
-        "image": body.image.strip(), "imageTag": body.imageTag.strip(), "description": body.description,
+        "image": body.image, "imageTag": body.imageTag.strip(), "description": body.description,
         "teamID": team, "tools": spec_tools(body.tools),
         "prompts": spec_entries("prompts", body.prompts),
         "mcpResources": spec_entries("mcpResources", body.mcpResources),

@@ -16,7 +16,7 @@ from functions.api.auth import audit_entry
 from functions.api.context import ctx_of
 from functions.api.deps import AdminPrincipal, AnyPrincipal, Store
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.models import Body, Email
+from functions.api.models import NO_NUL, Body, Email
 from functions.api.services.accounts import validate_email
 from mcp_sentinel.identity.passwords import MAX_PASSWORD_LENGTH, validate_password
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
@@ -31,7 +31,7 @@ class TeamCreate(Body):
     """A new team."""
 
     slug: str = Field(max_length=42, pattern=SLUG_RE.pattern)
-    name: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=200, pattern=NO_NUL)
 
 
 class MemberRole(Body):

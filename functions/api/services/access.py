@@ -77,7 +77,7 @@ def access_identity(obj: dict[str, Any]) -> dict[str, Any]:
 
 def subject_of(body: SubjectIn) -> dict[str, str]:
     """Trimmed subject; 400 unless at least one field is set (§11.1: wildcards would match nobody)."""
-    subject = {"humanID": body.humanID.strip(), "agentID": body.agentID.strip(), "teamID": body.teamID.strip()}
+    subject = {"humanID": body.humanID, "agentID": body.agentID, "teamID": body.teamID}  # trimmed by the schema
     check_team_id(subject["teamID"])
     if not any(subject.values()):
         raise bad_request("subject needs at least one of humanID, agentID, teamID")

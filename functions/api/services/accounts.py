@@ -10,7 +10,7 @@ from pydantic import Field
 
 from functions.api.context import ctx_of
 from functions.api.errors import bad_request, forbidden
-from functions.api.models import Body, Email
+from functions.api.models import Body, Email, has_ws, strip_ws
 from mcp_sentinel.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, validate_password
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.identity.store import IdentityStore, User
@@ -35,9 +35,9 @@ class SignupBody(Body):
 
 def validate_email(raw: str) -> str:
     """The normalised email, or 400 with the reason (the rule `functions.api.models.Email` publishes)."""
-    email = raw.strip().lower()
+    email = strip_ws(raw).lower()
     local, at, domain = email.rpartition("@")
-    if not at or not local or not domain or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
+    if not at or not local or not domain or len(email) > MAX_EMAIL_LENGTH or has_ws(email):
         raise bad_request("email must look like name@domain")
     # An address literal ("[::1]", "1.2.3.4") names a host, not a mail domain.
     if "\x00" in email:  # Postgres stores no NUL; no account can have one

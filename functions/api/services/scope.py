@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from functions.api.auth import audit_entry
 from functions.api.context import ctx_of
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
+from functions.api.models import has_ws
 from functions.api.policy_sync import PolicySync, sync_server_policy
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal, TeamRef
 from mcp_sentinel.kube.resources import SentinelKube
@@ -44,7 +45,7 @@ def check_name(what: str, value: str, *, label: bool = False) -> str:
 
 def check_team_id(value: str, where: str = "subject.teamID") -> str:
     """No whitespace anywhere, ≤ 128 characters."""
-    if len(value) > 128 or any(c.isspace() for c in value):
+    if len(value) > 128 or has_ws(value) or "\x00" in value:
         raise bad_request(f"{where} must not contain whitespace and must be at most 128 characters")
     return value
 

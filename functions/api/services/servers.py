@@ -26,7 +26,7 @@ class ToolIn(Loose):
 # defaults, published in the OpenAPI document; names are matched exactly by the gateway, so a name
 # padded with whitespace (which no server lists) is refused rather than silently never matching.
 Image = Annotated[str, Field(min_length=1, max_length=512, pattern=NON_BLANK)]
-EntryName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^\S(?:.*\S)?$")]
+EntryName = Annotated[str, Field(min_length=1, max_length=253, pattern=NON_BLANK)]
 Labels = dict[Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=1024)]]
 
 
