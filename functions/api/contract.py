@@ -8,10 +8,12 @@ machinery can produce. FastAPI's default 422 is replaced, since validation error
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from functions.api.models import ErrorBody
 
@@ -55,11 +57,50 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# The dependencies (functions.api.deps) that refuse a caller without credentials.
+AUTHENTICATED = frozenset({"require_principal", "require_user", "require_admin"})
+SECURITY_SCHEMES = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
+               "description": "A service API key, or a user's key (`mcpu_...`)"},
+    "Bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+               "description": "A platform access token from /api/auth/login, /signup or /oidc"},
+}
+
+
+def _needs_credentials(dependant: Any) -> bool:
+    return any(
+        getattr(d.call, "__name__", "") in AUTHENTICATED or _needs_credentials(d) for d in dependant.dependencies
+    )
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included router (FastAPI >= 0.16x)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        elif isinstance(route, APIRoute):
+            yield route
+
+
+def secure(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str, Any]:
+    """Mark the operations that answer 401 without credentials with the schemes they accept."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    paths = schema.get("paths", {})
+    for route in _routes(routes):
+        if not _needs_credentials(route.dependant):
+            continue
+        for method in route.methods or ():
+            op = paths.get(route.path_format, {}).get(method.lower())
+            if op is not None:
+                op["security"] = [{"ApiKey": []}, {"Bearer": []}]
+    return schema
+
+
 def install(app: FastAPI) -> None:
     """Serve the completed document from `app.openapi()` (wrapping whatever builds it now)."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return complete(build())
+        return secure(complete(build()), app.router.routes)
 
     app.openapi = openapi  # type: ignore[method-assign]

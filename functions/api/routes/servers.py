@@ -28,6 +28,7 @@ from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, MaybePrincipa
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
 from functions.api.inventory import InventoryProber, client_tls
 from functions.api.models import (
+    JsonInt,
     Loose,
     NamePath,
     NamespaceField,
@@ -320,8 +321,8 @@ class DeploymentIn(Loose):
     name: ServiceName
     image: Image
     version: str = Field(default="", max_length=128)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    replicas: int | None = Field(default=None, ge=0, le=100)
+    port: JsonInt | None = Field(default=None, ge=1, le=65535)
+    replicas: JsonInt | None = Field(default=None, ge=0, le=100)
     namespace: NamespaceField = ""
 
 

@@ -8,7 +8,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from functions.api.errors import bad_request
-from functions.api.models import NON_BLANK, Effect, Loose, NamespaceField, ServiceName, TeamIdField, Trust, TrustOrEmpty
+from functions.api.models import (
+    NON_BLANK,
+    Effect,
+    JsonInt,
+    Loose,
+    NamespaceField,
+    ServiceName,
+    TeamIdField,
+    Trust,
+    TrustOrEmpty,
+)
 from functions.api.services.scope import SIDE_EFFECTS, check_trust, compact
 
 
@@ -59,8 +69,8 @@ class ServerIn(Loose):
     imageTag: str = Field(default="", max_length=128)
     description: str = Field(default="", max_length=2000)
     teamID: TeamIdField = ""
-    port: int | None = Field(default=None, ge=1, le=65535)
-    replicas: int | None = Field(default=None, ge=0, le=100)
+    port: JsonInt | None = Field(default=None, ge=1, le=65535)
+    replicas: JsonInt | None = Field(default=None, ge=0, le=100)
     tools: list[ToolIn] = Field(default_factory=list, max_length=200)
     prompts: list[PromptIn] = Field(default_factory=list, max_length=200)
     mcpResources: list[ResourceIn] = Field(default_factory=list, max_length=200)
