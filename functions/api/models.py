@@ -5,22 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # Request bodies validate exactly what the schema says: no coercion ("1" for 1, 0 for false), and
 # patterns under Python's `re`, the engine that generates and checks against the published schema.
 BODY_CONFIG = ConfigDict(strict=True, regex_engine="python-re")
 
 
-def _integral(value: Any) -> Any:
-    # JSON Schema's integer is a number with no fraction: 17.0 is one. Strict mode would refuse it.
+def integral(value: Any) -> Any:
+    """For `BeforeValidator`: JSON Schema's integer is a number with no fraction, so 17.0 is one
+    (strict mode would refuse it); "17" and true stay refused."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
-
-# An integer in a strict body: 17 or 17.0, never "17" or true.
-JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 class Loose(BaseModel):

@@ -28,7 +28,6 @@ from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, MaybePrincipa
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
 from functions.api.inventory import InventoryProber, client_tls
 from functions.api.models import (
-    JsonInt,
     Loose,
     NamePath,
     NamespaceField,
@@ -51,7 +50,7 @@ from functions.api.services.scope import (
     team_for,
     write_namespace,
 )
-from functions.api.services.servers import Image, ServerIn, spec_entries, spec_tools
+from functions.api.services.servers import Image, Port, Replicas, ServerIn, spec_entries, spec_tools
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.inventory_token import Signer, load_signing_key
 from mcp_sentinel.kube.resources import SentinelKube
@@ -321,8 +320,8 @@ class DeploymentIn(Loose):
     name: ServiceName
     image: Image
     version: str = Field(default="", max_length=128)
-    port: JsonInt | None = Field(default=None, ge=1, le=65535)
-    replicas: JsonInt | None = Field(default=None, ge=0, le=100)
+    port: Port | None = None
+    replicas: Replicas | None = None
     namespace: NamespaceField = ""
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from functions.api.errors import bad_request
 from functions.api.models import (
     NON_BLANK,
     Effect,
-    JsonInt,
     Loose,
     NamespaceField,
     ServiceName,
     TeamIdField,
     Trust,
     TrustOrEmpty,
+    integral,
 )
 from functions.api.services.scope import SIDE_EFFECTS, check_trust, compact
 
@@ -35,6 +35,9 @@ class ToolIn(Loose):
 # Prompts and resources take the CRD's schema (knative/crds/mcpserver.yaml) with its enums and
 # defaults, published in the OpenAPI document; names are matched exactly by the gateway, so a name
 # padded with whitespace (which no server lists) is refused rather than silently never matching.
+# Bounds before the integral-float conversion, so the schema publishes them as minimum/maximum.
+Port = Annotated[int, Field(ge=1, le=65535), BeforeValidator(integral)]
+Replicas = Annotated[int, Field(ge=0, le=100), BeforeValidator(integral)]
 Image = Annotated[str, Field(min_length=1, max_length=512, pattern=NON_BLANK)]
 EntryName = Annotated[str, Field(min_length=1, max_length=253, pattern=NON_BLANK)]
 Labels = dict[Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=1024)]]
@@ -69,8 +72,8 @@ class ServerIn(Loose):
     imageTag: str = Field(default="", max_length=128)
     description: str = Field(default="", max_length=2000)
     teamID: TeamIdField = ""
-    port: JsonInt | None = Field(default=None, ge=1, le=65535)
-    replicas: JsonInt | None = Field(default=None, ge=0, le=100)
+    port: Port | None = None
+    replicas: Replicas | None = None
     tools: list[ToolIn] = Field(default_factory=list, max_length=200)
     prompts: list[PromptIn] = Field(default_factory=list, max_length=200)
     mcpResources: list[ResourceIn] = Field(default_factory=list, max_length=200)
