@@ -33,9 +33,21 @@ def api_url() -> Iterator[str]:
         yield url
 
 
+# 413: every body is capped at 64 KiB (functions/api/limits.py, documented on each operation), a
+# limit JSON Schema cannot state; a generated body past it is refused as too large, valid or not.
+CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "413", "429"]
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
+"""
+
+
 def schemathesis_run(api_url: str, cwd: Path, auth_header: str, *extra: str) -> tuple[int, str]:
+    config = cwd / "schemathesis.toml"
+    config.write_text(CONFIG)
     cmd = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{api_url}/api/openapi.json",
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{api_url}/api/openapi.json",
         "--checks", "all",
         "--phases", "examples,coverage,fuzzing,stateful",
         "--max-examples", str(MAX_EXAMPLES), "--generation-deterministic",
@@ -46,7 +58,13 @@ def schemathesis_run(api_url: str, cwd: Path, auth_header: str, *extra: str) -> 
     return run.returncode, run.stdout + run.stderr
 
 
-def tested_operations(report: str) -> int:
+def failures(report: str) -> str:
+    """The report from its failures section on (schemathesis prints them before the summary)."""
+    start = report.find("FAILURES")
+    return report[start if start >= 0 else 0:][:40000]
+
+
+def operations_run(report: str) -> int:
     lines = [line for line in report.splitlines() if line.strip().startswith("Tested:")]
     return int(lines[0].split()[-1]) if lines else 0
 
@@ -54,8 +72,8 @@ def tested_operations(report: str) -> int:
 @pytest.mark.timeout(900)
 def test_every_route_honours_the_openapi_contract(api_url: str, tmp_path: Path) -> None:
     code, report = schemathesis_run(api_url, tmp_path, f"x-api-key: {ADMIN_KEY}")
-    assert tested_operations(report) >= 75, report[-3000:]  # every route ran: not a vacuous pass
-    assert code == 0, report[-12000:]
+    assert operations_run(report) >= 75, report[-3000:]  # every route ran: not a vacuous pass
+    assert code == 0, failures(report)
 
 
 @pytest.mark.timeout(600)
@@ -69,5 +87,5 @@ def test_user_only_routes_honour_the_openapi_contract(api_url: str, tmp_path: Pa
     code, report = schemathesis_run(
         api_url, tmp_path, f"Authorization: Bearer {token}", "--include-path-regex", USER_ONLY
     )
-    assert tested_operations(report) >= 10, report[-3000:]
-    assert code == 0, report[-12000:]
+    assert operations_run(report) >= 10, report[-3000:]
+    assert code == 0, failures(report)

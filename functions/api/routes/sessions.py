@@ -96,7 +96,12 @@ def parse_expiry(raw: str) -> str:
         raise bad_request("expiresAt must be an RFC 3339 date-time") from None
     if ts.tzinfo is None or "T" not in value.upper():
         raise bad_request("expiresAt must be an RFC 3339 date-time with a timezone")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC form in Python: keep its offset
+        pass
+    # isoformat pads the year to four digits (strftime's %Y does not on glibc: "378-01-10").
+    return ts.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @router.get("/sessions")
