@@ -93,8 +93,9 @@ async def _authenticate(ctx: ApiContext, request: Request) -> Principal | None:
             found = await ctx.store.resolve_key("api_keys", api_key)
             if found is not None:
                 return await _user_principal(ctx, found[0], "user_api_key", found[1])
-        if not bearer:
-            raise unauthorized("invalid API key")
+        # Fail closed: a wrong key is refused even beside a valid bearer token (it must not be
+        # silently ignored, or a client never learns its key stopped working).
+        raise unauthorized("invalid API key")
     if not bearer:
         return None
     if ctx.oidc is not None and ctx.oidc.is_id_token(bearer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
+
+from functions.api.models import PATTERN_HINTS, WHITESPACE
 
 _CODE_BY_STATUS = {
     400: "invalid_request_body",
@@ -74,14 +77,48 @@ def unavailable(message: str) -> ApiError:
     return ApiError(503, "service_unavailable", message)
 
 
+def _where(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if part in ("body", "query", "path", "header"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _choices(expected: str) -> str:
+    # pydantic's "'', 'low', 'medium' or 'high'" -> "low, medium, or high"
+    values = [v for v in re.findall(r"'([^']*)'", expected) if v]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + ("," if len(values) > 2 else "") + \
+        f" or {values[-1]}"
+
+
 def _describe(err: Mapping[str, Any]) -> str:
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    where = ".".join(loc)
-    msg = str(err.get("msg", "invalid value"))
-    if err.get("type") == "missing":
+    """One validation error as the routes phrase their own checks (`toolRules[0].name is required`)."""
+    where = _where(err.get("loc", ()))
+    kind, ctx, value = err.get("type"), err.get("ctx") or {}, err.get("input")
+    if kind == "missing":
         return f"{where} is required" if where else "request body is required"
-    if err.get("type") == "json_invalid":
+    if kind == "json_invalid":
         return "request body must be valid JSON"
+    blank = isinstance(value, str) and not value.strip(WHITESPACE)
+    if kind == "string_too_short" and (ctx.get("min_length") == 1 or blank):
+        return f"{where} is required"
+    if kind == "string_too_short":
+        return f"{where} must be at least {ctx.get('min_length')} characters"
+    if kind == "too_short":
+        return f"{where} needs at least one item" if ctx.get("min_length") == 1 else f"{where}: {err.get('msg')}"
+    if kind == "literal_error":
+        return f"{where} must be {_choices(str(ctx.get('expected', '')))}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{where} must be an integer"
+    if kind == "string_pattern_mismatch":
+        if blank:
+            return f"{where} is required"
+        hint = PATTERN_HINTS.get(str(ctx.get("pattern", "")))
+        if hint is not None:
+            return f"{where} {str(value)[:80]!r} {hint}" if "DNS" in hint else f"{where} {hint}"
+    msg = str(err.get("msg", "invalid value"))
     return f"{where}: {msg}" if where else msg
 
 

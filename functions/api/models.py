@@ -95,3 +95,15 @@ _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
 EMAIL_PATTERN = rf"^[{_WS}]*{_VISIBLE}+@(?!{_IPV4}[{_WS}]*$)[^{_WS}@:\[\]\x00]+[{_WS}]*$"
 Email = Annotated[str, Field(max_length=254, json_schema_extra={"pattern": EMAIL_PATTERN})]
+
+
+# How a pattern mismatch reads in the 400 (functions.api.errors): what the rule is, in words.
+PATTERN_HINTS: dict[str, str] = {
+    DNS_SUBDOMAIN: "must be a lowercase DNS-1123 name (a-z, 0-9, '-', '.', ≤ 253)",
+    DNS_LABEL: "must be a lowercase DNS-1123 name (a-z, 0-9, '-', ≤ 63)",
+    DNS_LABEL_OR_EMPTY: "must be a lowercase DNS-1123 name (a-z, 0-9, '-', ≤ 63)",
+    TRIMMED: "must not start or end with whitespace",
+    NON_BLANK: "must not start or end with whitespace",
+    NO_WHITESPACE: "must not contain whitespace",
+    NO_NUL: "must not contain NUL characters",
+}

@@ -107,7 +107,7 @@ async def test_grant_lifecycle_renders_policy(gov: Gov) -> None:
 
 
 async def test_grant_prompt_and_resource_rules_render(gov: Gov) -> None:
-    body = grant(gov, promptRules=[{"name": " triage ", "decision": "ALLOW"}],
+    body = grant(gov, promptRules=[{"name": "triage", "decision": "allow"}],
                  resourceRules=[{"name": "ledger", "decision": "deny", "requiredTrust": "high"}])
     r = await gov.api.client.post("/api/runtime/grants", json=body, headers=gov.owner)
     assert r.status_code == 200, r.text
@@ -134,8 +134,6 @@ async def test_grant_prompt_and_resource_rules_render(gov: Gov) -> None:
         ({"resourceRules": [{"name": "r", "decision": "allow"}, {"name": "r", "decision": "deny"}]},
          "resourceRules[1].name duplicates r"),
         ({"name": "Bad_Name"}, "name 'Bad_Name' must be a lowercase DNS-1123 name"),
-        ({"serverRef": {"name": "srv", "namespace": "elsewhere"}}, 'serverRef.namespace "elsewhere" must match'),
-        ({"serverRef": {"name": "ghost"}}, 'unknown serverRef: MCPServer "ghost" not found'),
         ({"subject": "alice"}, "subject"),
     ],
 )
@@ -144,6 +142,24 @@ async def test_grant_validation(gov: Gov, over: dict[str, Any], message: str) ->
     assert r.status_code == 400, r.text
     assert message in r.json()["message"]
     assert gov.kube.kube.grants.list(gov.ns) == []  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("over", "status", "message"),
+    [
+        # Well-formed bodies the state refuses: not a 400 (the OpenAPI contract, tests/api/test_api_contract.py).
+        ({"serverRef": {"name": "srv", "namespace": "elsewhere"}}, 403, 'serverRef.namespace "elsewhere" must match'),
+        ({"serverRef": {"name": "ghost"}}, 404, 'unknown serverRef: MCPServer "ghost" not found'),
+        # Names are matched exactly and decisions are the enum: no trimming or case folding.
+        ({"promptRules": [{"name": " triage ", "decision": "allow"}]}, 400,
+         "promptRules[0].name must not start or end with whitespace"),
+        ({"toolRules": [{"name": "x", "decision": "ALLOW"}]}, 400, "toolRules[0].decision must be allow or deny"),
+    ],
+)
+async def test_grant_refusals_beyond_the_shape(gov: Gov, over: dict[str, Any], status: int, message: str) -> None:
+    r = await gov.api.client.post("/api/runtime/grants", json=grant(gov, **over), headers=ADMIN)
+    assert r.status_code == status and message in r.json()["message"], r.text
+    assert gov.kube.kube.grants.list(gov.ns) == []
 
 
 async def test_grant_scope_rules(gov: Gov) -> None:

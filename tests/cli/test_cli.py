@@ -237,7 +237,7 @@ def test_grant_for_an_unknown_server_is_exit_1(stack: Stack, tmp_path: Path,
     f.write_text("name: g-ghost\nserverRef: {name: ghost}\nsubject: {humanID: ivy}\nallowedSideEffects: [read]\n")
     assert main(["grant", "apply", "-f", str(f)], config=stack.cfg) == 1
     err = capsys.readouterr().err
-    assert "HTTP 400" in err and 'unknown serverRef: MCPServer "ghost" not found' in err
+    assert "HTTP 404" in err and 'unknown serverRef: MCPServer "ghost" not found' in err
 
 
 @pytest.mark.parametrize(
