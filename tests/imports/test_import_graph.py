@@ -54,7 +54,7 @@ API_WATCH = (*NEVER, "psycopg", "psycopg_pool", "httpx", "jwt", "cryptography", 
 
 
 def test_api_import_loads_no_backend_client() -> None:
-    # kubernetes/clickhouse-connect/temporalio: first route needing them (routes/runtime_deps.py);
+    # kubernetes/clickhouse-connect/temporalio: first route needing them (functions/api/deps.py);
     # psycopg: IdentityStore.open() in the lifespan; httpx+jwt: OidcVerifier; jwt: TokenIssuer.
     assert loaded("import functions.api.app", API_WATCH) == []
 

@@ -88,6 +88,7 @@ for _method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
         methods=[_method],
         status_code=204,
         operation_id=f"registry_authz_{_method.lower()}",
+        include_in_schema=_method != "HEAD",  # HEAD is GET without a body (RFC 9110): implied, not listed
     )
 
 
