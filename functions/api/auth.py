@@ -78,11 +78,14 @@ async def authenticate(request: Request) -> Principal | None:
 
 async def _authenticate(ctx: ApiContext, request: Request) -> Principal | None:
     s = ctx.settings
-    api_key = request.headers.get("x-api-key", "").strip()
+    sent_key = request.headers.get("x-api-key")
+    api_key = (sent_key or "").strip()
     bearer = ""
     authz = request.headers.get("authorization", "").strip()
     if authz[:7].lower() == "bearer ":
         bearer = authz[7:].strip()
+    if sent_key is not None and not api_key:
+        raise unauthorized("invalid API key")  # an empty key is a wrong key, not an absent one
     if api_key:
         # §11.30: a key listed only in ADMIN_API_KEYS is an admin key too.
         if _in(s.admin_api_keys, api_key):

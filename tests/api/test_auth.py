@@ -136,8 +136,9 @@ async def test_an_invalid_api_key_is_refused_even_beside_a_valid_bearer_token(ap
     body = await api.signup("both@example.com")
     bearer = {"Authorization": f"Bearer {body['access_token']}"}
     assert (await api.client.get("/api/auth/me", headers=bearer)).status_code == 200
-    r = await api.client.get("/api/auth/me", headers={**bearer, "x-api-key": "mcpu_not-a-key"})
-    assert r.status_code == 401 and r.json() == {"error": "unauthorized", "message": "invalid API key"}
+    for wrong in ("mcpu_not-a-key", "", " "):
+        r = await api.client.get("/api/auth/me", headers={**bearer, "x-api-key": wrong})
+        assert r.status_code == 401 and r.json() == {"error": "unauthorized", "message": "invalid API key"}, wrong
 
 
 async def test_role_change_applies_without_new_token(api: Api) -> None:
