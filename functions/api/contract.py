@@ -96,11 +96,57 @@ def secure(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str, Any
     return schema
 
 
+def _at(pointer: str) -> str:
+    return f"$response.body#/{pointer}"
+
+
+def _access(kind: str) -> dict[str, str]:
+    return {"namespace": _at(f"{kind}/namespace"), "name": _at(f"{kind}/name")}
+
+
+# What a create returns that names the created object, for clients and stateful testing: (source
+# path, method, status) -> (target path, target methods, parameters from the response body).
+LINKS: tuple[tuple[str, str, str, str, tuple[str, ...], dict[str, str]], ...] = (
+    ("/api/runtime/grants", "post", "200", "/api/runtime/grants/{namespace}/{name}", ("get", "patch", "delete"),
+     _access("grant")),
+    ("/api/runtime/sessions", "post", "200", "/api/runtime/sessions/{namespace}/{name}", ("get", "patch", "delete"),
+     _access("session")),
+    ("/api/runtime/servers", "post", "200", "/api/runtime/servers/{namespace}/{name}", ("get", "delete"),
+     _access("server")),
+    ("/api/deployments", "post", "200", "/api/deployments/{namespace}/{name}", ("delete",), _access("deployment")),
+    ("/api/runtime/teams", "post", "201", "/api/runtime/teams/{team_ref}", ("get", "delete"),
+     {"team_ref": _at("team/id")}),
+    ("/api/runtime/teams", "post", "201", "/api/runtime/teams/{team_ref}/members", ("get",),
+     {"team_ref": _at("team/id")}),
+    ("/api/users", "post", "201", "/api/users/{user_id}", ("patch", "delete"), {"user_id": _at("user/id")}),
+    ("/api/user/api-keys", "post", "200", "/api/user/api-keys/{key_id}", ("delete",), {"key_id": _at("key/id")}),
+    ("/api/user/api-keys", "post", "200", "/api/user/api-keys/{key_id}/revoke", ("post",),
+     {"key_id": _at("key/id")}),
+    ("/api/user/registry-credentials", "post", "201", "/api/user/registry-credentials/{key_id}", ("delete",),
+     {"key_id": _at("credential/id")}),
+)
+
+
+def link(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the OpenAPI links of LINKS (by the targets' operationIds) to their source responses."""
+    paths = schema.get("paths", {})
+    for source, method, status, target, methods, parameters in LINKS:
+        response = paths.get(source, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        links = response.setdefault("links", {})
+        for target_method in methods:
+            op = paths.get(target, {}).get(target_method)
+            if op is not None and "operationId" in op:
+                links[op["operationId"]] = {"operationId": op["operationId"], "parameters": dict(parameters)}
+    return schema
+
+
 def install(app: FastAPI) -> None:
     """Serve the completed document from `app.openapi()` (wrapping whatever builds it now)."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return secure(complete(build()), app.router.routes)
+        return link(secure(complete(build()), app.router.routes))
 
     app.openapi = openapi  # type: ignore[method-assign]
