@@ -55,14 +55,16 @@ NamespaceFilter = Annotated[
 NamespaceQuery = Annotated[str, Query(pattern=DNS_LABEL, max_length=63, description="The server's namespace")]
 ServerQuery = Annotated[str, Query(pattern=DNS_SUBDOMAIN, max_length=253, description="The MCPServer's name")]
 
-# Body fields. Whitespace is spelled out as JSON Schema's (ECMA-262) `\s`, not written `\s`: that
-# class differs between ECMA, Python's `re` and Rust's regex (\x1c-\x1f, \x85, \ufeff), and the
-# routes must accept exactly what a schema-driven client (or schemathesis) considers valid. No NUL
+# Body fields. Whitespace is spelled out, never written `\s`: that class differs between ECMA-262
+# (JSON Schema), Python's `re` and Rust's/Go's regex (\x1c-\x1f, \x85, \ufeff), and the routes must
+# accept exactly what a schema-driven client (or schemathesis) considers valid. The set is the union
+# of ECMA's and Python's, so a value the schema admits also passes the CRDs' `\S` in any engine. No NUL
 # anywhere: Postgres stores none. Routes use `strip_ws`/`has_ws` for the same set.
 WHITESPACE = (
-    "\t\n\x0b\x0c\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
-_WS = r"\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_WS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 _VISIBLE = rf"[^{_WS}\x00]"
 TRIMMED = rf"^({_VISIBLE}([^\x00]*{_VISIBLE})?)?$"
 NON_BLANK = rf"^{_VISIBLE}([^\x00]*{_VISIBLE})?$"
