@@ -110,6 +110,11 @@ def _describe(err: Mapping[str, Any]) -> str:
         return f"{where} needs at least one item" if ctx.get("min_length") == 1 else f"{where}: {err.get('msg')}"
     if kind == "literal_error":
         return f"{where} must be {_choices(str(ctx.get('expected', '')))}"
+    if kind == "value_error":  # a model's own rule (functions.api.services.access.SubjectIn): it names its fields
+        return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = ctx.get("ge", ctx.get("le"))
+        return f"{where} must be {'at least' if kind == 'greater_than_equal' else 'at most'} {bound}"
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f"{where} must be an integer"
     if kind == "string_pattern_mismatch":
