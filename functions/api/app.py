@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from functions.api import contract
 from functions.api.context import ApiContext, StoreOnlyProvisioner, TeamProvisioner, TemporalProvisioner
 from functions.api.errors import install_error_handlers
 from functions.api.lazy_routes import MountOnDemand, RouteMounter
@@ -76,11 +77,16 @@ def create_app(
 ) -> FastAPI:
     """The API app. `backends` may carry `clickhouse`, `kube`, `temporal` clients (each optional)."""
     ring = settings.key_ring()
-    ctx_ref: dict[str, ApiContext] = {}
+
+    async def connect_temporal() -> Any:
+        from functions.api.deps import temporal_client  # the client library loads with the first team
+
+        return await temporal_client(ctx)
+
     if provisioner is None:
         # Teams get their Kubernetes namespace through the ProvisionTeam workflow when Temporal is configured.
         provisioner = (
-            TemporalProvisioner(ctx_ref, settings.provisioning_wait_seconds)
+            TemporalProvisioner(connect_temporal, settings.temporal_address, settings.provisioning_wait_seconds)
             if settings.temporal_address
             else StoreOnlyProvisioner()
         )
@@ -91,12 +97,10 @@ def create_app(
         provisioner=provisioner,
         store=store,
         tokens=TokenIssuer(ring, settings.access_token_ttl) if ring else None,
-        clickhouse=backends.pop("clickhouse", None),
-        kube=backends.pop("kube", None),
         temporal=backends.pop("temporal", None),
-        extras=backends,
     )
-    ctx_ref["ctx"] = ctx
+    _adopt_backends(ctx, backends.pop("kube", None), backends.pop("clickhouse", None))
+    ctx.extras.update(backends)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -134,6 +138,7 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     mounter = RouteMounter(app)
+    contract.install(app)  # after the mounter: the document covers every route module
     mounter.mount_eager()
     for router in extra_routers or []:
         mounter.include(router, rank=len(GROUPS))
@@ -142,6 +147,21 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware)
     _install_metrics(app, registry or CollectorRegistry())
     return app
+
+
+def _adopt_backends(ctx: ApiContext, kube: Any, clickhouse: Any) -> None:
+    """Wrap pre-built clients (tests pass a kubernetes `ApiClient` or a clickhouse-connect client)
+    in the access layers the routes use; their modules load only when a client is given."""
+    if kube is not None:
+        from mcp_sentinel.kube.resources import SentinelKube
+
+        ctx.kube = kube if isinstance(kube, SentinelKube) else SentinelKube(kube)
+    if clickhouse is not None:
+        from mcp_sentinel.storage.queries import EventQueries
+
+        ctx.clickhouse = (
+            clickhouse if isinstance(clickhouse, EventQueries) else EventQueries(clickhouse, ctx.settings.clickhouse_db)
+        )
 
 
 def _install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:

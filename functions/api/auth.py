@@ -1,4 +1,4 @@
-"""Request authentication (§7.2) and the FastAPI dependencies routes use.
+"""Request authentication (§7.2): who the caller is (the dependencies routes declare are in `functions.api.deps`).
 
 Order: `x-api-key` (configured service keys, then user keys), then `Authorization: Bearer`
 (platform JWT; an OIDC ID token is refused: it is exchanged at `/api/auth/oidc`, never used as a
@@ -13,34 +13,19 @@ import hmac
 import logging
 import sys
 import uuid
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 
-from functions.api.context import ApiContext
-from functions.api.errors import ApiError, forbidden, unauthorized, unavailable
+from functions.api.context import ApiContext, ctx_of
+from functions.api.errors import ApiError, forbidden, not_configured, unauthorized, unavailable
 from functions.api.oidc import OidcError, OidcIdentity
 from mcp_sentinel.client_address import client_address
 from mcp_sentinel.identity.principal import Principal
-from mcp_sentinel.identity.store import AuditEntry, Conflict, IdentityStore, LinkRequired, NotFound, User
+from mcp_sentinel.identity.store import AuditEntry, Conflict, LinkRequired, NotFound, User
 from mcp_sentinel.identity.tokens import TokenError
 
 log = logging.getLogger(__name__)
 SOURCES = frozenset({"ui", "cli", "api"})
-
-
-def ctx_of(request: Request) -> ApiContext:
-    """The process context built by `create_app`."""
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-def require_store(request: Request) -> IdentityStore:
-    """The identity store, or 503 when POSTGRES_DSN is not configured/reachable."""
-    store = ctx_of(request).store
-    if store is None:
-        raise unavailable("identity store not configured (set POSTGRES_DSN)")
-    return store
 
 
 def peer_address(request: Request) -> str:
@@ -93,11 +78,14 @@ async def authenticate(request: Request) -> Principal | None:
 
 async def _authenticate(ctx: ApiContext, request: Request) -> Principal | None:
     s = ctx.settings
-    api_key = request.headers.get("x-api-key", "").strip()
+    sent_key = request.headers.get("x-api-key")
+    api_key = (sent_key or "").strip()
     bearer = ""
     authz = request.headers.get("authorization", "").strip()
     if authz[:7].lower() == "bearer ":
         bearer = authz[7:].strip()
+    if sent_key is not None and not api_key:
+        raise unauthorized("invalid API key")  # an empty key is a wrong key, not an absent one
     if api_key:
         # §11.30: a key listed only in ADMIN_API_KEYS is an admin key too.
         if _in(s.admin_api_keys, api_key):
@@ -108,8 +96,9 @@ async def _authenticate(ctx: ApiContext, request: Request) -> Principal | None:
             found = await ctx.store.resolve_key("api_keys", api_key)
             if found is not None:
                 return await _user_principal(ctx, found[0], "user_api_key", found[1])
-        if not bearer:
-            raise unauthorized("invalid API key")
+        # Fail closed: a wrong key is refused even beside a valid bearer token (it must not be
+        # silently ignored, or a client never learns its key stopped working).
+        raise unauthorized("invalid API key")
     if not bearer:
         return None
     if ctx.oidc is not None and ctx.oidc.is_id_token(bearer):
@@ -135,7 +124,7 @@ async def verified_id_token(ctx: ApiContext, id_token: str, nonce: str) -> OidcI
     one minted for the same client id in another browser) could be exchanged here.
     """
     if ctx.oidc is None:
-        raise unavailable("OIDC is not configured")
+        raise not_configured("OIDC is not configured")
     try:
         ident = await ctx.oidc.verify(id_token)
     except OidcError as exc:
@@ -182,42 +171,6 @@ async def principal_from_oidc(ctx: ApiContext, ident: OidcIdentity) -> Principal
         raise ApiError(409, "conflict", "an account with this email exists or was deleted; retry or ask an "
                        "administrator") from None
     return await _user_principal(ctx, user, "oidc_jwt")
-
-
-async def optional_principal(request: Request) -> Principal | None:
-    """Dependency: the principal if credentials were sent, else None."""
-    return await authenticate(request)
-
-
-async def require_principal(request: Request) -> Principal:
-    """Dependency: any authenticated caller (401 otherwise)."""
-    p = await authenticate(request)
-    if p is None:
-        raise unauthorized()
-    return p
-
-
-async def require_user(request: Request) -> Principal:
-    """Dependency: an authenticated *user* (service keys have no subject → 401)."""
-    p = await require_principal(request)
-    if not p.subject:
-        raise unauthorized("a user credential is required (service API keys have no user)")
-    return p
-
-
-async def require_admin(request: Request) -> Principal:
-    """Dependency: role admin (401 anonymous, 403 otherwise)."""
-    p = await require_principal(request)
-    if not p.is_admin:
-        raise ApiError(403, "forbidden", "insufficient permissions")
-    return p
-
-
-AnyPrincipal = Annotated[Principal, Depends(require_principal)]
-UserPrincipal = Annotated[Principal, Depends(require_user)]
-AdminPrincipal = Annotated[Principal, Depends(require_admin)]
-MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
-Store = Annotated[IdentityStore, Depends(require_store)]
 
 
 def request_id(request: Request) -> str:

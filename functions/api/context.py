@@ -6,8 +6,12 @@ Every backend is optional: a route that needs a missing one answers 503 with a c
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.requests import Request
 
 from functions.api.oidc import NonceLedger, OidcVerifier
 from functions.api.settings import ApiSettings
@@ -15,6 +19,12 @@ from mcp_sentinel.identity.lockout import LoginLockout
 from mcp_sentinel.identity.passwords import PasswordHasher
 from mcp_sentinel.identity.store import IdentityStore, Team
 from mcp_sentinel.identity.tokens import TokenIssuer
+
+if TYPE_CHECKING:  # the clients are imported where their backend is first built (functions/api/deps.py)
+    from temporalio.client import Client as TemporalClient
+
+    from mcp_sentinel.kube.resources import SentinelKube
+    from mcp_sentinel.storage.queries import EventQueries
 
 
 class TeamProvisioner(Protocol):
@@ -47,18 +57,21 @@ class TemporalProvisioner:
     connects through the API's shared Temporal client on first use.
     """
 
-    def __init__(self, ctx_ref: dict[str, ApiContext], wait_seconds: float = 30.0) -> None:
-        self._ctx_ref = ctx_ref
+    def __init__(
+        self, connect: Callable[[], Awaitable[TemporalClient | None]], address: str, wait_seconds: float = 30.0
+    ) -> None:
+        # `connect` is the API's shared client (functions.api.deps.temporal_client), passed in by
+        # the app factory so this module depends on nothing above it.
+        self._connect = connect
+        self._address = address
         self.wait_seconds = wait_seconds
 
     async def _delegate(self) -> Any:
-        from functions.api.routes.runtime_deps import temporal_client
         from workflows.client import TemporalTeamProvisioner
 
-        ctx = self._ctx_ref["ctx"]
-        client = await temporal_client(ctx)
+        client = await self._connect()
         if client is None:
-            raise RuntimeError(f"Temporal is not reachable at {ctx.settings.temporal_address}")
+            raise RuntimeError(f"Temporal is not reachable at {self._address}")
         return TemporalTeamProvisioner(client, wait_seconds=self.wait_seconds)
 
     async def provision(self, team: Team) -> None:
@@ -83,8 +96,18 @@ class ApiContext:
     oidc: OidcVerifier | None = None
     # Nonces of ID tokens already exchanged (a captured token and nonce are single-use).
     oidc_nonces: NonceLedger = field(default_factory=NonceLedger)
-    # Filled by the other areas' wiring; None means "not configured" (their routes answer 503).
-    clickhouse: Any = None
-    kube: Any = None
-    temporal: Any = None
+    # Built on first use from settings (functions/api/deps.py) unless `create_app` was given them;
+    # None means "not built yet": a route needing one that cannot be built answers 503.
+    clickhouse: EventQueries | None = None
+    kube: SentinelKube | None = None
+    temporal: TemporalClient | None = None
+    # One Temporal connection attempt at a time (functions.api.deps.temporal_client).
+    temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Per-process caches of the route modules (live-inventory prober, token issuer, stack view).
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def ctx_of(request: Request) -> ApiContext:
+    """The process context built by `create_app`."""
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

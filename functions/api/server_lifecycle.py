@@ -16,8 +16,8 @@ from typing import Any
 
 from fastapi import Request
 
-from functions.api.auth import ctx_of
-from functions.api.routes.runtime_deps import temporal_client
+from functions.api.context import ctx_of
+from functions.api.deps import temporal_client
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def components(cfg: StackConfig) -> list[Component]:
     return [
         Component(
             name="api",
-            argv=[PYTHON, "-m", "functions.api"],
+            argv=[PYTHON, "-m", "localstack.api"],
             env=api_env(cfg),
             health_url=cfg.url("api", "/ready"),
             startup_timeout=60.0,

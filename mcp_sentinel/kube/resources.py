@@ -173,22 +173,3 @@ class SentinelKube:
             return None
         return team_of_namespace(ns) or None
 
-    def read_policy_configmap(self, namespace: str, server: str) -> str | None:
-        """The rendered policy text of a server, or None (`mcp_sentinel.policy_delivery` owns the ConfigMap)."""
-        from mcp_sentinel.policy_delivery import read_policy_configmap
-
-        return read_policy_configmap(self.objects, namespace, server)
-
-    def write_policy_configmap(
-        self, namespace: str, server: str, text: str, owner: Mapping[str, Any] | None = None
-    ) -> Obj:
-        """Create or replace `<server>-gateway-policy` (see `mcp_sentinel.policy_delivery`)."""
-        from mcp_sentinel.policy_delivery import write_policy_configmap
-
-        return write_policy_configmap(self.objects, namespace, server, text, owner)
-
-    def delete_policy_configmap(self, namespace: str, server: str) -> bool:
-        """Remove a server's policy ConfigMap (gateway disabled); False when it did not exist."""
-        from mcp_sentinel.policy_delivery import delete_policy_configmap
-
-        return delete_policy_configmap(self.objects, namespace, server)

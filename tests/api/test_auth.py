@@ -131,6 +131,16 @@ async def test_disabled_user_token_and_key_rejected_at_once(api: Api) -> None:
     assert (await api.client.get("/api/auth/me", headers=auth)).status_code == 401
 
 
+async def test_an_invalid_api_key_is_refused_even_beside_a_valid_bearer_token(api: Api) -> None:
+    # Fail closed (SECURITY.md): a wrong x-api-key is never silently skipped for another credential.
+    body = await api.signup("both@example.com")
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    assert (await api.client.get("/api/auth/me", headers=bearer)).status_code == 200
+    for wrong in ("mcpu_not-a-key", "", " "):
+        r = await api.client.get("/api/auth/me", headers={**bearer, "x-api-key": wrong})
+        assert r.status_code == 401 and r.json() == {"error": "unauthorized", "message": "invalid API key"}, wrong
+
+
 async def test_role_change_applies_without_new_token(api: Api) -> None:
     body = await api.signup("promote@example.com")
     auth = {"Authorization": f"Bearer {body['access_token']}"}

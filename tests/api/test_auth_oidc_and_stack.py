@@ -63,7 +63,7 @@ async def test_oidc_exchange(make_api: AppFactory, issuer: Issuer) -> None:
 async def test_oidc_not_configured(make_api: AppFactory) -> None:
     api = await make_api()
     r = await api.client.post("/api/auth/oidc", json={"id_token": "x"})
-    assert r.status_code == 503 and r.json()["message"] == "OIDC is not configured"
+    assert r.status_code == 404 and r.json() == {"error": "not_configured", "message": "OIDC is not configured"}
 
 
 def test_api_and_postgres_stack_parts() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from functions.api.app import create_app
+from mcp_sentinel.policy_delivery import read_policy_configmap
 from tests.fixtures.kube import LocalKube
 from tests.helpers.api import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory, base_settings
 
@@ -80,7 +81,7 @@ async def test_grant_lifecycle_renders_policy(gov: Gov) -> None:
     assert g["disabled"] is False and g["maxTrust"] == "medium" and re.match(r"\d{4}-\d\d-\d\dT.*Z$", g["age"])
     doc = gov.policy_file()
     assert [x["name"] for x in doc["grants"]] == ["g1"] and doc["grants"][0]["team_id"] == gov.team["id"]
-    cm = gov.kube.kube.read_policy_configmap(gov.ns, "srv")
+    cm = read_policy_configmap(gov.kube.kube.objects, gov.ns, "srv")
     assert cm == (gov.out / gov.ns / "srv.json").read_text()  # same bytes in both delivery targets
     assert "prompt_rules" not in doc["grants"][0]
     assert r.json()["policy"]["revision"] == doc["revision"] and r.json()["policy"]["changed"] is True
@@ -106,7 +107,7 @@ async def test_grant_lifecycle_renders_policy(gov: Gov) -> None:
 
 
 async def test_grant_prompt_and_resource_rules_render(gov: Gov) -> None:
-    body = grant(gov, promptRules=[{"name": " triage ", "decision": "ALLOW"}],
+    body = grant(gov, promptRules=[{"name": "triage", "decision": "allow"}],
                  resourceRules=[{"name": "ledger", "decision": "deny", "requiredTrust": "high"}])
     r = await gov.api.client.post("/api/runtime/grants", json=body, headers=gov.owner)
     assert r.status_code == 200, r.text
@@ -133,8 +134,6 @@ async def test_grant_prompt_and_resource_rules_render(gov: Gov) -> None:
         ({"resourceRules": [{"name": "r", "decision": "allow"}, {"name": "r", "decision": "deny"}]},
          "resourceRules[1].name duplicates r"),
         ({"name": "Bad_Name"}, "name 'Bad_Name' must be a lowercase DNS-1123 name"),
-        ({"serverRef": {"name": "srv", "namespace": "elsewhere"}}, 'serverRef.namespace "elsewhere" must match'),
-        ({"serverRef": {"name": "ghost"}}, 'unknown serverRef: MCPServer "ghost" not found'),
         ({"subject": "alice"}, "subject"),
     ],
 )
@@ -143,6 +142,24 @@ async def test_grant_validation(gov: Gov, over: dict[str, Any], message: str) ->
     assert r.status_code == 400, r.text
     assert message in r.json()["message"]
     assert gov.kube.kube.grants.list(gov.ns) == []  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("over", "status", "message"),
+    [
+        # Well-formed bodies the state refuses: not a 400 (the OpenAPI contract, tests/api/test_api_contract.py).
+        ({"serverRef": {"name": "srv", "namespace": "elsewhere"}}, 403, 'serverRef.namespace "elsewhere" must match'),
+        ({"serverRef": {"name": "ghost"}}, 404, 'unknown serverRef: MCPServer "ghost" not found'),
+        # Names are matched exactly and decisions are the enum: no trimming or case folding.
+        ({"promptRules": [{"name": " triage ", "decision": "allow"}]}, 400,
+         "promptRules[0].name must not start or end with whitespace"),
+        ({"toolRules": [{"name": "x", "decision": "ALLOW"}]}, 400, "toolRules[0].decision must be allow or deny"),
+    ],
+)
+async def test_grant_refusals_beyond_the_shape(gov: Gov, over: dict[str, Any], status: int, message: str) -> None:
+    r = await gov.api.client.post("/api/runtime/grants", json=grant(gov, **over), headers=ADMIN)
+    assert r.status_code == status and message in r.json()["message"], r.text
+    assert gov.kube.kube.grants.list(gov.ns) == []
 
 
 async def test_grant_scope_rules(gov: Gov) -> None:
@@ -390,15 +407,15 @@ async def test_servers_accept_declared_prompts_and_resources(gov: Gov) -> None:
 @pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"prompts": [{"description": "no name"}]}, "prompts.0.name"),
-        ({"prompts": [{"name": ""}]}, "prompts.0.name"),
-        ({"prompts": [{"name": " padded "}]}, "prompts.0.name"),
-        ({"prompts": [{"name": "p", "requiredTrust": "ultra"}]}, "prompts.0.requiredTrust"),
-        ({"prompts": [{"name": "p", "sideEffect": "launch"}]}, "prompts.0.sideEffect"),
-        ({"prompts": [{"name": "p", "riskLevel": "HIGH"}]}, "prompts.0.riskLevel"),
+        ({"prompts": [{"description": "no name"}]}, "prompts[0].name"),
+        ({"prompts": [{"name": ""}]}, "prompts[0].name"),
+        ({"prompts": [{"name": " padded "}]}, "prompts[0].name"),
+        ({"prompts": [{"name": "p", "requiredTrust": "ultra"}]}, "prompts[0].requiredTrust"),
+        ({"prompts": [{"name": "p", "sideEffect": "launch"}]}, "prompts[0].sideEffect"),
+        ({"prompts": [{"name": "p", "riskLevel": "HIGH"}]}, "prompts[0].riskLevel"),
         ({"prompts": [{"name": "p"}, {"name": "p"}]}, "prompts[1].name duplicates p"),
-        ({"mcpResources": [{"name": "r", "labels": {"k": 1}}]}, "mcpResources.0.labels"),
-        ({"mcpResources": [{"name": "r", "uri": "x" * 2049}]}, "mcpResources.0.uri"),
+        ({"mcpResources": [{"name": "r", "labels": {"k": 1}}]}, "mcpResources[0].labels"),
+        ({"mcpResources": [{"name": "r", "uri": "x" * 2049}]}, "mcpResources[0].uri"),
         ({"mcpResources": [{"name": "r"}, {"name": "r", "uri": "a://b"}]}, "mcpResources[1].name duplicates r"),
         ({"mcpResources": "ledger"}, "mcpResources"),
     ],

@@ -3,43 +3,25 @@ it needs (kube API server, ClickHouse, Postgres): no input may produce a 5xx."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from localstack.components import local_stack
-from localstack.config import Ports, StackConfig
-from localstack.supervisor import Supervisor
-from mcp_sentinel.storage.client import clickhouse_client_from_url
-from mcp_sentinel.storage.migrations import migrate
+from tests.api.live_api import ADMIN_KEY, live_api
 
 MINE = (
     r"^/api/(events|stats|sources|event-types|dashboard|analytics|user/analytics|deployments|admin/deployments|"
     r"runtime/(servers|tools|grants|sessions|adapter|policy|server-events|observability|components|actions))"
 )
-ADMIN_KEY = StackConfig().admin_api_key
 
 
 @pytest.fixture(scope="module")
 def gov_api_url() -> Iterator[str]:
-    data = Path(tempfile.mkdtemp(prefix="sentinel-fuzz-"))
-    data.chmod(0o755)  # the postgres OS user must traverse it
-    cfg = StackConfig(data_dir=data, ports=Ports.free())
-    try:
-        with Supervisor(cfg) as sup:
-            sup.start_all(local_stack(cfg, only={"clickhouse", "postgres", "kube"}))
-            # The processor owns migrations in the stack; this test runs without it.
-            migrate(clickhouse_client_from_url(cfg.url("clickhouse_http")), "mcp")
-            sup.start_all(local_stack(cfg, only={"api"}))
-            yield cfg.url("api")
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
+    with live_api() as url:
+        yield url
 
 
 def test_governance_fuzz_no_5xx(gov_api_url: str) -> None:

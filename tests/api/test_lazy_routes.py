@@ -20,7 +20,6 @@ from functions.api.routes import GROUPS, RouteGroup
 from tests.helpers.api import ADMIN_KEY, base_settings
 
 ADMIN = {"x-api-key": ADMIN_KEY}
-HELPERS = {"governance_scope", "runtime_deps"}  # modules of shared route helpers, no router of their own
 
 
 def _flat(routes: list[BaseRoute]) -> list[BaseRoute]:
@@ -49,7 +48,7 @@ def _client(app: Any) -> httpx.AsyncClient:
 
 
 def test_every_route_module_is_listed_and_claims_exactly_its_own_paths() -> None:
-    modules = {m.name for m in pkgutil.iter_modules(routes_pkg.__path__)} - HELPERS
+    modules = {m.name for m in pkgutil.iter_modules(routes_pkg.__path__)}
     assert modules == {g.module for g in GROUPS}
     for group in GROUPS:
         router = importlib.import_module(f"functions.api.routes.{group.module}").router

@@ -33,6 +33,7 @@ from functions.api.policy_sync import sync_server_policy
 from mcp_sentinel.envelope import new_envelope
 from mcp_sentinel.kube.errors import NotFound
 from mcp_sentinel.kube.resources import CustomResources, SentinelKube
+from mcp_sentinel.policy_delivery import read_policy_configmap
 from mcp_sentinel.storage.events import EventRecord, EventWriter
 from tests.fixtures.kube import LocalKube
 from tests.helpers.api import ADMIN_KEY, INGEST_KEY, USER_SERVICE_KEY, Api, AppFactory, base_settings
@@ -500,7 +501,7 @@ async def test_grant_name_takeover_needs_the_current_server(world: World) -> Non
         "name": "red-grant", "namespace": red, "serverRef": {"name": "rsrv-m"}, "subject": {"agentID": "bot"},
         "allowedSideEffects": ["read"]})  # fmt: skip
     assert r.status_code == 200, r.text
-    policy = world.kube.read_policy_configmap(red, "rsrv") or ""
+    policy = read_policy_configmap(world.kube.objects, red, "rsrv") or ""
     assert "red-grant" not in policy and "deleg-grant" in policy
     await world.restore()
 

@@ -14,6 +14,7 @@ import pytest
 from localstack.config import StackConfig, free_port
 from localstack.supervisor import PYTHON, Component, Supervisor
 from mcp_sentinel.policy.tool_digest import tool_digest
+from mcp_sentinel.policy_delivery import read_policy_configmap
 from tests.api.conftest import ADMIN_KEY, Api, AppFactory
 from tests.api.test_live_inventory import LOCAL, put_server
 from tests.fixtures.kube import *  # noqa: F403 - kube_cluster, kube_namespace
@@ -75,7 +76,7 @@ async def test_record_then_drift_then_approve_with_the_digest_shown(
     assert pinned["search"]["live"]["annotations"] == {"readOnlyHint": True}
     obj = kube_cluster.kube.servers.get(ns, "srv")
     assert obj["spec"]["toolPins"]["search"] == tool_digest(pinned["search"]["live"])
-    text = kube_cluster.kube.read_policy_configmap(ns, "srv")
+    text = read_policy_configmap(kube_cluster.kube.objects, ns, "srv")
     assert text is not None and pinned["search"]["pinnedDigest"] in text  # the rendered policy carries the pin
 
     drifting.rug_pull()

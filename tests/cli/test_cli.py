@@ -220,7 +220,7 @@ def test_api_validation_error_stops_at_the_bad_document(
                  "---\nname: g-bad\nserverRef: {name: server-a}\nsubject: {humanID: hal}\n")
     assert main(["grant", "apply", "-f", str(f)], config=stack.cfg) == 1
     err = capsys.readouterr().err
-    assert "POST /api/runtime/grants -> HTTP 400" in err and "allowedSideEffects needs at least one" in err
+    assert "POST /api/runtime/grants -> HTTP 400" in err and "allowedSideEffects is required" in err
     # A wrongly typed field: the API's schema message, not a Python repr.
     f.write_text("name: g-typed\nserverRef: {name: server-a}\nsubject: {humanID: hal}\nallowedSideEffects: read\n")
     assert main(["grant", "apply", "-f", str(f)], config=stack.cfg) == 1
@@ -237,7 +237,7 @@ def test_grant_for_an_unknown_server_is_exit_1(stack: Stack, tmp_path: Path,
     f.write_text("name: g-ghost\nserverRef: {name: ghost}\nsubject: {humanID: ivy}\nallowedSideEffects: [read]\n")
     assert main(["grant", "apply", "-f", str(f)], config=stack.cfg) == 1
     err = capsys.readouterr().err
-    assert "HTTP 400" in err and 'unknown serverRef: MCPServer "ghost" not found' in err
+    assert "HTTP 404" in err and 'unknown serverRef: MCPServer "ghost" not found' in err
 
 
 @pytest.mark.parametrize(
@@ -308,7 +308,7 @@ def test_session_api_rejection_and_wrong_kind(stack: Stack, tmp_path: Path,
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"name": "s-bad", "subject": {"agentID": "bot"}}))
     assert main(["session", "apply", "-f", str(bad)], config=stack.cfg) == 1
-    assert "HTTP 400" in (err := capsys.readouterr().err) and "serverRef.name is required" in err
+    assert "HTTP 400" in (err := capsys.readouterr().err) and "serverRef is required" in err
     grant_doc = tmp_path / "grant.yaml"
     grant_doc.write_text("kind: MCPAccessGrant\nmetadata: {name: s-x}\nspec: {}\n")
     assert main(["session", "apply", "-f", str(grant_doc)], config=stack.cfg) == 2

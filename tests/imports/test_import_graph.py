@@ -54,7 +54,7 @@ API_WATCH = (*NEVER, "psycopg", "psycopg_pool", "httpx", "jwt", "cryptography", 
 
 
 def test_api_import_loads_no_backend_client() -> None:
-    # kubernetes/clickhouse-connect/temporalio: first route needing them (routes/runtime_deps.py);
+    # kubernetes/clickhouse-connect/temporalio: first route needing them (functions/api/deps.py);
     # psycopg: IdentityStore.open() in the lifespan; httpx+jwt: OidcVerifier; jwt: TokenIssuer.
     assert loaded("import functions.api.app", API_WATCH) == []
 
@@ -91,7 +91,6 @@ async def main():
         assert r.status_code == 503, r.text  # mounted and answered: no Kubernetes backend here
 asyncio.run(main())
 """
-    # governance_scope and runtime_deps are helpers the governance module imports, not route modules.
     assert loaded(first_request, ROUTE_MODULES) == ["functions.api.routes.health", "functions.api.routes.governance"]
 
 

@@ -13,6 +13,7 @@ from localstack.kube_apiserver.kubeconfig import write_kubeconfig
 from mcp_sentinel.kube import errors
 from mcp_sentinel.kube.client import install_crds, load_kube
 from mcp_sentinel.kube.resources import MANAGED_BY, SentinelKube
+from mcp_sentinel.policy_delivery import delete_policy_configmap, read_policy_configmap, write_policy_configmap
 
 
 def server(name: str = "srv") -> dict:
@@ -81,26 +82,26 @@ def test_errors_map_onto_the_exception_tree(kube_cluster, kube_namespace) -> Non
 def test_policy_configmap_is_labelled_owned_and_not_rewritten_when_unchanged(kube_cluster, kube_namespace) -> None:
     kube = kube_cluster.kube
     owner = kube.servers.create(kube_namespace, server("pay"))
-    first = kube.write_policy_configmap(kube_namespace, "pay", '{"v": 1}', owner)
+    first = write_policy_configmap(kube.objects, kube_namespace, "pay", '{"v": 1}', owner)
     meta = first["metadata"]
     assert meta["name"] == "pay-gateway-policy"
     assert meta["labels"] == {"app": "pay", "app.kubernetes.io/managed-by": MANAGED_BY}
     (ref,) = meta["ownerReferences"]
     assert ref["uid"] == owner["metadata"]["uid"] and ref["kind"] == "MCPServer" and ref["controller"] is True
-    again = kube.write_policy_configmap(kube_namespace, "pay", '{"v": 1}', owner)
+    again = write_policy_configmap(kube.objects, kube_namespace, "pay", '{"v": 1}', owner)
     assert again["metadata"]["resourceVersion"] == meta["resourceVersion"]
-    changed = kube.write_policy_configmap(kube_namespace, "pay", '{"v": 2}', owner)
+    changed = write_policy_configmap(kube.objects, kube_namespace, "pay", '{"v": 2}', owner)
     assert int(changed["metadata"]["resourceVersion"]) > int(meta["resourceVersion"])
-    assert kube.read_policy_configmap(kube_namespace, "pay") == '{"v": 2}'
+    assert read_policy_configmap(kube.objects, kube_namespace, "pay") == '{"v": 2}'
     # Deleting the owning server garbage-collects its policy.
     kube.servers.delete(kube_namespace, "pay")
-    assert kube.read_policy_configmap(kube_namespace, "pay") is None
-    assert kube.delete_policy_configmap(kube_namespace, "pay") is False
+    assert read_policy_configmap(kube.objects, kube_namespace, "pay") is None
+    assert delete_policy_configmap(kube.objects, kube_namespace, "pay") is False
 
 
 def test_policy_configmap_needs_a_stored_owner(kube_cluster, kube_namespace) -> None:
     with pytest.raises(ValueError, match="uid"):
-        kube_cluster.kube.write_policy_configmap(kube_namespace, "x", "{}", {"metadata": {"name": "x"}})
+        write_policy_configmap(kube_cluster.kube.objects, kube_namespace, "x", "{}", {"metadata": {"name": "x"}})
 
 
 def test_install_crds_is_idempotent(kube_cluster) -> None:

@@ -20,10 +20,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from functions.api.auth import UserPrincipal
+from functions.api.deps import Kube, UserPrincipal, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.governance import Loose, upsert
-from functions.api.routes.governance_scope import (
+from functions.api.models import NO_WHITESPACE, Loose, Name, NamespaceField, TrustOrEmpty, has_ws
+from functions.api.services.access import upsert
+from functions.api.services.scope import (
     TRUST,
     audit,
     check_name,
@@ -33,8 +34,7 @@ from functions.api.routes.governance_scope import (
     team_for,
     team_namespaces,
 )
-from functions.api.routes.runtime_deps import Kube, kcall
-from functions.api.routes.sessions import notify_expiry
+from functions.api.services.sessions import notify_expiry
 from mcp_sentinel.identity.principal import Principal
 
 router = APIRouter(prefix="/api/runtime/adapter", tags=["governance"])
@@ -42,17 +42,21 @@ DEFAULT_TTL = timedelta(hours=1)
 MAX_TTL = timedelta(hours=24)
 REUSE_MARGIN = timedelta(seconds=30)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+# The same grammar for the schema; a nonzero digit somewhere, since the sum must be positive.
+TTL_PATTERN = r"^$|^(?=[^1-9]*[1-9])([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class AdapterSessionIn(Loose):
     """What the agent asks for."""
 
-    serverName: str = Field(default="", max_length=253)
-    namespace: str = Field(default="", max_length=253)
-    agentID: str = Field(default="", max_length=253)
-    requestedTrust: str = Field(default="", max_length=16)
-    requestedTTL: str = Field(default="", max_length=32)
+    serverName: Name
+    # Empty: the caller's first team namespace (403 when it has none).
+    namespace: NamespaceField = ""
+    agentID: str = Field(min_length=1, max_length=253, pattern=NO_WHITESPACE)
+    requestedTrust: TrustOrEmpty = ""
+    # A Go duration (`90s`, `1h30m`) above zero, or empty for the default.
+    requestedTTL: str = Field(default="", max_length=32, pattern=TTL_PATTERN)
 
 
 def parse_duration(raw: str) -> timedelta:
@@ -70,7 +74,7 @@ def parse_duration(raw: str) -> timedelta:
         raise bad_request("requestedTTL must be a duration such as 30m or 1h")
     if seconds <= 0:
         raise bad_request("requestedTTL must be positive")
-    return min(timedelta(seconds=seconds), MAX_TTL)
+    return timedelta(seconds=min(seconds, MAX_TTL.total_seconds()))  # clamp first: 1e30 h overflows timedelta
 
 
 def new_session_name() -> str:
@@ -139,11 +143,11 @@ async def adapter_session(request: Request, body: AdapterSessionIn, kube: Kube, 
     agent = body.agentID.strip()
     if not agent:
         raise bad_request("agentID is required")
-    if len(agent) > 253 or any(c.isspace() for c in agent):
+    if len(agent) > 253 or has_ws(agent):
         raise bad_request("agentID must not contain whitespace")
     ns = body.namespace.strip() or (team_namespaces(p) or [""])[0]
     if not ns:
-        raise bad_request("namespace is required")
+        raise forbidden("namespace is required (the caller has no team namespace)")
     check_name("namespace", ns, label=True)
     requested = check_trust(body.requestedTrust, "requestedTrust") or "low"
     ttl = parse_duration(body.requestedTTL)

@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from functions.api.auth import AdminPrincipal, Store
-from functions.api.errors import bad_request
+from functions.api.deps import AdminPrincipal, Store
+from functions.api.models import NO_NUL
+from functions.api.params import TimeBound, parse_time
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 
 
-def parse_time(name: str, raw: str | None, *, end_of_day: bool = False) -> datetime | None:
-    """RFC 3339 or `YYYY-MM-DD` (the whole day for `until`); 400 `invalid_query_param` otherwise."""
-    if not raw:
-        return None
-    try:
-        if len(raw) == 10:
-            day = date.fromisoformat(raw)
-            return datetime.combine(day + timedelta(days=1), time(), UTC) - timedelta(microseconds=1) if end_of_day \
-                else datetime.combine(day, time(), UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"{name} must be RFC 3339 or YYYY-MM-DD", "invalid_query_param") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _filters(user: str | None, since: str | None, until: str | None, limit: str | None) -> dict[str, Any]:
-    try:
-        n = int(limit) if limit else DEFAULT_LIMIT
-    except ValueError:
-        raise bad_request("limit must be an integer", "invalid_query_param") from None
-    n = max(1, min(MAX_LIMIT, n))
+def _filters(user: str | None, since: str, until: str, limit: int | None) -> dict[str, Any]:
+    # Any integer is a valid limit: it is clamped into 1..MAX_LIMIT. A `since` after `until` is an
+    # empty window (no rows), not an error: each bound is valid on its own.
+    n = max(1, min(MAX_LIMIT, DEFAULT_LIMIT if limit is None else limit))
     s, u = parse_time("since", since), parse_time("until", until, end_of_day=True)
-    if s and u and s > u:
-        raise bad_request("since must not be after until", "invalid_query_param")
     return {"user": user or None, "since": s, "until": u, "limit": n}
 
 
@@ -45,10 +27,10 @@ def _filters(user: str | None, since: str | None, until: str | None, limit: str 
 async def audit(
     store: Store,
     _admin: AdminPrincipal,
-    user: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    limit: str | None = None,
+    user: Annotated[str | None, Query(max_length=254, pattern=NO_NUL)] = None,
+    since: TimeBound = "",
+    until: TimeBound = "",
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Platform audit rows, newest first."""
     f = _filters(user, since, until, limit)
@@ -59,10 +41,10 @@ async def audit(
 async def operations(
     store: Store,
     _admin: AdminPrincipal,
-    user: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    limit: str | None = None,
+    user: Annotated[str | None, Query(max_length=254, pattern=NO_NUL)] = None,
+    since: TimeBound = "",
+    until: TimeBound = "",
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Users, audit rows, image publishes and deployments in one view."""
     f = _filters(user, since, until, limit)

@@ -25,11 +25,11 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from functions.api.agent_tokens import AgentTokenIssuer, canonical_resource
-from functions.api.auth import UserPrincipal, ctx_of
+from functions.api.context import ctx_of
+from functions.api.deps import Kube, UserPrincipal, kcall
 from functions.api.errors import ApiError, not_found, unavailable
-from functions.api.routes.governance import Loose
-from functions.api.routes.governance_scope import audit, check_name
-from functions.api.routes.runtime_deps import Kube, kcall
+from functions.api.models import DNS_LABEL, Loose, Name
+from functions.api.services.scope import audit, check_name
 
 router = APIRouter(tags=["agent-tokens"])
 
@@ -37,8 +37,8 @@ router = APIRouter(tags=["agent-tokens"])
 class AgentTokenIn(Loose):
     """Which of the caller's agent sessions the token is for."""
 
-    namespace: str = Field(default="", max_length=253)
-    session: str = Field(default="", max_length=253)
+    namespace: str = Field(max_length=63, pattern=DNS_LABEL)
+    session: Name
 
 
 def _issuer(request: Request) -> AgentTokenIssuer:

@@ -12,12 +12,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from functions.api.auth import AdminPrincipal, AnyPrincipal, ctx_of
+from functions.api.context import ctx_of
+from functions.api.deps import AdminPrincipal, AnyPrincipal, Events, kcall, kube_of, qcall
 from functions.api.errors import ApiError, bad_request, forbidden
+from functions.api.params import MAX_FILTER_LEN, int_param
 from functions.api.redaction import member_usage
-from functions.api.routes.events import MAX_FILTER_LEN, int_param
-from functions.api.routes.governance_scope import check_name, check_team_id, team_namespaces
-from functions.api.routes.runtime_deps import Events, _kube, kcall, qcall
+from functions.api.services.scope import check_name, check_team_id, team_namespaces
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.storage.queries import EventQueries
 from mcp_sentinel.storage.usage import UsageQuery, usage
@@ -113,7 +113,7 @@ async def dashboard_summary(request: Request, events: Events, _admin: AdminPrinc
     if summary.last_event_time:
         out["last_event_time"] = summary.last_event_time
     try:
-        kube = _kube(ctx_of(request))
+        kube = kube_of(ctx_of(request))
         servers = await kcall(kube.servers.list, None)
         grants = await kcall(kube.grants.list, None)
         sessions = await kcall(kube.sessions.list, None)

@@ -2,48 +2,24 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from functions.api.auth import (
-    AnyPrincipal,
-    MaybePrincipal,
-    Store,
-    audit_entry,
-    ctx_of,
-    peer_address,
-    principal_from_oidc,
-    verified_id_token,
-)
-from functions.api.context import ApiContext
-from functions.api.errors import ApiError, bad_request, forbidden, unauthorized, unavailable
-from mcp_sentinel.identity.passwords import validate_password
+from functions.api.auth import audit_entry, peer_address, principal_from_oidc, verified_id_token
+from functions.api.context import ApiContext, ctx_of
+from functions.api.deps import AnyPrincipal, MaybePrincipal, Store
+from functions.api.errors import ApiError, bad_request, forbidden, not_configured, unauthorized, unavailable
+from functions.api.models import Body
+from functions.api.services.accounts import Credentials, SignupBody, create_password_user
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.identity.store import Conflict, User
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
-MAX_EMAIL_LENGTH = 254
-
-
-class Credentials(BaseModel):
-    """Email and password."""
-
-    email: str = Field(max_length=MAX_EMAIL_LENGTH)
-    password: str = Field(max_length=1024)
-
-
-class SignupBody(Credentials):
-    """Signup/user-creation body; `role` admin needs an admin caller."""
-
-    role: str = "user"
-
-
-class OidcBody(BaseModel):
+class OidcBody(Body):
     """An OIDC ID token to exchange for a platform token, and the nonce its sign-in started with."""
 
     id_token: str = ""
@@ -54,20 +30,6 @@ SIGNUP_ACCEPTED = {
     "status": "accepted",
     "message": "if this email can be used, the account is ready: sign in with it",
 }
-
-
-def validate_email(raw: str) -> str:
-    """The normalised email, or 400 with the reason."""
-    email = raw.strip().lower()
-    local, at, domain = email.rpartition("@")
-    if not at or not local or not domain or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
-        raise bad_request("email must look like name@domain")
-    host = domain.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return email
-    raise bad_request("email domain must not be an IP address")
 
 
 def login_response(ctx: ApiContext, user: User, principal: Principal) -> dict[str, Any]:
@@ -81,26 +43,6 @@ def login_response(ctx: ApiContext, user: User, principal: Principal) -> dict[st
         "expires_in": ctx.tokens.ttl_seconds,
         "user": {"id": user.id, "email": user.email, "role": user.role, "namespace": principal.namespace},
     }
-
-
-def check_new_user(body: SignupBody, caller: Principal | None) -> str:
-    """The normalised email of a valid new-user request (400/403 otherwise)."""
-    email = validate_email(body.email)
-    if body.role not in ("user", "admin"):
-        raise bad_request("role must be user or admin")
-    if body.role == "admin" and not (caller and caller.is_admin):
-        raise forbidden("creating an admin requires an admin caller")
-    return email
-
-
-async def create_password_user(request: Request, store: Store, body: SignupBody, caller: Principal | None) -> User:
-    """Shared by signup and POST /api/users: validate, hash, insert (Conflict when the email is taken)."""
-    ctx = ctx_of(request)
-    email = check_new_user(body, caller)
-    problem = validate_password(body.password)
-    if problem:
-        raise bad_request(problem)
-    return await store.create_user(email, body.role, await ctx.hasher.hash(body.password))
 
 
 @router.post("/signup", status_code=202, responses={403: {}})
@@ -176,7 +118,7 @@ async def oidc_login(request: Request, body: OidcBody, store: Store) -> dict[str
     """Exchange a verified OIDC ID token (with its sign-in's nonce) for a platform access token."""
     ctx = ctx_of(request)
     if ctx.oidc is None:
-        raise unavailable("OIDC is not configured")
+        raise not_configured("OIDC is not configured")
     if not body.id_token.strip():
         raise bad_request("id_token is required")
     ident = await verified_id_token(ctx, body.id_token.strip(), body.nonce)
@@ -207,7 +149,7 @@ async def oidc_link(request: Request, body: OidcBody, store: Store, caller: AnyP
     """
     ctx = ctx_of(request)
     if ctx.oidc is None:
-        raise unavailable("OIDC is not configured")
+        raise not_configured("OIDC is not configured")
     if caller.auth_type not in ("platform_jwt", "oidc_jwt") or not caller.subject:
         raise forbidden("sign in to the account (not with an API key) to link an identity")
     if not body.id_token.strip():

@@ -8,36 +8,20 @@ clear message; values reach ClickHouse only as bound parameters. Pages are keyse
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
-from functions.api.auth import AdminPrincipal, AnyPrincipal
+from functions.api.deps import AdminPrincipal, AnyPrincipal, Events, kcall, qcall, require_kube
 from functions.api.errors import ApiError, bad_request, forbidden
+from functions.api.models import NamespaceQuery, ServerQuery
+from functions.api.params import MAX_FILTER_LEN, int_param, parse_time
 from functions.api.redaction import EVENT_COLUMNS, redacted_event
-from functions.api.routes.admin import parse_time
-from functions.api.routes.governance_scope import administers, check_name, observes
-from functions.api.routes.runtime_deps import Events, kcall, qcall, require_kube
+from functions.api.services.scope import administers, check_name, observes
 from mcp_sentinel.storage.queries import FILTER_NAMES, MAX_OFFSET, Cursor, EventFilter, EventPage
 
 router = APIRouter(tags=["analytics"])
-MAX_FILTER_LEN = 512
-
-
-def int_param(name: str, raw: str | None, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high], else 400."""
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"{name} must be an integer", "invalid_query_param") from None
-    if not low <= value <= high:
-        raise bad_request(f"{name} must be between {low} and {high}", "invalid_query_param")
-    return value
-
-
 def event_filter(request: Request) -> EventFilter:
     """Exact-match filters from the query string (unknown names ignored), plus `since`/`until`."""
     q = request.query_params
@@ -123,16 +107,16 @@ async def server_events(
     request: Request,
     events: Events,
     p: AnyPrincipal,
-    namespace: str | None = None,
-    server: str | None = None,
-    limit: str | None = None,
+    namespace: NamespaceQuery,
+    server: ServerQuery,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     """Newest events of one server (its administrators and team members; limit 1–100, default 20)."""
     if not namespace or not server:
         raise bad_request("namespace and server are required", "invalid_query_param")
     check_name("namespace", namespace, label=True)
     check_name("server", server)
-    n = int_param("limit", limit, 20, 1, 100)
+    n = limit
     full = p.is_admin
     if not p.is_admin:
         kube = require_kube(request)

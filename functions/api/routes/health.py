@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from functions.api.auth import ctx_of
+from functions.api.context import ctx_of
 
 router = APIRouter(tags=["health"])
 

@@ -5,27 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from functions.api.auth import Store, UserPrincipal, audit_entry
-from functions.api.errors import bad_request, not_found
+from functions.api.auth import audit_entry
+from functions.api.deps import Store, UserPrincipal
+from functions.api.errors import not_found
+from functions.api.models import NON_BLANK, Body
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.identity.store import IdentityStore, KeyTable, NotFound
 
 router = APIRouter(prefix="/api/user", tags=["user keys"])
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(Body):
     """A name to recognise the key by."""
 
-    name: str = Field(default="", max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=NON_BLANK)
 
 
 def _name(body: KeyCreate) -> str:
-    name = body.name.strip()
-    if not name:
-        raise bad_request("name is required")
-    return name
+    return body.name  # non-blank and trimmed by the schema
 
 
 async def _revoke(

@@ -25,13 +25,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from functions.api.auth import AnyPrincipal, ctx_of
+from functions.api.context import ctx_of
+from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, forbidden, not_found
 from functions.api.inventory import ProbeFailed, TargetError, probe_url
-from functions.api.routes.governance import Loose
-from functions.api.routes.governance_scope import administers, audit, check_name, observes, sync_policy, team_for
-from functions.api.routes.runtime_deps import Kube, kcall
-from functions.api.routes.servers import prober
+from functions.api.models import Loose
+from functions.api.services.inventory import prober
+from functions.api.services.scope import administers, audit, check_name, observes, sync_policy, team_for
 from functions.api.tool_definitions import list_tool_definitions
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.kube.resources import SentinelKube

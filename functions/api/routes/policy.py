@@ -7,18 +7,19 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from functions.api.auth import AnyPrincipal
+from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.governance_scope import administers, check_name
-from functions.api.routes.runtime_deps import Kube, kcall
+from functions.api.models import NamespaceQuery, ServerQuery
+from functions.api.services.scope import administers, check_name
 from mcp_sentinel.kube.resources import policy_configmap_name
+from mcp_sentinel.policy_delivery import read_policy_configmap
 
 router = APIRouter(prefix="/api/runtime", tags=["governance"])
 
 
 @router.get("/policy")
 async def rendered_policy(
-    kube: Kube, p: AnyPrincipal, namespace: str | None = None, server: str | None = None
+    kube: Kube, p: AnyPrincipal, namespace: NamespaceQuery, server: ServerQuery
 ) -> dict[str, Any]:
     """Every key of the document, plus `json` (the ConfigMap text) and `source` (server administrators)."""
     if not namespace or not server:
@@ -35,7 +36,7 @@ async def rendered_policy(
         raise forbidden("forbidden server") from None
     if not administers(p, namespace, server_obj):
         raise forbidden("forbidden server")
-    text = await kcall(kube.read_policy_configmap, namespace, server)
+    text = await kcall(read_policy_configmap, kube.objects, namespace, server)
     if text is None:
         raise not_found("policy not found")
     try:

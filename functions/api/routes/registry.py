@@ -9,10 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from functions.api.auth import AnyPrincipal, Store, audit_entry, authenticate, ctx_of
+from functions.api.auth import audit_entry, authenticate
+from functions.api.context import ctx_of
+from functions.api.deps import AnyPrincipal, Store
 from functions.api.errors import bad_request, error_response
+from functions.api.models import NO_NUL, NON_BLANK, Body
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 
 router = APIRouter(tags=["registry"])
@@ -85,16 +88,16 @@ for _method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
         methods=[_method],
         status_code=204,
         operation_id=f"registry_authz_{_method.lower()}",
-        include_in_schema=_method == "GET",
+        include_in_schema=_method != "HEAD",  # HEAD is GET without a body (RFC 9110): implied, not listed
     )
 
 
-class ImagePublish(BaseModel):
+class ImagePublish(Body):
     """A client reporting that it pushed an image."""
 
-    image_ref: str = Field(default="", max_length=512)
-    source_image: str | None = Field(default=None, max_length=512)
-    mode: str | None = Field(default=None, max_length=64)
+    image_ref: str = Field(min_length=1, max_length=512, pattern=NON_BLANK)
+    source_image: str | None = Field(default=None, max_length=512, pattern=NO_NUL)
+    mode: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
 
 
 @router.post("/api/user/activity/image-publish", status_code=202)
@@ -102,7 +105,7 @@ async def image_publish(
     request: Request, body: ImagePublish, store: Store, principal: AnyPrincipal
 ) -> dict[str, Any]:
     """Record an image publish in the platform audit log."""
-    ref = body.image_ref.strip()
+    ref = body.image_ref
     if not ref:
         raise bad_request("image_ref is required")
     details = ", ".join(f"{k}={v}" for k, v in (("source_image", body.source_image), ("mode", body.mode)) if v)

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.auth import AdminPrincipal, AnyPrincipal, ctx_of
-from functions.api.context import ApiContext
-from functions.api.errors import ApiError, bad_request, forbidden, unavailable
-from functions.api.routes.governance import Loose
-from functions.api.routes.governance_scope import check_name, observes
-from functions.api.routes.runtime_deps import Kube, kcall, require_kube, temporal_client
-from localstack.config import StackConfig
-from localstack.control import ControlDir
-from localstack.status import load_components, stack_config, status_rows
-from localstack.supervisor import Component
+from functions.api.context import ctx_of
+from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, kcall, require_kube, temporal_client
+from functions.api.errors import ApiError, bad_request, forbidden, not_configured, unavailable
+from functions.api.models import TRIMMED, Loose, NamespaceQuery, ServerQuery
+from functions.api.services.components import local_components
+from functions.api.services.scope import check_name, observes
 from mcp_sentinel.kube.resources import SentinelKube
 
 log = logging.getLogger(__name__)
@@ -37,7 +32,8 @@ RESTART_WAIT_SECONDS = 60.0
 LOCAL_PROBE_SECONDS = 1.5
 LOCAL_REQUEST_PATH = frozenset({"front_door", "ui", "api", "temporal", "worker"})
 # Sidecar metric names (sidecar/metrics.py); `server`/`namespace` labels identify the gateway.
-QUERIES = {
+QueryId = Literal["up", "request_rate", "deny_rate", "latency_p95"]
+QUERIES: dict[str, str] = {
     "up": 'up{{job=~".*gateway.*",server="{server}",namespace="{namespace}"}}',
     "request_rate": 'sum(rate(mcp_gateway_requests_total{{server="{server}",namespace="{namespace}"}}[5m]))',
     "deny_rate": 'sum(rate(mcp_gateway_policy_decisions_total{{server="{server}",namespace="{namespace}",'
@@ -47,11 +43,25 @@ QUERIES = {
 }
 
 
+ONE_OR_ALL: list[Any] = [
+    {"required": ["component"], "properties": {"component": {"minLength": 1}}},
+    {"required": ["all"], "properties": {"all": {"const": True}}},
+]
+
+
 class RestartIn(Loose):
     """`{"component": "<name>"}` or `{"all": true}`."""
 
-    component: str = Field(default="", max_length=253)
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"anyOf": ONE_OR_ALL})
+
+    component: str = Field(default="", max_length=253, pattern=TRIMMED)
     all: bool = False
+
+    @model_validator(mode="after")
+    def _one_or_all(self) -> RestartIn:
+        if not self.all and not self.component:
+            raise ValueError("component required")
+        return self
 
 
 @router.get("/components")
@@ -64,25 +74,16 @@ async def components(request: Request, _admin: AdminPrincipal) -> dict[str, Any]
     """
     ctx = ctx_of(request)
     if ctx.settings.components_backend == "local":
-        cfg, table = _local_table(ctx)
-        rows = await run_in_threadpool(status_rows, cfg, table, LOCAL_PROBE_SECONDS)
+        try:
+            rows = await run_in_threadpool(local_components(ctx).status, LOCAL_PROBE_SECONDS)
+        except ValueError as exc:  # the local stack's run folder or port map is malformed
+            raise unavailable(f"local component table unavailable: {exc}") from None
         return {"backend": "local", "components": rows}
     kube = require_kube(request)
     deployments = await _list_or_empty(lambda: _deployments(kube))
     services = await _list_or_empty(lambda: _knative_services(kube))
     return {"backend": "kubernetes", "components": deployments + services}
 
-
-def _local_table(ctx: ApiContext) -> tuple[StackConfig, list[Component]]:
-    """The local stack's config and component table (built once per process)."""
-    cached = ctx.extras.get("local_components")
-    if cached is None:
-        try:
-            cfg = stack_config(ctx.settings.sentinel_run_dir, ctx.settings.stack_ports)
-        except ValueError as exc:
-            raise unavailable(f"local component table unavailable: {exc}") from None
-        cached = ctx.extras["local_components"] = (cfg, load_components(cfg))
-    return cast(tuple[StackConfig, list[Component]], cached)
 
 
 async def _list_or_empty(fetch: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -142,13 +143,15 @@ def _knative_services(kube: SentinelKube) -> list[dict[str, Any]]:
 @router.post("/actions/restart")
 async def restart(request: Request, body: RestartIn, _admin: AdminPrincipal) -> Any:
     """Restart one component or all through the RestartComponent workflow; reports each outcome."""
-    component = body.component.strip()
+    component = body.component
     if not body.all and not component:
         raise bad_request("component required")
     ctx = ctx_of(request)
+    if not ctx.settings.temporal_address:
+        raise not_configured("restarts need Temporal, which is not configured (set TEMPORAL_ADDRESS)")
     client = await temporal_client(ctx)
     if client is None:
-        raise unavailable("Temporal not configured or not reachable (set TEMPORAL_ADDRESS)")
+        raise unavailable(f"Temporal is not reachable at {ctx.settings.temporal_address}")
     from workflows import client as wf
 
     names: list[str] | None = [component] if component else None
@@ -157,7 +160,7 @@ async def restart(request: Request, body: RestartIn, _admin: AdminPrincipal) -> 
         # Locally "all" leaves out the processes carrying this very request and the restart itself
         # (front door, UI, API, Temporal, worker): restarting them mid-request would cut the answer
         # off. Each can still be restarted on its own.
-        running = ControlDir(Path(ctx.settings.sentinel_run_dir)).components()
+        running = await run_in_threadpool(local_components(ctx).running)
         names = [n for n in running if n not in LOCAL_REQUEST_PATH]
         skipped = [n for n in running if n in LOCAL_REQUEST_PATH]
         if not names:
@@ -203,7 +206,7 @@ async def _observed(kube: Any, p: Any, namespace: str | None, server: str | None
 
 @router.get("/observability/links")
 async def links(
-    request: Request, kube: Kube, p: AnyPrincipal, namespace: str | None = None, server: str | None = None
+    request: Request, kube: Kube, p: AnyPrincipal, namespace: NamespaceQuery, server: ServerQuery
 ) -> dict[str, Any]:
     """Prometheus graph links for the server's allow-listed queries."""
     ns, name = await _observed(kube, p, namespace, server)
@@ -222,9 +225,9 @@ async def prometheus_query(
     request: Request,
     kube: Kube,
     p: AnyPrincipal,
-    namespace: str | None = None,
-    server: str | None = None,
-    query_id: str | None = None,
+    namespace: NamespaceQuery,
+    server: ServerQuery,
+    query_id: QueryId,
 ) -> dict[str, Any]:
     """Run one allow-listed query (`up`, `request_rate`, `deny_rate`, `latency_p95`) for a server."""
     if query_id not in QUERIES:
@@ -232,7 +235,7 @@ async def prometheus_query(
     ns, name = await _observed(kube, p, namespace, server)
     base = ctx_of(request).settings.prometheus_url
     if not base:
-        raise unavailable("Prometheus not configured (set PROMETHEUS_URL)")
+        raise not_configured("Prometheus not configured (set PROMETHEUS_URL)")
     query = QUERIES[query_id].format(server=name, namespace=ns)
     import httpx  # only this optional Prometheus route needs an HTTP client (≈80 ms of imports)
 

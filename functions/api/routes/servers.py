@@ -17,27 +17,34 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 
 from functions.api.agent_tokens import published_auth
-from functions.api.auth import AdminPrincipal, AnyPrincipal, MaybePrincipal, ctx_of
-from functions.api.context import ApiContext
+from functions.api.context import ctx_of
+from functions.api.deps import AdminPrincipal, AnyPrincipal, Kube, MaybePrincipal, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
-from functions.api.inventory import InventoryProber, client_tls
+from functions.api.models import (
+    Loose,
+    NamePath,
+    NamespaceField,
+    NamespaceFilter,
+    NamespacePath,
+    ServiceName,
+)
 from functions.api.remote_servers import checked_gateway
-from functions.api.routes.governance import Loose, team_of_namespace
-from functions.api.routes.governance_scope import (
-    SIDE_EFFECTS,
+from functions.api.server_lifecycle import server_changed
+from functions.api.services.access import team_of_namespace
+from functions.api.services.inventory import prober
+from functions.api.services.scope import (
     USER_LABEL,
     administers,
     age,
     audit,
     check_name,
     check_team_id,
-    check_trust,
     compact,
     meta,
     read_namespaces,
@@ -45,74 +52,14 @@ from functions.api.routes.governance_scope import (
     team_for,
     write_namespace,
 )
-from functions.api.routes.runtime_deps import Kube, kcall
-from functions.api.server_lifecycle import server_changed
+from functions.api.services.servers import Image, Port, Replicas, ServerIn, spec_entries, spec_tools
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
-from mcp_sentinel.inventory_token import Signer, load_signing_key
 from mcp_sentinel.kube.resources import SentinelKube
+from mcp_sentinel.policy_delivery import delete_policy_configmap
 
 router = APIRouter(tags=["servers"])
 PUSHED_AT = "platform.mcpruntime.org/pushed-at"
 SCOPES = ("tenant", "org", "public")
-
-
-class ToolIn(Loose):
-    """One tool of the inventory."""
-
-    name: str = Field(default="", max_length=253)
-    description: str = Field(default="", max_length=2000)
-    requiredTrust: str = Field(default="", max_length=16)
-    sideEffect: str = Field(default="", max_length=16)
-    riskLevel: str = Field(default="", max_length=16)
-
-
-# Prompts and resources take the CRD's schema (knative/crds/mcpserver.yaml) with its enums and
-# defaults, published in the OpenAPI document; names are matched exactly by the gateway, so a name
-# padded with whitespace (which no server lists) is refused rather than silently never matching.
-Trust = Literal["low", "medium", "high"]
-Effect = Literal["read", "write", "destructive"]
-EntryName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^\S(?:.*\S)?$")]
-Labels = dict[Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=1024)]]
-
-
-class PromptIn(Loose):
-    """One prompt the server declares (`prompts/get` is decided like a tool call; `read` by default)."""
-
-    name: EntryName
-    description: str = Field(default="", max_length=2000)
-    requiredTrust: Trust = "low"
-    sideEffect: Effect = "read"
-    riskLevel: Trust | None = None
-    labels: Labels = Field(default_factory=dict, max_length=64)
-
-
-class ResourceIn(PromptIn):
-    """One resource the server declares: `uri` is exact or an RFC 6570 template (`resources/read`)."""
-
-    uri: str = Field(default="", max_length=2048)
-
-
-class ServerIn(Loose):
-    """An MCPServer to create or update."""
-
-    name: str = Field(default="", max_length=253)
-    namespace: str = Field(default="", max_length=253)
-    scope: str = Field(default="", max_length=16)
-    update: bool = False
-    image: str = Field(default="", max_length=512)
-    imageTag: str = Field(default="", max_length=128)
-    description: str = Field(default="", max_length=2000)
-    teamID: str = Field(default="", max_length=256)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    replicas: int | None = Field(default=None, ge=0, le=100)
-    tools: list[ToolIn] = Field(default_factory=list, max_length=200)
-    prompts: list[PromptIn] = Field(default_factory=list, max_length=200)
-    mcpResources: list[ResourceIn] = Field(default_factory=list, max_length=200)
-    auth: dict[str, Any] | None = None
-    policy: dict[str, Any] | None = None
-    session: dict[str, Any] | None = None
-    gateway: dict[str, Any] | None = None
-    analytics: dict[str, Any] | None = None
 
 
 def server_info(obj: dict[str, Any]) -> dict[str, Any]:
@@ -136,20 +83,6 @@ def server_info(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def prober(ctx: ApiContext) -> InventoryProber:
-    """The process's live-inventory prober (one cache and one concurrency limit for all requests)."""
-    found = ctx.extras.get("inventory")
-    if isinstance(found, InventoryProber):
-        return found
-    s = ctx.settings
-    built = InventoryProber(
-        s.inventory_url_template, timeout=s.inventory_timeout_seconds, concurrency=s.inventory_concurrency,
-        cache_seconds=s.inventory_cache_seconds,
-        signer=Signer(load_signing_key(s.inventory_signing_key_file)) if s.inventory_signing_key_file else None,
-        tls=client_tls(s.inventory_tls_cert_file, s.inventory_tls_key_file, s.inventory_tls_ca_file),
-    )  # fmt: skip
-    ctx.extras["inventory"] = built
-    return built
 
 
 async def catalog(request: Request, items: list[dict[str, Any]], live: bool) -> list[dict[str, Any]]:
@@ -159,37 +92,6 @@ async def catalog(request: Request, items: list[dict[str, Any]], live: bool) -> 
         return infos
     found = await prober(ctx_of(request)).inventories(items)
     return [{**info, **inv} for info, inv in zip(infos, found, strict=True)]
-
-
-def _tools(items: list[ToolIn]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for i, t in enumerate(items):
-        name = t.name.strip()
-        if not name:
-            raise bad_request(f"tools[{i}].name is required")
-        if name in {o["name"] for o in out}:
-            raise bad_request(f"tools[{i}].name duplicates {name}")
-        effect = t.sideEffect.strip().lower()
-        if effect not in SIDE_EFFECTS:
-            raise bad_request(f"tools[{i}].sideEffect must be read, write, or destructive")
-        risk = check_trust(t.riskLevel, f"tools[{i}].riskLevel")
-        out.append(compact({
-            "name": name, "description": t.description, "sideEffect": effect, "riskLevel": risk,
-            "requiredTrust": check_trust(t.requiredTrust, f"tools[{i}].requiredTrust") or "low",
-        }))
-    return out
-
-
-def _entries(key: str, items: list[PromptIn] | list[ResourceIn]) -> list[dict[str, Any]]:
-    """Declared prompts or resources as the CRD stores them; names are a list-map key (400 on a duplicate)."""
-    seen: set[str] = set()
-    out: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
-        if item.name in seen:
-            raise bad_request(f"{key}[{i}].name duplicates {item.name}")
-        seen.add(item.name)
-        out.append(compact(item.model_dump(exclude_none=True)))
-    return out
 
 
 async def _list_servers(kube: SentinelKube, scope: list[str] | None) -> list[dict[str, Any]]:
@@ -218,7 +120,7 @@ def _catalog_scope(request: Request, p: Principal | None, namespace: str | None)
 
 @router.get("/api/runtime/servers")
 async def list_servers(
-    request: Request, kube: Kube, p: MaybePrincipal, namespace: str | None = None, live: bool = True
+    request: Request, kube: Kube, p: MaybePrincipal, namespace: NamespaceFilter = None, live: bool = True
 ) -> dict[str, Any]:
     """Servers the caller may see: the shared catalog plus its teams' namespaces (admins: all).
 
@@ -235,7 +137,7 @@ async def list_servers(
 
 @router.get("/api/runtime/servers/{namespace}/{name}")
 async def get_server(
-    request: Request, namespace: str, name: str, kube: Kube, p: MaybePrincipal, live: bool = True
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: MaybePrincipal, live: bool = True
 ) -> dict[str, Any]:
     """One server, if visible to the caller (with its live inventory unless `live=false`)."""
     check_name("name", name)
@@ -250,7 +152,9 @@ async def get_server(
 
 
 @router.get("/api/runtime/tools")
-async def list_tools(request: Request, kube: Kube, p: MaybePrincipal, namespace: str | None = None) -> dict[str, Any]:
+async def list_tools(
+    request: Request, kube: Kube, p: MaybePrincipal, namespace: NamespaceFilter = None
+) -> dict[str, Any]:
     """Every tool of every visible server."""
     items = await _list_servers(kube, _catalog_scope(request, p, namespace))
     tools = [
@@ -316,9 +220,10 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
             raise forbidden("forbidden server")
     await _enforce_quota(request, kube, p, replacing=existing is not None)
     spec: dict[str, Any] = compact({
-        "image": body.image.strip(), "imageTag": body.imageTag.strip(), "description": body.description,
-        "teamID": team, "tools": _tools(body.tools),
-        "prompts": _entries("prompts", body.prompts), "mcpResources": _entries("mcpResources", body.mcpResources),
+        "image": body.image, "imageTag": body.imageTag.strip(), "description": body.description,
+        "teamID": team, "tools": spec_tools(body.tools),
+        "prompts": spec_entries("prompts", body.prompts),
+        "mcpResources": spec_entries("mcpResources", body.mcpResources),
         "auth": body.auth, "policy": body.policy,
         "session": body.session, "gateway": body.gateway, "analytics": body.analytics,
     })
@@ -350,7 +255,9 @@ async def apply_server(request: Request, body: ServerIn, kube: Kube, p: AnyPrinc
 
 
 @router.delete("/api/runtime/servers/{namespace}/{name}")
-async def retire_server(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def retire_server(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Retire a server (its administrators); the policy ConfigMap follows by owner reference."""
     check_name("namespace", namespace, label=True)
     check_name("name", name)
@@ -365,7 +272,7 @@ async def retire_server(request: Request, namespace: str, name: str, kube: Kube,
     if not administers(p, namespace, obj):
         raise forbidden("forbidden server")
     await kcall(kube.servers.delete, namespace, name)
-    await kcall(kube.delete_policy_configmap, namespace, name)
+    await kcall(delete_policy_configmap, kube.objects, namespace, name)
     await server_changed(request, namespace, name)
     await audit(request, p, "server_retire", f"server/{namespace}/{name}", namespace)
     return {"success": True, "namespace": namespace, "name": name}
@@ -382,7 +289,7 @@ def _deployment(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/api/deployments")
-async def list_deployments(kube: Kube, p: AnyPrincipal, namespace: str | None = None) -> dict[str, Any]:
+async def list_deployments(kube: Kube, p: AnyPrincipal, namespace: NamespaceFilter = None) -> dict[str, Any]:
     """Deployments (MCPServers) in the caller's namespaces."""
     items = await _list_servers(kube, read_namespaces(p, namespace))
     return {"deployments": [_deployment(o) for o in items]}
@@ -402,12 +309,12 @@ DNS_OK = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 class DeploymentIn(Loose):
     """Deploy body of the seed's `/api/deployments` (an MCPServer in the caller's namespace)."""
 
-    name: str = Field(default="", max_length=253)
-    image: str = Field(default="", max_length=512)
+    name: ServiceName
+    image: Image
     version: str = Field(default="", max_length=128)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    replicas: int | None = Field(default=None, ge=0, le=100)
-    namespace: str = Field(default="", max_length=253)
+    port: Port | None = None
+    replicas: Replicas | None = None
+    namespace: NamespaceField = ""
 
 
 @router.post("/api/deployments")
@@ -447,7 +354,7 @@ async def create_deployment(request: Request, body: DeploymentIn, kube: Kube, p:
 
 @router.delete("/api/deployments/{namespace}/{name}")
 async def delete_deployment(
-    request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """Remove a deployment: the same rules as retiring the server."""
     return await retire_server(request, namespace, name, kube, p)

@@ -14,10 +14,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from functions.api.auth import AnyPrincipal, ctx_of
+from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.governance import (
+from functions.api.models import (
+    DateTimeOrEmpty,
     Loose,
+    Name,
+    NamePath,
+    NamespaceField,
+    NamespaceFilter,
+    NamespacePath,
+    TrustOrEmpty,
+)
+from functions.api.services.access import (
     ServerRefIn,
     SubjectIn,
     access_identity,
@@ -30,17 +39,16 @@ from functions.api.routes.governance import (
     upsert,
     visible,
 )
-from functions.api.routes.governance_scope import (
+from functions.api.services.scope import (
     age,
     audit,
     check_name,
     check_trust,
     compact,
-    meta,
     sync_policy,
     write_namespace,
 )
-from functions.api.routes.runtime_deps import Kube, kcall, temporal_client
+from functions.api.services.sessions import notify_expiry
 from mcp_sentinel.identity.principal import Principal
 from mcp_sentinel.kube.resources import SentinelKube
 
@@ -51,12 +59,12 @@ router = APIRouter(prefix="/api/runtime", tags=["governance"])
 class SessionIn(Loose):
     """Create-or-update body of a session (admin only)."""
 
-    name: str = Field(default="", max_length=253)
-    namespace: str = Field(default="", max_length=253)
-    serverRef: ServerRefIn = ServerRefIn()
-    subject: SubjectIn = SubjectIn()
-    consentedTrust: str = Field(default="", max_length=16)
-    expiresAt: str = Field(default="", max_length=64)
+    name: Name
+    namespace: NamespaceField = ""
+    serverRef: ServerRefIn
+    subject: SubjectIn
+    consentedTrust: TrustOrEmpty = ""
+    expiresAt: DateTimeOrEmpty = ""
     revoked: bool | None = None
     policyVersion: str = Field(default="", max_length=64)
 
@@ -64,7 +72,7 @@ class SessionIn(Loose):
 class RevokedPatch(Loose):
     """PATCH body of a session."""
 
-    revoked: bool | None = None
+    revoked: bool
 
 
 def session_summary(obj: dict[str, Any]) -> dict[str, Any]:
@@ -83,41 +91,21 @@ def parse_expiry(raw: str) -> str:
     """RFC 3339 → normalised UTC `...Z` (second precision), else 400."""
     value = raw.strip()
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        ts = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise bad_request("expiresAt must be an RFC 3339 date-time") from None
     if ts.tzinfo is None or "T" not in value.upper():
         raise bad_request("expiresAt must be an RFC 3339 date-time with a timezone")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-async def notify_expiry(request: Request, obj: dict[str, Any], event: str = "apply") -> None:
-    """Tell the session's SessionExpiry workflow about the change (best effort, never fails the request)."""
-    client = await temporal_client(ctx_of(request))
-    if client is None:
-        return
-    name, ns = meta(obj)
-    spec = obj.get("spec") or {}
     try:
-        from workflows import client as wf
-
-        if event == "revoke":
-            await wf.revoke_session(client, ns, name)
-        elif event == "delete":
-            await wf.delete_session(client, ns, name)
-        elif spec.get("expiresAt") and spec.get("revoked") is not True:
-            ref = spec.get("serverRef") or {}
-            await wf.schedule_session_expiry(
-                client, ns, name, str(spec["expiresAt"]), server=str(ref.get("name", "")),
-                server_namespace=str(ref.get("namespace") or ns),
-            )
-    except Exception:
-        log.warning("SessionExpiry %s for %s/%s failed; the reconcile schedule will catch up", event, ns, name,
-                    exc_info=True)
+        ts = ts.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC form in Python: keep its offset
+        pass
+    # isoformat pads the year to four digits (strftime's %Y does not on glibc: "378-01-10").
+    return ts.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @router.get("/sessions")
-async def list_sessions(kube: Kube, p: AnyPrincipal, namespace: str | None = None) -> dict[str, Any]:
+async def list_sessions(kube: Kube, p: AnyPrincipal, namespace: NamespaceFilter = None) -> dict[str, Any]:
     """Sessions the caller may see (`?namespace=` narrows)."""
     items = await visible(kube, p, kube.sessions, namespace)
     return {"sessions": [session_summary(s) for s in items]}
@@ -157,13 +145,13 @@ async def apply_session(request: Request, body: SessionIn, kube: Kube, p: AnyPri
 
 
 @router.get("/sessions/{namespace}/{name}")
-async def get_session(namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def get_session(namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
     """One session."""
     return {"session": session_summary(await load_owned(kube, p, kube.sessions, namespace, name))}
 
 
 async def _set_revoked(
-    request: Request, kube: SentinelKube, p: Principal, namespace: str, name: str, revoked: bool
+    request: Request, kube: SentinelKube, p: Principal, namespace: NamespacePath, name: NamePath, revoked: bool
 ) -> dict[str, Any]:
     obj = await load_owned(kube, p, kube.sessions, namespace, name)
     obj = await kcall(kube.sessions.patch, namespace, name, {"spec": {"revoked": revoked}})
@@ -176,30 +164,32 @@ async def _set_revoked(
 
 @router.patch("/sessions/{namespace}/{name}")
 async def patch_session(
-    request: Request, namespace: str, name: str, body: RevokedPatch, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, body: RevokedPatch, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """`{"revoked": bool}`: the kill switch (server administrators)."""
-    if body.revoked is None:
-        raise bad_request("revoked is required")
     return await _set_revoked(request, kube, p, namespace, name, body.revoked)
 
 
 @router.post("/sessions/{namespace}/{name}/revoke")
-async def revoke_session(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def revoke_session(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Legacy form of PATCH `{"revoked": true}`."""
     return await _set_revoked(request, kube, p, namespace, name, True)
 
 
 @router.post("/sessions/{namespace}/{name}/unrevoke")
 async def unrevoke_session(
-    request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
 ) -> dict[str, Any]:
     """Legacy form of PATCH `{"revoked": false}`."""
     return await _set_revoked(request, kube, p, namespace, name, False)
 
 
 @router.delete("/sessions/{namespace}/{name}")
-async def delete_session(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def delete_session(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Delete a session; its server's policy drops it."""
     obj = await load_owned(kube, p, kube.sessions, namespace, name)
     try:

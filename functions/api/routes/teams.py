@@ -7,16 +7,20 @@ workflows area plugs in a Temporal-backed one); a provisioning failure rolls the
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from functions.api.auth import AdminPrincipal, AnyPrincipal, Store, audit_entry, ctx_of
+from functions.api.auth import audit_entry
+from functions.api.context import ctx_of
+from functions.api.deps import AdminPrincipal, AnyPrincipal, Store
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.auth import validate_email
-from mcp_sentinel.identity.passwords import validate_password
+from functions.api.models import NO_NUL, Body, Email
+from functions.api.services.accounts import validate_email
+from mcp_sentinel.identity.passwords import MAX_PASSWORD_LENGTH, validate_password
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
+from mcp_sentinel.identity.records import SLUG_RE
 from mcp_sentinel.identity.store import Conflict, IdentityStore, NotFound, Team
 
 log = logging.getLogger(__name__)
@@ -24,25 +28,25 @@ router = APIRouter(prefix="/api/runtime", tags=["teams"])
 TEAM_USER_MIN_PASSWORD = 12
 
 
-class TeamCreate(BaseModel):
+class TeamCreate(Body):
     """A new team."""
 
-    slug: str = Field(max_length=64)
-    name: str = Field(default="", max_length=200)
+    slug: str = Field(max_length=42, pattern=SLUG_RE.pattern)
+    name: str = Field(default="", max_length=200, pattern=NO_NUL)
 
 
-class MemberRole(BaseModel):
+class MemberRole(Body):
     """A membership role."""
 
-    role: str
+    role: Literal["owner", "member"]
 
 
-class TeamUserCreate(BaseModel):
+class TeamUserCreate(Body):
     """A new user created straight into a team."""
 
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=1024)
-    role: str = "member"
+    email: Email
+    password: str = Field(min_length=TEAM_USER_MIN_PASSWORD, max_length=MAX_PASSWORD_LENGTH)
+    role: Literal["owner", "member"] = "member"
 
 
 async def _team(store: IdentityStore, ref: str, p: Principal | None = None) -> Team:

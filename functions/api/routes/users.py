@@ -2,33 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from functions.api.auth import AdminPrincipal, Store, audit_entry
+from functions.api.auth import audit_entry
+from functions.api.deps import AdminPrincipal, Store
 from functions.api.errors import ApiError, not_found
-from functions.api.routes.auth import MAX_EMAIL_LENGTH, SignupBody, check_new_user, create_password_user
-from functions.api.user_sessions import revoke_user_sessions
+from functions.api.models import Body, Email
+from functions.api.services.accounts import SignupBody, check_new_user, create_password_user
+from functions.api.services.sessions import revoke_user_sessions
+from mcp_sentinel.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from mcp_sentinel.identity.store import Conflict, NotFound
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
-class UserPatch(BaseModel):
+class UserPatch(Body):
     """Fields an admin may change on a user."""
 
     disabled: bool
 
 
-class NewUser(BaseModel):
+class NewUser(Body):
     """An account an admin creates: with a password, or without one as an invitation."""
 
-    email: str = Field(max_length=MAX_EMAIL_LENGTH)
-    role: str = "user"
+    email: Email
+    role: Literal["user", "admin"] = "user"
     # Omitted: an invitation. The first OIDC sign-in whose provider verifies this email claims it.
-    password: str | None = Field(default=None, max_length=1024)
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
 
 
 @router.post("", status_code=201, responses={409: {}})
@@ -36,7 +39,7 @@ async def create_user(request: Request, body: NewUser, store: Store, admin: Admi
     """Create a password user, or invite one (no password) to sign in with OIDC (admin only)."""
     try:
         if body.password is None:
-            email = check_new_user(SignupBody(email=body.email, password="", role=body.role), admin)
+            email = check_new_user(body.email, body.role, admin)
             user = await store.create_user(email, body.role, None)
         else:
             user = await create_password_user(

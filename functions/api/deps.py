@@ -1,4 +1,9 @@
-"""Backends of the governance and analytics routes, built lazily from settings on first use.
+"""The FastAPI dependencies routes declare: the caller's principal, and the backends, built lazily.
+
+Routes get the identity store (`Store`), the caller (`AnyPrincipal`, `UserPrincipal`,
+`AdminPrincipal`, `MaybePrincipal`; how credentials are checked lives in `functions.api.auth`),
+Kubernetes (`Kube`) and ClickHouse (`Events`) from here, and run blocking client calls through
+`kcall`/`qcall`, which map backend failures onto the error envelope.
 
 A backend that is not configured (or not reachable yet) makes only the routes needing it answer
 503; the rest of the API keeps working. Pre-built backends passed to `create_app` win: tests
@@ -14,32 +19,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.auth import ctx_of
-from functions.api.context import ApiContext
-from functions.api.errors import ApiError, bad_request, unavailable
+from functions.api.auth import authenticate
+from functions.api.context import ApiContext, ctx_of
+from functions.api.errors import ApiError, bad_request, unauthorized, unavailable
+from mcp_sentinel.identity.principal import Principal
+from mcp_sentinel.identity.store import IdentityStore
 from mcp_sentinel.kube.errors import Forbidden, Invalid, KubeError, NotFound, Unavailable
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.lazy_errors import error_type
 from mcp_sentinel.storage.queries import EventQueries
+
+if TYPE_CHECKING:
+    from temporalio.client import Client as TemporalClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 KUBE_TIMEOUT = 10.0
 
 
-def _kube(ctx: ApiContext) -> SentinelKube:
-    current = ctx.kube
-    if isinstance(current, SentinelKube):
-        return current
-    if current is not None:  # a raw kubernetes ApiClient
-        built = SentinelKube(current)
-        ctx.kube = built
-        return built
+def kube_of(ctx: ApiContext) -> SentinelKube:
+    """The Kubernetes access layer, built from settings on first use, or 503 `service_unavailable`."""
+    if ctx.kube is not None:
+        return ctx.kube
     env = dict(ctx.settings.kube_environ)
     if not env.get("KUBECONFIG") and not env.get("KUBERNETES_SERVICE_HOST"):
         raise unavailable("kubernetes not available (set KUBECONFIG or run in a cluster)")
@@ -55,27 +61,25 @@ def _kube(ctx: ApiContext) -> SentinelKube:
 
 def require_kube(request: Request) -> SentinelKube:
     """The Kubernetes access layer, or 503 `service_unavailable`."""
-    return _kube(ctx_of(request))
+    return kube_of(ctx_of(request))
 
 
 def _events(ctx: ApiContext) -> EventQueries:
-    current = ctx.clickhouse
-    if isinstance(current, EventQueries):
-        return current
-    if current is None:
-        if not ctx.settings.clickhouse_url:
-            raise unavailable("ClickHouse not configured (set CLICKHOUSE_URL)")
-        from mcp_sentinel.storage.client import clickhouse_client_from_url
-        from mcp_sentinel.storage.migrations import migrate
+    if ctx.clickhouse is not None:
+        return ctx.clickhouse
+    if not ctx.settings.clickhouse_url:
+        raise unavailable("ClickHouse not configured (set CLICKHOUSE_URL)")
+    from mcp_sentinel.storage.client import clickhouse_client_from_url
+    from mcp_sentinel.storage.migrations import migrate
 
-        try:
-            # Connect to `default` and apply the (idempotent, versioned) migrations: on a fresh stack
-            # the API may answer queries before the processor has stored anything.
-            current = clickhouse_client_from_url(ctx.settings.clickhouse_url, "default")
-            migrate(current, ctx.settings.clickhouse_db, retention_days=None)
-        except Exception as exc:  # connection refused, bad URL: the route is unavailable, not broken
-            log.warning("ClickHouse not reachable: %s", exc)
-            raise unavailable("ClickHouse not reachable") from None
+    try:
+        # Connect to `default` and apply the (idempotent, versioned) migrations: on a fresh stack
+        # the API may answer queries before the processor has stored anything.
+        current = clickhouse_client_from_url(ctx.settings.clickhouse_url, "default")
+        migrate(current, ctx.settings.clickhouse_db, retention_days=None)
+    except Exception as exc:  # connection refused, bad URL: the route is unavailable, not broken
+        log.warning("ClickHouse not reachable: %s", exc)
+        raise unavailable("ClickHouse not reachable") from None
     queries = EventQueries(current, ctx.settings.clickhouse_db)
     ctx.clickhouse = queries
     return queries
@@ -86,17 +90,59 @@ def require_events(request: Request) -> EventQueries:
     return _events(ctx_of(request))
 
 
+def require_store(request: Request) -> IdentityStore:
+    """The identity store, or 503 when POSTGRES_DSN is not configured/reachable."""
+    store = ctx_of(request).store
+    if store is None:
+        raise unavailable("identity store not configured (set POSTGRES_DSN)")
+    return store
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """Dependency: the principal if credentials were sent, else None."""
+    return await authenticate(request)
+
+
+async def require_principal(request: Request) -> Principal:
+    """Dependency: any authenticated caller (401 otherwise)."""
+    p = await authenticate(request)
+    if p is None:
+        raise unauthorized()
+    return p
+
+
+async def require_user(request: Request) -> Principal:
+    """Dependency: an authenticated *user* (service keys have no subject → 401)."""
+    p = await require_principal(request)
+    if not p.subject:
+        raise unauthorized("a user credential is required (service API keys have no user)")
+    return p
+
+
+async def require_admin(request: Request) -> Principal:
+    """Dependency: role admin (401 anonymous, 403 otherwise)."""
+    p = await require_principal(request)
+    if not p.is_admin:
+        raise ApiError(403, "forbidden", "insufficient permissions")
+    return p
+
+
 Kube = Annotated[SentinelKube, Depends(require_kube)]
 Events = Annotated[EventQueries, Depends(require_events)]
+Store = Annotated[IdentityStore, Depends(require_store)]
+AnyPrincipal = Annotated[Principal, Depends(require_principal)]
+UserPrincipal = Annotated[Principal, Depends(require_user)]
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
-async def temporal_client(ctx: ApiContext) -> Any | None:
+
+async def temporal_client(ctx: ApiContext) -> TemporalClient | None:
     """The Temporal client, connecting on first use; None when not configured or unreachable."""
     if ctx.temporal is not None:
         return ctx.temporal
     if not ctx.settings.temporal_address:
         return None
-    lock = ctx.extras.setdefault("temporal_lock", asyncio.Lock())
-    async with lock:
+    async with ctx.temporal_lock:
         if ctx.temporal is None:
             from temporalio.client import Client
 

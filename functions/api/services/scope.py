@@ -17,8 +17,10 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.auth import audit_entry, ctx_of
-from functions.api.errors import ApiError, bad_request, forbidden
+from functions.api.auth import audit_entry
+from functions.api.context import ctx_of
+from functions.api.errors import ApiError, bad_request, forbidden, not_found
+from functions.api.models import has_ws
 from functions.api.policy_sync import PolicySync, sync_server_policy
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal, TeamRef
 from mcp_sentinel.kube.resources import SentinelKube
@@ -43,7 +45,7 @@ def check_name(what: str, value: str, *, label: bool = False) -> str:
 
 def check_team_id(value: str, where: str = "subject.teamID") -> str:
     """No whitespace anywhere, ≤ 128 characters."""
-    if len(value) > 128 or any(c.isspace() for c in value):
+    if len(value) > 128 or has_ws(value) or "\x00" in value:
         raise bad_request(f"{where} must not contain whitespace and must be at most 128 characters")
     return value
 
@@ -184,8 +186,8 @@ async def audit(request: Request, p: Principal, action: str, resource: str, name
 
 
 def unknown_server(name: str, namespace: str) -> ApiError:
-    """400 for a serverRef that names no MCPServer."""
-    return bad_request(f'unknown serverRef: MCPServer "{name}" not found in namespace "{namespace}"')
+    """404 for a serverRef that names no MCPServer (the body is well-formed; the server is missing)."""
+    return not_found(f'unknown serverRef: MCPServer "{name}" not found in namespace "{namespace}"')
 
 
 def servers_by_name(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
