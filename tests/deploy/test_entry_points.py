@@ -41,5 +41,9 @@ def test_the_stack_and_the_images_run_the_same_module() -> None:
     docker = {name: (REPO_ROOT / "docker" / f"{name}.Dockerfile").read_text() for name in FUNCTIONS}
     for name, recipe in docker.items():
         assert f'CMD ["python", "-m", "functions.{name}"]' in recipe
-        part = (REPO_ROOT / "mcp_sentinel" / "stack" / "parts" / f"{name}.py").read_text()
-        assert f'"-m", "functions.{name}"' in part
+        part = (REPO_ROOT / "localstack" / "parts" / f"{name}.py").read_text()
+        # The API runs through localstack.api, which injects the local component table and then
+        # calls functions.api's own main(): the same module, with one local backend handed in.
+        module = "localstack.api" if name == "api" else f"functions.{name}"
+        assert f'"-m", "{module}"' in part
+    assert "from functions.api.__main__ import main" in (REPO_ROOT / "localstack" / "api.py").read_text()
