@@ -23,12 +23,12 @@ import httpx
 import mcp.client.streamable_http  # noqa: F401 - imported up front: the timed window is the stack's, not this import's
 import pytest
 
+from localstack.cli import main as cli
 from localstack.components import local_stack
 from localstack.config import Ports, StackConfig
 from localstack.demo_remote import NAME as NAME_OF_DEMO
 from localstack.demo_remote import run_remote_demo
 from localstack.supervisor import Supervisor
-from mcp_sentinel.cli.main import main as cli
 from mcp_sentinel.kube.client import load_kube
 from mcp_sentinel.kube.errors import NotFound
 from mcp_sentinel.kube.resources import SentinelKube
