@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.live_api import ADMIN_KEY, live_api
+from tests.helpers.live_api import ADMIN_KEY, live_api
 
 MAX_EXAMPLES = 10
 # What a service key cannot call (401 `a user credential is required`): fuzzed as a user.

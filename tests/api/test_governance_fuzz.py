@@ -10,7 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.api.live_api import ADMIN_KEY, live_api
+from tests.helpers.live_api import ADMIN_KEY, live_api
 
 MINE = (
     r"^/api/(events|stats|sources|event-types|dashboard|analytics|user/analytics|deployments|admin/deployments|"

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mcp_sentinel.stack.components import local_stack
-from mcp_sentinel.stack.config import Ports, StackConfig
-from mcp_sentinel.stack.supervisor import Supervisor
-
+from localstack.components import local_stack
+from localstack.config import Ports, StackConfig
+from localstack.supervisor import Supervisor
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.migrations import migrate
 
