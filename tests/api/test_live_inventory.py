@@ -29,14 +29,13 @@ from localstack.parts import api as api_part
 from localstack.parts import sample_mcp
 from localstack.parts import sidecars as sidecars_part
 from localstack.supervisor import PYTHON, Component, Supervisor
-from mcp_sentinel.kube.resources import API_VERSION, MCP_SERVER
 from tests.fixtures.kube import LocalKube
 from tests.fixtures.pki import Pki
 from tests.fixtures.sidecar import SidecarProcess
 from tests.helpers.api import ADMIN_KEY, Api, AppFactory
+from tests.helpers.inventory_servers import LOCAL, put_server
 
 ADMIN = {"x-api-key": ADMIN_KEY}
-LOCAL = "http://127.0.0.1:{port}{path}"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SAMPLE_TOOLS = sorted(t["name"] for t in SEED_TOOLS)
 
@@ -107,16 +106,6 @@ async def http_endpoint() -> AsyncIterator[Callable[[bytes, bytes], Awaitable[in
     for server in started:
         server.close()
 
-
-def put_server(kube: LocalKube, ns: str, name: str, port: int, tools: list[str], **spec: Any) -> dict[str, Any]:
-    """Create an MCPServer declaring `tools` (all read-only) at `port`."""
-    body = {
-        "apiVersion": API_VERSION, "kind": MCP_SERVER.kind, "metadata": {"name": name},
-        "spec": {"image": "example/srv:1", "port": port, "tools": [{"name": t, "sideEffect": "read"} for t in tools],
-                 **spec},
-    }  # fmt: skip
-    obj: dict[str, Any] = kube.kube.servers.create(ns, body)
-    return obj
 
 
 async def listing(api: Api, ns: str, **params: Any) -> tuple[dict[str, dict[str, Any]], float]:

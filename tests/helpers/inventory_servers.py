@@ -16,6 +16,9 @@ import uvicorn
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
+from mcp_sentinel.kube.resources import API_VERSION, MCP_SERVER
+from tests.fixtures.kube import LocalKube
+
 PAGES = (
     [types.Tool(name="alpha", description="First tool.", input_schema={"type": "object"}),
      types.Tool(name="beta", description="Second tool.", input_schema={"type": "object"})],
@@ -64,3 +67,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+LOCAL = "http://127.0.0.1:{port}{path}"
+
+
+def put_server(kube: LocalKube, ns: str, name: str, port: int, tools: list[str], **spec: Any) -> dict[str, Any]:
+    """Create an MCPServer declaring `tools` (all read-only) at `port`."""
+    body = {
+        "apiVersion": API_VERSION, "kind": MCP_SERVER.kind, "metadata": {"name": name},
+        "spec": {"image": "example/srv:1", "port": port, "tools": [{"name": t, "sideEffect": "read"} for t in tools],
+                 **spec},
+    }  # fmt: skip
+    obj: dict[str, Any] = kube.kube.servers.create(ns, body)
+    return obj

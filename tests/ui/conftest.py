@@ -16,7 +16,8 @@ from functions.ui.app import create_app
 from localstack.config import Ports, StackConfig
 from localstack.parts import api, front_door, kube, postgres, reconciler, sample_mcp, ui
 from localstack.supervisor import Supervisor
-from tests.helpers.ui import ui_settings
+from tests.helpers.browser import ARGS, CHROMIUM
+from tests.helpers.ui import ADMIN, ui_settings
 
 
 @pytest.fixture(scope="session")
@@ -78,4 +79,38 @@ def make_client(backend: StackConfig, tmp_path: Path) -> Iterator[Any]:
     for c in clients:
         c.__exit__(None, None, None)
 
+@pytest.fixture(scope="module")
+def browser(governed_backend: StackConfig) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def admin_page(browser: Any, governed_backend: StackConfig) -> Iterator[Any]:
+    """A signed-in admin page that may use the clipboard; fails the test on script or CSP errors."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and (
+        "Content Security Policy" in m.text or "Refused" in m.text) else None)
+    page.goto(governed_backend.url("ui", "/"))
+    expect(page.locator("#signin")).to_be_visible()
+    page.fill("input[name=email]", ADMIN[0])
+    page.fill("input[name=password]", ADMIN[1])
+    page.click("#signin-submit")
+    expect(page.get_by_test_id("who")).to_contain_text(ADMIN[0])
+    yield page
+    context.close()
+    assert not problems, problems

@@ -18,66 +18,21 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from localstack.config import REPO_ROOT, StackConfig
+from localstack.config import StackConfig
+from tests.helpers.browser import shot
 from tests.helpers.server_readiness import STANDIN, become_ready
-from tests.helpers.ui import ADMIN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 NS = "mcp-servers"
 
 
-@pytest.fixture(scope="module")
-def browser(governed_backend: StackConfig) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def admin_page(browser: Any, governed_backend: StackConfig) -> Iterator[Any]:
-    """A signed-in admin page that may use the clipboard; fails the test on script or CSP errors."""
-    from playwright.sync_api import expect
-
-    context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                  permissions=["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and (
-        "Content Security Policy" in m.text or "Refused" in m.text) else None)
-    page.goto(governed_backend.url("ui", "/"))
-    expect(page.locator("#signin")).to_be_visible()
-    page.fill("input[name=email]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("#signin-submit")
-    expect(page.get_by_test_id("who")).to_contain_text(ADMIN[0])
-    yield page
-    context.close()
-    assert not problems, problems
-
-
-def shot(page: Any, name: str) -> None:
-    folder = REPO_ROOT / ".data" / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / name), full_page=True)
 
 
 def jwt_claims(token: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pytest
 from localstack.config import StackConfig, free_port
 from localstack.supervisor import PYTHON, Component, Supervisor
 from tests.fixtures.sidecar import SidecarProcess
-from tests.ui.test_browser_manage import admin_page, browser, shot  # noqa: F401 - fixtures
+from tests.helpers.browser import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 NS = "mcp-servers"
@@ -108,7 +108,7 @@ def gateway(governed_backend: StackConfig) -> Iterator[tuple[str, Gateway]]:
 
 
 def test_changed_definition_disappears_is_denied_and_comes_back_after_approval_in_the_browser(
-    governed_backend: StackConfig, admin_page: Any, gateway: tuple[str, Gateway]  # noqa: F811 - the fixture
+    governed_backend: StackConfig, admin_page: Any, gateway: tuple[str, Gateway]
 ) -> None:
     from playwright.sync_api import expect
 
