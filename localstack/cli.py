@@ -120,15 +120,6 @@ def cmd_down(args: argparse.Namespace, cfg: StackConfig) -> int:
     return 0
 
 
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {raw!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {raw}")
-    return value
-
 
 class LocalStackPlugin:
     """The product CLI's plugin for one local stack (`config`: its data folder and ports)."""
@@ -144,7 +135,7 @@ class LocalStackPlugin:
         up.add_argument("--only", help="comma-separated parts to start (see localstack.components)")
         up.set_defaults(func=lambda a: cmd_up(a, self.cfg))
         down = sub.add_parser("down", help="stop a detached local stack; returns once every process has exited")
-        down.add_argument("--grace", type=_seconds, default=10.0,
+        down.add_argument("--grace", type=product.seconds, default=10.0,
                           help="seconds to wait after SIGTERM before SIGKILL (default 10)")
         down.set_defaults(func=lambda a: cmd_down(a, self.cfg))
 

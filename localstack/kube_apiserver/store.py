@@ -21,7 +21,39 @@ from pathlib import Path
 from typing import Any
 
 from localstack.kube_apiserver import patch as patching
-from localstack.kube_apiserver.admission import admit, check_body, deployment_status, now_rfc3339
+from localstack.kube_apiserver.admission import (  # the kind keys and annotations are defined there, once
+    CONFIGMAP_KEY as CONFIGMAP_KEY,
+)
+from localstack.kube_apiserver.admission import (
+    CRD_KEY as CRD_KEY,
+)
+from localstack.kube_apiserver.admission import (
+    DEPLOY_KEY as DEPLOY_KEY,
+)
+from localstack.kube_apiserver.admission import (
+    NS_KEY as NS_KEY,
+)
+from localstack.kube_apiserver.admission import (
+    RETURNS_DELETED_OBJECT as RETURNS_DELETED_OBJECT,
+)
+from localstack.kube_apiserver.admission import (
+    ROLLOUT_ANNOTATION as ROLLOUT_ANNOTATION,
+)
+from localstack.kube_apiserver.admission import (
+    SECRET_KEY as SECRET_KEY,
+)
+from localstack.kube_apiserver.admission import (
+    Key as Key,
+)
+from localstack.kube_apiserver.admission import (
+    ObjKey as ObjKey,
+)
+from localstack.kube_apiserver.admission import (
+    admit,
+    check_body,
+    deployment_status,
+    now_rfc3339,
+)
 from localstack.kube_apiserver.kinds import ResourceType, builtin_types, from_crd
 from localstack.kube_apiserver.selectors import Predicate
 from localstack.kube_apiserver.status import (
@@ -35,19 +67,6 @@ from localstack.kube_apiserver.status import (
     invalid,
     not_found,
 )
-
-Key = tuple[str, str]  # (group, plural)
-ObjKey = tuple[str, str]  # (namespace, name)
-
-CRD_KEY: Key = ("apiextensions.k8s.io", "customresourcedefinitions")
-NS_KEY: Key = ("", "namespaces")
-DEPLOY_KEY: Key = ("apps", "deployments")
-SECRET_KEY: Key = ("", "secrets")
-CONFIGMAP_KEY: Key = ("", "configmaps")
-# Deployment readiness control for tests and the local stack: "hold" keeps a rollout unready.
-ROLLOUT_ANNOTATION = "kube.mcp-sentinel.dev/rollout"
-# Kinds whose delete answers with the object rather than a Success Status (as upstream registries do).
-RETURNS_DELETED_OBJECT = {NS_KEY, ("", "services"), ("", "pods")}
 
 _GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 

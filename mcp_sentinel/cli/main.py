@@ -23,13 +23,14 @@ def _common() -> argparse.ArgumentParser:
         help="admin API key (env SENTINEL_API_KEY; default: the local stack's admin key)",
     )
     common.add_argument(
-        "--timeout", type=_seconds, default=os.environ.get("SENTINEL_TIMEOUT", "15"),
+        "--timeout", type=seconds, default=os.environ.get("SENTINEL_TIMEOUT", "15"),
         help="seconds to wait for each API answer (env SENTINEL_TIMEOUT; default 15; restarts wait longer)",
     )
     return common
 
 
-def _seconds(raw: str) -> float:
+def seconds(raw: str) -> float:
+    """argparse type: a number of seconds in (0, 3600]."""
     try:
         value = float(raw)
     except ValueError:
