@@ -11,12 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from localstack.kube_apiserver.admission import RETURNS_DELETED_OBJECT
 from localstack.kube_apiserver.kinds import ALL_VERBS, ResourceType
 from localstack.kube_apiserver.pod_logs import serve_log
 from localstack.kube_apiserver.selectors import field_selector, label_selector
 from localstack.kube_apiserver.settings import ApiServerSettings
 from localstack.kube_apiserver.status import JSON, ApiError, bad_request, success
-from localstack.kube_apiserver.store import RETURNS_DELETED_OBJECT, Event, Store, event_filter, served_types
+from localstack.kube_apiserver.store import Store, served_types
+from localstack.kube_apiserver.watch import Event, event_filter
 
 log = logging.getLogger("localstack.kube_apiserver")
 

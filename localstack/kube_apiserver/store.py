@@ -8,47 +8,23 @@ events lets watches resume from a recent resourceVersion; older ones get 410 Exp
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from localstack.kube_apiserver import patch as patching
 from localstack.kube_apiserver.admission import (  # the kind keys and annotations are defined there, once
-    CONFIGMAP_KEY as CONFIGMAP_KEY,
-)
-from localstack.kube_apiserver.admission import (
-    CRD_KEY as CRD_KEY,
-)
-from localstack.kube_apiserver.admission import (
-    DEPLOY_KEY as DEPLOY_KEY,
-)
-from localstack.kube_apiserver.admission import (
-    NS_KEY as NS_KEY,
-)
-from localstack.kube_apiserver.admission import (
-    RETURNS_DELETED_OBJECT as RETURNS_DELETED_OBJECT,
-)
-from localstack.kube_apiserver.admission import (
-    ROLLOUT_ANNOTATION as ROLLOUT_ANNOTATION,
-)
-from localstack.kube_apiserver.admission import (
-    SECRET_KEY as SECRET_KEY,
-)
-from localstack.kube_apiserver.admission import (
-    Key as Key,
-)
-from localstack.kube_apiserver.admission import (
-    ObjKey as ObjKey,
-)
-from localstack.kube_apiserver.admission import (
+    CRD_KEY,
+    DEPLOY_KEY,
+    NS_KEY,
+    Key,
+    ObjKey,
     admit,
     check_body,
     deployment_status,
@@ -67,28 +43,9 @@ from localstack.kube_apiserver.status import (
     invalid,
     not_found,
 )
+from localstack.kube_apiserver.watch import Event, Watcher
 
 _GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-@dataclass
-class Event:
-    """One committed change, kept in the bounded history and fanned out to watchers."""
-
-    rv: int
-    type: str
-    key: Key
-    obj: JSON
-    old: JSON | None = None
-
-
-@dataclass(eq=False)
-class Watcher:
-    """A live watch: which resource, which namespace, and the queue its stream drains."""
-
-    key: Key
-    namespace: str | None
-    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
 
 
 def _without(obj: JSON, *keys: str) -> JSON:
@@ -474,24 +431,3 @@ class Store:
 def served_types(store: Store) -> Iterable[ResourceType]:
     """Every resource type currently served, core first."""
     return sorted(store.types.values(), key=lambda t: (t.group != "", t.group, t.plural))
-
-
-def event_filter(pred: Predicate) -> Callable[[Event], str | None]:
-    """Map a raw event to the type a selector-filtered watcher sees (or None to skip it).
-
-    An object that stops matching a selector is reported DELETED and one that starts matching
-    is ADDED, as the real watch cache does.
-    """
-
-    def visible(event: Event) -> str | None:
-        new_ok = pred(event.obj)
-        if event.type == "MODIFIED":
-            old_ok = event.old is not None and pred(event.old)
-            if new_ok and old_ok:
-                return "MODIFIED"
-            if new_ok:
-                return "ADDED"
-            return "DELETED" if old_ok else None
-        return event.type if new_ok else None
-
-    return visible

@@ -16,7 +16,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from localstack.kube_apiserver.store import ROLLOUT_ANNOTATION
+from localstack.kube_apiserver.admission import ROLLOUT_ANNOTATION
 from mcp_sentinel.kube.objects import KubeCluster, Obj, Ref
 from mcp_sentinel.kube.server_render import RenderSettings
 from mcp_sentinel.policy import parse_document

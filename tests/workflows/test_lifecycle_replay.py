@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from localstack.kube_apiserver.store import ROLLOUT_ANNOTATION
+from localstack.kube_apiserver.admission import ROLLOUT_ANNOTATION
 from mcp_sentinel.kube.objects import KubeCluster, Ref
 from tests.helpers.lifecycle import SERVER, image_server, settings
 from workflows.client import request_server_reconcile
