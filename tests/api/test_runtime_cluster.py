@@ -45,6 +45,10 @@ async def test_cluster_components_without_kubernetes_is_503(make_api: AppFactory
 
 
 async def test_local_components_with_a_broken_port_map_is_503(make_api: AppFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    api = await make_api(components_backend="local", sentinel_run_dir=str(tmp_path / "run"), stack_ports="not json")
+    from localstack.api import StackComponents  # what `python -m localstack.api` injects
+
+    table = StackComponents(str(tmp_path / "run"), "not json")
+    api = await make_api(components_backend="local", sentinel_run_dir=str(tmp_path / "run"), stack_ports="not json",
+                         _backends={"local_components": table})
     r = await api.client.get("/api/runtime/components", headers={"x-api-key": ADMIN_KEY})
     assert r.status_code == 503 and "SENTINEL_STACK_PORTS" in r.json()["message"], r.text

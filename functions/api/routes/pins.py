@@ -20,16 +20,16 @@ Every change is written to the platform audit log; the policy is re-rendered aft
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import Field
 
 from functions.api.context import ctx_of
 from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, forbidden, not_found
 from functions.api.inventory import ProbeFailed, TargetError, probe_url
-from functions.api.models import Loose
+from functions.api.models import NON_BLANK, Loose, NamePath, NamespacePath
 from functions.api.services.inventory import prober
 from functions.api.services.scope import administers, audit, check_name, observes, sync_policy, team_for
 from functions.api.tool_definitions import list_tool_definitions
@@ -43,10 +43,13 @@ MAX_DEFINITIONS = 200_000  # bytes of the annotation (Kubernetes allows 256 KiB 
 _WRITE_ATTEMPTS = 5
 
 
+ToolPath = Annotated[str, Path(min_length=1, max_length=253, pattern=NON_BLANK, description="Tool name")]
+
+
 class ApproveIn(Loose):
     """The digest of the definition the approver was shown."""
 
-    digest: str = Field(max_length=80)
+    digest: str = Field(max_length=80, pattern=r"^sha256:[0-9a-f]{64}$")
 
 
 class OptOutIn(Loose):
@@ -127,7 +130,9 @@ async def _update(
 
 
 @router.get("/api/runtime/tool-pins/{namespace}/{name}")
-async def get_pins(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def get_pins(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Pinned and live definitions of every tool of one server, side by side."""
     obj = await _server(kube, namespace, name, p)
     if not observes(p, namespace, obj):
@@ -161,7 +166,9 @@ async def get_pins(request: Request, namespace: str, name: str, kube: Kube, p: A
 
 
 @router.post("/api/runtime/tool-pins/{namespace}/{name}/record")
-async def record_pins(request: Request, namespace: str, name: str, kube: Kube, p: AnyPrincipal) -> dict[str, Any]:
+async def record_pins(
+    request: Request, namespace: NamespacePath, name: NamePath, kube: Kube, p: AnyPrincipal
+) -> dict[str, Any]:
     """Pin every live tool without a pin (publishing); changed tools keep their old pin (approve them)."""
     obj = await _server(kube, namespace, name, p)
     if not administers(p, namespace, obj):
@@ -189,7 +196,8 @@ async def record_pins(request: Request, namespace: str, name: str, kube: Kube, p
 
 @router.post("/api/runtime/tool-pins/{namespace}/{name}/tools/{tool}/approve")
 async def approve_tool(
-    request: Request, namespace: str, name: str, tool: str, body: ApproveIn, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, tool: ToolPath, body: ApproveIn, kube: Kube,
+    p: AnyPrincipal,
 ) -> dict[str, Any]:
     """Pin the live definition of `tool`, if it is still the one whose digest the approver saw."""
     if not is_digest(body.digest):
@@ -222,7 +230,8 @@ async def approve_tool(
 
 @router.post("/api/runtime/tool-pins/{namespace}/{name}/tools/{tool}/opt-out")
 async def opt_out(
-    request: Request, namespace: str, name: str, tool: str, body: OptOutIn, kube: Kube, p: AnyPrincipal
+    request: Request, namespace: NamespacePath, name: NamePath, tool: ToolPath, body: OptOutIn, kube: Kube,
+    p: AnyPrincipal,
 ) -> dict[str, Any]:
     """Explicitly exempt `tool` from pinning (or end the exemption)."""
     if not tool.strip() or len(tool) > 253:

@@ -52,7 +52,7 @@ from functions.api.services.scope import (
     team_for,
     write_namespace,
 )
-from functions.api.services.servers import Image, Port, Replicas, ServerIn, spec_entries, spec_tools
+from functions.api.services.servers import Port, Replicas, RequiredImage, ServerIn, spec_entries, spec_tools
 from mcp_sentinel.identity.principal import SHARED_NAMESPACE, Principal
 from mcp_sentinel.kube.resources import SentinelKube
 from mcp_sentinel.policy_delivery import delete_policy_configmap
@@ -310,7 +310,7 @@ class DeploymentIn(Loose):
     """Deploy body of the seed's `/api/deployments` (an MCPServer in the caller's namespace)."""
 
     name: ServiceName
-    image: Image
+    image: RequiredImage
     version: str = Field(default="", max_length=128)
     port: Port | None = None
     replicas: Replicas | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from functions.api.errors import bad_request
 from functions.api.models import (
@@ -38,8 +38,9 @@ class ToolIn(Loose):
 # Bounds before the integral-float conversion, so the schema publishes them as minimum/maximum.
 Port = Annotated[int, Field(ge=1, le=65535), BeforeValidator(integral)]
 Replicas = Annotated[int, Field(ge=0, le=100), BeforeValidator(integral)]
-# Empty for a remote server (gateway.upstreamURL): the route requires one of the two.
+# Empty for a remote server (gateway.upstreamURL): ServerIn requires one of the two (its schema says so).
 Image = Annotated[str, Field(max_length=512, pattern=rf"^$|{NON_BLANK}")]
+RequiredImage = Annotated[str, Field(min_length=1, max_length=512, pattern=NON_BLANK)]
 EntryName = Annotated[str, Field(min_length=1, max_length=253, pattern=NON_BLANK)]
 Labels = dict[Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=1024)]]
 
@@ -62,7 +63,14 @@ class ResourceIn(PromptIn):
 
 
 class ServerIn(Loose):
-    """An MCPServer to create or update."""
+    """An MCPServer to create or update: an image, or `gateway.upstreamURL` for a server already running."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["image"], "properties": {"image": {"minLength": 1, "pattern": NON_BLANK}}},
+        {"required": ["gateway"], "properties": {"gateway": {
+            "type": "object", "required": ["upstreamURL"],
+            "properties": {"upstreamURL": {"type": "string", "pattern": "^https?://[^\\s]+$"}}}}},
+    ]})
 
     name: ServiceName
     namespace: NamespaceField = ""
