@@ -24,6 +24,9 @@ RESOURCE_SIDE_EFFECT_UNKNOWN = "resource_side_effect_unknown"
 # allows the side effect always contributes a trust rank >= 1, so admin trust is never 0 there.
 GRANT_WITHOUT_TRUST = "grant_without_trust"
 
+# Decided by the sidecar after an allow (mcp_sentinel/policy/quotas.py, sidecar/quota.py), not by the evaluator.
+QUOTA_EXCEEDED = "quota_exceeded"
+
 EVALUATOR_REASONS = frozenset(
     {
         ALLOWED,
