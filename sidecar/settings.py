@@ -121,6 +121,10 @@ class SidecarSettings:
     # Origin/Host validation (sidecar/origin.py): extra names besides loopback and EXTERNAL_BASE_URL's.
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    # Quotas (sidecar/quota.py): how many replicas serve this server (each enforces ceil(limit/replicas);
+    # the server lifecycle renderer sets it from spec.replicas) and the cap on live counters.
+    quota_replicas: int = 1
+    quota_max_counters: int = 1_000_000
 
     @property
     def tls_enabled(self) -> bool:
@@ -162,6 +166,12 @@ class SidecarSettings:
         prefix = s("STRIP_PREFIX", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
+        replicas = _int(env, "QUOTA_REPLICAS", cls.quota_replicas)
+        if replicas < 1:
+            raise SettingsError(f"QUOTA_REPLICAS must be at least 1, got {replicas}")
+        max_counters = _int(env, "QUOTA_MAX_COUNTERS", cls.quota_max_counters)
+        if max_counters < 1:
+            raise SettingsError(f"QUOTA_MAX_COUNTERS must be at least 1, got {max_counters}")
         return cls(
             port=_int(env, "PORT", cls.port),
             metrics_port=_int(env, "METRICS_PORT", cls.metrics_port),
@@ -203,5 +213,7 @@ class SidecarSettings:
             inventory_public_keys_file=keys_file,
             platform_token_issuer=issuer,
             platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
+            quota_replicas=replicas,
+            quota_max_counters=max_counters,
             **_origin_settings(env),
         )

@@ -26,6 +26,7 @@ from sidecar.mtls import policy_refusal
 from sidecar.oauth import OAuthVerifier, preload
 from sidecar.platform_token import PlatformVerifier
 from sidecar.policy_store import PolicyStore
+from sidecar.quota import QuotaGate
 from sidecar.settings import SidecarSettings
 from sidecar.upstream import UpstreamPool
 
@@ -48,6 +49,7 @@ class SidecarState:
     upstream_host: str = ""
     upstream_base_path: str = ""
     pool: UpstreamPool | None = None
+    quota: QuotaGate | None = None
 
 
 STATE: web.AppKey[SidecarState] = web.AppKey("sidecar_state")
@@ -99,6 +101,7 @@ def build_state(settings: SidecarSettings) -> SidecarState:
         tracer=provider.get_tracer("mcp-sentinel-sidecar"),
         upstream_host=up.netloc,
         upstream_base_path=up.path.rstrip("/"),
+        quota=QuotaGate(metrics.registry, replicas=settings.quota_replicas, max_counters=settings.quota_max_counters),
     )
 
 

@@ -128,7 +128,8 @@ def test_compiled_index_holds_only_grants_with_quotas_and_normalises_enums() -> 
     index = compile_quotas((plain, limited))
     assert list(index) == [("ns", "limited")]
     (q,) = index[("ns", "limited")]
-    assert q == CompiledQuota(key=("ns", "limited", 0), limit=2, window=5.0, per="session", tool="", side_effect="write")
+    assert q == CompiledQuota(key=("ns", "limited", 0), limit=2, window=5.0, per="session", tool="",
+                              side_effect="write")
     assert q.grant_label == "ns/limited"
 
 
