@@ -86,7 +86,8 @@ class QuotaCounters:
             live = slot[2]
             if (int(live[1]) if live is not None else 0) + slot[0] > limit:
                 over[i] = True
-                retry = max(retry, (live[0] if live is not None else now) + window - now)
+                left = (live[0] if live is not None else now) + window - now
+                retry = max(retry, min(left, window))  # min: float rounding of start + window - now
         if any(over):
             return over, retry, False
         fresh = sum(1 for slot in pending.values() if slot[2] is None)
