@@ -3,7 +3,7 @@
 After the evaluator allows a `tools/call`, the quotas of the grant the allow is attributed to
 (`Decision.matched_grant`, see `mcp_sentinel.policy.quotas`) that apply to the tool and its side
 effect each count the call under one key: (grant, quota index, who) where *who* is the matched
-session (`namespace/name`), the agent id or the human id. A call that would take any of its
+session (`namespace/name`), the agent id or the human id (see `who`). A call that would take any of its
 counters past the limit is denied with `quota_exceeded` (429) and counts nowhere.
 
 Windows are fixed and anchored at the first counted call of a key: at most `limit` calls from
@@ -105,16 +105,22 @@ class QuotaCounters:
 
 
 def who(quota: CompiledQuota, identity: Identity, d: Decision) -> str:
-    """The per-key a call counts under; callers without one share the grant's "" bucket (never looser).
+    """The per-key a call counts under.
 
     Sessions are the *matched* binding, not the raw header: a caller cannot mint fresh session ids
-    to escape a per-session quota.
+    to escape a per-session quota. A caller without the named part (no bound session, no agent id,
+    no human id) counts under its whole identity instead: it is one session, agent or human of its
+    own, never merged with other callers (one of them could exhaust the rest) and never split.
     """
     if quota.per == "session":
-        return f"{d.matched_session_namespace}/{d.matched_session}" if d.matched_session else ""
-    if quota.per == "agent":
-        return identity.agent_id
-    return identity.human_id
+        part = f"{d.matched_session_namespace}/{d.matched_session}" if d.matched_session else ""
+    elif quota.per == "agent":
+        part = identity.agent_id
+    else:
+        part = identity.human_id
+    if part:
+        return part
+    return f"\x00{identity.human_id}\x00{identity.agent_id}\x00{identity.team_id}"
 
 
 class _TableSize(Collector):

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from mcp_sentinel import jsonrpc
 from mcp_sentinel.policy import AuthzRequest, CompiledPolicy, Decision, Identity, compute_revision
 from mcp_sentinel.policy.document import Grant, PolicyBlock, PolicyDocument, Quota, ServerInfo, SessionBinding, Tool
-from sidecar.quota import RETRY_AFTER, QuotaCounters, QuotaGate
+from sidecar.quota import RETRY_AFTER, QuotaCounters, QuotaGate, who
 from sidecar.settings import SettingsError, SidecarSettings
 
 KEY = ("ns", "g", 0, "s1")
@@ -98,9 +98,9 @@ def test_property_never_more_than_limit_per_window_and_cut_exactly_at_it(
     c, model = QuotaCounters(max_counters=1000), _Model()
     now = 0.0
     admitted: dict[int, list[float]] = defaultdict(list)
-    for dt, who in steps:
+    for dt, caller in steps:
         now += dt
-        key = ("ns", "g", 0, f"w{who}")
+        key = ("ns", "g", 0, f"w{caller}")
         over, retry, full = c.admit([(key, limit, window)], now)
         assert not full
         assert (not over[0]) == model.admit(key, limit, window, now)  # refused exactly when the model refuses
@@ -109,9 +109,9 @@ def test_property_never_more_than_limit_per_window_and_cut_exactly_at_it(
             now += retry + 1e-9  # (the gateway rounds up to whole seconds; here only float rounding is absorbed)
             assert c.admit([(key, limit, window)], now)[0] == [False]  # the promised time is enough
             model.admit(key, limit, window, now)
-            admitted[who].append(now)
+            admitted[caller].append(now)
         else:
-            admitted[who].append(now)
+            admitted[caller].append(now)
     for times in admitted.values():  # windows anchored at first calls: at most `limit` in each
         i = 0
         while i < len(times):
@@ -160,12 +160,28 @@ def test_gate_denies_with_attribution_kept_and_retry_after_in_whole_seconds() ->
     assert d.extra[RETRY_AFTER] == "60"  # 59.8 s left, rounded up
 
 
-def test_unbound_session_ids_share_one_bucket() -> None:
-    # Per-session counts the *matched* binding: made-up session ids are all "no session".
+def test_unbound_session_ids_count_as_the_callers_own_bucket() -> None:
+    # Per-session counts the *matched* binding: made-up session ids are all "this caller, no session".
     policy, gate = _policy(quotas=(Quota(limit=2, window_seconds=60, per="session"),)), _gate()
     results = [_call(policy, gate, Identity(human_id="alice", session_id=f"made-up-{i}"))[0] for i in range(3)]
     assert [d.allowed for d in results] == [True, True, False]
-    assert _call(policy, gate, Identity(human_id="alice", session_id="s1"))[0].allowed
+    assert _call(policy, gate, Identity(human_id="alice", session_id="s1"))[0].allowed  # a bound session: its own
+    other = Identity(human_id="alice", agent_id="other-agent")  # another caller without a session: its own too
+    assert _call(policy, gate, other)[0].allowed
+
+
+def test_who_falls_back_to_the_whole_identity_when_the_named_part_is_missing() -> None:
+    (q_session,) = _policy(quotas=(Quota(limit=1, window_seconds=1, per="session"),)).quotas[("ns", "g")]
+    (q_agent,) = _policy(quotas=(Quota(limit=1, window_seconds=1, per="agent"),)).quotas[("ns", "g")]
+    (q_human,) = _policy(quotas=(Quota(limit=1, window_seconds=1, per="human"),)).quotas[("ns", "g")]
+    bound = Decision(matched_session="s1", matched_session_namespace="ns")
+    ident = Identity(human_id="h", agent_id="a", team_id="t")
+    assert who(q_session, ident, bound) == "ns/s1"
+    assert who(q_agent, ident, bound) == "a" and who(q_human, ident, bound) == "h"
+    whole = "\x00h\x00a\x00t"
+    assert who(q_session, ident, Decision()) == whole
+    assert who(q_agent, Identity(human_id="h", team_id="t"), Decision()) == "\x00h\x00\x00t"
+    assert who(q_human, Identity(agent_id="a"), Decision()) == "\x00\x00a\x00"
 
 
 def test_observe_mode_reports_but_does_not_deny() -> None:
