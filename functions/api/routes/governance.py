@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.auth import AnyPrincipal, ctx_of
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
+from functions.api.grant_quotas import MAX_QUOTAS, QuotaIn, check_quotas
 from functions.api.routes.governance_scope import (
     SIDE_EFFECTS,
     administers,
@@ -84,6 +85,7 @@ class GrantIn(Loose):
     # The same rules for the server's prompts and resources (by inventory name).
     promptRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
     resourceRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    quotas: list[QuotaIn] = Field(default_factory=list, max_length=MAX_QUOTAS)
 
 
 class DisabledPatch(Loose):
@@ -116,6 +118,7 @@ def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
         **compact({"toolRules": list(spec.get("toolRules") or [])}),
         **compact({"promptRules": list(spec.get("promptRules") or [])}),
         **compact({"resourceRules": list(spec.get("resourceRules") or [])}),
+        **compact({"quotas": list(spec.get("quotas") or [])}),
         "disabled": spec.get("disabled") is True,
         "age": age(obj),
     }
@@ -364,6 +367,9 @@ async def apply_grant(request: Request, body: GrantIn, kube: Kube, p: AnyPrincip
     if max_trust:
         spec["maxTrust"] = max_trust
     spec.update({key: rules for key, rules in rule_sets.items() if rules})
+    quotas = check_quotas(body.quotas)
+    if quotas:
+        spec["quotas"] = quotas
     if body.disabled is not None:
         spec["disabled"] = body.disabled
     previous = await replaced_server(kube, p, kube.grants, ns, name)
