@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mcp_sentinel import jsonrpc
@@ -36,7 +36,7 @@ from mcp_sentinel.policy.evaluate import CompiledPolicy
 from mcp_sentinel.policy.normalize import fold
 from mcp_sentinel.policy.quotas import CompiledQuota
 from mcp_sentinel.policy.reasons import QUOTA_EXCEEDED
-from mcp_sentinel.policy.types import Decision, Identity
+from mcp_sentinel.policy.types import TOOL_CALL_METHODS, Decision, Identity
 
 CounterKey = tuple[str, str, int, str]
 """(grant namespace, grant name, quota index, who): one counter."""
@@ -46,23 +46,27 @@ RETRY_AFTER = "retryAfterSeconds"
 
 
 class QuotaCounters:
-    """Fixed windows per key, anchored at the key's first counted call; all-or-nothing admission."""
+    """Fixed windows per key, anchored at the key's first counted call; all-or-nothing admission.
+
+    Window starts and counts live in two dicts of floats and ints (no per-key container objects:
+    a million live counters must not slow down the garbage collector), window ends in a heap.
+    """
 
     def __init__(self, max_counters: int) -> None:
         self.max_counters = max_counters
-        self._windows: dict[CounterKey, list[float]] = {}  # key -> [window start, count]
+        self._start: dict[CounterKey, float] = {}
+        self._used: dict[CounterKey, int] = {}
         self._ends: list[tuple[float, CounterKey, float]] = []  # (window end, key, window start)
 
     def __len__(self) -> int:
-        return len(self._windows)
+        return len(self._start)
 
     def _expire(self, now: float) -> None:
-        ends, windows = self._ends, self._windows
+        ends, start_of = self._ends, self._start
         while ends and ends[0][0] <= now:
             _end, key, start = heapq.heappop(ends)
-            entry = windows.get(key)
-            if entry is not None and entry[0] == start:
-                del windows[key]
+            if start_of.get(key) == start:
+                del start_of[key], self._used[key]
 
     def admit(self, wanted: list[tuple[CounterKey, int, float]], now: float) -> tuple[list[bool], float, bool]:
         """Count one call against every (key, limit, window) of `wanted`, or against none of them.
@@ -71,36 +75,39 @@ class QuotaCounters:
         were admitted and counted), and whether the refusal is the full table rather than a limit.
         The same key may appear several times (a batch of calls): each occurrence counts once.
         """
-        self._expire(now)
-        windows = self._windows
-        pending: dict[CounterKey, list[Any]] = {}  # key -> [calls, window, live entry or None]
+        ends = self._ends
+        if ends and ends[0][0] <= now:
+            self._expire(now)
+        start_of, used_of = self._start, self._used
         over = [False] * len(wanted)
+        refused = False
         retry = 0.0
+        fresh = 0
+        pending: dict[CounterKey, int] = {}
         for i, (key, limit, window) in enumerate(wanted):
-            slot = pending.get(key)
-            if slot is None:
-                entry = windows.get(key)
-                live = entry if entry is not None and now < entry[0] + window else None
-                slot = pending[key] = [0, window, live]
-            slot[0] += 1
-            live = slot[2]
-            if (int(live[1]) if live is not None else 0) + slot[0] > limit:
-                over[i] = True
-                left = (live[0] if live is not None else now) + window - now
-                retry = max(retry, min(left, window))  # min: float rounding of start + window - now
-        if any(over):
-            return over, retry, False
-        fresh = sum(1 for slot in pending.values() if slot[2] is None)
-        if fresh and len(windows) + fresh > self.max_counters:
-            # Full table (many keys with long windows): fail closed until the earliest window ends.
-            soonest = self._ends[0][0] - now if self._ends else 1.0
-            return [True] * len(wanted), max(soonest, 0.001), True
-        for key, (n, window, live) in pending.items():
-            if live is not None:
-                live[1] += n
+            n = pending[key] = pending.get(key, 0) + 1
+            start = start_of.get(key)
+            if start is not None and now < start + window:
+                used = used_of[key]
             else:
-                windows[key] = [now, float(n)]
-                heapq.heappush(self._ends, (now + window, key, now))
+                used, start = 0, now
+                fresh += n == 1
+            if used + n > limit:
+                over[i] = refused = True
+                retry = max(retry, min(start + window - now, window))  # min: float rounding
+        if refused:
+            return over, retry, False
+        if fresh and len(start_of) + fresh > self.max_counters:
+            # Full table (many keys with long windows): fail closed until the earliest window ends.
+            soonest = ends[0][0] - now if ends else 1.0
+            return [True] * len(wanted), max(soonest, 0.001), True
+        for key, _limit, window in wanted:
+            start = start_of.get(key)
+            if start is not None and now < start + window:
+                used_of[key] += 1
+            else:
+                start_of[key], used_of[key] = now, 1
+                heapq.heappush(ends, (now + window, key, now))
         return over, 0.0, False
 
 
@@ -123,13 +130,27 @@ def who(quota: CompiledQuota, identity: Identity, d: Decision) -> str:
     return f"\x00{identity.human_id}\x00{identity.agent_id}\x00{identity.team_id}"
 
 
-class _TableSize(Collector):
-    def __init__(self, size: Callable[[], int]) -> None:
-        self._size = size
+_PER = ("session", "agent", "human")
+_RESULTS = ("admitted", "exceeded", "table_full")
+
+
+class _QuotaCollector(Collector):
+    """Exported at scrape time from plain ints: a prometheus Counter's lock per check costs the hot path."""
+
+    def __init__(self, gate: QuotaGate) -> None:
+        self._gate = gate
 
     def collect(self) -> Iterator[Any]:
+        checks = CounterMetricFamily(
+            "mcp_gateway_quota_checks",
+            "Tool calls checked against a quota, by per-key kind and result (admitted, exceeded, table_full)",
+            labels=["per", "result"],
+        )
+        for (per, result), n in sorted(self._gate.checks.items()):
+            checks.add_metric([per, result], n)
+        yield checks
         yield GaugeMetricFamily("mcp_gateway_quota_counters", "Live quota counters (keys with an open window)",
-                                self._size())  # fmt: skip
+                                len(self._gate.counters))  # fmt: skip
 
 
 class QuotaGate:
@@ -140,18 +161,13 @@ class QuotaGate:
         self.replicas = max(1, replicas)
         self.counters = QuotaCounters(max_counters)
         self._clock = clock
-        self.checks = Counter(
-            "mcp_gateway_quota_checks",
-            "Tool calls checked against a quota, by grant, per-key kind and result (admitted, exceeded, table_full)",
-            ("grant", "per", "result"),
-            registry=registry,
-        )
-        registry.register(_TableSize(lambda: len(self.counters)))
-        self._children: dict[tuple[str, str, str], Any] = {}
+        # Labels bounded by constants (not by grants or callers): which grant and who are in the audit events.
+        self.checks: dict[tuple[str, str], int] = {(per, result): 0 for per in _PER for result in _RESULTS}
+        registry.register(_QuotaCollector(self))
 
     def limit(self, quota: CompiledQuota) -> int:
         """This replica's share of the quota's limit."""
-        return math.ceil(quota.limit / self.replicas)
+        return -(-quota.limit // self.replicas)  # ceil without floats
 
     def check(
         self, policy: CompiledPolicy, identity: Identity, decisions: list[tuple[jsonrpc.Message, Decision]]
@@ -164,25 +180,29 @@ class QuotaGate:
             return []
         wanted: list[tuple[CounterKey, int, float]] = []
         owners: list[tuple[int, CompiledQuota]] = []
+        replicas = self.replicas
         for pos, (msg, d) in enumerate(decisions):
-            if not d.allowed or d.would_deny_reason or not d.matched_grant or not msg.is_tool_call:
+            if not d.allowed or d.would_deny_reason or not d.matched_grant or msg.method not in TOOL_CALL_METHODS:
                 continue
             quotas = index.get((d.matched_grant_namespace, d.matched_grant))
-            if not quotas:
+            if quotas is None:
                 continue
+            tool, effect = msg.tool_name, d.required_side_effect
             for q in quotas:
-                if q.applies(msg.tool_name, d.required_side_effect):
-                    ns, name, i = q.key
-                    wanted.append(((ns, name, i, who(q, identity, d)), self.limit(q), q.window))
-                    owners.append((pos, q))
+                if (q.tool and q.tool != tool) or (q.side_effect and q.side_effect != effect):
+                    continue  # CompiledQuota.applies, inlined: this loop is on the hot path
+                wanted.append(((*q.key, who(q, identity, d)), -(-q.limit // replicas), q.window))
+                owners.append((pos, q))
         if not wanted:
             return []
-        now = self._clock()
-        over, retry, full = self.counters.admit(wanted, now)
-        for exceeded, (_pos, q) in zip(over, owners, strict=True):
-            self._count(q, "table_full" if full else "exceeded" if exceeded else "admitted")
+        over, retry, full = self.counters.admit(wanted, self._clock())
+        checks = self.checks
         if not retry:
+            for _pos, q in owners:
+                checks[q.per, "admitted"] += 1
             return []
+        for exceeded, (_pos, q) in zip(over, owners, strict=True):
+            checks[q.per, "table_full" if full else "exceeded" if exceeded else "admitted"] += 1
         seconds = str(max(1, math.ceil(retry)))
         observe = policy.doc.policy is not None and fold(policy.doc.policy.mode) == "observe"
         denied: list[tuple[jsonrpc.Message, Decision]] = []
@@ -196,10 +216,3 @@ class QuotaGate:
             decisions[pos] = (msg, verdict)
             denied.append((msg, verdict))
         return denied
-
-    def _count(self, q: CompiledQuota, result: str) -> None:
-        key = (q.grant_label, q.per, result)
-        ch = self._children.get(key)
-        if ch is None:
-            ch = self._children[key] = self.checks.labels(*key)
-        ch.inc()

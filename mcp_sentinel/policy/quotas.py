@@ -39,11 +39,6 @@ class CompiledQuota:
         """Whether a call of `tool` with side effect `effect` counts against this quota."""
         return (not self.tool or self.tool == tool) and (not self.side_effect or self.side_effect == effect)
 
-    @property
-    def grant_label(self) -> str:
-        """`namespace/name` of the grant (a metrics label: bounded by the policy, not by callers)."""
-        return f"{self.key[0]}/{self.key[1]}"
-
 
 GrantQuotas = Mapping[tuple[str, str], tuple[CompiledQuota, ...]]
 """(grant namespace, grant name) -> that grant's quotas; grants without quotas are absent."""

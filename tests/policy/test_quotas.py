@@ -130,7 +130,6 @@ def test_compiled_index_holds_only_grants_with_quotas_and_normalises_enums() -> 
     (q,) = index[("ns", "limited")]
     assert q == CompiledQuota(key=("ns", "limited", 0), limit=2, window=5.0, per="session", tool="",
                               side_effect="write")
-    assert q.grant_label == "ns/limited"
 
 
 def test_quota_scope_by_tool_and_by_side_effect() -> None:

@@ -199,8 +199,8 @@ def test_a_loop_over_a_quota_is_cut_at_the_limit_and_resumes_after_the_window(ri
     assert denials and all(e["reason"] == "quota_exceeded" and e["status"] == 429 for e in denials)
     first = denials[0]
     assert (first["tool_name"], first["matched_grant"], first["matched_session"]) == ("save", "looper", "loop-1")
-    assert gw.metric("mcp_gateway_quota_checks_total", grant="ns/looper", per="session", result="exceeded") >= 1
-    assert gw.metric("mcp_gateway_quota_checks_total", grant="ns/looper", result="admitted") == 4
+    assert gw.metric("mcp_gateway_quota_checks_total", per="session", result="exceeded") >= 1
+    assert gw.metric("mcp_gateway_quota_checks_total", per="session", result="admitted") >= 4
     assert gw.metric("mcp_gateway_policy_decisions_total", reason="quota_exceeded") >= 1
     assert "loop-1" not in httpx2.get(gw.metrics_url, timeout=10).text  # no per-session labels
 
