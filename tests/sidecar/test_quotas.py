@@ -1,6 +1,6 @@
 """Grant quotas against real sidecar processes in front of the permissive upstream (issue 18.1).
 
-A loop over a quota is cut at the limit and resumes after the window; per-session and per-human
+A loop over a quota is cut at the limit and resumes after the window; per-session, per-agent and per-human
 counters are separate; tool- and side-effect-scoped quotas count only their calls; a batch over
 the quota is refused whole; made-up session ids do not escape a per-session quota; two replicas
 with QUOTA_REPLICAS=2 each enforce half the limit (rounded up). The upstream records what got
@@ -72,6 +72,7 @@ def policy_document() -> PolicyDocument:
                 Quota(limit=4, window_seconds=LONG, per="human", side_effect="write"),
                 Quota(limit=2, window_seconds=LONG, per="human", tool="fetch"),
             )),
+            _grant("agents", human="multi", quotas=(Quota(limit=2, window_seconds=LONG, per="agent"),)),
             _grant("fleet", agent="fleet-agent", quotas=(Quota(limit=5, window_seconds=LONG, per="human"),)),
         ),
         sessions=(
@@ -231,6 +232,14 @@ def test_tool_and_side_effect_scoped_quotas_count_only_their_calls(rig: Rig) -> 
     # `wipe` is destructive: the write quota does not count it; `save` (write) still has its 2.
     assert [call(gw, "erin", "wipe", agent="quota-agent").status_code for _ in range(4)] == [200] * 4
     assert [call(gw, "erin", "save", agent="quota-agent").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_per_agent_quotas_count_each_agent_of_the_person(rig: Rig) -> None:
+    gw = rig.one
+    assert [call(gw, "multi", "save", agent="agent-1").status_code for _ in range(3)] == [200, 200, 429]
+    assert [call(gw, "multi", "search", agent="agent-2").status_code for _ in range(3)] == [200, 200, 429]
+    _quota_denial(call(gw, "multi", "fetch", agent="agent-1"))  # no tool or side effect named: every call counts
+    assert rig.executed("multi") == 4
 
 
 def test_fresh_session_ids_do_not_escape_a_per_session_quota(rig: Rig) -> None:
