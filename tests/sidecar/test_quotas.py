@@ -49,13 +49,13 @@ def _grant(name: str, *, human: str = "", agent: str = "", quotas: tuple[Quota, 
                  allowed_side_effects=("read", "write", "destructive"), quotas=quotas)
 
 
-def policy_document() -> PolicyDocument:
+def policy_document(mode: str = "allow-list") -> PolicyDocument:
     """Header mode; one grant per scenario so the scenarios' counters never meet."""
     doc = PolicyDocument(
         schema_version="v1",
         server=ServerInfo(name="quotas", namespace="ns"),
         auth=AuthBlock(mode="header"),
-        policy=PolicyBlock(mode="allow-list", default_decision="deny", policy_version="v1"),
+        policy=PolicyBlock(mode=mode, default_decision="deny", policy_version="v1"),
         session=SessionBlock(required=False),
         tools=(Tool(name="search", side_effect="read"), Tool(name="fetch", side_effect="read"),
                Tool(name="save", side_effect="write"), Tool(name="wipe", side_effect="destructive")),
@@ -111,6 +111,7 @@ class Rig:
     upstream: Upstream
     one: Gateway  # QUOTA_REPLICAS unset (1)
     pair: tuple[Gateway, Gateway]  # QUOTA_REPLICAS=2 each
+    observe: Gateway  # the same grants in observe mode
 
     def executed(self, human: str, tool: str | None = None) -> int:
         """How many tools/call of `human` (of `tool`) the upstream executed (`call` names the caller in them)."""
@@ -128,11 +129,12 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     ports = Ports.free()
     upstream = Upstream()
     served = _LoopThread(upstream.app(), ports.sample_mcp)
-    policy = tmp / "policy.json"
+    policy, observe = tmp / "policy.json", tmp / "observe.json"
     policy.write_text(to_pretty_json(policy_document()))
+    observe.write_text(to_pretty_json(policy_document("observe")))
     started: list[Gateway] = []
 
-    def gateway(name: str, **extra: str) -> Gateway:
+    def gateway(name: str, policy: Path = policy, **extra: str) -> Gateway:
         port, metrics = free_port(), free_port()
         env = {"PORT": str(port), "METRICS_PORT": str(metrics), "LISTEN_HOST": "127.0.0.1",
                "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(policy),
@@ -145,7 +147,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     try:
         one = gateway("one")
         pair = (gateway("r1", QUOTA_REPLICAS="2"), gateway("r2", QUOTA_REPLICAS="2"))
-        yield Rig(upstream, one, pair)
+        yield Rig(upstream, one, pair, gateway("observe", observe))
     finally:
         for gw in started:
             gw.proc.stop()
@@ -298,3 +300,11 @@ def test_two_replicas_split_the_limit(rig: Rig) -> None:
     assert codes.count(200) == 6 and codes[-2:] == [429, 429]
     # The single-replica gateway enforces the whole limit.
     assert [call(rig.one, "fleet-user", "save", agent="fleet-agent").status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_observe_mode_forwards_over_quota_calls_and_reports_them(rig: Rig) -> None:
+    gw = rig.observe
+    assert [call(gw, "batcher", "save").status_code for _ in range(3)] == [200] * 3  # the limit is 2
+    events = [e for e in gw.audit() if e.get("human_id") == "batcher" and e.get("tool_name") == "save"]
+    assert [e.get("would_deny_reason", "") for e in events] == ["", "", "quota_exceeded"]
+    assert all(e["decision"] == "allow" for e in events)
