@@ -14,6 +14,8 @@ API's issuer code, the JWKS served by the upstream process (verification is cach
 the steady state costs a dict lookup plus the live-session check).
 `--pins` pins every tool of the upstream (`server.toolPins`, issue 18): each call then also passes the
 gateway's pinned-definition check (the upstream answers the gateway's own `tools/list`).
+Every grant carries quotas (never reached: the counting is what is measured) unless `--no-quotas`,
+so the numbers include the quota check on every `tools/call` (sidecar/quota.py).
 `--loadgens 2` runs two load-generator processes for the saturation phase (one Python client
 process can be the bottleneck); `--repeat N` repeats the phases and prints best and spread.
 Targets: ≤ 0.5 ms p50 and ≤ 2 ms p99 added at 500 rps; ≥ 2,000 tools/call/s.
@@ -104,6 +106,23 @@ def _answer(raw: bytes) -> bytes | None:
     if msg.get("method") == "initialize":
         result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "bench"}}
     return json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode()
+
+
+def _with_quotas(policy: Path, tmp: Path) -> Path:
+    """A copy of `policy` whose grants each carry a per-session and a per-human quota (high limits)."""
+    import dataclasses
+
+    from mcp_sentinel.policy import compute_revision, parse_document, to_pretty_json
+    from mcp_sentinel.policy.document import Quota
+
+    doc = parse_document(policy.read_bytes())
+    quotas = (Quota(limit=1_000_000_000, window_seconds=3600, per="session"),
+              Quota(limit=1_000_000_000, window_seconds=60, per="human", tool="search"))
+    grants = tuple(dataclasses.replace(g, quotas=quotas) for g in doc.grants)
+    doc = dataclasses.replace(doc, grants=grants, revision="")
+    out = tmp / "policy-quotas.json"
+    out.write_text(to_pretty_json(dataclasses.replace(doc, revision=compute_revision(doc))))
+    return out
 
 
 def run_upstream(port: int, jwks: str = "") -> None:
@@ -303,6 +322,7 @@ def main() -> None:
     ap.add_argument("--client", default="fast", choices=["fast", "aiohttp"], help="sidecar UPSTREAM_CLIENT")
     ap.add_argument("--auth", default="header", choices=["header", "platform"], help="gateway identity mode")
     ap.add_argument("--pins", action="store_true", help="pin the upstream's tools (issue 18 pinned definitions)")
+    ap.add_argument("--no-quotas", action="store_true", help="grants without quotas (the pre-issue-18 path)")
     ap.add_argument("--jwks", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "upstream":
@@ -325,6 +345,8 @@ def main() -> None:
             extra = ["--jwks", str(jwks)]
         if args.pins:
             policy = _pins_setup(Path(tmp), policy)
+        if not args.no_quotas:
+            policy = _with_quotas(policy, Path(tmp))
         try:
             procs.append(
                 subprocess.Popen(
@@ -385,7 +407,8 @@ def _report(runs: list[dict[str, dict[str, float]]], rss: float, args: argparse.
     add99 = [(r["s_rate"]["p99"] - r["d_rate"]["p99"]) * 1000 for r in runs]
     s_rps = [r["s_sat"]["rps"] for r in runs]
     d_rps = [r["d_sat"]["rps"] for r in runs]
-    print(f"fixed 500 req/s tools/call, {int(runs[0]['s_rate']['n'])} requests each, {len(runs)} run(s):")
+    quotas = "without quotas" if args.no_quotas else "quota check on every call"
+    print(f"fixed 500 req/s tools/call ({quotas}), {int(runs[0]['s_rate']['n'])} requests each, {len(runs)} run(s):")
     for i, r in enumerate(runs):
         d, s = r["d_rate"], r["s_rate"]
         print(

@@ -64,6 +64,9 @@ GATEWAY: list[Panel] = [
      "stat"),
     ("Active policy revisions", "short",
      [("count by (revision, schema_version) (mcp_gateway_policy_active_revision_info)", "{{revision}}")], "stat"),
+    ("Quota checks / s by result", "reqps",
+     [("sum by (per, result) (rate(mcp_gateway_quota_checks_total[5m]))", "{{per}} {{result}}"),
+      ("sum(mcp_gateway_quota_counters)", "live counters")], "ts"),
 ]
 
 PIPELINE: list[Panel] = [
@@ -168,6 +171,10 @@ RULES: list[tuple[str, str, str, str, str]] = [
      "count(count by (revision) (mcp_gateway_policy_active_revision_info)) > 1",
      "15m", "warning",
      "Gateways have run different policy revisions for 15 minutes"),
+    ("QuotaCounterTableFull",
+     "sum by (instance) (increase(mcp_gateway_quota_checks_total{result=\"table_full\"}[10m])) > 0",
+     "0m", "critical",
+     "Gateway {{ $labels.instance }} refuses calls because its quota counter table is full (QUOTA_MAX_COUNTERS)"),
     ("ComponentDown", "up == 0", "5m", "critical", "{{ $labels.job }} on {{ $labels.instance }} is down"),
 ]
 

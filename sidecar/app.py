@@ -179,6 +179,9 @@ class Sidecar:
                 if not d.allowed:
                     denied.append((msg, d))
                 ex.decisions.append((msg, d))
+            quota = self.state.quota
+            if not denied and quota is not None and ex.policy is not None and ex.policy.quotas:
+                denied = quota.check(ex.policy, ex.identity, ex.decisions)  # counts only what it lets through
             if denied:
                 return deny.deny_rpc(settings, ex, insp, denied)
         elif request.method != "OPTIONS":

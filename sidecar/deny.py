@@ -19,6 +19,7 @@ from mcp_sentinel.policy.types import Decision
 from sidecar.errors import AuthFailure, Refusal
 from sidecar.exchange import Exchange, auth_mode, doc_version, header_names
 from sidecar.mtls import MTLS_REASONS
+from sidecar.quota import RETRY_AFTER
 from sidecar.resource import OAUTH_METADATA, metadata_url
 from sidecar.settings import SidecarSettings
 
@@ -112,6 +113,10 @@ def deny_rpc(
                 m.id, jsonrpc.FORBIDDEN, "batch rejected: another call in it was denied", "batch_rejected"
             )
         code = jsonrpc.code_for_status(d.status)
+        retry = d.extra.get(RETRY_AFTER)
+        if retry is not None:  # quota_exceeded: when the client may try again (also the Retry-After header)
+            return jsonrpc.error_object(m.id, code, f"tool call denied: {d.reason}", d.reason, tool=m.tool_name,
+                                        **{RETRY_AFTER: int(retry)})  # fmt: skip
         if not m.is_tool_call:
             return jsonrpc.error_object(m.id, code, f"{m.method} denied: {d.reason}", d.reason, **extra)
         return jsonrpc.error_object(m.id, code, f"tool call denied: {d.reason}", d.reason, tool=m.tool_name, **extra)
@@ -133,7 +138,8 @@ def deny_rpc(
         body = json.dumps(err(m, d), separators=(",", ":")).encode()
     ex.status = status
     ex.bytes_out = len(body)
-    return json_response(status, body)
+    waits = [int(d.extra[RETRY_AFTER]) for _m, d in denied if RETRY_AFTER in d.extra]
+    return json_response(status, body, {"Retry-After": str(max(waits))} if waits else None)
 
 
 def deny_stream(settings: SidecarSettings, ex: Exchange, d: Decision) -> web.Response:

@@ -81,6 +81,10 @@ class SidecarSettings:
     # itself while pinning is on, and the upstream path it lists at.
     pin_refresh_seconds: float = 30.0
     pin_refresh_path: str = "/mcp"
+    # Quotas (sidecar/quota.py): how many replicas serve this server (each enforces ceil(limit/replicas);
+    # the server lifecycle renderer sets it from spec.replicas) and the cap on live counters.
+    quota_replicas: int = 1
+    quota_max_counters: int = 1_000_000
 
     @property
     def tls_enabled(self) -> bool:
@@ -119,6 +123,8 @@ class SidecarSettings:
         prefix = s("STRIP_PREFIX", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
+        replicas = integer(env, "QUOTA_REPLICAS", cls.quota_replicas, minimum=1)
+        max_counters = integer(env, "QUOTA_MAX_COUNTERS", cls.quota_max_counters, minimum=1)
         return cls(
             port=integer(env, "PORT", cls.port, minimum=0, maximum=65535),
             metrics_port=integer(env, "METRICS_PORT", cls.metrics_port, minimum=0, maximum=65535),
@@ -162,5 +168,7 @@ class SidecarSettings:
             platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
             pin_refresh_seconds=number(env, "PIN_REFRESH_SECONDS", cls.pin_refresh_seconds, minimum=0.5),
             pin_refresh_path="/" + s("PIN_REFRESH_PATH", cls.pin_refresh_path).lstrip("/"),
+            quota_replicas=replicas,
+            quota_max_counters=max_counters,
             **_origin_settings(env),
         )

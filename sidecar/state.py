@@ -27,6 +27,7 @@ from sidecar.oauth import OAuthVerifier, preload
 from sidecar.pins import PinGuard
 from sidecar.platform_token import PlatformVerifier
 from sidecar.policy_store import PolicyStore
+from sidecar.quota import QuotaGate
 from sidecar.settings import SidecarSettings
 from sidecar.upstream import UpstreamPool
 
@@ -50,6 +51,7 @@ class SidecarState:
     upstream_base_path: str = ""
     pool: UpstreamPool | None = None
     pins: PinGuard | None = None  # set by build_state: pinned tool definitions (sidecar/pins.py)
+    quota: QuotaGate | None = None
 
 
 STATE: web.AppKey[SidecarState] = web.AppKey("sidecar_state")
@@ -102,6 +104,7 @@ def build_state(settings: SidecarSettings) -> SidecarState:
         upstream_host=up.netloc,
         upstream_base_path=up.path.rstrip("/"),
         pins=PinGuard(settings, lambda ok: metrics.pin_listings.labels("ok" if ok else "failed").inc()),
+        quota=QuotaGate(metrics.registry, replicas=settings.quota_replicas, max_counters=settings.quota_max_counters),
     )
 
 

@@ -188,6 +188,8 @@ def _gateway_container(server: Mapping[str, Any], settings: RenderSettings) -> O
         ]
     if settings.public_base_url:
         env.append({"name": "ALLOWED_ORIGINS", "value": settings.public_base_url.rstrip("/")})
+    # Quotas are split across replicas (each enforces ceil(limit / replicas): sidecar/quota.py).
+    env.append({"name": "QUOTA_REPLICAS", "value": str(max(1, int(spec.get("replicas", 1) or 1)))})
     analytics = spec.get("analytics") or {}
     if analytics.get("disabled") is not True:
         key = analytics.get("apiKeySecretRef") or {"name": f"{name}-ingest-credential", "key": "ANALYTICS_API_KEY"}

@@ -18,7 +18,7 @@ SCHEMA_VERSION = "v1"
 def _f(key: str, kind: Any = "str", *, omitempty: bool = True, default: Any = "") -> Any:
     """A dataclass field bound to JSON key `key`; `kind` tells the codec how to read it."""
     meta = {"json": key, "kind": kind, "omitempty": omitempty}
-    if isinstance(default, (tuple, str, bool)) or default is None:
+    if isinstance(default, (tuple, str, bool, int)) or default is None:
         return field(default=default, metadata=meta)
     return field(default_factory=default, metadata=meta)
 
@@ -124,6 +124,21 @@ class ToolRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """A grant's limit: at most `limit` tool calls per window, counted per session, agent or human.
+
+    `tool` and `side_effect` narrow what is counted (both empty: every tool call the grant allows).
+    JSON keys are camelCase as the shared issue-18 shape fixes them; `mcp_sentinel.policy.quotas` compiles them.
+    """
+
+    limit: int = _f("limit", "int", omitempty=False, default=0)
+    window_seconds: int = _f("windowSeconds", "int", omitempty=False, default=0)
+    per: str = _f("per", omitempty=False)
+    tool: str = _f("tool")
+    side_effect: str = _f("sideEffect")
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """A rendered MCPAccessGrant: who may call which tools, up to which trust."""
 
@@ -140,6 +155,8 @@ class Grant:
     # Same shape as tool rules, naming prompts and resources (by inventory name); absent: all covered.
     prompt_rules: tuple[ToolRule, ...] = _f("prompt_rules", ("list", ToolRule), default=())
     resource_rules: tuple[ToolRule, ...] = _f("resource_rules", ("list", ToolRule), default=())
+    # Appended and omitted when empty, so grants without quotas keep their revision digest.
+    quotas: tuple[Quota, ...] = _f("quotas", ("list", Quota), default=())
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from mcp_sentinel.policy import reasons as R
 from mcp_sentinel.policy.decode import parse_document
 from mcp_sentinel.policy.document import Grant, PolicyDocument, SessionBinding, ToolRule
 from mcp_sentinel.policy.normalize import fold, parse_rfc3339, risk_level, side_effect, trust_label, trust_rank
+from mcp_sentinel.policy.quotas import GrantQuotas, compile_quotas
 from mcp_sentinel.policy.types import (
     PROMPT_GET_METHOD,
     PUBLIC_METHODS,
@@ -118,6 +119,7 @@ class CompiledPolicy:
         "_tools",
         "_version",
         "doc",
+        "quotas",
     )
 
     def __init__(self, doc: PolicyDocument) -> None:
@@ -149,6 +151,8 @@ class CompiledPolicy:
                 else:
                     self._resource_templates.append((pattern, res.name))
         self._inventories = (self._tools, prompts, resources)
+        # Counted by the sidecar after an allow, against the grant the allow is attributed to.
+        self.quotas: GrantQuotas = compile_quotas(doc.grants)
         self._by_subject: dict[_SubjectKey, list[_CompiledGrant]] = {}
         ordered = sorted(doc.grants, key=lambda g: (g.namespace, g.name))
         for order, grant in enumerate(ordered):

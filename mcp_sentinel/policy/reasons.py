@@ -26,6 +26,9 @@ GRANT_WITHOUT_TRUST = "grant_without_trust"
 # Gateway decisions beyond the evaluator (issue 18): not in EVALUATOR_REASONS, the evaluator never returns them.
 TOOL_DEFINITION_CHANGED = "tool_definition_changed"  # live tool definition differs from its pin (or no pin)
 
+# Decided by the sidecar after an allow (mcp_sentinel/policy/quotas.py, sidecar/quota.py), not by the evaluator.
+QUOTA_EXCEEDED = "quota_exceeded"
+
 EVALUATOR_REASONS = frozenset(
     {
         ALLOWED,

@@ -36,6 +36,7 @@ from mcp_sentinel.policy.document import (
 from mcp_sentinel.policy.encode import compute_revision, to_pretty_json
 from mcp_sentinel.policy.errors import PolicyError
 from mcp_sentinel.policy.normalize import format_rfc3339, go_trim, parse_rfc3339
+from mcp_sentinel.policy.quotas import render_quotas
 from mcp_sentinel.policy.validate import validate
 
 Obj = Mapping[str, Any]
@@ -199,6 +200,7 @@ def _grant(obj: Obj, server_team: str) -> Grant:
         tool_rules=_rules(spec, "toolRules"),
         prompt_rules=_rules(spec, "promptRules"),
         resource_rules=_rules(spec, "resourceRules"),
+        quotas=render_quotas(spec),
     )
 
 

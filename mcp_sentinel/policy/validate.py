@@ -20,6 +20,7 @@ from mcp_sentinel.policy.normalize import (
     fold,
     go_trim,
 )
+from mcp_sentinel.policy.quotas import validate_quotas
 from mcp_sentinel.policy.tool_digest import is_digest
 
 _TRUST_OR_EMPTY = frozenset(("", *TRUST_LEVELS))
@@ -145,6 +146,7 @@ def _validate_grants(doc: PolicyDocument) -> None:
         _validate_rules(grant.name, f"{where}.tool_rules", grant.tool_rules)
         _validate_rules(grant.name, f"{where}.prompt_rules", grant.prompt_rules)
         _validate_rules(grant.name, f"{where}.resource_rules", grant.resource_rules)
+        validate_quotas(f"{where}.quotas", grant.quotas)
 
 
 def _validate_sessions(doc: PolicyDocument) -> None:

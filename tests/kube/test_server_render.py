@@ -84,3 +84,11 @@ def test_rollout_strategy_and_hash_follow_the_spec() -> None:
     hashes = [d["metadata"]["annotations"]["mcp-sentinel.io/spec-hash"] for d in (a, b)]
     assert hashes[0] != hashes[1] and hashes[0] == spec_hash(a["spec"])
     assert render_deployment(server(imageTag="1"), SETTINGS) == a  # pure and stable
+
+
+@pytest.mark.parametrize(("replicas", "want"), [(None, "1"), (1, "1"), (3, "3")])
+def test_the_gateway_learns_how_many_replicas_share_its_quotas(replicas: int | None, want: str) -> None:
+    spec = {} if replicas is None else {"replicas": replicas}
+    dep = render_deployment(server(**spec), SETTINGS)
+    gateway = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "mcp-gateway")
+    assert {"name": "QUOTA_REPLICAS", "value": want} in gateway["env"]

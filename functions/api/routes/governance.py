@@ -13,6 +13,7 @@ from pydantic import Field
 
 from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, not_found
+from functions.api.grant_quotas import MAX_QUOTAS, QuotaIn, check_quotas
 from functions.api.models import (
     NON_BLANK,
     Effect,
@@ -85,6 +86,7 @@ class GrantIn(Loose):
     # The same rules for the server's prompts and resources (by inventory name).
     promptRules: Rules
     resourceRules: Rules
+    quotas: list[QuotaIn] = Field(default_factory=list, max_length=MAX_QUOTAS, json_schema_extra={"uniqueItems": True})
 
 
 class DisabledPatch(Loose):
@@ -104,6 +106,7 @@ def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
         **compact({"toolRules": list(spec.get("toolRules") or [])}),
         **compact({"promptRules": list(spec.get("promptRules") or [])}),
         **compact({"resourceRules": list(spec.get("resourceRules") or [])}),
+        **compact({"quotas": list(spec.get("quotas") or [])}),
         "disabled": spec.get("disabled") is True,
         "age": age(obj),
     }
@@ -162,6 +165,9 @@ async def apply_grant(request: Request, body: GrantIn, kube: Kube, p: AnyPrincip
     if max_trust:
         spec["maxTrust"] = max_trust
     spec.update({key: rules for key, rules in rule_sets.items() if rules})
+    quotas = check_quotas(body.quotas)
+    if quotas:
+        spec["quotas"] = quotas
     if body.disabled is not None:
         spec["disabled"] = body.disabled
     previous = await replaced_server(kube, p, kube.grants, ns, name)

@@ -20,6 +20,24 @@ export function parseRules(text, kind = "tool") {
 
 export const parseToolRules = (text) => parseRules(text, "tool");
 
+// One quota per line (issue 18.1): `limit/windowSeconds per` plus optionally a side effect or `tool=name`,
+// e.g. `100/3600 session write` or `5/60 human tool=search`; the API checks ranges again.
+const QUOTA_LINE = /^(\d+)\s*\/\s*(\d+)\s+(session|agent|human)(?:\s+(read|write|destructive|tool=\S+))?$/;
+export function parseQuotas(text) {
+  return text.split(/\n/).map((l) => l.trim()).filter(Boolean).map((line, i) => {
+    const m = QUOTA_LINE.exec(line);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
+      throw new Error(`quota line ${i + 1} ("${line}") must look like 100/3600 session, 100/3600 session write or 5/60 human tool=search`);
+    }
+    const quota = { limit: Number(m[1]), windowSeconds: Number(m[2]), per: m[3] };
+    if (m[4] && m[4].startsWith("tool=")) quota.tool = m[4].slice(5);
+    else if (m[4]) quota.sideEffect = m[4];
+    return quota;
+  });
+}
+const quotasText = (quotas) => (quotas || []).map((q) => `${q.limit}/${q.windowSeconds}s per ${q.per}`
+  + (q.tool ? ` tool=${q.tool}` : q.sideEffect ? ` ${q.sideEffect}` : "")).join("; ") || "–";
+
 // The grant fields holding rules, how the form labels them and what a rule names.
 const RULE_KINDS = [
   { key: "toolRules", kind: "tool", label: "Tool rules", example: "search:allow\nread_document:allow:low" },
@@ -57,6 +75,7 @@ function grantForm(ns, servers, done) {
     const rules = {};
     try {
       for (const r of RULE_KINDS) rules[r.key] = parseRules(String(d.get(r.key) || ""), r.kind);
+      rules.quotas = parseQuotas(String(d.get("quotas") || ""));
     } catch (err) { toast(err.message, true); return; }
     const body = {
       name: d.get("name"), namespace: ns, serverRef: { name: d.get("server"), namespace: ns },
@@ -74,6 +93,8 @@ function grantForm(ns, servers, done) {
   h("label", {}, "Max trust", select("maxTrust", TRUST, "medium")),
   RULE_KINDS.map((r) => h("label", {}, `${r.label} (one per line: ${r.kind}:allow or ${r.kind}:allow:trust)`,
     h("textarea", { name: r.key, placeholder: r.example }))),
+  h("label", {}, "Quotas (one per line: limit/seconds session|agent|human, then optionally a side effect or tool=name)",
+    h("textarea", { name: "quotas", placeholder: "100/3600 session write\n5/60 human tool=search" })),
   h("div", {}, h("div", { class: "checks" }, "Side effects:", EFFECTS.map((e) =>
     h("label", {}, h("input", { type: "checkbox", name: `se-${e}`, checked: e === "read" }), e))),
   h("button", { type: "submit" }, "Save grant")));
@@ -147,6 +168,7 @@ export async function render(root, { isAdmin }) {
     { label: "Subject", value: (g) => subjectText(g.subject) }, { label: "Max trust", value: (g) => g.maxTrust },
     { label: "Side effects", value: (g) => (g.allowedSideEffects || []).join(", ") },
     ...RULE_KINDS.map((r) => ({ label: r.label, value: (g) => rulesText(g[r.key]) })),
+    { label: "Quotas", value: (g) => quotasText(g.quotas) },
     { label: "State", value: (g) => (g.disabled ? badge("disabled", "bad") : badge("enabled", "ok")) },
     { label: "", value: (g) => h("span", { class: "row" }, h("button", { class: g.disabled ? "secondary" : "danger", "data-action": g.disabled ? "enable" : "disable",
       onclick: () => act(() => api.patch(path("grants", g), { disabled: !g.disabled }), done,
