@@ -21,6 +21,9 @@ from tests.helpers.api import (
     AppFactory,
     base_settings,
 )
+from tests.helpers.governance import ADMIN as GOV_ADMIN
+from tests.helpers.governance import TOOLS as GOV_TOOLS
+from tests.helpers.governance import Gov
 
 TABLES = "audit_logs, api_keys, registry_credentials, team_memberships, namespaces, teams, auth_identities, users"
 
@@ -101,3 +104,21 @@ async def env(make_api: AppFactory, kube_cluster: LocalKube, tmp_path: Path) -> 
         r = await api.client.post("/api/runtime/grants", json=grant, headers=ADMIN)
         assert r.status_code == 200, r.text
     return Env(api, team["namespace"], bearer(member), member["user"]["id"], bearer(other), out)
+
+
+@pytest.fixture
+async def gov(make_api: AppFactory, kube_cluster: LocalKube, tmp_path: Path) -> Gov:
+    api = await make_api(policy_output_dir=str(tmp_path), _backends={"kube": kube_cluster.api})
+    slug = f"g{uuid.uuid4().hex[:8]}"
+    team = (await api.client.post("/api/runtime/teams", json={"slug": slug}, headers=GOV_ADMIN)).json()["team"]
+    kube_cluster.kube.ensure_namespace(team["namespace"])
+    owner, member, other = [await api.signup(f"{n}-{slug}@example.com") for n in ("owner", "member", "other")]
+    await api.store.add_member(team["id"], owner["user"]["id"], "owner")
+    await api.store.add_member(team["id"], member["user"]["id"], "member")
+    r = await api.client.post("/api/runtime/servers", headers=GOV_ADMIN, json={
+        "name": "srv", "namespace": team["namespace"], "image": "example/srv:1", "port": 8088, "tools": GOV_TOOLS,
+        "gateway": {"enabled": True, "port": 8091}, "session": {"required": True},
+    })
+    assert r.status_code == 200, r.text
+    return Gov(api, kube_cluster, tmp_path, team["namespace"], team, bearer(owner), owner["user"]["id"],
+               bearer(member), member["user"]["id"], bearer(other))

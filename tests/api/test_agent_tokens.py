@@ -10,7 +10,6 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import httpx2
 import jwt
 import pytest
@@ -19,20 +18,8 @@ from aiohttp import web
 from functions.api.agent_tokens import generate_pem
 from localstack.config import Ports
 from tests.fixtures.sidecar import SidecarProcess, serve_app
-from tests.helpers.agent_tokens import ADMIN, ISSUER, PUBLIC, Env
+from tests.helpers.agent_tokens import ADMIN, ISSUER, PUBLIC, Env, mint, session_for
 from tests.helpers.api import USER_SERVICE_KEY, AppFactory
-
-
-async def _session(e: Env, agent: str = "bot", server: str = "srv") -> str:
-    r = await e.api.client.post("/api/runtime/adapter/sessions", headers=e.member,
-                                json={"serverName": server, "namespace": e.ns, "agentID": agent})  # fmt: skip
-    assert r.status_code == 200, r.text
-    name: str = r.json()["name"]
-    return name
-
-
-async def _mint(e: Env, session: str, headers: dict[str, str]) -> httpx.Response:
-    return await e.api.client.post("/api/agent-tokens", json={"namespace": e.ns, "session": session}, headers=headers)
 
 
 async def test_publish_defaults_to_platform_with_the_servers_own_url(env: Env) -> None:
@@ -44,8 +31,8 @@ async def test_publish_defaults_to_platform_with_the_servers_own_url(env: Env) -
 
 async def test_mint_rules_and_claims(env: Env) -> None:
     c = env.api.client
-    session = await _session(env)
-    r = await _mint(env, session, env.member)
+    session = await session_for(env)
+    r = await mint(env, session, env.member)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["token_type"] == "Bearer" and out["resource"] == f"{PUBLIC}/srv/mcp"
@@ -64,20 +51,20 @@ async def test_mint_rules_and_claims(env: Env) -> None:
     assert meta["issuer"] == ISSUER and meta["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
 
     # Only for yourself: a team owner, an admin key, a service key, nobody: no token for this session.
-    assert (await _mint(env, session, env.other)).status_code == 404
-    assert (await _mint(env, session, ADMIN)).status_code == 401
-    assert (await _mint(env, session, {"x-api-key": USER_SERVICE_KEY})).status_code == 401
-    assert (await _mint(env, session, {})).status_code == 401
-    assert (await _mint(env, "ghost", env.member)).status_code == 404
+    assert (await mint(env, session, env.other)).status_code == 404
+    assert (await mint(env, session, ADMIN)).status_code == 401
+    assert (await mint(env, session, {"x-api-key": USER_SERVICE_KEY})).status_code == 401
+    assert (await mint(env, session, {})).status_code == 401
+    assert (await mint(env, "ghost", env.member)).status_code == 404
     r = await c.post("/api/agent-tokens", json={"namespace": "../x", "session": session}, headers=env.member)
     assert r.status_code == 400
     # A header-mode server takes no platform tokens.
-    hdr = await _session(env, server="hdr")
-    r = await _mint(env, hdr, env.member)
+    hdr = await session_for(env, server="hdr")
+    r = await mint(env, hdr, env.member)
     assert r.status_code == 409 and "platform" in r.json()["message"]
     # Revoked: no more tokens.
     await c.patch(f"/api/runtime/sessions/{env.ns}/{session}", json={"revoked": True}, headers=ADMIN)
-    r = await _mint(env, session, env.member)
+    r = await mint(env, session, env.member)
     assert r.status_code == 403 and r.json()["error"] == "session_revoked"
 
 
@@ -142,9 +129,9 @@ async def test_real_sidecar_refuses_within_two_seconds_of_revoking_the_session_o
     jwks_app.router.add_get("/api/.well-known/jwks.json", jwks)
     up_app.router.add_post("/mcp", upstream)
     runners = [await serve_app(jwks_app, ports.api), await serve_app(up_app, ports.sample_mcp)]
-    first, second = await _session(env, "bot"), await _session(env, "bot-2")
-    tok1 = (await _mint(env, first, env.member)).json()["access_token"]
-    tok2 = (await _mint(env, second, env.member)).json()["access_token"]
+    first, second = await session_for(env, "bot"), await session_for(env, "bot-2")
+    tok1 = (await mint(env, first, env.member)).json()["access_token"]
+    tok2 = (await mint(env, second, env.member)).json()["access_token"]
     sc = await asyncio.to_thread(SidecarProcess, {
         "PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
         "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(env.out / env.ns / "srv.json"),

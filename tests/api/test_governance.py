@@ -5,71 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from functions.api.app import create_app
 from mcp_sentinel.policy_delivery import read_policy_configmap
-from tests.fixtures.kube import LocalKube
-from tests.helpers.api import ADMIN_KEY, USER_SERVICE_KEY, Api, AppFactory, base_settings
-
-ADMIN = {"x-api-key": ADMIN_KEY}
-TOOLS = [
-    {"name": "search", "sideEffect": "read"},
-    {"name": "delete", "sideEffect": "destructive", "requiredTrust": "high"},
-]
-
-
-@dataclass
-class Gov:
-    api: Api
-    kube: LocalKube
-    out: Path
-    ns: str
-    team: dict[str, Any]
-    owner: dict[str, str]
-    owner_id: str
-    member: dict[str, str]
-    member_id: str
-    other: dict[str, str]
-
-    def policy_file(self, server: str = "srv") -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads((self.out / self.ns / f"{server}.json").read_text())
-        return doc
-
-
-def _bearer(body: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {body['access_token']}"}
-
-
-@pytest.fixture
-async def gov(make_api: AppFactory, kube_cluster: LocalKube, tmp_path: Path) -> Gov:
-    api = await make_api(policy_output_dir=str(tmp_path), _backends={"kube": kube_cluster.api})
-    slug = f"g{uuid.uuid4().hex[:8]}"
-    team = (await api.client.post("/api/runtime/teams", json={"slug": slug}, headers=ADMIN)).json()["team"]
-    kube_cluster.kube.ensure_namespace(team["namespace"])
-    owner, member, other = [await api.signup(f"{n}-{slug}@example.com") for n in ("owner", "member", "other")]
-    await api.store.add_member(team["id"], owner["user"]["id"], "owner")
-    await api.store.add_member(team["id"], member["user"]["id"], "member")
-    r = await api.client.post("/api/runtime/servers", headers=ADMIN, json={
-        "name": "srv", "namespace": team["namespace"], "image": "example/srv:1", "port": 8088, "tools": TOOLS,
-        "gateway": {"enabled": True, "port": 8091}, "session": {"required": True},
-    })
-    assert r.status_code == 200, r.text
-    return Gov(api, kube_cluster, tmp_path, team["namespace"], team, _bearer(owner), owner["user"]["id"],
-               _bearer(member), member["user"]["id"], _bearer(other))
-
-
-def grant(g: Gov, **over: Any) -> dict[str, Any]:
-    body = {"name": "g1", "namespace": g.ns, "serverRef": {"name": "srv"},
-            "subject": {"humanID": g.member_id, "agentID": "bot"}, "maxTrust": "medium",
-            "allowedSideEffects": ["read"], "toolRules": [{"name": "search", "decision": "allow"}]}
-    body.update(over)
-    return body
+from tests.helpers.api import USER_SERVICE_KEY, AppFactory, base_settings
+from tests.helpers.governance import ADMIN, TOOLS, Gov, grant
 
 
 async def test_grant_lifecycle_renders_policy(gov: Gov) -> None:

@@ -15,14 +15,13 @@ import pytest
 from aiohttp import web
 
 from localstack.config import Ports
-from tests.api.test_agent_tokens import ADMIN, ISSUER, Env, _mint, _session, env  # noqa: F401 - env: the fixture
-from tests.fixtures.kube import *  # noqa: F403 - kube_cluster
 from tests.fixtures.sidecar import SidecarProcess, serve_app
+from tests.helpers.agent_tokens import ADMIN, ISSUER, Env, mint, session_for
 
 
 @pytest.mark.timeout(180)
 async def test_a_grant_quota_applied_through_the_api_is_enforced_by_the_gateway(
-    env: Env, tmp_path: Path  # noqa: F811
+    env: Env, tmp_path: Path
 ) -> None:
     c = env.api.client
     grant = {"name": "g-srv", "namespace": env.ns, "serverRef": {"name": "srv"},
@@ -35,7 +34,7 @@ async def test_a_grant_quota_applied_through_the_api_is_enforced_by_the_gateway(
     assert env.policy()["grants"][0]["quotas"][0] == {"limit": 2, "windowSeconds": 600, "per": "session"}
     tokens = []
     for agent in ("bot-1", "bot-2"):
-        minted = await _mint(env, await _session(env, agent=agent), env.member)
+        minted = await mint(env, await session_for(env, agent=agent), env.member)
         assert minted.status_code == 200, minted.text
         tokens.append(minted.json()["access_token"])
 

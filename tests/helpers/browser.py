@@ -8,6 +8,7 @@ from typing import Any
 from localstack.config import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
+NS = "mcp-servers"  # the shared catalog namespace the browser tests publish into
 
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -18,3 +19,7 @@ def shot(page: Any, name: str) -> None:
     folder = REPO_ROOT / ".data" / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / name), full_page=True)
+
+
+def accept_next_dialog(page: Any) -> None:
+    page.once("dialog", lambda d: d.accept())

@@ -12,9 +12,8 @@ from mcp_sentinel.policy import PolicyError, compute_revision, load_policy, pars
 from mcp_sentinel.policy.document import Quota
 from mcp_sentinel.policy.quotas import CompiledQuota, compile_quotas
 from mcp_sentinel.policy.render import render_document, render_policy
-
-from .builders import doc, grant
-from .test_render import GRANT, SERVER
+from tests.helpers.policy_builders import doc, grant
+from tests.helpers.render_examples import GRANT, SERVER
 
 WRITES = Quota(limit=100, window_seconds=3600, per="session", side_effect="write")
 

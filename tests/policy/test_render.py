@@ -23,39 +23,11 @@ from mcp_sentinel.policy import (
     render_policy,
     to_pretty_json,
 )
+from tests.helpers.render_examples import GRANT, SERVER, TEAM
 
 PAYMENTS = Path(__file__).with_name("payments_example.json")
-TEAM = "7d0a0b8f-7c25-4761-a632-3cf0108e31d6"
 NOW = datetime(2026, 5, 4, 18, 0, tzinfo=UTC)
 
-SERVER = {
-    "metadata": {"name": "payments", "namespace": "mcp-servers"},
-    "spec": {
-        "image": "example/payments",
-        "teamID": f" {TEAM} ",
-        "gateway": {"enabled": True},
-        "auth": {"mode": "header"},  # upstream's example predates platform tokens (the default now)
-        "session": {"required": True},
-        "tools": [
-            {"name": "list_invoices", "description": "List invoices for a customer account.",
-             "sideEffect": "read", "riskLevel": "low"},
-            {"name": "refund_invoice", "description": "Issue a refund for an invoice.",
-             "requiredTrust": "high", "sideEffect": "destructive", "riskLevel": "high"},
-        ],
-    },
-}
-GRANT = {
-    "metadata": {"name": "payments-ops-agent", "namespace": "mcp-servers"},
-    "spec": {
-        "serverRef": {"name": "payments"},
-        "subject": {"humanID": "user-123", "agentID": "ops-agent"},
-        "maxTrust": "high",
-        "allowedSideEffects": ["read", "destructive"],
-        "policyVersion": "v1",
-        "toolRules": [{"name": "list_invoices", "decision": "allow"},
-                      {"name": "refund_invoice", "decision": "allow", "requiredTrust": "high"}],
-    },
-}
 SESSION = {
     "metadata": {"name": "sess-8f1b9d", "namespace": "mcp-servers"},
     "spec": {
@@ -66,6 +38,7 @@ SESSION = {
         "upstreamTokenSecretRef": {"name": "payments-upstream-token", "key": "access-token"},
     },
 }
+
 
 
 def _obj(kind: dict, name: str, ns: str, ref: dict) -> dict:

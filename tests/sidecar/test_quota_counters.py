@@ -210,9 +210,9 @@ def test_denied_and_unrelated_calls_are_not_counted() -> None:
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
-    ("QUOTA_REPLICAS", "0", "QUOTA_REPLICAS must be at least 1"),
+    ("QUOTA_REPLICAS", "0", "QUOTA_REPLICAS must be >= 1"),
     ("QUOTA_REPLICAS", "two", "QUOTA_REPLICAS must be an integer"),
-    ("QUOTA_MAX_COUNTERS", "0", "QUOTA_MAX_COUNTERS must be at least 1"),
+    ("QUOTA_MAX_COUNTERS", "0", "QUOTA_MAX_COUNTERS must be >= 1"),
 ])
 def test_bad_quota_settings_refuse_to_start(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):

@@ -38,7 +38,7 @@ from mcp_sentinel.policy import (
 )
 from mcp_sentinel.policy.document import Quota
 from tests.fixtures.sidecar import SidecarProcess
-from tests.hostile.permissive import JSON_HDRS, Upstream, _LoopThread
+from tests.helpers.permissive import JSON_HDRS, Upstream, _LoopThread
 
 WINDOW = 2  # seconds: the loop test's window (short, so "resumes after the window" is observed)
 LONG = 600  # the other quotas' window: never rolls over during a test

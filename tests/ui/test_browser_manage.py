@@ -25,11 +25,10 @@ import httpx
 import pytest
 
 from localstack.config import StackConfig
-from tests.helpers.browser import shot
+from tests.helpers.browser import NS, accept_next_dialog, shot
 from tests.helpers.server_readiness import STANDIN, become_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
-NS = "mcp-servers"
 
 
 
@@ -53,9 +52,6 @@ def call_with(entry: dict[str, Any]) -> str:
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, call()).result(timeout=60)
 
-
-def accept_next_dialog(page: Any) -> None:
-    page.once("dialog", lambda d: d.accept())
 
 
 def test_publish_ready_connect_retire(governed_backend: StackConfig, admin_page: Any) -> None:

@@ -12,13 +12,13 @@ import httpx
 import pytest
 
 from localstack.config import StackConfig
-from tests.ui.test_browser_manage import NS, accept_next_dialog, admin_page, browser  # noqa: F401 - fixtures
+from tests.helpers.browser import NS, accept_next_dialog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def test_quotas_are_written_in_the_grant_form_and_shown(
-    governed_backend: StackConfig, admin_page: Any  # noqa: F811
+    governed_backend: StackConfig, admin_page: Any
 ) -> None:
     from playwright.sync_api import expect
 
