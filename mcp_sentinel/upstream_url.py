@@ -10,7 +10,18 @@ caller-dependent rule (`internal_host`), applied by the API.
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
+
+# The published form (the API's OpenAPI schema uses this pattern, so what it documents as valid is
+# what this module accepts): http(s), an ASCII host name or IPv4/bracketed IPv6 literal, a port
+# 0-65535, a path without whitespace, control characters, query or fragment.
+_PORT = r"([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+UPSTREAM_URL_PATTERN = (
+    r"^https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    rf"(:{_PORT})?(/[^\s?#\x00-\x1f\x7f]*)?$"
+)
+_PATTERN = re.compile(UPSTREAM_URL_PATTERN)
 
 
 class UpstreamURLError(ValueError):
@@ -35,6 +46,9 @@ def check_upstream_url(raw: object) -> str:
         _ = parts.port
     except ValueError:
         raise UpstreamURLError(f"gateway.upstreamURL has an invalid port: {text!r}") from None
+    if not _PATTERN.fullmatch(text):
+        raise UpstreamURLError("gateway.upstreamURL must be an absolute http(s) URL: an ASCII host name or IP, "
+                               "an optional port and path; no credentials, query or fragment")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 

@@ -6,12 +6,12 @@ the renderer validates again, so a quota the API let through can never make a po
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import BeforeValidator, Field
 
 from functions.api.errors import bad_request
-from functions.api.models import NON_BLANK, Loose
+from functions.api.models import NON_BLANK, Loose, integral
 from mcp_sentinel.policy.quotas import MAX_WINDOW_SECONDS
 
 MAX_QUOTAS = 20  # per grant; the CRD says the same (maxItems)
@@ -23,8 +23,9 @@ class QuotaIn(Loose):
     `tool` or `sideEffect` narrow what counts; without either every tool call the grant allows counts.
     """
 
-    limit: StrictInt = Field(ge=1, le=1_000_000_000)
-    windowSeconds: StrictInt = Field(ge=1, le=MAX_WINDOW_SECONDS)
+    # JSON Schema integers: 17.0 is one (functions.api.models.integral), "17" is not.
+    limit: Annotated[int, Field(ge=1, le=1_000_000_000), BeforeValidator(integral)]
+    windowSeconds: Annotated[int, Field(ge=1, le=MAX_WINDOW_SECONDS), BeforeValidator(integral)]
     per: Literal["session", "agent", "human"]
     tool: str = Field(default="", max_length=253, pattern=rf"^$|{NON_BLANK}")
     sideEffect: Literal["", "read", "write", "destructive"] = ""

@@ -583,7 +583,17 @@ async def test_outsiders_cannot_tell_which_names_exist(world: World, name: str) 
             body = ({"serverName": n, "namespace": world.names["red_ns"], "agentID": "bot"}
                     if "adapter" in template else None)
             got = await _send(world, caller, request, body, {})
-            return got.status, got.error, re.sub(rf"(?<![\w-]){re.escape(n)}(?![\w-])", "NAME", got.message)
+            return got.status, got.error, got.message
+
+        def same(a: tuple[int, str, str], b: tuple[int, str, str], names: tuple[str, str]) -> bool:
+            # Both names swapped out of both messages: a probe name that is also an English word
+            # ("a") must not make the same sentence look different.
+            def norm(m: str) -> str:
+                for n in names:
+                    m = re.sub(rf"(?<![\w-]){re.escape(n)}(?![\w-])", "NAME", m)
+                return m
+            return a[:2] == b[:2] and norm(a[2]) == norm(b[2])
 
         for caller in PROBERS:
-            assert await ask(caller, name) == await ask(caller, real), (caller, template, name)
+            got, want = await ask(caller, name), await ask(caller, real)
+            assert same(got, want, (name, real)), (caller, template, name, got, want)

@@ -20,6 +20,7 @@ from functions.api.models import (
     integral,
 )
 from functions.api.services.scope import SIDE_EFFECTS, check_trust, compact
+from mcp_sentinel.upstream_url import UPSTREAM_URL_PATTERN
 
 
 class ToolIn(Loose):
@@ -69,7 +70,7 @@ class ServerIn(Loose):
         {"required": ["image"], "properties": {"image": {"minLength": 1, "pattern": NON_BLANK}}},
         {"required": ["gateway"], "properties": {"gateway": {
             "type": "object", "required": ["upstreamURL"],
-            "properties": {"upstreamURL": {"type": "string", "pattern": "^https?://[^\\s]+$"}}}}},
+            "properties": {"upstreamURL": {"type": "string", "pattern": UPSTREAM_URL_PATTERN}}}}},
     ]})
 
     name: ServiceName
@@ -89,7 +90,8 @@ class ServerIn(Loose):
     auth: dict[str, Any] | None = None
     policy: dict[str, Any] | None = None
     session: dict[str, Any] | None = None
-    gateway: dict[str, Any] | None = None
+    gateway: dict[str, Any] | None = Field(default=None, json_schema_extra={
+        "properties": {"upstreamURL": {"type": "string", "maxLength": 2048, "pattern": UPSTREAM_URL_PATTERN}}})
     analytics: dict[str, Any] | None = None
 
 
