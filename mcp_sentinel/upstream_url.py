@@ -35,8 +35,12 @@ def check_upstream_url(raw: object) -> str:
     text = raw.strip()
     if len(text) > 2048 or any(c.isspace() or ord(c) < 0x20 for c in text):
         raise UpstreamURLError("gateway.upstreamURL must be a URL without whitespace (at most 2048 characters)")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text)  # raises ValueError on a bracketed host that is no IP literal ("[D:]")
+        hostname = parts.hostname
+    except ValueError:
+        raise UpstreamURLError(f"gateway.upstreamURL has an invalid host: {text!r}") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise UpstreamURLError(f"gateway.upstreamURL must be an absolute http(s) URL, got {text!r}")
     if parts.username is not None or parts.password is not None:
         raise UpstreamURLError("gateway.upstreamURL must not carry credentials (use a Secret for upstream tokens)")

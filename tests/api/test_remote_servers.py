@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_sentinel.env import SettingsError
 from mcp_sentinel.upstream_url import UpstreamURLError, check_upstream_url, internal_host
@@ -124,3 +126,20 @@ def test_server_lifecycle_workflow_setting(tmp_path: Path) -> None:
         assert ApiSettings.from_env({"SERVER_LIFECYCLE_WORKFLOW": raw}).server_lifecycle_workflow is want, raw
     with pytest.raises(SettingsError, match="SERVER_LIFECYCLE_WORKFLOW"):  # a typo stops the process
         ApiSettings.from_env({"SERVER_LIFECYCLE_WORKFLOW": "flase"})
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.one_of(st.text(max_size=80), st.builds(lambda s: "http://" + s, st.text(max_size=40)),
+                 st.builds(lambda s: f"https://[{s}]/mcp", st.text(max_size=20))))
+def test_any_text_is_a_url_or_a_named_refusal_never_a_crash(raw: str) -> None:
+    """Found by schemathesis: `http://[D:]` made urlsplit raise ValueError, a 500 behind the API."""
+    try:
+        url = check_upstream_url(raw)
+    except UpstreamURLError:
+        return
+    assert url.startswith(("http://", "https://"))
+
+
+def test_a_bracketed_host_that_is_no_ip_is_refused_by_name() -> None:
+    with pytest.raises(UpstreamURLError, match="invalid host"):
+        check_upstream_url("http://[D:]/mcp")
