@@ -14,11 +14,12 @@ import re
 from urllib.parse import urlsplit
 
 # The published form (the API's OpenAPI schema uses this pattern, so what it documents as valid is
-# what this module accepts): http(s), an ASCII host name or IPv4/bracketed IPv6 literal, a port
-# 0-65535, a path without whitespace, control characters, query or fragment.
+# what this module accepts): http(s), an ASCII host name or IPv4 literal, a port 0-65535, a path
+# without whitespace, control characters, query or fragment. IPv6 literals are not published (no
+# JSON Schema pattern tells a valid one from "[D:]"): name such an upstream by DNS.
 _PORT = r"([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 UPSTREAM_URL_PATTERN = (
-    r"^https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r"^https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)"
     rf"(:{_PORT})?(/[^\s?#\x00-\x1f\x7f]*)?$"
 )
 _PATTERN = re.compile(UPSTREAM_URL_PATTERN)

@@ -63,7 +63,7 @@ async def test_a_remote_server_is_stored_with_its_gateway_on(
         ({"upstreamURL": "http://127.0.0.1:16443"}, 403, "only admins"),
         ({"upstreamURL": "http://localhost:8080"}, 403, "only admins"),
         ({"upstreamURL": "http://169.254.169.254/latest"}, 403, "only admins"),
-        ({"upstreamURL": "http://[::1]:8080"}, 403, "only admins"),
+        ({"upstreamURL": "http://[::1]:8080"}, 400, "ASCII host name"),  # IPv6 literals: name them by DNS
     ],
 )
 async def test_bad_sources_are_refused(
