@@ -94,6 +94,8 @@ class ApiLogin:
             return LoginFailed(resp.status_code, code, message)
         if resp.status_code == 503:
             return LoginFailed(503, code or "service_unavailable", message)
+        if resp.status_code == 404 and code == "not_configured":  # e.g. OIDC sign-in on an API without it
+            return LoginFailed(404, code, message)
         return LoginFailed(502, "api_unavailable", f"the API answered {resp.status_code}")
 
     async def password(self, email: str, password: str, client_ip: str) -> Credential:

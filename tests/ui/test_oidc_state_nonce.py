@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 
 from localstack.config import StackConfig, free_port
@@ -94,11 +93,11 @@ def test_oidc_start_refuses_cross_site_callers(make_client: Any) -> None:
 
 
 def test_without_oidc_the_raw_id_token_is_not_kept_as_a_credential(make_client: Any, oidc_api: Any) -> None:
-    # Before: when the API answered 503 (no OIDC configured), the UI stored the raw ID token as the
-    # session's bearer credential. Now the sign-in fails with the API's answer.
+    # Before: when the API answered that OIDC is not configured, the UI stored the raw ID token as the
+    # session's bearer credential. Now the sign-in fails with the API's answer (404 not_configured).
     _, idp = oidc_api
     c = make_client()  # the default backend API has no OIDC settings
     started = _start(c)
     r = c.post("/auth/login", json={"id_token": _token(idp, started["nonce"]), "state": started["state"]})
-    assert r.status_code == 503 and "mcp_ui_session" not in {k.name for k in c.cookies.jar}
-    assert httpx.codes.SERVICE_UNAVAILABLE == r.status_code
+    assert r.status_code == 404 and "mcp_ui_session" not in {k.name for k in c.cookies.jar}
+    assert r.json()["error"] == "not_configured", r.text
