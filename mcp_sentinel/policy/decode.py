@@ -55,6 +55,10 @@ def _decode_value(kind: Any, value: Any, path: str) -> Any:
         if not isinstance(value, bool):
             raise PolicyError(f"{path}: expected true or false, got {_kind_of(value)}")
         return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PolicyError(f"{path}: expected an integer, got {_kind_of(value)}")
+        return value
     if kind == "strs":
         if not isinstance(value, list) or _is_object(value):
             raise PolicyError(f"{path}: expected an array of strings, got {_kind_of(value)}")
@@ -112,7 +116,7 @@ def _decode_object(cls: type[T], value: Any, path: str) -> T:
         kind = fld.metadata["kind"]
         if item is None:
             # Go: null is a no-op for strings/bools and resets pointers, slices and maps.
-            if kind not in ("str", "bool") and kind[0] != "obj":
+            if kind not in ("str", "bool", "int") and kind[0] != "obj":
                 out.pop(fld.name, None)
             continue
         out[fld.name] = _decode_value(kind, item, f"{path}.{fld.metadata['json']}" if path else fld.metadata["json"])

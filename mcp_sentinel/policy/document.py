@@ -18,7 +18,7 @@ SCHEMA_VERSION = "v1"
 def _f(key: str, kind: Any = "str", *, omitempty: bool = True, default: Any = "") -> Any:
     """A dataclass field bound to JSON key `key`; `kind` tells the codec how to read it."""
     meta = {"json": key, "kind": kind, "omitempty": omitempty}
-    if isinstance(default, (tuple, str, bool)) or default is None:
+    if isinstance(default, (tuple, str, bool, int)) or default is None:
         return field(default=default, metadata=meta)
     return field(default_factory=default, metadata=meta)
 
@@ -120,6 +120,15 @@ class ToolRule:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalRule:
+    """A grant's `approval`: calls of these tools or side-effect classes wait for a human (issue 18)."""
+
+    side_effects: tuple[str, ...] = _f("sideEffects", "strs", default=())
+    tools: tuple[str, ...] = _f("tools", "strs", default=())
+    ttl_seconds: int = _f("ttlSeconds", "int", default=0)
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """A rendered MCPAccessGrant: who may call which tools, up to which trust."""
 
@@ -136,6 +145,8 @@ class Grant:
     # Same shape as tool rules, naming prompts and resources (by inventory name); absent: all covered.
     prompt_rules: tuple[ToolRule, ...] = _f("prompt_rules", ("list", ToolRule), default=())
     resource_rules: tuple[ToolRule, ...] = _f("resource_rules", ("list", ToolRule), default=())
+    # Appended and omitted when absent, so grants without it keep their revision digest.
+    approval: ApprovalRule | None = _f("approval", ("opt", ApprovalRule), default=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,13 @@ def quote(value: str) -> str:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or value is False or value == "" or (isinstance(value, (tuple, Mapping)) and not value)
+    return (
+        value is None
+        or value is False
+        or value == ""
+        or (type(value) is int and value == 0)
+        or (isinstance(value, (tuple, Mapping)) and not value)
+    )
 
 
 _LAYOUTS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
@@ -56,7 +62,7 @@ def _layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
 
 def _plain(value: Any) -> Any:
     """Dataclasses → ordered lists of (key, value) with omitempty applied; the encoders walk this."""
-    if isinstance(value, (str, bool)) or value is None:
+    if isinstance(value, (str, bool, int)) or value is None:
         return value
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
@@ -80,6 +86,8 @@ def _compact(value: Any, out: list[str]) -> None:
         out.append(quote(value))
     elif isinstance(value, bool):
         out.append("true" if value else "false")
+    elif isinstance(value, int):
+        out.append(str(value))
     elif value is None:
         out.append("null")
     elif isinstance(value, _Pairs):

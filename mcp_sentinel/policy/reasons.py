@@ -23,6 +23,12 @@ RESOURCE_SIDE_EFFECT_UNKNOWN = "resource_side_effect_unknown"
 # Kept for compatibility with upstream's reason set; unreachable (docs/decisions/upstream.md, gap 8): a grant that
 # allows the side effect always contributes a trust rank >= 1, so admin trust is never 0 there.
 GRANT_WITHOUT_TRUST = "grant_without_trust"
+# Approvals (issue 18): decided by the gateway after an allowed decision, not by the evaluator.
+APPROVAL_REQUIRED = "approval_required"
+APPROVAL_REJECTED = "approval_rejected"
+APPROVAL_EXPIRED = "approval_expired"
+APPROVAL_USED = "approval_used"
+APPROVAL_UNAVAILABLE = "approval_unavailable"
 
 EVALUATOR_REASONS = frozenset(
     {

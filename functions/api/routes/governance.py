@@ -69,6 +69,14 @@ class ToolRuleIn(Loose):
     requiredTrust: str = Field(default="", max_length=16)
 
 
+class ApprovalIn(Loose):
+    """`approval`: calls of these tools or side-effect classes wait for the server's owners (issue 18)."""
+
+    sideEffects: list[str] = Field(default_factory=list, max_length=3)
+    tools: list[str] = Field(default_factory=list, max_length=256)
+    ttlSeconds: int = Field(default=900, ge=60, le=86400)
+
+
 class GrantIn(Loose):
     """Create-or-update body of a grant."""
 
@@ -84,6 +92,7 @@ class GrantIn(Loose):
     # The same rules for the server's prompts and resources (by inventory name).
     promptRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
     resourceRules: list[ToolRuleIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    approval: ApprovalIn | None = None
 
 
 class DisabledPatch(Loose):
@@ -116,6 +125,7 @@ def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
         **compact({"toolRules": list(spec.get("toolRules") or [])}),
         **compact({"promptRules": list(spec.get("promptRules") or [])}),
         **compact({"resourceRules": list(spec.get("resourceRules") or [])}),
+        **compact({"approval": spec.get("approval") or {}}),
         "disabled": spec.get("disabled") is True,
         "age": age(obj),
     }
@@ -136,6 +146,27 @@ def check_rules(key: str, given: list[ToolRuleIn]) -> list[dict[str, str]]:
         trust = check_trust(rule.requiredTrust, f"{key}[{i}].requiredTrust")
         rules.append(compact({"name": rname, "decision": decision, "requiredTrust": trust}))
     return rules
+
+
+def check_approval(body: ApprovalIn) -> dict[str, Any]:
+    """A validated `approval` (400 naming the first bad entry)."""
+    effects: list[str] = []
+    for i, raw in enumerate(body.sideEffects):
+        e = raw.strip().lower()
+        if e not in SIDE_EFFECTS:
+            raise bad_request(f"approval.sideEffects[{i}] must be read, write, or destructive")
+        if e not in effects:
+            effects.append(e)
+    tools: list[str] = []
+    for i, raw in enumerate(body.tools):
+        t = raw.strip()
+        if not t:
+            raise bad_request(f"approval.tools[{i}] is empty")
+        if t not in tools:
+            tools.append(t)
+    if not effects and not tools:
+        raise bad_request("approval needs at least one of sideEffects or tools")
+    return {**compact({"sideEffects": effects, "tools": tools}), "ttlSeconds": body.ttlSeconds}
 
 
 def subject_of(body: SubjectIn) -> dict[str, str]:
@@ -364,6 +395,8 @@ async def apply_grant(request: Request, body: GrantIn, kube: Kube, p: AnyPrincip
     if max_trust:
         spec["maxTrust"] = max_trust
     spec.update({key: rules for key, rules in rule_sets.items() if rules})
+    if body.approval is not None:
+        spec["approval"] = check_approval(body.approval)
     if body.disabled is not None:
         spec["disabled"] = body.disabled
     previous = await replaced_server(kube, p, kube.grants, ns, name)
