@@ -24,6 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows.approvals.workflows import TASK_QUEUE as APPROVALS_QUEUE
 from workflows.provisioning.manifests import TeamShape, slug_problem
 from workflows.provisioning.workflows import TASK_QUEUE as PROVISIONING_QUEUE
 from workflows.provisioning.workflows import (
@@ -42,7 +43,8 @@ from workflows.restarts.workflows import RestartComponent, RestartInput, Restart
 from workflows.sessions.workflows import TASK_QUEUE as SESSIONS_QUEUE
 from workflows.sessions.workflows import SessionExpiry, SessionExpiryInput, SessionExpiryResult, session_workflow_id
 
-TASK_QUEUES = (PROVISIONING_QUEUE, RESTARTS_QUEUE, SESSIONS_QUEUE, RECONCILE_QUEUE)
+# The reconcile queue stays last: the worker puts the reconcile schedule on `queues[-1]`.
+TASK_QUEUES = (PROVISIONING_QUEUE, RESTARTS_QUEUE, SESSIONS_QUEUE, APPROVALS_QUEUE, RECONCILE_QUEUE)
 
 
 @dataclass(frozen=True)

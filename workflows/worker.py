@@ -15,6 +15,8 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from workflows.approvals.activities import ApprovalActivities, AuditSink, StoreSink
+from workflows.approvals.workflows import ApprovalWorkflow
 from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule
 from workflows.cluster import Cluster
 from workflows.provisioning.activities import ProvisioningActivities, TeamStore
@@ -28,7 +30,9 @@ from workflows.sessions.workflows import SessionExpiry
 
 log = logging.getLogger("workflows.worker")
 
-WORKFLOWS: Sequence[type] = (ProvisionTeam, DeprovisionTeam, RestartComponent, SessionExpiry, PolicyReconcile)
+WORKFLOWS: Sequence[type] = (
+    ProvisionTeam, DeprovisionTeam, RestartComponent, SessionExpiry, PolicyReconcile, ApprovalWorkflow
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ def build_activities(
     teams: TeamStore | None = None,
     renderer: Renderer | None = None,
     restart_backend: RestartBackend | None = None,
+    approval_sink: AuditSink | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to real clients built from settings (any of them can be passed in)."""
     if cluster is None:
@@ -123,6 +128,7 @@ def build_activities(
     )
     sess = SessionActivities(cluster)
     rst = RestartActivities(restart_backend)
+    approvals = ApprovalActivities(approval_sink or StoreSink(settings.postgres_dsn))
     return [
         prov.ensure_team,
         prov.delete_team,
@@ -137,6 +143,7 @@ def build_activities(
         rst.list_components,
         rst.trigger,
         rst.wait_ready,
+        approvals.record,
     ]
 
 
