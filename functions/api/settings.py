@@ -78,6 +78,11 @@ class ApiSettings:
     # at once and how long a result is reused.
     inventory_url_template: str = DEFAULT_URL_TEMPLATE
     inventory_signing_key_file: str = ""
+    # Approvals (functions/api/routes/approvals.py): the secrets that sign gateway credentials
+    # (INGEST_GATEWAY_SECRET, comma list for rotation; the gateways present theirs to ask for
+    # approvals) and the dashboard's public URL for the approval link the gateway hands the caller.
+    gateway_secrets: tuple[str, ...] = ()
+    approvals_ui_url: str = ""
     # For gateways serving TLS with client certificates (sidecar mTLS mode): the API's client
     # certificate and key, and the CA that signed the gateways' server certificates.
     inventory_tls_cert_file: str = ""
@@ -204,6 +209,8 @@ class ApiSettings:
                 if e.get(k)
             ),
             temporal_address=e.get("TEMPORAL_ADDRESS", ""),
+            gateway_secrets=tuple(x.strip() for x in e.get("INGEST_GATEWAY_SECRET", "").split(",") if x.strip()),
+            approvals_ui_url=e.get("APPROVALS_UI_URL", "").strip().rstrip("/"),
             provisioning_wait_seconds=num("PROVISIONING_WAIT_SECONDS", d.provisioning_wait_seconds),
             temporal_namespace=e.get("TEMPORAL_NAMESPACE", d.temporal_namespace) or d.temporal_namespace,
             policy_output_dir=e.get("POLICY_OUTPUT_DIR", ""),

@@ -48,6 +48,7 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("agent_tokens", ("/api/agent-tokens", "/api/.well-known")),
     RouteGroup("policy", ("/api/runtime/policy",)),
     RouteGroup("runtime", ("/api/runtime/components", "/api/runtime/observability", "/api/runtime/actions")),
+    RouteGroup("approvals", ("/api/approvals", "/api/gateway/approvals")),
 )
 
 # Mounted with the app: the platform's probes must not pay for a route module on a cold start.
