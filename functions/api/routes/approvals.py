@@ -65,10 +65,12 @@ class RejectIn(Loose):
 
 
 def _gateway(request: Request, credential: str) -> GatewayBinding:
+    if not credential.strip():
+        raise ApiError(401, "unauthorized", "a gateway credential is required (X-Gateway-Credential)")
     secrets = ctx_of(request).settings.gateway_secrets
     if not secrets:
         raise unavailable("gateway credentials are not configured (set INGEST_GATEWAY_SECRET)")
-    binding = verify(secrets, credential.strip()) if credential else None
+    binding = verify(secrets, credential.strip())
     if binding is None:
         raise ApiError(401, "unauthorized", "a valid gateway credential is required")
     return binding
