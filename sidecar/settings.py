@@ -121,6 +121,10 @@ class SidecarSettings:
     # Origin/Host validation (sidecar/origin.py): extra names besides loopback and EXTERNAL_BASE_URL's.
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    # Approvals (sidecar/approval.py): the API's base URL, and the per-gateway credential presented
+    # to it (APPROVALS_CREDENTIAL, else the ingest credential ANALYTICS_API_KEY: the same sgw1 key).
+    approvals_api_url: str = ""
+    approvals_credential: str = ""
 
     @property
     def tls_enabled(self) -> bool:
@@ -202,6 +206,8 @@ class SidecarSettings:
             inventory_port=_int(env, "INVENTORY_PORT", cls.inventory_port),
             inventory_public_keys_file=keys_file,
             platform_token_issuer=issuer,
+            approvals_api_url=_http_url("APPROVALS_API_URL", env.get("APPROVALS_API_URL", "")).rstrip("/"),
+            approvals_credential=s("APPROVALS_CREDENTIAL", "") or s("ANALYTICS_API_KEY", ""),
             platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
             **_origin_settings(env),
         )
