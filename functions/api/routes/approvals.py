@@ -92,7 +92,8 @@ def approves(p: Principal, namespace: str) -> bool:
 
 
 def _link(request: Request) -> str:
-    base = ctx_of(request).settings.approvals_ui_url
+    settings = ctx_of(request).settings
+    base = settings.approvals_ui_url or settings.public_base_url
     return f"{base}/#/approvals"
 
 
