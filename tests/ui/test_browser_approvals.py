@@ -67,11 +67,12 @@ class Stack:
 def _worker_thread(address: str, dsn: str, stop: threading.Event) -> threading.Thread:
     async def main() -> None:
         client = await Client.connect(address)
+        record = ApprovalActivities(StoreSink(dsn)).record
         with ThreadPoolExecutor(2) as ex:
-            async with Worker(client, task_queue=TASK_QUEUE, workflows=[ApprovalWorkflow],
-                              activities=[ApprovalActivities(StoreSink(dsn)).record], activity_executor=ex):  # fmt: skip
-                while not stop.is_set():
-                    await asyncio.sleep(0.1)
+            async with Worker(client, task_queue=TASK_QUEUE, workflows=[ApprovalWorkflow], activities=[record],
+                              activity_executor=ex):  # fmt: skip
+                # The threading.Event is set from the test's thread: poll it from this loop.
+                await asyncio.to_thread(stop.wait)
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
     thread.start()
