@@ -53,6 +53,24 @@ def _headers() -> dict[str, str]:
     return HEADERS
 
 
+def _with_approvals(source: Path, tmp: Path) -> Path:
+    """`source` with alice's grant asking approval for `delete_document`: the benched `search` calls
+    then pay the gateway's approval lookup (sidecar/approval.py) without being held."""
+    import dataclasses
+
+    from mcp_sentinel.policy import compute_revision, parse_document, to_pretty_json
+    from mcp_sentinel.policy.document import ApprovalRule
+
+    doc = parse_document(source.read_bytes())
+    rule = ApprovalRule(tools=("delete_document",), ttl_seconds=900)
+    grants = tuple(dataclasses.replace(g, approval=rule) if g.human_id == "alice" else g for g in doc.grants)
+    doc = dataclasses.replace(doc, grants=grants, revision="")
+    doc = dataclasses.replace(doc, revision=compute_revision(doc))
+    out = tmp / "policy-approvals.json"
+    out.write_text(to_pretty_json(doc))
+    return out
+
+
 def _platform_setup(tmp: Path) -> tuple[Path, Path, str]:
     """(policy file, JWKS file, token) for `--auth platform`."""
     import dataclasses
@@ -67,6 +85,7 @@ def _platform_setup(tmp: Path) -> tuple[Path, Path, str]:
     doc = dataclasses.replace(doc, revision=compute_revision(doc))
     policy, jwks = tmp / "policy.json", tmp / "jwks.json"
     policy.write_text(to_pretty_json(doc))
+    policy = _with_approvals(policy, tmp)
     jwks.write_text(json.dumps(issuer.jwks()))
     token, _exp = issuer.mint(human="alice", agent="workspace-agent", team="", session="sess-alice-a",
                               session_namespace="mcp-servers", server="mcp-servers/server-a", audience=resource)
@@ -278,7 +297,7 @@ def main() -> None:
     procs = []
     runs: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        policy = REPO_ROOT / "examples" / "policies" / "server-a.json"
+        policy = _with_approvals(REPO_ROOT / "examples" / "policies" / "server-a.json", Path(tmp))
         extra: list[str] = []
         if args.auth == "platform":
             policy, jwks, token = _platform_setup(Path(tmp))
