@@ -7,7 +7,8 @@ document has `approval`). If it does, the gateway asks the API (`POST /api/gatew
 authenticated by its per-gateway credential) to spend an approval of exactly this call:
 
 * `used`: the call is forwarded, audited `allowed` with reason `approval_used`;
-* `pending`: denied `approval_required` (403) with `data.approvalId`, `data.url` and `data.expiresAt`;
+* `pending`: denied `approval_required` (403) with `data.approvalId`, `data.url` and `data.expiresAt`
+  (`approval_expired` when the call's previous approval lapsed unused: a new request was started);
 * `rejected`: denied `approval_rejected` (403) with `data.approvalId`;
 * the API unreachable, not configured, or answering anything else: denied `approval_unavailable`
   (503). Fail closed: a call that needs a human never goes through because the check could not run.
@@ -122,7 +123,9 @@ class ApprovalGate:
         if status == "used":
             return _copy(d, allowed=True, status=200, reason=R.APPROVAL_USED)
         if status == "pending":
-            out = _copy(d, allowed=False, status=403, reason=R.APPROVAL_REQUIRED)
+            # A new request because the last approval of this call lapsed unused: say so (and audit it).
+            expired = answer.get("previous") == "expired"
+            out = _copy(d, allowed=False, status=403, reason=R.APPROVAL_EXPIRED if expired else R.APPROVAL_REQUIRED)
             out.extra = {"approvalId": approval_id, "url": str(answer.get("url", "")),
                          "expiresAt": str(answer.get("expiresAt", ""))}  # fmt: skip
             return out

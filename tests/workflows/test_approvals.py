@@ -92,6 +92,7 @@ async def test_approved_call_is_used_once_and_the_same_call_then_needs_a_new_app
             assert used.status == "used" and used.approval_id == first.approval_id
             after = await request_or_consume(client, req, task_queue=task_queue)
             assert after.status == "pending" and after.approval_id != first.approval_id
+            assert after.previous == "used" and first.previous == ""
             detail = await get_approval(client, first.approval_id)
             assert detail["status"] == "used" and detail["decidedBy"] == "owner@example.com"
             assert detail["requests"] == 2
@@ -166,6 +167,7 @@ async def test_unanswered_request_expires_and_an_approval_unused_in_its_ttl_expi
             # The expired approval is not spent: the same call starts a new request.
             again = await request_or_consume(client, approved_req, task_queue=task_queue)
             assert again.status == "pending" and again.approval_id != approved.approval_id
+            assert again.previous == "expired"  # the gateway tells the caller why it asks again
     assert "approval_expired" in await audit_actions(store, lonely.approval_id)
     assert "approval_expired" in await audit_actions(store, approved.approval_id)
 

@@ -48,6 +48,8 @@ class GatewayAnswer:
     status: str
     approval_id: str
     expires_at: str = ""
+    # How this call's previous request ended (`used`, `expired`, `rejected`) when a new one was started.
+    previous: str = ""
 
 
 def approval_id(workflow_id: str, run_id: str) -> str:
@@ -79,6 +81,7 @@ async def request_or_consume(
     """
     wid = approval_workflow_id(req.digest)
     handle = client.get_workflow_handle(wid, result_type=ApprovalState)
+    previous = ""
     try:
         status = await handle.execute_update(ApprovalWorkflow.consume)
         desc = await handle.describe()
@@ -90,13 +93,14 @@ async def request_or_consume(
             return GatewayAnswer(PENDING, approval_id(wid, desc.run_id), state.expires_at)
         if status == REJECTED:
             return GatewayAnswer(REJECTED, approval_id(wid, desc.run_id))
-        # CONSUMED or EXPIRED while the run finishes: this call needs a new request once it closed.
-        if status == CONSUMED:
-            await asyncio.wait_for(handle.result(), CLOSE_WAIT_SECONDS)
+        # Spent or expired while the run records it: the next request can start once the run closed
+        # (bounded: an audit store that is down keeps the run open, and the gateway answers 503).
+        previous = USED if status == CONSUMED else status
+        await asyncio.wait_for(handle.result(), CLOSE_WAIT_SECONDS)
     except (RPCError, WorkflowUpdateFailedError) as exc:
         if not _not_running(exc):
             raise
-        closed = await _closed_rejection(client, wid, req.ttl_seconds, now or datetime.now(UTC))
+        closed, previous = await _closed(client, wid, req.ttl_seconds, now or datetime.now(UTC))
         if closed is not None:
             return closed
     started = await client.start_workflow(
@@ -111,25 +115,24 @@ async def request_or_consume(
     )
     desc = await started.describe()
     state = await started.query(ApprovalWorkflow.state)
-    return GatewayAnswer(state.status if state.status == PENDING else PENDING, approval_id(wid, desc.run_id),
-                         state.expires_at)  # fmt: skip
+    return GatewayAnswer(PENDING, approval_id(wid, desc.run_id), state.expires_at, previous)
 
 
-async def _closed_rejection(client: Client, wid: str, ttl: int, now: datetime) -> GatewayAnswer | None:
-    """`rejected` while the call's last request was rejected less than `ttl` ago; else None."""
+async def _closed(client: Client, wid: str, ttl: int, now: datetime) -> tuple[GatewayAnswer | None, str]:
+    """How the call's last request ended; with `rejected` as the answer while that is younger than `ttl`."""
     handle = client.get_workflow_handle(wid, result_type=ApprovalState)
     try:
         desc = await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
+            return None, ""
         raise
     if desc.status != WorkflowExecutionStatus.COMPLETED or desc.close_time is None:
-        return None
+        return None, ""
     state: ApprovalState = await handle.result()
     if state.status == REJECTED and desc.close_time + timedelta(seconds=ttl) > now:
-        return GatewayAnswer(REJECTED, approval_id(wid, desc.run_id))
-    return None
+        return GatewayAnswer(REJECTED, approval_id(wid, desc.run_id)), REJECTED
+    return None, state.status
 
 
 def _memo(req: ApprovalRequest) -> dict[str, Any]:

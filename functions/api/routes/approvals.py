@@ -126,7 +126,7 @@ async def gateway_ask(
         log.warning("approval request for %s/%s failed", gw.namespace, gw.server, exc_info=True)
         raise unavailable("approvals are not available right now") from None
     return {"status": answer.status, "approvalId": answer.approval_id, "url": _link(request),
-            "expiresAt": answer.expires_at}  # fmt: skip
+            "expiresAt": answer.expires_at, "previous": answer.previous}  # fmt: skip
 
 
 @router.get("/api/approvals")
