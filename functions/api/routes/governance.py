@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.auth import AnyPrincipal, ctx_of
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
+from functions.api.routes.governance_approval import ApprovalIn, check_approval
 from functions.api.routes.governance_scope import (
     SIDE_EFFECTS,
     administers,
@@ -67,14 +68,6 @@ class ToolRuleIn(Loose):
     name: str = Str
     decision: str = Field(default="", max_length=16)
     requiredTrust: str = Field(default="", max_length=16)
-
-
-class ApprovalIn(Loose):
-    """`approval`: calls of these tools or side-effect classes wait for the server's owners (issue 18)."""
-
-    sideEffects: list[str] = Field(default_factory=list, max_length=3)
-    tools: list[str] = Field(default_factory=list, max_length=256)
-    ttlSeconds: int = Field(default=900, ge=60, le=86400)
 
 
 class GrantIn(Loose):
@@ -146,27 +139,6 @@ def check_rules(key: str, given: list[ToolRuleIn]) -> list[dict[str, str]]:
         trust = check_trust(rule.requiredTrust, f"{key}[{i}].requiredTrust")
         rules.append(compact({"name": rname, "decision": decision, "requiredTrust": trust}))
     return rules
-
-
-def check_approval(body: ApprovalIn) -> dict[str, Any]:
-    """A validated `approval` (400 naming the first bad entry)."""
-    effects: list[str] = []
-    for i, raw in enumerate(body.sideEffects):
-        e = raw.strip().lower()
-        if e not in SIDE_EFFECTS:
-            raise bad_request(f"approval.sideEffects[{i}] must be read, write, or destructive")
-        if e not in effects:
-            effects.append(e)
-    tools: list[str] = []
-    for i, raw in enumerate(body.tools):
-        t = raw.strip()
-        if not t:
-            raise bad_request(f"approval.tools[{i}] is empty")
-        if t not in tools:
-            tools.append(t)
-    if not effects and not tools:
-        raise bad_request("approval needs at least one of sideEffects or tools")
-    return {**compact({"sideEffects": effects, "tools": tools}), "ttlSeconds": body.ttlSeconds}
 
 
 def subject_of(body: SubjectIn) -> dict[str, str]:
