@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.auth import AnyPrincipal, ctx_of
 from functions.api.errors import ApiError, bad_request, forbidden, not_found
-from functions.api.routes.governance_approval import ApprovalIn, check_approval
+from functions.api.grant_approval import ApprovalIn, check_approval
 from functions.api.routes.governance_scope import (
     SIDE_EFFECTS,
     administers,

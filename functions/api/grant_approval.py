@@ -1,6 +1,6 @@
 """A grant's `approval` (issue 18 item 3) as the grant routes accept it: shape and validation.
 
-Kept apart from `governance.py` (the grant routes) so that module stays one noun; the approvals
+Kept apart from `routes/governance.py` (the grant routes) so that module stays one noun; the approvals
 themselves live in `functions/api/routes/approvals.py` and `workflows/approvals/`.
 """
 
