@@ -172,3 +172,17 @@ async def test_service_keys_cannot_decide_and_unknown_ids_are_403(world: World) 
                          headers=admin_key)).status_code == 401  # fmt: skip
     assert (await c.get("/api/approvals/nope", headers=world.users["red_owner"])).status_code == 403
     assert (await c.get("/api/approvals", headers={})).status_code == 401
+
+
+@pytest.mark.parametrize("secrets", [(SECRET,), ()])
+async def test_gateway_route_without_temporal_or_secret_is_503(
+    world: World, pg_dsn: str, secrets: tuple[str, ...]
+) -> None:
+    app = create_app(base_settings(pg_dsn, gateway_secrets=secrets))  # no TEMPORAL_ADDRESS, no client
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client,
+    ):
+        r = await client.post("/api/gateway/approvals", json=ask(world), headers=gateway(world))
+    assert r.status_code == 503, r.text
+    assert ("INGEST_GATEWAY_SECRET" if not secrets else "Temporal") in r.json()["message"]
