@@ -10,6 +10,7 @@ authenticated by its per-gateway credential) to spend an approval of exactly thi
 * `pending`: denied `approval_required` (403) with `data.approvalId`, `data.url` and `data.expiresAt`
   (`approval_expired` when the call's previous approval lapsed unused: a new request was started);
 * `rejected`: denied `approval_rejected` (403) with `data.approvalId`;
+* `limited`: denied `approval_limit` (429): the caller already has the API's cap of pending requests;
 * the API unreachable, not configured, or answering anything else: denied `approval_unavailable`
   (503). Fail closed: a call that needs a human never goes through because the check could not run.
 
@@ -129,6 +130,9 @@ class ApprovalGate:
             out.extra = {"approvalId": approval_id, "url": str(answer.get("url", "")),
                          "expiresAt": str(answer.get("expiresAt", ""))}  # fmt: skip
             return out
+        if status == "limited":
+            # Too many of this caller's requests wait already (the API's cap): no new one was made.
+            return _copy(d, allowed=False, status=429, reason=R.APPROVAL_LIMIT)
         if status == "rejected":
             out = _copy(d, allowed=False, status=403, reason=R.APPROVAL_REJECTED)
             out.extra = {"approvalId": approval_id}

@@ -29,6 +29,7 @@ APPROVAL_REJECTED = "approval_rejected"
 APPROVAL_EXPIRED = "approval_expired"
 APPROVAL_USED = "approval_used"
 APPROVAL_UNAVAILABLE = "approval_unavailable"
+APPROVAL_LIMIT = "approval_limit"
 
 EVALUATOR_REASONS = frozenset(
     {

@@ -282,3 +282,20 @@ async def test_observe_mode_does_not_hold_calls(world: World) -> None:
         assert r.status_code == 200 and "error" not in rpc(r)
     finally:
         gw.stop()
+
+
+async def test_a_caller_flooding_distinct_calls_is_capped(world: World) -> None:
+    """Last in the module: it leaves alice with the API's cap of pending requests on this server."""
+    gw = sidecar(world, "flood")
+    try:
+        reasons = []
+        for i in range(60):  # the cap is 20; visibility may lag a little behind the starts
+            r = await post(gw, call("delete_document", rid=i, document_id=f"flood-{uuid.uuid4().hex[:8]}"))
+            reasons.append(r.json()["error"]["data"]["reason"])
+            if reasons[-1] == "approval_limit":
+                assert r.status_code == 429
+                break
+        assert reasons[-1] == "approval_limit" and reasons.count("approval_required") >= 15, reasons
+    finally:
+        gw.stop()
+    assert "approval_limit" in audit_reasons(gw, world, "flood")

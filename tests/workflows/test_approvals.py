@@ -201,3 +201,34 @@ async def test_recorded_approval_histories_replay(temporal_env: WorkflowEnvironm
     replayer = Replayer(workflows=[ApprovalWorkflow])
     for h in histories:
         await replayer.replay_workflow(h)
+
+
+async def test_a_caller_over_the_pending_cap_gets_limited_not_a_new_request(
+    temporal_env: WorkflowEnvironment, task_queue: str, pg_dsn: str
+) -> None:
+    client = temporal_env.client
+    tool = f"wipe_{uuid.uuid4().hex[:6]}"  # its own caller key space: other tests' requests do not count
+    human = f"h-{uuid.uuid4().hex[:6]}"
+
+    def mine(n: int) -> ApprovalRequest:
+        r = call(tool, id=n)
+        return ApprovalRequest(approval_digest(namespace="ns", server="srv", human_id=human, agent_id="bot",
+                                               team_id="red", tool=tool, arguments={"id": n}),
+                               "ns", "srv", tool, human, "bot", "red", r.arguments, 600)  # fmt: skip
+
+    with ThreadPoolExecutor(4) as ex:
+        async with approvals_worker(client, task_queue, pg_dsn, ex):
+            first = [await request_or_consume(client, mine(i), task_queue=task_queue, max_pending=2) for i in range(2)]
+            assert [a.status for a in first] == ["pending", "pending"]
+
+            async def counted() -> bool:
+                from workflows.approvals.client import _pending_of
+
+                return await _pending_of(client, mine(0)) >= 2
+
+            assert await until(counted)  # visibility catches up
+            over = await request_or_consume(client, mine(3), task_queue=task_queue, max_pending=2)
+            assert over.status == "limited" and over.approval_id == ""
+            # Retries of a request that exists are not new requests: still answered.
+            again = await request_or_consume(client, mine(0), task_queue=task_queue, max_pending=2)
+            assert again.status == "pending" and again.approval_id == first[0].approval_id

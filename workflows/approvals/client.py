@@ -33,6 +33,8 @@ from workflows.approvals.workflows import (
 ARGUMENTS_PREVIEW = 4096
 # A spent approval's run closes right after its audit row: wait that long before starting the next request.
 CLOSE_WAIT_SECONDS = 5.0
+# `request_or_consume` answers this instead of starting a request over the caller's cap.
+LIMITED = "limited"
 _ID = re.compile(r"^([0-9a-f]{32})\.([0-9a-f-]{36})$")
 LIST_QUERY = 'WorkflowType="ApprovalWorkflow" AND ExecutionStatus="Running"'
 
@@ -72,12 +74,20 @@ def _not_running(exc: BaseException) -> bool:
 
 
 async def request_or_consume(
-    client: Client, req: ApprovalRequest, *, task_queue: str = TASK_QUEUE, now: datetime | None = None
+    client: Client,
+    req: ApprovalRequest,
+    *,
+    task_queue: str = TASK_QUEUE,
+    now: datetime | None = None,
+    max_pending: int = 0,
 ) -> GatewayAnswer:
     """Spend an approved request for this call, else join or start the pending one.
 
     A request that was rejected keeps answering `rejected` for its ttl (a caller cannot pester the
-    approvers with retries); one that was used or expired is followed by a fresh request.
+    approvers with retries); one that was used or expired is followed by a fresh request. With
+    `max_pending`, a caller (human and agent on one server) that already has that many running
+    requests gets `limited` instead of a new one: an agent looping over varying arguments cannot
+    flood the owners' list.
     """
     wid = approval_workflow_id(req.digest)
     handle = client.get_workflow_handle(wid, result_type=ApprovalState)
@@ -103,6 +113,8 @@ async def request_or_consume(
         closed, previous = await _closed(client, wid, req.ttl_seconds, now or datetime.now(UTC))
         if closed is not None:
             return closed
+    if max_pending and await _pending_of(client, req) >= max_pending:
+        return GatewayAnswer(LIMITED, "", previous=previous)
     started = await client.start_workflow(
         ApprovalWorkflow.run,
         req,
@@ -133,6 +145,18 @@ async def _closed(client: Client, wid: str, ttl: int, now: datetime) -> tuple[Ga
     if state.status == REJECTED and desc.close_time + timedelta(seconds=ttl) > now:
         return GatewayAnswer(REJECTED, approval_id(wid, desc.run_id)), REJECTED
     return None, state.status
+
+
+async def _pending_of(client: Client, req: ApprovalRequest) -> int:
+    """Running requests of this caller on this server (from visibility: eventually consistent, a cap not a count)."""
+    n = 0
+    async for ex in client.list_workflows(LIST_QUERY):
+        memo = await ex.memo()
+        if (memo.get("namespace"), memo.get("server"), memo.get("humanID"), memo.get("agentID")) == (
+            req.namespace, req.server, req.human_id, req.agent_id
+        ):  # fmt: skip
+            n += 1
+    return n
 
 
 def _memo(req: ApprovalRequest) -> dict[str, Any]:

@@ -40,6 +40,8 @@ from mcp_sentinel.policy.approvals import (
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["approvals"])
 MAX_ARGUMENTS_BYTES = 32 * 1024
+# Running requests one caller (human + agent) may have on one server before new ones are refused.
+MAX_PENDING_PER_CALLER = 20
 APPROVAL_ID = r"^[0-9a-f]{32}\.[0-9a-f-]{36}$"
 
 
@@ -121,7 +123,7 @@ async def gateway_ask(
                           body.sideEffect, body.sessionID)  # fmt: skip
     client = await _temporal(request)
     try:
-        answer = await request_or_consume(client, req)
+        answer = await request_or_consume(client, req, max_pending=MAX_PENDING_PER_CALLER)
     except Exception:
         log.warning("approval request for %s/%s failed", gw.namespace, gw.server, exc_info=True)
         raise unavailable("approvals are not available right now") from None
