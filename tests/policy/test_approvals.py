@@ -14,9 +14,41 @@ from mcp_sentinel.policy import AuthzRequest, Identity, PolicyError, compute_rev
 from mcp_sentinel.policy.approvals import DEFAULT_TTL_SECONDS, ApprovalIndex, approval_digest
 from mcp_sentinel.policy.document import ApprovalRule
 from mcp_sentinel.policy.validate import validate
-from tests.policy.test_render import GRANT, SERVER, SESSION, TEAM
 
 NOW = datetime(2026, 5, 4, 18, 0, tzinfo=UTC)
+TEAM = "7d0a0b8f-7c25-4761-a632-3cf0108e31d6"
+SERVER = {
+    "metadata": {"name": "payments", "namespace": "mcp-servers"},
+    "spec": {
+        "teamID": TEAM,
+        "gateway": {"enabled": True},
+        "auth": {"mode": "header"},
+        "session": {"required": True},
+        "tools": [
+            {"name": "list_invoices", "sideEffect": "read"},
+            {"name": "refund_invoice", "requiredTrust": "high", "sideEffect": "destructive"},
+        ],
+    },
+}
+GRANT: dict[str, Any] = {
+    "metadata": {"name": "payments-ops-agent", "namespace": "mcp-servers"},
+    "spec": {
+        "serverRef": {"name": "payments"},
+        "subject": {"humanID": "user-123", "agentID": "ops-agent"},
+        "maxTrust": "high",
+        "allowedSideEffects": ["read", "destructive"],
+        "toolRules": [{"name": "list_invoices", "decision": "allow"},
+                      {"name": "refund_invoice", "decision": "allow", "requiredTrust": "high"}],
+    },
+}
+SESSION = {
+    "metadata": {"name": "sess-8f1b9d", "namespace": "mcp-servers"},
+    "spec": {
+        "serverRef": {"name": "payments", "namespace": "mcp-servers"},
+        "subject": {"humanID": "user-123", "agentID": "ops-agent"},
+        "consentedTrust": "medium",
+    },
+}
 
 
 def _grant(approval: Any) -> dict[str, Any]:

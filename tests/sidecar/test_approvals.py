@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,49 +31,18 @@ from localstack.parts import sample_mcp
 from localstack.supervisor import Supervisor
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.identity.store import IdentityStore
-from mcp_sentinel.policy import render_policy
 from tests.api.conftest import TABLES, base_settings
 from tests.fixtures.postgres import pg_cluster, pg_dsn  # noqa: F401 - fixtures used below
 from tests.fixtures.sidecar import SidecarProcess
 from tests.fixtures.temporal import _temporal_ports, temporal_env  # noqa: F401 - fixtures used below
+from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, policy_text
+from tests.helpers.approvals import tool_call as call
 from workflows.approvals.activities import ApprovalActivities, StoreSink
 from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(240)]
 
 SECRET = "gateway-secret-for-tests-0123456789abcdef"
-SERVER, NS = "docs", "mcp-team-red"
-ALICE = {"X-MCP-Human-ID": "alice", "X-MCP-Agent-ID": "bot", "X-MCP-Agent-Session": "sess-alice"}
-TOOLS = [("search", "read"), ("delete_document", "destructive"), ("archive_document", "destructive")]
-
-
-def policy_text(team: str, *, observe: bool = False) -> str:
-    server = {
-        "metadata": {"name": SERVER, "namespace": NS},
-        "spec": {
-            "gateway": {"enabled": True},
-            "auth": {"mode": "header"},
-            "session": {"required": True},
-            "policy": {"mode": "observe" if observe else "allow-list"},
-            "tools": [{"name": n, "sideEffect": e} for n, e in TOOLS],
-        },
-    }
-    grant = {
-        "metadata": {"name": "alice-docs", "namespace": NS},
-        "spec": {
-            "serverRef": {"name": SERVER},
-            "subject": {"humanID": "alice", "agentID": "bot"},
-            "maxTrust": "low",
-            "allowedSideEffects": ["read", "destructive"],
-            "approval": {"sideEffects": ["destructive"], "ttlSeconds": 600},
-        },
-    }
-    session = {
-        "metadata": {"name": "sess-alice", "namespace": NS},
-        "spec": {"serverRef": {"name": SERVER}, "subject": {"humanID": "alice", "agentID": "bot"}},
-    }
-    # No team on the server: the identity headers need no team id.
-    return render_policy(server, [grant], [session], now=time.time())
 
 
 @dataclass
@@ -89,7 +57,7 @@ class World:
 
 def sidecar(world: World, name: str, *, api_url: str | None = None, observe: bool = False) -> SidecarProcess:
     policy = world.data / f"{name}.json"
-    policy.write_text(policy_text(world.team, observe=observe))
+    policy.write_text(policy_text(observe=observe))
     return SidecarProcess(
         {
             "PORT": str(free_port()),
@@ -150,10 +118,6 @@ async def world(temporal_env: WorkflowEnvironment, pg_dsn: str, upstream: str,  
         await store.close()
 
 
-def call(tool: str, rid: int = 1, **arguments: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
-
-
 _SESSIONS: dict[int, str] = {}
 
 
@@ -163,9 +127,7 @@ async def post(gw: SidecarProcess, body: Any) -> httpx.Response:
     headers = {**ALICE, "Accept": "application/json, text/event-stream"}
     async with httpx.AsyncClient(timeout=60) as c:
         if gw.port not in _SESSIONS:
-            init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-            r = await c.post(url, json=init, headers=headers)
+            r = await c.post(url, json=INITIALIZE, headers=headers)
             assert r.status_code == 200, r.text
             _SESSIONS[gw.port] = r.headers["mcp-session-id"]
             await c.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},

@@ -32,9 +32,9 @@ from localstack.parts.postgres import postgres_dsn
 from localstack.supervisor import Supervisor
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from tests.fixtures.sidecar import SidecarProcess
-from tests.sidecar.test_approvals import ALICE, NS, SERVER, call, policy_text
+from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, DevServer, policy_text
+from tests.helpers.approvals import tool_call as call
 from tests.ui.conftest import ADMIN
-from tests.workflows.test_approvals_durable import DevServer
 from workflows.approvals.activities import ApprovalActivities, StoreSink
 from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
 
@@ -55,9 +55,7 @@ class Stack:
         url = f"http://127.0.0.1:{self.gateway.port}/mcp"
         headers = {**ALICE, "Accept": "application/json, text/event-stream"}
         if not self.session:
-            init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-            r = httpx.post(url, json=init, headers=headers, timeout=30)
+            r = httpx.post(url, json=INITIALIZE, headers=headers, timeout=30)
             self.session = r.headers["mcp-session-id"]
             httpx.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},
                        headers={**headers, "Mcp-Session-Id": self.session}, timeout=30)  # fmt: skip
@@ -95,7 +93,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                            *ui.components(cfg)])  # fmt: skip
             worker = _worker_thread(temporal.address, postgres_dsn(cfg), stop)
             policy = data / "docs-policy.json"
-            policy.write_text(policy_text(""))
+            policy.write_text(policy_text())
             gateway = SidecarProcess({
                 "PORT": str(free_port()), "METRICS_PORT": str(free_port()), "LISTEN_HOST": "127.0.0.1",
                 "UPSTREAM_URL": cfg.url("sample_mcp"), "POLICY_FILE": str(policy),

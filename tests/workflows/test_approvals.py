@@ -15,11 +15,12 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer
 
 from mcp_sentinel.identity.store import IdentityStore
-from mcp_sentinel.policy.approvals import approval_digest, canonical_json
-from workflows.approvals.activities import ApprovalActivities, StoreSink
+from mcp_sentinel.policy.approvals import approval_digest
+from tests.helpers.approvals import approval_request as call
+from tests.helpers.approvals import approvals_worker
 from workflows.approvals.client import (
     ApprovalNotFound,
     decide,
@@ -33,14 +34,6 @@ from workflows.approvals.workflows import ApprovalRequest, ApprovalWorkflow
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def call(tool: str = "delete_document", ttl: int = 600, **args: Any) -> ApprovalRequest:
-    arguments = args or {"id": f"doc-{uuid.uuid4().hex[:6]}"}
-    digest = approval_digest(namespace="ns", server="srv", human_id="alice", agent_id="bot", team_id="red",
-                             tool=tool, arguments=arguments)  # fmt: skip
-    return ApprovalRequest(digest, "ns", "srv", tool, "alice", "bot", "red", canonical_json(arguments).decode(), ttl,
-                           "g", "ns", "destructive")  # fmt: skip
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def store(pg_dsn: str) -> AsyncIterator[IdentityStore]:
     s = await IdentityStore.open(pg_dsn)
@@ -48,12 +41,6 @@ async def store(pg_dsn: str) -> AsyncIterator[IdentityStore]:
         yield s
     finally:
         await s.close()
-
-
-def approvals_worker(client: Client, task_queue: str, dsn: str, ex: ThreadPoolExecutor) -> Worker:
-    acts = ApprovalActivities(StoreSink(dsn))
-    return Worker(client, task_queue=task_queue, workflows=[ApprovalWorkflow], activities=[acts.record],
-                  activity_executor=ex)  # fmt: skip
 
 
 async def audit_actions(store: IdentityStore, approval: str) -> list[str]:
