@@ -22,8 +22,9 @@ from temporalio.worker import Worker
 from functions.api.app import create_app
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.identity.store import IdentityStore
-from tests.api.conftest import TABLES, base_settings
+from tests.api.conftest import base_settings
 from tests.fixtures.temporal import _temporal_ports, temporal_env  # noqa: F401 - fixtures used below
+from tests.helpers.approvals import TABLES
 from workflows.approvals.activities import ApprovalActivities, StoreSink
 from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
 

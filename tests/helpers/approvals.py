@@ -124,3 +124,6 @@ def policy_text(*, observe: bool = False) -> str:
 def tool_call(tool: str, rid: int = 1, **arguments: Any) -> dict[str, Any]:
     """A JSON-RPC `tools/call`."""
     return {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+
+# The identity store's tables, emptied before an approval test that signs users up.
+TABLES = "audit_logs, api_keys, registry_credentials, team_memberships, namespaces, teams, auth_identities, users"

@@ -31,11 +31,11 @@ from localstack.parts import sample_mcp
 from localstack.supervisor import Supervisor
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.identity.store import IdentityStore
-from tests.api.conftest import TABLES, base_settings
+from tests.api.conftest import base_settings
 from tests.fixtures.postgres import pg_cluster, pg_dsn  # noqa: F401 - fixtures used below
 from tests.fixtures.sidecar import SidecarProcess
 from tests.fixtures.temporal import _temporal_ports, temporal_env  # noqa: F401 - fixtures used below
-from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, policy_text
+from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, TABLES, policy_text
 from tests.helpers.approvals import tool_call as call
 from workflows.approvals.activities import ApprovalActivities, StoreSink
 from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
