@@ -93,7 +93,8 @@ class ApprovalGate:
         ident = ex.identity
         body = {
             "tool": msg.tool_name,
-            "arguments": arguments if isinstance(arguments, dict) else {},
+            # Absent is `{}`; anything but an object is sent as it is and refused by the API (fail closed).
+            "arguments": {} if arguments is None else arguments,
             "humanID": ident.human_id,
             "agentID": ident.agent_id,
             "teamID": ident.team_id,

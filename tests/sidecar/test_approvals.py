@@ -246,6 +246,17 @@ async def test_observe_mode_does_not_hold_calls(world: World) -> None:
         gw.stop()
 
 
+async def test_arguments_that_are_not_an_object_fail_closed(world: World) -> None:
+    gw = sidecar(world, "badargs")
+    try:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "delete_document", "arguments": ["doc-1"]}}  # fmt: skip
+        r = await post(gw, body)
+        assert r.status_code == 503 and r.json()["error"]["data"]["reason"] == "approval_unavailable"
+    finally:
+        gw.stop()
+
+
 async def test_a_caller_flooding_distinct_calls_is_capped(world: World) -> None:
     """Last in the module: it leaves alice with the API's cap of pending requests on this server."""
     gw = sidecar(world, "flood")
@@ -261,3 +272,4 @@ async def test_a_caller_flooding_distinct_calls_is_capped(world: World) -> None:
     finally:
         gw.stop()
     assert "approval_limit" in audit_reasons(gw, world, "flood")
+
