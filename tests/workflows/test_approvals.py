@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -82,7 +83,7 @@ async def test_approved_call_is_used_once_and_the_same_call_then_needs_a_new_app
             assert after.previous == "used" and first.previous == ""
             detail = await get_approval(client, first.approval_id)
             assert detail["status"] == "used" and detail["decidedBy"] == "owner@example.com"
-            assert detail["requests"] == 2
+            assert detail["requests"] == 1  # retries read the state; they add nothing to the history
             assert await until(lambda: _actions_are(store, first.approval_id, 4))
     # Rows are per call (workflow id): this request's three, and the next request's `requested`.
     assert await audit_actions(store, first.approval_id) == ["approval_approved", "approval_requested",
@@ -109,8 +110,12 @@ async def test_concurrent_retries_of_an_approved_call_spend_it_once(
         async with approvals_worker(client, task_queue, pg_dsn, ex):
             first = await request_or_consume(client, req, task_queue=task_queue)
             await decide(client, first.approval_id, approve=True, by="owner@example.com")
-            answers = await asyncio.gather(*(request_or_consume(client, req, task_queue=task_queue) for _ in range(4)))
-    assert sorted(a.status for a in answers).count("used") == 1
+            answers = await asyncio.gather(*(request_or_consume(client, req, task_queue=task_queue) for _ in range(4)),
+                                           return_exceptions=True)  # fmt: skip
+    # The losers wait (at most 5 s) for the spent run to close, then start the next request; on a
+    # loaded machine that wait may run out, which the API answers 503: never a second `used`.
+    statuses = ["timeout" if isinstance(a, TimeoutError) else a.status for a in answers]  # type: ignore[union-attr]
+    assert statuses.count("used") == 1 and set(statuses) <= {"used", "pending", "timeout"}, answers
 
 
 async def test_rejected_request_answers_rejected_and_is_audited_with_the_approver(
@@ -219,3 +224,26 @@ async def test_a_caller_over_the_pending_cap_gets_limited_not_a_new_request(
             # Retries of a request that exists are not new requests: still answered.
             again = await request_or_consume(client, mine(0), task_queue=task_queue, max_pending=2)
             assert again.status == "pending" and again.approval_id == first[0].approval_id
+
+
+async def test_retrying_a_pending_request_adds_nothing_to_its_history(
+    temporal_env: WorkflowEnvironment, task_queue: str, pg_dsn: str
+) -> None:
+    """An agent retrying every second for the request's whole ttl must not run into the history limit."""
+    client = temporal_env.client
+    req = call()
+    with ThreadPoolExecutor(4) as ex:
+        async with approvals_worker(client, task_queue, pg_dsn, ex):
+            first = await request_or_consume(client, req, task_queue=task_queue)
+            wid, run = parse_approval_id(first.approval_id)
+            handle = client.get_workflow_handle(wid, run_id=run)
+
+            async def waiting() -> bool:  # the audit row written and the ttl timer started: steady state
+                events = (await handle.fetch_history()).events
+                return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in events)
+
+            assert await until(waiting)
+            before = len((await handle.fetch_history()).events)
+            for _ in range(30):
+                assert (await request_or_consume(client, req, task_queue=task_queue)).approval_id == first.approval_id
+            assert len((await handle.fetch_history()).events) == before

@@ -18,6 +18,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.approvals.workflows import (
+    APPROVED,
     CONSUMED,
     PENDING,
     REJECTED,
@@ -90,29 +91,41 @@ async def request_or_consume(
     flood the owners' list.
     """
     wid = approval_workflow_id(req.digest)
-    handle = client.get_workflow_handle(wid, result_type=ApprovalState)
     previous = ""
     try:
-        status = await handle.execute_update(ApprovalWorkflow.consume)
-        desc = await handle.describe()
-        if status == USED:
-            return GatewayAnswer(USED, approval_id(wid, desc.run_id))
-        if status == PENDING:
-            await handle.signal(ApprovalWorkflow.requested)
-            state = await handle.query(ApprovalWorkflow.state)
-            return GatewayAnswer(PENDING, approval_id(wid, desc.run_id), state.expires_at)
-        if status == REJECTED:
-            return GatewayAnswer(REJECTED, approval_id(wid, desc.run_id))
-        # Spent or expired while the run records it: the next request can start once the run closed
-        # (bounded: an audit store that is down keeps the run open, and the gateway answers 503).
-        previous = USED if status == CONSUMED else status
-        await asyncio.wait_for(handle.result(), CLOSE_WAIT_SECONDS)
-    except (RPCError, WorkflowUpdateFailedError) as exc:
-        if not _not_running(exc):
+        desc = await client.get_workflow_handle(wid).describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
             raise
-        closed, previous = await _closed(client, wid, req.ttl_seconds, now or datetime.now(UTC))
-        if closed is not None:
-            return closed
+        desc = None
+    if desc is not None and desc.status == WorkflowExecutionStatus.RUNNING:
+        run = approval_id(wid, desc.run_id)
+        handle = client.get_workflow_handle(wid, run_id=desc.run_id, result_type=ApprovalState)
+        try:
+            # A query writes no history: a caller retrying a pending request for hours grows nothing.
+            # Only spending an approval is an Update (applied one at a time: `used` exactly once).
+            state = await handle.query(ApprovalWorkflow.state)
+            # `used` read from the state was spent by an earlier call: only the Update's answer spends.
+            status = CONSUMED if state.status == USED else state.status
+            if status == APPROVED:
+                status = await handle.execute_update(ApprovalWorkflow.consume)
+            if status == USED:
+                return GatewayAnswer(USED, run)
+            if status == PENDING:
+                return GatewayAnswer(PENDING, run, state.expires_at)
+            if status == REJECTED:
+                return GatewayAnswer(REJECTED, run)
+            # Spent or expired while the run records it: the next request can start once the run closed
+            # (bounded: an audit store that is down keeps the run open, and the gateway answers 503).
+            previous = USED if status == CONSUMED else status
+            await asyncio.wait_for(handle.result(), CLOSE_WAIT_SECONDS)
+        except (RPCError, WorkflowUpdateFailedError) as exc:
+            if not _not_running(exc):
+                raise
+    closed, last = await _closed(client, wid, req.ttl_seconds, now or datetime.now(UTC))
+    if closed is not None:
+        return closed
+    previous = previous or last
     if max_pending and await _pending_of(client, req) >= max_pending:
         return GatewayAnswer(LIMITED, "", previous=previous)
     started = await client.start_workflow(
