@@ -80,6 +80,8 @@ COMPONENT_SPECS: dict[str, tuple[Spec, ...]] = {
         Spec("POSTGRES_DSN", "url"),
         Spec("DATABASE_URL", "url"),
         Spec("CLICKHOUSE_URL", "url"),
+        # Verifies the gateways' credentials when they ask for approvals (routes/approvals.py).
+        Spec("INGEST_GATEWAY_SECRET", "secret_list"),
         # Seeds test@mcpruntime.org / test@123 and admin@mcpruntime.org / admin@123.
         Spec("PLATFORM_DEV_LOGIN_ENABLED", "flag_off"),
     ),

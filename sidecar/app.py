@@ -23,6 +23,7 @@ from mcp_sentinel import jsonrpc
 from mcp_sentinel.policy.types import PUBLIC_METHODS, AuthzRequest, Decision
 from sidecar import deny
 from sidecar import inspect as gate
+from sidecar.approval import ApprovalGate
 from sidecar.errors import AmbiguousIdentity, AuthFailure, Refusal
 from sidecar.exchange import Exchange, auth_mode, child_traceparent, doc_version, scope
 from sidecar.forward import Forwarder
@@ -67,6 +68,7 @@ class Sidecar:
         self.local = LocalRoutes(state)
         self.forwarder = Forwarder(state)
         self.recorder = Recorder(state)
+        self.approvals = ApprovalGate(state)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Every proxied request."""
@@ -184,6 +186,10 @@ class Sidecar:
                 denied = quota.check(ex.policy, ex.identity, ex.decisions)  # counts only what it lets through
             if denied:
                 return deny.deny_rpc(settings, ex, insp, denied)
+            if self.approvals.index(ex.policy) is not None:  # only when a grant asks for approvals
+                denied = await self.approvals.check(ex, insp)
+                if denied:
+                    return deny.deny_rpc(settings, ex, insp, denied)
         elif request.method != "OPTIONS":
             # A bodyless stream (GET, resumed by Last-Event-ID), DELETE or HEAD: it carries answers and
             # server messages to the caller, so it needs an identity like any method (CORS preflight aside).

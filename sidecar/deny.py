@@ -119,7 +119,9 @@ def deny_rpc(
                                         **{RETRY_AFTER: int(retry)})  # fmt: skip
         if not m.is_tool_call:
             return jsonrpc.error_object(m.id, code, f"{m.method} denied: {d.reason}", d.reason, **extra)
-        return jsonrpc.error_object(m.id, code, f"tool call denied: {d.reason}", d.reason, tool=m.tool_name, **extra)
+        # `d.extra`: what the caller needs to act on the denial (an approval's id and link).
+        return jsonrpc.error_object(m.id, code, f"tool call denied: {d.reason}", d.reason, tool=m.tool_name, **extra,
+                                    **d.extra)  # fmt: skip
 
     if insp.batch:
         out = [err(m, denied_ids.get(id(m))) for m in insp.messages if m.has_id]

@@ -85,6 +85,10 @@ class SidecarSettings:
     # the server lifecycle renderer sets it from spec.replicas) and the cap on live counters.
     quota_replicas: int = 1
     quota_max_counters: int = 1_000_000
+    # Approvals (sidecar/approval.py): the API's base URL, and the per-gateway credential presented
+    # to it (APPROVALS_CREDENTIAL, else the ingest credential ANALYTICS_API_KEY: the same sgw1 key).
+    approvals_api_url: str = ""
+    approvals_credential: str = ""
 
     @property
     def tls_enabled(self) -> bool:
@@ -165,6 +169,8 @@ class SidecarSettings:
             inventory_port=integer(env, "INVENTORY_PORT", cls.inventory_port, minimum=0, maximum=65535),
             inventory_public_keys_file=keys_file,
             platform_token_issuer=issuer,
+            approvals_api_url=http_url(env, "APPROVALS_API_URL").rstrip("/"),
+            approvals_credential=s("APPROVALS_CREDENTIAL", "") or s("ANALYTICS_API_KEY", ""),
             platform_jwks_url=jwks or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
             pin_refresh_seconds=number(env, "PIN_REFRESH_SECONDS", cls.pin_refresh_seconds, minimum=0.5),
             pin_refresh_path="/" + s("PIN_REFRESH_PATH", cls.pin_refresh_path).lstrip("/"),

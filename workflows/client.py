@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from mcp_sentinel.env import text
+from workflows.approvals.workflows import TASK_QUEUE as APPROVALS_QUEUE
 from workflows.lifecycle.activities import ServerKey
 from workflows.lifecycle.workflows import SCHEDULE_ID as SERVER_SCHEDULE_ID
 from workflows.lifecycle.workflows import SIGNAL as LIFECYCLE_SIGNAL
@@ -48,7 +49,8 @@ from workflows.restarts.workflows import RestartComponent, RestartInput, Restart
 from workflows.sessions.workflows import TASK_QUEUE as SESSIONS_QUEUE
 from workflows.sessions.workflows import SessionExpiry, SessionExpiryInput, SessionExpiryResult, session_workflow_id
 
-TASK_QUEUES = (PROVISIONING_QUEUE, RESTARTS_QUEUE, SESSIONS_QUEUE, LIFECYCLE_QUEUE, RECONCILE_QUEUE)
+# The reconcile queue stays last: the worker puts the reconcile schedule on `queues[-1]`.
+TASK_QUEUES = (PROVISIONING_QUEUE, RESTARTS_QUEUE, SESSIONS_QUEUE, LIFECYCLE_QUEUE, APPROVALS_QUEUE, RECONCILE_QUEUE)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from temporalio.worker import Worker
 from mcp_sentinel.env import SettingsError, choice, integer, number, text
 from mcp_sentinel.kube.objects import Cluster
 from mcp_sentinel.kube.server_render import RenderSettings
+from workflows.approvals.activities import ApprovalActivities, AuditSink, StoreSink
+from workflows.approvals.workflows import ApprovalWorkflow
 from workflows.client import TASK_QUEUES, TemporalSettings, ensure_reconcile_schedule, ensure_server_reconcile_schedule
 from workflows.lifecycle.activities import LifecycleActivities
 from workflows.lifecycle.workflows import TASK_QUEUE as LIFECYCLE_QUEUE
@@ -34,8 +36,9 @@ from workflows.sessions.workflows import SessionExpiry
 log = logging.getLogger("workflows.worker")
 
 WORKFLOWS: Sequence[type] = (
-    ProvisionTeam, DeprovisionTeam, RestartComponent, SessionExpiry, PolicyReconcile, ServerLifecycle, ServerReconcile
-)
+    ProvisionTeam, DeprovisionTeam, RestartComponent, SessionExpiry, PolicyReconcile, ServerLifecycle, ServerReconcile,
+    ApprovalWorkflow,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ def build_activities(
     cluster: Cluster | None = None,
     teams: TeamStore | None = None,
     restart_backend: RestartBackend | None = None,
+    approval_sink: AuditSink | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to real clients built from settings (any of them can be passed in)."""
     if cluster is None:
@@ -136,6 +140,7 @@ def build_activities(
     life = LifecycleActivities(cluster, settings.render, output_dir=policy.output_dir)
     sess = SessionActivities(cluster)
     rst = RestartActivities(restart_backend)
+    approvals = ApprovalActivities(approval_sink or StoreSink(settings.postgres_dsn))
     return [
         prov.ensure_team,
         prov.delete_team,
@@ -157,6 +162,7 @@ def build_activities(
         rst.list_components,
         rst.trigger,
         rst.wait_ready,
+        approvals.record,
     ]
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functions.api.agent_tokens import DEFAULT_TTL, MAX_TTL, AgentTokenIssuer, parse_keys
 from functions.api.inventory import DEFAULT_URL_TEMPLATE, check_template, client_tls
 from mcp_sentinel.client_address import Network, parse_networks
-from mcp_sentinel.env import SettingsError, flag, integer, items, number
+from mcp_sentinel.env import SettingsError, flag, integer, items, number, text
 from mcp_sentinel.identity.passwords import HashParams
 from mcp_sentinel.identity.tokens import KeyRing
 from mcp_sentinel.inventory_token import load_signing_key
@@ -78,6 +78,11 @@ class ApiSettings:
     # at once and how long a result is reused.
     inventory_url_template: str = DEFAULT_URL_TEMPLATE
     inventory_signing_key_file: str = ""
+    # Approvals (functions/api/routes/approvals.py): the secrets that sign gateway credentials
+    # (INGEST_GATEWAY_SECRET, comma list for rotation; the gateways present theirs to ask for
+    # approvals) and the dashboard's public URL for the approval link the gateway hands the caller.
+    gateway_secrets: tuple[str, ...] = ()
+    approvals_ui_url: str = ""
     # For gateways serving TLS with client certificates (sidecar mTLS mode): the API's client
     # certificate and key, and the CA that signed the gateways' server certificates.
     inventory_tls_cert_file: str = ""
@@ -195,6 +200,8 @@ class ApiSettings:
                 if e.get(k)
             ),
             temporal_address=e.get("TEMPORAL_ADDRESS", ""),
+            gateway_secrets=tuple(items(e, "INGEST_GATEWAY_SECRET")),
+            approvals_ui_url=text(e, "APPROVALS_UI_URL").rstrip("/"),
             provisioning_wait_seconds=number(e, "PROVISIONING_WAIT_SECONDS", d.provisioning_wait_seconds),
             temporal_namespace=e.get("TEMPORAL_NAMESPACE", d.temporal_namespace) or d.temporal_namespace,
             server_lifecycle_workflow=flag(e, "SERVER_LIFECYCLE_WORKFLOW", True),

@@ -82,6 +82,9 @@ def api_env(cfg: StackConfig) -> dict[str, str]:
         "AGENT_TOKEN_KEYS": f"local-dev={dev_agent_key(cfg)}",
         "AGENT_TOKEN_ISSUER": platform_token_env(cfg)["PLATFORM_TOKEN_ISSUER"],
         "MCP_PUBLIC_BASE_URL": cfg.url("front_door"),
+        # Approvals: the sidecars ask with their own gateway credentials; the link names the dashboard.
+        "INGEST_GATEWAY_SECRET": cfg.ingest_gateway_secret,
+        "APPROVALS_UI_URL": cfg.url("front_door"),
         **stack_env(cfg),
     }
 

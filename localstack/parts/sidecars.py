@@ -42,6 +42,8 @@ def sidecar_env(cfg: StackConfig, server: str, port_name: str, metrics_port_name
         "MCP_CLUSTER_NAME": "local",
         "ANALYTICS_INGEST_URL": cfg.url("ingest", "/events"),
         "ANALYTICS_API_KEY": gateway_credential(cfg, server),
+        # Approvals are asked of the API with that same credential (sidecar/approval.py).
+        "APPROVALS_API_URL": cfg.url("api"),
         "ANALYTICS_SOURCE": f"{server}-gateway",
         "AUDIT_SPOOL_DIR": str(cfg.path("spool", server)),
         "OTEL_SERVICE_NAME": f"{server}-gateway",

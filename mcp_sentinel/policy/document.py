@@ -139,6 +139,15 @@ class Quota:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalRule:
+    """A grant's `approval`: calls of these tools or side-effect classes wait for a human (issue 18)."""
+
+    side_effects: tuple[str, ...] = _f("sideEffects", "strs", default=())
+    tools: tuple[str, ...] = _f("tools", "strs", default=())
+    ttl_seconds: int = _f("ttlSeconds", "int", default=0)
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """A rendered MCPAccessGrant: who may call which tools, up to which trust."""
 
@@ -157,6 +166,8 @@ class Grant:
     resource_rules: tuple[ToolRule, ...] = _f("resource_rules", ("list", ToolRule), default=())
     # Appended and omitted when empty, so grants without quotas keep their revision digest.
     quotas: tuple[Quota, ...] = _f("quotas", ("list", Quota), default=())
+    # Appended and omitted when absent, so grants without it keep their revision digest.
+    approval: ApprovalRule | None = _f("approval", ("opt", ApprovalRule), default=None)
 
 
 @dataclass(frozen=True, slots=True)

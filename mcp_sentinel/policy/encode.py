@@ -86,6 +86,8 @@ def _compact(value: Any, out: list[str]) -> None:
         out.append(quote(value))
     elif isinstance(value, bool):
         out.append("true" if value else "false")
+    elif isinstance(value, int):
+        out.append(str(value))
     elif value is None:
         out.append("null")
     elif isinstance(value, int):

@@ -28,6 +28,13 @@ TOOL_DEFINITION_CHANGED = "tool_definition_changed"  # live tool definition diff
 
 # Decided by the sidecar after an allow (mcp_sentinel/policy/quotas.py, sidecar/quota.py), not by the evaluator.
 QUOTA_EXCEEDED = "quota_exceeded"
+# Approvals (issue 18): decided by the gateway after an allowed decision, not by the evaluator.
+APPROVAL_REQUIRED = "approval_required"
+APPROVAL_REJECTED = "approval_rejected"
+APPROVAL_EXPIRED = "approval_expired"
+APPROVAL_USED = "approval_used"
+APPROVAL_UNAVAILABLE = "approval_unavailable"
+APPROVAL_LIMIT = "approval_limit"
 
 EVALUATOR_REASONS = frozenset(
     {

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from mcp_sentinel.policy.approvals import render_approval
 from mcp_sentinel.policy.decode import parse_document
 from mcp_sentinel.policy.document import (
     SCHEMA_VERSION,
@@ -201,6 +202,7 @@ def _grant(obj: Obj, server_team: str) -> Grant:
         prompt_rules=_rules(spec, "promptRules"),
         resource_rules=_rules(spec, "resourceRules"),
         quotas=render_quotas(spec),
+        approval=render_approval(spec),
     )
 
 

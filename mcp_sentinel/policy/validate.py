@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from mcp_sentinel.policy.approvals import validate_approval
 from mcp_sentinel.policy.document import SCHEMA_VERSION, PolicyDocument, Prompt, Resource, ToolRule
 from mcp_sentinel.policy.encode import compute_revision
 from mcp_sentinel.policy.errors import PolicyError
@@ -147,6 +148,8 @@ def _validate_grants(doc: PolicyDocument) -> None:
         _validate_rules(grant.name, f"{where}.prompt_rules", grant.prompt_rules)
         _validate_rules(grant.name, f"{where}.resource_rules", grant.resource_rules)
         validate_quotas(f"{where}.quotas", grant.quotas)
+        if grant.approval is not None:
+            validate_approval(grant.approval, f"{where}.approval")
 
 
 def _validate_sessions(doc: PolicyDocument) -> None:

@@ -218,3 +218,31 @@ def test_users_and_team_members(governed_backend: StackConfig, admin_page: Any) 
     user_row = page.get_by_test_id("users-table").locator("tr", has_text=email)
     expect(user_row.locator(".badge", has_text="disabled")).to_be_visible()
     expect(user_row.get_by_role("button", name="Enable")).to_be_visible()
+
+
+def test_grant_form_sets_approval(governed_backend: StackConfig, admin_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    cfg, page = governed_backend, admin_page
+    name = f"appr-{uuid.uuid4().hex[:6]}"
+    page.click("[data-tab=governance]")
+    page.locator("summary", has_text="New grant").click()
+    form = page.get_by_test_id("grant-form")
+    form.locator("input[name=name]").fill(name)
+    form.locator("select[name=server]").select_option("server-a")
+    form.locator("input[name=humanID]").fill("alice")
+    form.locator("input[name=se-destructive]").check()
+    form.locator("input[name=ap-destructive]").check()
+    form.locator("input[name=approvalTools]").fill("update_document, create_document")
+    form.get_by_role("button", name="Save grant").click()
+    row = page.get_by_test_id("grant-table").locator("tr", has_text=name)
+    expect(row).to_contain_text("destructive, update_document, create_document")
+    headers = {"x-api-key": cfg.admin_api_key}
+    stored = httpx.get(cfg.url("api", f"/api/runtime/grants/mcp-servers/{name}"), headers=headers,
+                       timeout=30).json()["grant"]  # fmt: skip
+    assert stored["approval"] == {"sideEffects": ["destructive"], "tools": ["update_document", "create_document"],
+                                  "ttlSeconds": 900}  # fmt: skip
+    policy = httpx.get(cfg.url("api", "/api/runtime/policy"), params={"namespace": "mcp-servers", "server": "server-a"},
+                       headers=headers, timeout=30).json()  # fmt: skip
+    rendered = [g for g in policy["grants"] if g["name"] == name]
+    assert rendered and rendered[0]["approval"] == stored["approval"]  # what the sidecar enforces

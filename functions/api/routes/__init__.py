@@ -49,6 +49,7 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("policy", ("/api/runtime/policy",)),
     RouteGroup("runtime", ("/api/runtime/components", "/api/runtime/observability", "/api/runtime/actions")),
     RouteGroup("pins", ("/api/runtime/tool-pins",)),
+    RouteGroup("approvals", ("/api/approvals", "/api/gateway/approvals")),
 )
 
 # Mounted with the app: the platform's probes must not pay for a route module on a cold start.

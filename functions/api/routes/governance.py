@@ -13,6 +13,7 @@ from pydantic import Field
 
 from functions.api.deps import AnyPrincipal, Kube, kcall
 from functions.api.errors import ApiError, bad_request, not_found
+from functions.api.grant_approval import ApprovalIn, check_approval
 from functions.api.grant_quotas import MAX_QUOTAS, QuotaIn, check_quotas
 from functions.api.models import (
     NON_BLANK,
@@ -87,6 +88,7 @@ class GrantIn(Loose):
     promptRules: Rules
     resourceRules: Rules
     quotas: list[QuotaIn] = Field(default_factory=list, max_length=MAX_QUOTAS, json_schema_extra={"uniqueItems": True})
+    approval: ApprovalIn | None = None
 
 
 class DisabledPatch(Loose):
@@ -107,6 +109,7 @@ def grant_summary(obj: dict[str, Any]) -> dict[str, Any]:
         **compact({"promptRules": list(spec.get("promptRules") or [])}),
         **compact({"resourceRules": list(spec.get("resourceRules") or [])}),
         **compact({"quotas": list(spec.get("quotas") or [])}),
+        **compact({"approval": spec.get("approval") or {}}),
         "disabled": spec.get("disabled") is True,
         "age": age(obj),
     }
@@ -168,6 +171,8 @@ async def apply_grant(request: Request, body: GrantIn, kube: Kube, p: AnyPrincip
     quotas = check_quotas(body.quotas)
     if quotas:
         spec["quotas"] = quotas
+    if body.approval is not None:
+        spec["approval"] = check_approval(body.approval)
     if body.disabled is not None:
         spec["disabled"] = body.disabled
     previous = await replaced_server(kube, p, kube.grants, ns, name)

@@ -10,6 +10,7 @@ import * as governance from "./pages/governance.js";
 import * as operations from "./pages/operations.js";
 import * as platform from "./pages/platform.js";
 import * as teams from "./pages/teams.js";
+import * as approvals from "./pages/approvals.js";
 
 const TABS = [
   { id: "servers", label: "Servers", page: servers, show: () => true },
@@ -17,6 +18,7 @@ const TABS = [
   { id: "keys", label: "API keys", page: keys, show: (p) => Boolean(p.subject) },
   { id: "analytics", label: "Analytics", page: analytics, show: (p) => p.role === "admin" },
   { id: "governance", label: "Access control", page: governance, show: () => true },
+  { id: "approvals", label: "Approvals", page: approvals, show: (p) => Boolean(p.subject) },
   { id: "teams", label: "Teams", page: teams, show: (p) => Boolean(p.subject) || p.role === "admin" },
   { id: "operations", label: "MCP operations", page: operations, show: (p) => p.role === "admin" },
   { id: "platform", label: "Platform", page: platform, show: (p) => p.role === "admin" },

@@ -83,6 +83,10 @@ function grantForm(ns, servers, done) {
       maxTrust: d.get("maxTrust"), allowedSideEffects: EFFECTS.filter((e) => d.get(`se-${e}`)), ...rules,
       policyVersion: (window.MCP_DEFAULTS || {}).policyVersion || "v1",
     };
+    // Calls of these side effects or tools wait for the server's owners (Approvals tab).
+    const approval = { sideEffects: EFFECTS.filter((e) => d.get(`ap-${e}`)),
+      tools: String(d.get("approvalTools") || "").split(/[\s,]+/).filter(Boolean) };
+    if (approval.sideEffects.length || approval.tools.length) body.approval = approval;
     await act(() => api.post("/runtime/grants", body), done, `Grant ${body.name} saved`);
   } },
   h("label", {}, "Name", h("input", { name: "name", required: true, placeholder: "alice-server-a" })),
@@ -97,6 +101,9 @@ function grantForm(ns, servers, done) {
     h("textarea", { name: "quotas", placeholder: "100/3600 session write\n5/60 human tool=search" })),
   h("div", {}, h("div", { class: "checks" }, "Side effects:", EFFECTS.map((e) =>
     h("label", {}, h("input", { type: "checkbox", name: `se-${e}`, checked: e === "read" }), e))),
+  h("div", { class: "checks" }, "Needs approval:", EFFECTS.map((e) =>
+    h("label", {}, h("input", { type: "checkbox", name: `ap-${e}` }), e))),
+  h("label", {}, "Tools needing approval (comma-separated)", h("input", { name: "approvalTools", placeholder: "delete_document" })),
   h("button", { type: "submit" }, "Save grant")));
   return form;
 }
@@ -169,6 +176,7 @@ export async function render(root, { isAdmin }) {
     { label: "Side effects", value: (g) => (g.allowedSideEffects || []).join(", ") },
     ...RULE_KINDS.map((r) => ({ label: r.label, value: (g) => rulesText(g[r.key]) })),
     { label: "Quotas", value: (g) => quotasText(g.quotas) },
+    { label: "Approval", value: (g) => (g.approval ? [...(g.approval.sideEffects || []), ...(g.approval.tools || [])].join(", ") : "–") },
     { label: "State", value: (g) => (g.disabled ? badge("disabled", "bad") : badge("enabled", "ok")) },
     { label: "", value: (g) => h("span", { class: "row" }, h("button", { class: g.disabled ? "secondary" : "danger", "data-action": g.disabled ? "enable" : "disable",
       onclick: () => act(() => api.patch(path("grants", g), { disabled: !g.disabled }), done,
