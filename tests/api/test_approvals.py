@@ -166,16 +166,19 @@ async def test_bad_gateway_bodies_are_400(world: World) -> None:
 
 
 async def test_service_keys_cannot_decide_and_unknown_ids_are_403(world: World) -> None:
+    # A malformed id is a 400 (the path pattern is published); a well-formed unknown one is a 403.
     c = world.client
     admin_key = {"x-api-key": "test-admin-service-key"}
     assert (await c.post("/api/approvals/" + "0" * 32 + "." + str(uuid.uuid4()) + "/approve",
                          headers=admin_key)).status_code == 401  # fmt: skip
-    assert (await c.get("/api/approvals/nope", headers=world.users["red_owner"])).status_code == 403
+    assert (await c.get("/api/approvals/nope", headers=world.users["red_owner"])).status_code == 400
+    unknown = "/api/approvals/" + "f" * 32 + "." + str(uuid.uuid4())
+    assert (await c.get(unknown, headers=world.users["red_owner"])).status_code == 403
     assert (await c.get("/api/approvals", headers={})).status_code == 401
 
 
 @pytest.mark.parametrize("secrets", [(SECRET,), ()])
-async def test_gateway_route_without_temporal_or_secret_is_503(
+async def test_gateway_route_without_temporal_or_secret_is_404_not_configured(
     world: World, pg_dsn: str, secrets: tuple[str, ...]
 ) -> None:
     app = create_app(base_settings(pg_dsn, gateway_secrets=secrets))  # no TEMPORAL_ADDRESS, no client
@@ -184,5 +187,5 @@ async def test_gateway_route_without_temporal_or_secret_is_503(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client,
     ):
         r = await client.post("/api/gateway/approvals", json=ask(world), headers=gateway(world))
-    assert r.status_code == 503, r.text
+    assert r.status_code == 404 and r.json()["error"] == "not_configured", r.text
     assert ("INGEST_GATEWAY_SECRET" if not secrets else "Temporal") in r.json()["message"]

@@ -392,9 +392,10 @@ def test_openapi_publishes_prompt_and_resource_constraints() -> None:
 
 
 async def test_approval_is_normalised_stored_and_rendered(gov: Gov) -> None:
+    # Repeats collapse; case and padding are not fixed up (bodies are validated exactly as published).
     c = gov.api.client
     body = grant(gov, allowedSideEffects=["read", "destructive"],
-                 approval={"sideEffects": ["Destructive", "destructive"], "tools": [" search ", "search"]})
+                 approval={"sideEffects": ["destructive", "destructive"], "tools": ["search", "search"]})
     r = await c.post("/api/runtime/grants", json=body, headers=gov.owner)
     assert r.status_code == 200, r.text
     want = {"sideEffects": ["destructive"], "tools": ["search"], "ttlSeconds": 900}
@@ -410,7 +411,8 @@ async def test_approval_is_normalised_stored_and_rendered(gov: Gov) -> None:
     [
         ({}, "approval needs at least one of sideEffects or tools"),
         ({"sideEffects": ["launch"]}, "approval.sideEffects[0] must be read, write, or destructive"),
-        ({"tools": ["ok", " "]}, "approval.tools[1] is empty"),
+        ({"tools": ["ok", " "]}, "approval.tools[1] is required"),
+        ({"sideEffects": ["Destructive"]}, "approval.sideEffects[0] must be"),
         ({"tools": ["x"], "ttlSeconds": 30}, "ttlSeconds"),
         ({"tools": ["x"], "ttlSeconds": 90000}, "ttlSeconds"),
     ],

@@ -20,12 +20,12 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from functions.api.context import ctx_of
 from functions.api.deps import AnyPrincipal, UserPrincipal, temporal_client
 from functions.api.errors import ApiError, bad_request, forbidden, not_configured, unavailable
-from functions.api.models import Loose, NamespaceFilter
+from functions.api.models import Loose, NamespaceFilter, integral
 from functions.api.services.scope import audit, team_for
 from mcp_sentinel.gateway_credentials import GatewayBinding, verify
 from mcp_sentinel.identity.principal import Principal
@@ -61,7 +61,8 @@ class GatewayAsk(Loose):
     sideEffect: str = Field(default="", max_length=16)
     grant: str = Field(default="", max_length=253)
     grantNamespace: str = Field(default="", max_length=63)
-    ttlSeconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)
+    ttlSeconds: Annotated[int, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS), BeforeValidator(integral)] = (
+        DEFAULT_TTL_SECONDS)
 
 
 class RejectIn(Loose):
@@ -84,9 +85,9 @@ def _gateway(request: Request, credential: str) -> GatewayBinding:
 
 async def _temporal(request: Request) -> Any:
     ctx = ctx_of(request)
-    if not ctx.settings.temporal_address:  # a deployment without Temporal has no approvals (as restarts)
-        raise not_configured("approvals need Temporal, which is not configured (set TEMPORAL_ADDRESS)")
     client = await temporal_client(ctx)
+    if client is None and not ctx.settings.temporal_address:  # no Temporal here: no approvals (as restarts)
+        raise not_configured("approvals need Temporal, which is not configured (set TEMPORAL_ADDRESS)")
     if client is None:
         raise unavailable("Temporal not available (set TEMPORAL_ADDRESS)")
     return client
