@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+# The identity store's own rules (one definition each): team slugs, and namespaces a team may never take.
+from mcp_sentinel.identity.records import RESERVED_NAMESPACES as RESERVED_NAMESPACES
+from mcp_sentinel.identity.records import SLUG_RE as SLUG_RE
 from mcp_sentinel.kube.objects import Obj
 
-# Same rule as the identity store (`mcp_sentinel.identity.store.SLUG_RE`): at most 42 characters.
-SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 NAMESPACE_PREFIX = "mcp-team-"
-RESERVED_NAMESPACES = frozenset(
-    {
-        "mcp-servers",
-        "default",
-        "kube-system",
-        "kube-public",
-        "kube-node-lease",
-        "mcp-runtime",
-        "mcp-sentinel",
-        "registry",
-        "traefik",
-    }
-)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mcp-sentinel"}
 
 
