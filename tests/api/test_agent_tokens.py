@@ -13,12 +13,9 @@ from pathlib import Path
 import httpx2
 import jwt
 import pytest
-from aiohttp import web
 
 from functions.api.agent_tokens import generate_pem
-from localstack.config import Ports
-from tests.fixtures.sidecar import SidecarProcess, serve_app
-from tests.helpers.agent_tokens import ADMIN, ISSUER, PUBLIC, Env, mint, session_for
+from tests.helpers.agent_tokens import ADMIN, ISSUER, PUBLIC, Env, mint, platform_gateway, session_for
 from tests.helpers.api import USER_SERVICE_KEY, AppFactory
 
 
@@ -114,31 +111,11 @@ async def _until_refused(url: str, token: str, limit: float = 5.0) -> tuple[floa
 async def test_real_sidecar_refuses_within_two_seconds_of_revoking_the_session_or_the_user(
     env: Env, tmp_path: Path
 ) -> None:
-    ports = Ports.free()
     c = env.api.client
-
-    async def jwks(_r: web.Request) -> web.Response:  # the API's JWKS route, over real HTTP
-        r = await c.get("/api/.well-known/jwks.json")
-        return web.json_response(r.json(), status=r.status_code)
-
-    async def upstream(request: web.Request) -> web.Response:  # permissive: executes whatever reaches it
-        body = await request.json()
-        return web.json_response({"jsonrpc": "2.0", "id": body.get("id"), "result": {"executed": True}})
-
-    jwks_app, up_app = web.Application(), web.Application()
-    jwks_app.router.add_get("/api/.well-known/jwks.json", jwks)
-    up_app.router.add_post("/mcp", upstream)
-    runners = [await serve_app(jwks_app, ports.api), await serve_app(up_app, ports.sample_mcp)]
     first, second = await session_for(env, "bot"), await session_for(env, "bot-2")
     tok1 = (await mint(env, first, env.member)).json()["access_token"]
     tok2 = (await mint(env, second, env.member)).json()["access_token"]
-    sc = await asyncio.to_thread(SidecarProcess, {
-        "PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
-        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(env.out / env.ns / "srv.json"),
-        "PLATFORM_TOKEN_ISSUER": ISSUER, "PLATFORM_JWKS_URL": f"http://127.0.0.1:{ports.api}/api/.well-known/jwks.json",
-    }, tmp_path / "sidecar.log")  # fmt: skip
-    url = f"http://127.0.0.1:{ports.sidecar_a}/mcp"
-    try:
+    async with platform_gateway(env, tmp_path / "sidecar.log") as url:
         for tok in (tok1, tok2):
             _took, ok = await _until_refused(url, tok, limit=0)
             assert ok.status_code == 200, ok.text
@@ -161,7 +138,3 @@ async def test_real_sidecar_refuses_within_two_seconds_of_revoking_the_session_o
         assert refused.status_code == 401 and refused.json()["error"]["data"]["reason"] == "session_revoked"
         assert took < 2.0, took
         print(f"user disable -> refused in {took * 1000:.0f} ms")
-    finally:
-        await asyncio.to_thread(sc.stop)
-        for runner in runners:
-            await runner.cleanup()

@@ -6,17 +6,13 @@ Per-session counters are per agent session the API opened; the per-human quota c
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import httpx2
 import pytest
-from aiohttp import web
 
-from localstack.config import Ports
-from tests.fixtures.sidecar import SidecarProcess, serve_app
-from tests.helpers.agent_tokens import ADMIN, ISSUER, Env, mint, session_for
+from tests.helpers.agent_tokens import ADMIN, Env, mint, platform_gateway, session_for
 
 
 @pytest.mark.timeout(180)
@@ -38,43 +34,18 @@ async def test_a_grant_quota_applied_through_the_api_is_enforced_by_the_gateway(
         assert minted.status_code == 200, minted.text
         tokens.append(minted.json()["access_token"])
 
-    ports = Ports.free()
-
-    async def jwks(_r: web.Request) -> web.Response:
-        got = await c.get("/api/.well-known/jwks.json")
-        return web.json_response(got.json(), status=got.status_code)
-
-    async def upstream(request: web.Request) -> web.Response:
-        msg = await request.json()
-        return web.json_response({"jsonrpc": "2.0", "id": msg.get("id"), "result": {"executed": True}})
-
-    jwks_app, up_app = web.Application(), web.Application()
-    jwks_app.router.add_get("/api/.well-known/jwks.json", jwks)
-    up_app.router.add_post("/mcp", upstream)
-    runners = [await serve_app(jwks_app, ports.api), await serve_app(up_app, ports.sample_mcp)]
-    sc = await asyncio.to_thread(SidecarProcess, {
-        "PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
-        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(env.out / env.ns / "srv.json"),
-        "PLATFORM_TOKEN_ISSUER": ISSUER, "PLATFORM_JWKS_URL": f"http://127.0.0.1:{ports.api}/api/.well-known/jwks.json",
-    }, tmp_path / "sidecar.log")  # fmt: skip
     call = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": "search", "arguments": {"query": "roadmap"}}})  # fmt: skip
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    try:
-        async with httpx2.AsyncClient(timeout=10) as h:
-            url = f"http://127.0.0.1:{ports.sidecar_a}/mcp"
+    async with platform_gateway(env, tmp_path / "sidecar.log") as url, httpx2.AsyncClient(timeout=10) as h:
 
-            async def search(token: str) -> httpx2.Response:
-                return await h.post(url, content=call, headers={**headers, "Authorization": f"Bearer {token}"})
+        async def search(token: str) -> httpx2.Response:
+            return await h.post(url, content=call, headers={**headers, "Authorization": f"Bearer {token}"})
 
-            first = [await search(tokens[0]) for _ in range(3)]
-            assert [x.status_code for x in first] == [200, 200, 429], first[-1].text
-            assert first[-1].json()["error"]["data"]["reason"] == "quota_exceeded"
-            assert 1 <= int(first[-1].headers["Retry-After"]) <= 600
-            # The second session has its own 2, but the person's third search is the per-human limit.
-            second = [await search(tokens[1]) for _ in range(2)]
-            assert [x.status_code for x in second] == [200, 429], second[-1].text
-    finally:
-        await asyncio.to_thread(sc.stop)
-        for runner in runners:
-            await runner.cleanup()
+        first = [await search(tokens[0]) for _ in range(3)]
+        assert [x.status_code for x in first] == [200, 200, 429], first[-1].text
+        assert first[-1].json()["error"]["data"]["reason"] == "quota_exceeded"
+        assert 1 <= int(first[-1].headers["Retry-After"]) <= 600
+        # The second session has its own 2, but the person's third search is the per-human limit.
+        second = [await search(tokens[1]) for _ in range(2)]
+        assert [x.status_code for x in second] == [200, 429], second[-1].text

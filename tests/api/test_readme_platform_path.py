@@ -7,18 +7,14 @@ API's own route served over HTTP. A service key cannot mint (no human to bind).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
 
 import httpx2
 import pytest
-from aiohttp import web
 
-from localstack.config import Ports
-from tests.fixtures.sidecar import SidecarProcess, serve_app
-from tests.helpers.agent_tokens import ISSUER, Env
+from tests.helpers.agent_tokens import Env, platform_gateway
 from tests.helpers.api import USER_SERVICE_KEY
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -54,36 +50,11 @@ async def test_platform_token_path_as_the_readme_shows_it(env: Env, tmp_path: Pa
     token = r.json()["access_token"]
 
     # 3. the call through a real gateway that verifies offline from the API's JWKS
-    ports = Ports.free()
-
-    async def jwks(_r: web.Request) -> web.Response:
-        got = await c.get("/api/.well-known/jwks.json")
-        return web.json_response(got.json(), status=got.status_code)
-
-    async def upstream(request: web.Request) -> web.Response:  # permissive: executes whatever reaches it
-        msg = await request.json()
-        return web.json_response({"jsonrpc": "2.0", "id": msg.get("id"), "result": {"executed": True}})
-
-    jwks_app, up_app = web.Application(), web.Application()
-    jwks_app.router.add_get("/api/.well-known/jwks.json", jwks)
-    up_app.router.add_post("/mcp", upstream)
-    runners = [await serve_app(jwks_app, ports.api), await serve_app(up_app, ports.sample_mcp)]
-    sc = await asyncio.to_thread(SidecarProcess, {
-        "PORT": str(ports.sidecar_a), "METRICS_PORT": str(ports.sidecar_a_metrics), "LISTEN_HOST": "127.0.0.1",
-        "UPSTREAM_URL": f"http://127.0.0.1:{ports.sample_mcp}", "POLICY_FILE": str(env.out / env.ns / "srv.json"),
-        "PLATFORM_TOKEN_ISSUER": ISSUER, "PLATFORM_JWKS_URL": f"http://127.0.0.1:{ports.api}/api/.well-known/jwks.json",
-    }, tmp_path / "sidecar.log")  # fmt: skip
     call = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": "search", "arguments": {"query": "roadmap"}}})  # fmt: skip
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    try:
-        async with httpx2.AsyncClient(timeout=10) as h:
-            url = f"http://127.0.0.1:{ports.sidecar_a}/mcp"
-            ok = await h.post(url, content=call, headers={**headers, "Authorization": f"Bearer {token}"})
-            assert ok.status_code == 200 and ok.json()["result"] == {"executed": True}, ok.text
-            anon = await h.post(url, content=call, headers=headers)
-            assert anon.status_code == 401 and "Bearer" in anon.headers.get("WWW-Authenticate", ""), anon.text
-    finally:
-        await asyncio.to_thread(sc.stop)
-        for runner in runners:
-            await runner.cleanup()
+    async with platform_gateway(env, tmp_path / "sidecar.log") as url, httpx2.AsyncClient(timeout=10) as h:
+        ok = await h.post(url, content=call, headers={**headers, "Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and ok.json()["result"] == {"executed": True}, ok.text
+        anon = await h.post(url, content=call, headers=headers)
+        assert anon.status_code == 401 and "Bearer" in anon.headers.get("WWW-Authenticate", ""), anon.text
