@@ -45,9 +45,18 @@ def call_with(entry: dict[str, Any]) -> str:
     from tests.fixtures.sidecar import mcp_client
 
     async def call() -> str:
-        async with mcp_client(entry["url"], entry["headers"]) as client:
-            result = await client.call_tool("search", {"query": "roadmap"})
-        return "error" if result.is_error else "allowed"
+        # The connect step just opened the agent session; the gateway learns it at its next policy
+        # reload (about a second), as `sentinel connect` allows for: retry that one refusal, bounded.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                async with mcp_client(entry["url"], entry["headers"]) as client:
+                    result = await client.call_tool("search", {"query": "roadmap"})
+                return "error" if result.is_error else "allowed"
+            except BaseException as exc:  # the client raises an ExceptionGroup around the MCPError
+                if "not active on this server" not in repr(exc) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, call()).result(timeout=60)
