@@ -156,6 +156,15 @@ class Gate:
 
 
 
+def internal_port(settings: GateSettings) -> int:
+    """A free loopback port for tansu that is never the gate's public one (bound by now, but also
+    excluded outright, whatever a probe says)."""
+    while True:
+        port = free_port(settings.host)
+        if port != settings.port:
+            return port
+
+
 def _die_with_parent() -> None:
     # preexec in the tansu child: if the launcher is SIGKILLed, tansu must not outlive it holding the data.
     libc = ctypes.CDLL(None, use_errno=True)
@@ -183,13 +192,16 @@ def warm_up(settings: GateSettings, stop: threading.Event) -> int | None:
 async def run(settings: GateSettings) -> int:
     """Serve the gate around one tansu process; returns tansu's exit code."""
     loop = asyncio.get_running_loop()
-    internal = free_port(settings.host)
-    gate = Gate(settings.host, internal)
+    # The public listener is bound first, so the probe for tansu's internal port cannot pick it: this
+    # process's free_port() knows nothing of the port the parent chose, and CI once saw tansu handed
+    # the gate's own port (AddrInUse, tansu exits 0).
+    gate = Gate(settings.host, 0)
     server = await loop.create_server(gate.protocol, settings.host, settings.port, reuse_address=True)
+    gate.upstream_port = internal_port(settings)
     tansu = settings.tansu or str(tansu_binary())
     proc = await asyncio.create_subprocess_exec(
         tansu, "broker",
-        "--listener-url", f"tcp://{settings.host}:{internal}",
+        "--listener-url", f"tcp://{settings.host}:{gate.upstream_port}",
         "--advertised-listener-url", f"tcp://{settings.host}:{settings.port}",
         "--storage-engine", settings.storage,
         preexec_fn=_die_with_parent,
@@ -201,8 +213,8 @@ async def run(settings: GateSettings) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, forward, sig)
-    log.info("kafka gate on %s:%d -> tansu pid %d on :%d (%s)", settings.host, settings.port, proc.pid, internal,
-             settings.storage)
+    log.info("kafka gate on %s:%d -> tansu pid %d on :%d (%s)", settings.host, settings.port, proc.pid,
+             gate.upstream_port, settings.storage)
 
     stop = threading.Event()
     t0 = time.monotonic()

@@ -233,3 +233,37 @@ def test_gate_settings_from_env():
     s = GateSettings.from_env({"KAFKA_GATE_LISTEN": "127.0.0.1:19092", "KAFKA_GATE_TOPICS": "a, b,,",
                                "KAFKA_GATE_STORAGE": "s3://tansu/", "KAFKA_GATE_PARTITIONS": "2"})
     assert (s.host, s.port, s.topics, s.partitions, s.storage) == ("127.0.0.1", 19092, ("a", "b"), 2, "s3://tansu/")
+
+
+def test_gate_never_hands_tansu_its_own_public_port(tmp_path, monkeypatch):
+    """CI once saw tansu told to listen on the gate's public port (AddrInUse, tansu exit 0): the gate
+    process picked the internal port before binding the public one, and its free_port() knew nothing of
+    the port the parent chose. The port picker is steered to offer the public port first."""
+    import asyncio
+    import itertools
+    import socket
+    import stat
+
+    import localstack.config as config
+    from localstack.kafka_gate import GateSettings, run
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        public = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        other = s.getsockname()[1]
+    offers = itertools.chain([public, public], itertools.repeat(other))
+    monkeypatch.setattr(config.random, "randint", lambda low, high: next(offers))
+    monkeypatch.setattr(config, "_PICKED", set())
+    argv_file = tmp_path / "argv"
+    fake = tmp_path / "tansu"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {argv_file}\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+
+    code = asyncio.run(run(GateSettings(port=public, tansu=str(fake), storage="memory://t/")))
+
+    assert code == 0
+    argv = argv_file.read_text().split()
+    assert argv[argv.index("--listener-url") + 1] == f"tcp://127.0.0.1:{other}"
+    assert argv[argv.index("--advertised-listener-url") + 1] == f"tcp://127.0.0.1:{public}"
