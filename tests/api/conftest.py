@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
@@ -20,6 +20,7 @@ from tests.helpers.api import (
     Api,
     AppFactory,
     base_settings,
+    serve,
 )
 from tests.helpers.governance import ADMIN as GOV_ADMIN
 from tests.helpers.governance import TOOLS as GOV_TOOLS
@@ -45,25 +46,14 @@ async def clean_db(pg_dsn: str) -> str:
 @pytest.fixture
 async def make_api(clean_db: str) -> AsyncIterator[AppFactory]:
     """Build an app (lifespan running) on the clean database; settings overridable per test."""
-    stack: list[Any] = []
+    async with AsyncExitStack() as stack:
 
-    async def build(peer: str = "127.0.0.1", **overrides: Any) -> Api:
-        backends = overrides.pop("_backends", {})
-        app = create_app(base_settings(clean_db, **overrides), **backends)
-        cm = app.router.lifespan_context(app)
-        await cm.__aenter__()
-        stack.append(cm)
-        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
-        client = httpx.AsyncClient(transport=transport, base_url="http://api.test")
-        stack.append(client)
-        return Api(client=client, app=app)
+        async def build(peer: str = "127.0.0.1", **overrides: Any) -> Api:
+            backends = overrides.pop("_backends", {})
+            app = create_app(base_settings(clean_db, **overrides), **backends)
+            return Api(client=await stack.enter_async_context(serve(app, peer)), app=app)
 
-    yield build
-    for item in reversed(stack):
-        if isinstance(item, httpx.AsyncClient):
-            await item.aclose()
-        else:
-            await item.__aexit__(None, None, None)
+        yield build
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 from functions.api.app import create_app
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.identity.store import IdentityStore
-from tests.helpers.api import base_settings
+from tests.helpers.api import base_settings, serve
 from tests.helpers.approvals import TABLES
 from workflows.approvals.activities import ApprovalActivities, StoreSink
 from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
@@ -60,8 +60,7 @@ async def world(temporal_env: WorkflowEnvironment, pg_dsn: str) -> AsyncIterator
     acts = ApprovalActivities(StoreSink(pg_dsn))
     with ThreadPoolExecutor(4) as ex:
         async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client,
+            serve(app) as client,
             Worker(temporal_env.client, task_queue=TASK_QUEUE, workflows=[ApprovalWorkflow],
                    activities=[acts.record], activity_executor=ex),  # fmt: skip
         ):
@@ -182,10 +181,7 @@ async def test_gateway_route_without_temporal_or_secret_is_404_not_configured(
     world: World, pg_dsn: str, secrets: tuple[str, ...]
 ) -> None:
     app = create_app(base_settings(pg_dsn, gateway_secrets=secrets))  # no TEMPORAL_ADDRESS, no client
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client,
-    ):
+    async with serve(app) as client:
         r = await client.post("/api/gateway/approvals", json=ask(world), headers=gateway(world))
     assert r.status_code == 404 and r.json()["error"] == "not_configured", r.text
     assert ("INGEST_GATEWAY_SECRET" if not secrets else "Temporal") in r.json()["message"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,6 +43,15 @@ def base_settings(dsn: str = "", **overrides: Any) -> ApiSettings:
         signup_enabled=True,
     )
     return replace(s, **overrides)
+
+
+@asynccontextmanager
+async def serve(app: Any, peer: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, behind an in-process client (from `peer` when given)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, **({"client": (peer, 40000)} if peer else {}))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            yield client
 
 
 @dataclass

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from functions.api.app import create_app
 from functions.api.settings import ApiSettings
 from mcp_sentinel.identity.passwords import HashParams
+from tests.helpers.api import serve
 from tests.helpers.security_rig import AUD, Rig
 
 JWT_SECRET = "hostile-test-jwt-secret-that-is-long-enough-0123456789"
@@ -99,10 +100,8 @@ async def api(pg_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
         db_startup_timeout=10.0,
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-            yield client
+    async with serve(app, "127.0.0.1") as client:
+        yield client
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the HS512 forgery uses a short key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from functions.api.app import create_app
 from mcp_sentinel.kube.objects import KubeCluster, Ref
 from tests.fixtures.kube import LocalKube
-from tests.helpers.api import ADMIN_KEY, base_settings
+from tests.helpers.api import ADMIN_KEY, base_settings, serve
 from workflows.lifecycle.workflows import TASK_QUEUE as LIFECYCLE_QUEUE
 from workflows.lifecycle.workflows import LifecycleResult
 from workflows.worker import WorkerSettings, build_activities, new_worker
@@ -27,23 +28,14 @@ ADMIN = {"x-api-key": ADMIN_KEY}
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def api_factory(pg_dsn: str, kube_cluster: LocalKube) -> AsyncIterator[Any]:
-    opened: list[Any] = []
+    async with AsyncExitStack() as stack:
 
-    async def build(temporal: Any) -> httpx.AsyncClient:
-        settings = base_settings(pg_dsn, temporal_address="configured" if temporal else "")
-        app = create_app(settings, kube=kube_cluster.api, **({"temporal": temporal} if temporal else {}))
-        cm = app.router.lifespan_context(app)
-        await cm.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
-        opened.extend([cm, client])
-        return client
+        async def build(temporal: Any) -> httpx.AsyncClient:
+            settings = base_settings(pg_dsn, temporal_address="configured" if temporal else "")
+            app = create_app(settings, kube=kube_cluster.api, **({"temporal": temporal} if temporal else {}))
+            return await stack.enter_async_context(serve(app))
 
-    yield build
-    for item in reversed(opened):
-        if isinstance(item, httpx.AsyncClient):
-            await item.aclose()
-        else:
-            await item.__aexit__(None, None, None)
+        yield build
 
 
 def body(ns: str, name: str, tag: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from functions.api.app import create_app
 from mcp_sentinel.identity.store import IdentityStore
 from mcp_sentinel.kube.objects import KubeCluster, Ref
-from tests.helpers.api import ADMIN_KEY, base_settings
+from tests.helpers.api import ADMIN_KEY, base_settings, serve
 from workflows.client import PROVISIONING_QUEUE
 from workflows.provisioning.teams import IdentityTeamStore
 from workflows.worker import WorkerSettings, build_activities, new_worker
@@ -28,23 +29,14 @@ ADMIN = {"x-api-key": ADMIN_KEY}
 @pytest_asyncio.fixture(loop_scope="session")
 async def api_factory(pg_dsn: str, temporal_env: WorkflowEnvironment) -> AsyncIterator[Any]:
     """Build API apps whose team provisioner is the Temporal one (TEMPORAL_ADDRESS set)."""
-    opened: list[Any] = []
+    async with AsyncExitStack() as stack:
 
-    async def build(wait_seconds: float) -> httpx.AsyncClient:
-        settings = base_settings(pg_dsn, temporal_address="configured", provisioning_wait_seconds=wait_seconds)
-        app = create_app(settings, temporal=temporal_env.client)
-        cm = app.router.lifespan_context(app)
-        await cm.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
-        opened.extend([cm, client])
-        return client
+        async def build(wait_seconds: float) -> httpx.AsyncClient:
+            settings = base_settings(pg_dsn, temporal_address="configured", provisioning_wait_seconds=wait_seconds)
+            app = create_app(settings, temporal=temporal_env.client)
+            return await stack.enter_async_context(serve(app))
 
-    yield build
-    for item in reversed(opened):
-        if isinstance(item, httpx.AsyncClient):
-            await item.aclose()
-        else:
-            await item.__aexit__(None, None, None)
+        yield build
 
 
 async def test_team_creation_runs_the_provisioning_workflow(
