@@ -6,10 +6,14 @@ list, approve and reject; members and other teams' owners cannot.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +27,7 @@ from functions.api.app import create_app
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.identity.store import IdentityStore
 from tests.helpers.api import base_settings, serve
-from tests.helpers.approvals import TABLES
+from tests.helpers.approvals import TABLES, DevServer
 from workflows.approvals.activities import ApprovalActivities, StoreSink
 from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
 
@@ -185,3 +189,30 @@ async def test_gateway_route_without_temporal_or_secret_is_404_not_configured(
         r = await client.post("/api/gateway/approvals", json=ask(world), headers=gateway(world))
     assert r.status_code == 404 and r.json()["error"] == "not_configured", r.text
     assert ("INGEST_GATEWAY_SECRET" if not secrets else "Temporal") in r.json()["message"]
+
+
+async def test_gateway_ask_against_a_frozen_temporal_is_503_within_the_bound(
+    world: World, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporal accepts connections but answers nothing (SIGSTOP): the ask ends as 503, not a hung request."""
+    import functions.api.routes.approvals as route
+
+    monkeypatch.setattr(route, "ASK_TIMEOUT_SECONDS", 1.0)
+    server = DevServer(tmp_path / "temporal.db")
+    server.start()
+    try:
+        client = await server.client()
+        app = create_app(base_settings(pg_dsn, gateway_secrets=(SECRET,), temporal_address="configured"),
+                         temporal=client)  # fmt: skip
+        async with serve(app) as api:
+            assert server.proc is not None
+            os.killpg(server.proc.pid, signal.SIGSTOP)
+            try:
+                # Without the bound the request hangs as long as Temporal is frozen: wait_for fails it.
+                r = await asyncio.wait_for(api.post("/api/gateway/approvals", json=ask(world),
+                                                    headers=gateway(world)), 30)  # fmt: skip
+            finally:
+                os.killpg(server.proc.pid, signal.SIGCONT)
+        assert r.status_code == 503 and r.json()["error"] == "service_unavailable", r.text
+    finally:
+        server.kill()

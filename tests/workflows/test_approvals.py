@@ -27,6 +27,7 @@ from workflows.approvals.client import (
     decide,
     get_approval,
     list_approvals,
+    outcome_of,
     parse_approval_id,
     request_or_consume,
 )
@@ -110,12 +111,37 @@ async def test_concurrent_retries_of_an_approved_call_spend_it_once(
         async with approvals_worker(client, task_queue, pg_dsn, ex):
             first = await request_or_consume(client, req, task_queue=task_queue)
             await decide(client, first.approval_id, approve=True, by="owner@example.com")
-            answers = await asyncio.gather(*(request_or_consume(client, req, task_queue=task_queue) for _ in range(4)),
-                                           return_exceptions=True)  # fmt: skip
+            # Bounded: a hang here must fail this test, not the session loop's teardown (CI once did).
+            answers = await asyncio.wait_for(asyncio.gather(
+                *(request_or_consume(client, req, task_queue=task_queue) for _ in range(4)), return_exceptions=True
+            ), 60)  # fmt: skip
     # The losers wait (at most 5 s) for the spent run to close, then start the next request; on a
     # loaded machine that wait may run out, which the API answers 503: never a second `used`.
     statuses = ["timeout" if isinstance(a, TimeoutError) else a.status for a in answers]  # type: ignore[union-attr]
     assert statuses.count("used") == 1 and set(statuses) <= {"used", "pending", "timeout"}, answers
+
+
+async def test_outcome_of_a_spent_run_does_not_wait_for_the_next_request(
+    temporal_env: WorkflowEnvironment, task_queue: str, pg_dsn: str
+) -> None:
+    """The race behind a CI hang: a caller reads the spent run's description, another caller starts the
+    next request, and the first then asks for "the" result: it must be the described run's, at once."""
+    client = temporal_env.client
+    req = call()
+    with ThreadPoolExecutor(4) as ex:
+        async with approvals_worker(client, task_queue, pg_dsn, ex):
+            first = await request_or_consume(client, req, task_queue=task_queue)
+            await decide(client, first.approval_id, approve=True, by="owner@example.com")
+            assert (await request_or_consume(client, req, task_queue=task_queue)).status == "used"
+            wid, run = parse_approval_id(first.approval_id)
+            await client.get_workflow_handle(wid, run_id=run).result()
+            spent = await client.get_workflow_handle(wid).describe()
+            following = await request_or_consume(client, req, task_queue=task_queue)
+            assert following.status == "pending" and following.approval_id != first.approval_id
+            outcome = await asyncio.wait_for(outcome_of(client, spent, req.ttl_seconds, datetime.now(UTC)), 20)
+            assert outcome == (None, "used")
+            running = await client.get_workflow_handle(wid).describe()
+            assert await outcome_of(client, running, req.ttl_seconds, datetime.now(UTC)) == (None, "")
 
 
 async def test_rejected_request_answers_rejected_and_is_audited_with_the_approver(

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -145,18 +150,28 @@ async def request_or_consume(
 
 async def _closed(client: Client, wid: str, ttl: int, now: datetime) -> tuple[GatewayAnswer | None, str]:
     """How the call's last request ended; with `rejected` as the answer while that is younger than `ttl`."""
-    handle = client.get_workflow_handle(wid, result_type=ApprovalState)
     try:
-        desc = await handle.describe()
+        desc = await client.get_workflow_handle(wid).describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None, ""
         raise
+    return await outcome_of(client, desc, ttl, now)
+
+
+async def outcome_of(
+    client: Client, desc: WorkflowExecutionDescription, ttl: int, now: datetime
+) -> tuple[GatewayAnswer | None, str]:
+    """`_closed` for the run `desc` describes: (None, "") while it runs, else its final status."""
     if desc.status != WorkflowExecutionStatus.COMPLETED or desc.close_time is None:
         return None, ""
-    state: ApprovalState = await handle.result()
+    # That run, not "the latest run": a concurrent caller may have started the next request since
+    # `desc` was read, and the latest run's result comes only when it is decided (hours). CI saw
+    # concurrent retries of a spent approval hang here.
+    ended = client.get_workflow_handle(desc.id, run_id=desc.run_id, result_type=ApprovalState)
+    state: ApprovalState = await ended.result(follow_runs=False)
     if state.status == REJECTED and desc.close_time + timedelta(seconds=ttl) > now:
-        return GatewayAnswer(REJECTED, approval_id(wid, desc.run_id)), REJECTED
+        return GatewayAnswer(REJECTED, approval_id(desc.id, desc.run_id)), REJECTED
     return None, state.status
 
 

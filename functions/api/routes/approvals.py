@@ -15,6 +15,7 @@ Each approval is one ApprovalWorkflow (workflows/approvals); these routes hold n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Annotated, Any
@@ -42,6 +43,9 @@ router = APIRouter(tags=["approvals"])
 MAX_ARGUMENTS_BYTES = 32 * 1024
 # Running requests one caller (human + agent) may have on one server before new ones are refused.
 MAX_PENDING_PER_CALLER = 20
+# The whole ask (several Temporal calls) is bounded below the gateway's own 10 s timeout
+# (sidecar/approval.py), so a stuck or frozen Temporal reaches the gateway as a readable 503.
+ASK_TIMEOUT_SECONDS = 8.0
 APPROVAL_ID = r"^[0-9a-f]{32}\.[0-9a-f-]{36}$"
 
 
@@ -131,7 +135,8 @@ async def gateway_ask(
                           body.sideEffect, body.sessionID)  # fmt: skip
     client = await _temporal(request)
     try:
-        answer = await request_or_consume(client, req, max_pending=MAX_PENDING_PER_CALLER)
+        answer = await asyncio.wait_for(request_or_consume(client, req, max_pending=MAX_PENDING_PER_CALLER),
+                                        ASK_TIMEOUT_SECONDS)  # fmt: skip
     except Exception:
         log.warning("approval request for %s/%s failed", gw.namespace, gw.server, exc_info=True)
         raise unavailable("approvals are not available right now") from None
