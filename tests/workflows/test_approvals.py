@@ -31,7 +31,7 @@ from workflows.approvals.client import (
     parse_approval_id,
     request_or_consume,
 )
-from workflows.approvals.workflows import ApprovalRequest, ApprovalWorkflow
+from workflows.approvals.workflows import ApprovalRequest, ApprovalState, ApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -85,7 +85,8 @@ async def test_approved_call_is_used_once_and_the_same_call_then_needs_a_new_app
             detail = await get_approval(client, first.approval_id)
             assert detail["status"] == "used" and detail["decidedBy"] == "owner@example.com"
             assert detail["requests"] == 1  # retries read the state; they add nothing to the history
-            assert await until(lambda: _actions_are(store, first.approval_id, 4))
+            assert await until(lambda: _actions_are(store, first.approval_id, 4)), await audit_actions(
+                store, first.approval_id)
     # Rows are per call (workflow id): this request's three, and the next request's `requested`.
     assert await audit_actions(store, first.approval_id) == ["approval_approved", "approval_requested",
                                                              "approval_requested", "approval_used"]  # fmt: skip
@@ -142,6 +143,32 @@ async def test_outcome_of_a_spent_run_does_not_wait_for_the_next_request(
             assert outcome == (None, "used")
             running = await client.get_workflow_handle(wid).describe()
             assert await outcome_of(client, running, req.ttl_seconds, datetime.now(UTC)) == (None, "")
+
+
+async def test_an_approval_used_in_the_same_activation_is_still_audited(
+    temporal_env: WorkflowEnvironment, task_queue: str, pg_dsn: str, store: IdentityStore
+) -> None:
+    """Under load the approval and its use can reach the workflow together (CI saw `approved` missing
+    from the audit); here both updates wait at the server while no worker runs."""
+    client = temporal_env.client
+    req = call()
+    with ThreadPoolExecutor(4) as ex:
+        async with approvals_worker(client, task_queue, pg_dsn, ex):
+            first = await request_or_consume(client, req, task_queue=task_queue)
+            assert await until(lambda: _actions_are(store, first.approval_id, 1))
+        wid, run = parse_approval_id(first.approval_id)
+        handle = client.get_workflow_handle(wid, run_id=run, result_type=ApprovalState)
+        approving = asyncio.create_task(handle.execute_update(ApprovalWorkflow.approve, "owner@example.com"))
+        await asyncio.sleep(1.0)  # the approval reaches the server first
+        using = asyncio.create_task(handle.execute_update(ApprovalWorkflow.consume))
+        await asyncio.sleep(1.0)
+        async with approvals_worker(client, task_queue, pg_dsn, ex):
+            assert await asyncio.wait_for(approving, 60) == "approved"
+            assert await asyncio.wait_for(using, 60) == "used"
+            assert (await asyncio.wait_for(handle.result(), 60)).status == "used"
+            assert await until(lambda: _actions_are(store, first.approval_id, 3))
+    assert await audit_actions(store, first.approval_id) == ["approval_approved", "approval_requested",
+                                                             "approval_used"]  # fmt: skip
 
 
 async def test_rejected_request_answers_rejected_and_is_audited_with_the_approver(

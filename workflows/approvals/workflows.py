@@ -30,6 +30,8 @@ ACT_TIMEOUT = timedelta(seconds=30)
 PENDING, APPROVED, REJECTED, EXPIRED, USED = "pending", "approved", "rejected", "expired", "used"
 # What `consume` answers for an approval that was already spent by an earlier retry.
 CONSUMED = "consumed"
+# Patch id: the approval is audited even when its use arrived in the same workflow activation.
+RECORD_EVERY_APPROVAL = "record-every-approval"
 
 
 @dataclass
@@ -82,6 +84,7 @@ class ApprovalWorkflow:
         self._by = ""
         self._note = ""
         self._requests = 0
+        self._approved = False
         self._deadline = workflow.now() + timedelta(seconds=req.ttl_seconds)
 
     @workflow.signal
@@ -93,7 +96,7 @@ class ApprovalWorkflow:
     def approve(self, by: str) -> str:
         """Approve a pending request; answers the status after the update."""
         if self._status == PENDING:
-            self._status, self._by = APPROVED, by
+            self._status, self._by, self._approved = APPROVED, by, True
         return self._status
 
     @workflow.update
@@ -153,6 +156,12 @@ class ApprovalWorkflow:
             await self._record(APPROVED)
             if not await self._wait(APPROVED):
                 self._status = EXPIRED
+        elif self._approved and workflow.patched(RECORD_EVERY_APPROVAL):
+            # Approved and already used: both updates applied in one activation (a busy worker, a
+            # caller retrying the moment the owner approves). The approval is audited all the same;
+            # histories from before this branch replay unpatched (they recorded only `used`).
+            self._memo()
+            await self._record(APPROVED)
         self._memo()
         await self._record(self._status)
         await workflow.wait_condition(workflow.all_handlers_finished)
