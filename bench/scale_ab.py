@@ -51,8 +51,12 @@ def main() -> None:
     ap.add_argument("--against", required=True, help="git revision whose queries.py is the baseline")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-skip-indexes", action="store_true")
-    ap.add_argument("--match", action="append", default=[],
-                    help="only read paths whose name contains this text (repeatable; default: all)")
+    ap.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        help="only read paths whose name contains this text (repeatable; default: all)",
+    )
     a = ap.parse_args()
     client = clickhouse_client_from_url(a.url, a.database, send_receive_timeout=3600)
     old_mod = load_queries(a.against)
