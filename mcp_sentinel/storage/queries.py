@@ -251,13 +251,17 @@ class EventQueries:
         limit = min(max(limit, 1), MAX_LIMIT)
         offset = min(max(offset, 0), MAX_OFFSET)
         conds, params = (filters or EventFilter()).where()
-        if cursor is not None:
-            conds.append("(timestamp, event_id) < ({c_ts:DateTime64(3, 'UTC')}, {c_id:String})")
-            params.update(c_ts=cursor.timestamp, c_id=cursor.event_id)
-        # Ids unique to one session or trace have few rows anywhere in time: no hour window first.
+        # Ids unique to one session or trace have few rows anywhere in time: no recent windows first.
         ids = filters is not None and bool(filters.trace_id or filters.session_id)
         rows = search.page_rows(
-            self.client, self.database, conds, params, limit=limit + 1, offset=offset, recent_first=not ids
+            self.client,
+            self.database,
+            conds,
+            params,
+            limit=limit + 1,
+            offset=offset,
+            cursor=(cursor.timestamp, cursor.event_id) if cursor else None,
+            recent_first=not ids,
         )
         events = [_row(r) for r in rows[:limit]]
         has_more = len(rows) > limit

@@ -1,35 +1,37 @@
-"""One page of event search, newest first: keys first without `FINAL`, then those rows with it.
+"""One page of event search, newest first: timestamps first without `FINAL`, then rows with it.
 
-`events FINAL … ORDER BY timestamp DESC LIMIT n` makes the engine merge every part over each range
-it reads and read every column of whatever it merges; with a filter on a non-key column it cannot
-stop early or skip much. A page needs only `offset + limit` keys, so it is read in two steps:
+`events FINAL … ORDER BY timestamp DESC LIMIT n` merges every part over each range it reads and
+reads the 36-byte `event_id` of every granule it touches; with a sparse filter that is most of the
+table. A page needs only its own rows, so past the recent windows it is read in two steps:
 
-1. **Keys** (no `FINAL`): `(timestamp, event_id)` of the newest `offset + limit + slack` raw rows
-   matching the filters (and the cursor). Reads the key and filter columns only, in reverse key
-   order with the limit pushed down (or through the bloom filters for ids), stopping early.
-2. **Rows** (`FINAL`, exact): the rows of those keys, `FINAL`, with the filters applied again,
-   ordered, `LIMIT limit OFFSET offset`. The key set goes in as one array parameter, so the
-   primary key index reads only the granules holding them.
+1. **Timestamps** (no `FINAL`): `timestamp` of the newest `offset + limit + SLACK` raw rows matching
+   the filters (at or before the cursor's time). Reads the filter columns and the delta-coded
+   timestamps only, never `event_id`; ids go through their bloom filters.
+2. **Rows** (`FINAL`, exact): the rows whose `timestamp` is one of those, `FINAL`, with the
+   filters and the exact cursor applied again, ordered, `LIMIT limit OFFSET offset`. The set goes
+   in as one array parameter; the primary key index turns it into the granules holding them.
 
 Why that equals `FINAL` over the whole table: `FINAL` keeps one row per sort key `(timestamp,
-event_id)`, chosen among its stored versions, and filters that row. A key it shows has a stored
-version matching the filters, so the key is among the raw matches; the keys step returns every raw
-match ranked at or above its last key K. So the rows step sees every `FINAL` match ranked at or
-above K and nothing below it. When it returns a full page (`limit` rows after `offset`), every row
-ranked ahead of them is above K too: the page is exact. When the keys step returned fewer keys
-than asked, it saw every match: exact as well. Otherwise (duplicates not merged yet, or a newer
-version of a key no longer matching the filters) the keys step is repeated with 8x the rows, and
-past `MAX_KEYS` the page is read the plain way (`FINAL` over the table).
+event_id)`, chosen among its stored versions, and filters that row; a row it shows therefore has a
+stored version matching the filters, whose timestamp the first step can see. Let T be the oldest
+timestamp the first step returned. It returned every matching timestamp newer than T, and T, so
+the rows step sees every `FINAL` match at or after T and nothing older: a prefix of the full
+answer. A full page from it (`limit` rows after `offset`) is the full answer's page. If the first
+step found fewer rows than it asked for, it saw every match: exact as well. Otherwise (unmerged
+duplicates, rows at the cursor's own millisecond, or a newer version of a key that no longer
+matches the filters) the first step is repeated with 8x the rows, and past `MAX_KEYS` the page
+is read the plain way (`FINAL` over the table).
 
-Before the keys step, a page not looking up an id tries `FINAL` over the last hour (or the hour
-before the cursor): one round trip that answers the unfiltered and common-filter pages, exact when
-it holds the whole page since every row outside it is older. Deep offsets (more keys than
-`MAX_KEYS`) read hour, day, then everything that way.
+Before that, a page not looking up an id tries `FINAL` over the last hour, then day, before the
+newest row or the cursor: one round trip that answers the unfiltered and common-filter pages, exact
+when it holds the whole page since every row outside it is older. Deep offsets (more timestamps
+than `MAX_KEYS`) read hour, day, then everything that way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from mcp_sentinel.storage.schema import EVENTS_TABLE, MATERIALIZED_COLUMNS
@@ -39,13 +41,13 @@ ROW_COLUMNS = ("event_id", "timestamp", "trace_id", "source", "event_type", *(c 
 """The envelope columns, every payload field the events table materialises (by its schema name), the payload."""
 
 SLACK = 8
-"""Extra keys asked for in the first try: room for a few unmerged duplicates without a second one."""
+"""Extra rows asked for in the first try: room for a few unmerged duplicates without a second one."""
 
 MAX_KEYS = 2_000
-"""Largest key set sent to the rows step (one array parameter, ≈60 bytes a key); deeper pages use windows."""
+"""Largest timestamp set sent to the rows step (one array parameter); deeper pages use windows."""
 
 _ORDER = "ORDER BY timestamp DESC, event_id DESC"
-_KEYS_TYPE = "Array(Tuple(DateTime64(3, 'UTC'), String))"
+_CURSOR = "(timestamp, event_id) < ({c_ts:DateTime64(3, 'UTC')}, {c_id:String})"
 
 
 def page_rows(
@@ -56,65 +58,64 @@ def page_rows(
     *,
     limit: int,
     offset: int,
+    cursor: tuple[datetime, str] | None = None,
     recent_first: bool = True,
 ) -> list[tuple[Any, ...]]:
     """Rows `ROW_COLUMNS` ranked `offset .. offset + limit - 1` among `FINAL` rows matching `conds`.
 
-    `conds` are SQL conditions over the events columns (filters and a keyset cursor), `params`
-    their server-side parameters (a cursor's as `c_ts`), `database` already validated.
-    `recent_first` tries `FINAL` over the last hour, then day, first: one round trip each, which
-    answers the unfiltered and common-filter pages; pass False for ids whose rows are few and
-    anywhere in time.
+    `conds` are SQL conditions over the events columns with server-side `params`; `cursor` is the
+    keyset position `(timestamp, event_id)` of the previous page's last row; `database` is already
+    validated. `recent_first` tries `FINAL` over the last hour and day first; pass False for ids
+    whose few rows may lie anywhere in time.
     """
+    params = dict(params)
+    exact = list(conds)
+    if cursor is not None:
+        params.update(c_ts=cursor[0], c_id=cursor[1])
+        exact.append(_CURSOR)
     if offset + limit + SLACK > MAX_KEYS:
-        return windowed_rows(client, database, conds, params, limit=limit, offset=offset)
+        return _windowed(client, database, exact, params, limit=limit, offset=offset, spans=(3600, 86_400, None))
     if recent_first:
-        for span in (3600, 86_400):
-            rows = _final_rows(client, database, conds, params, limit=limit, offset=offset, span=span)
-            if len(rows) == limit:
-                return rows
+        rows = _windowed(client, database, exact, params, limit=limit, offset=offset, spans=(3600, 86_400))
+        if len(rows) == limit:
+            return rows
+    # The timestamps step bounds by the cursor's time only: its tuple would read every event_id.
+    loose = [*conds, "timestamp <= {c_ts:DateTime64(3, 'UTC')}"] if cursor is not None else list(conds)
     ask = offset + limit + SLACK
     while ask <= MAX_KEYS:
-        keys = _keys(client, database, conds, params, ask=ask)
-        if not keys:
+        stamps = _timestamps(client, database, loose, params, ask=ask)
+        if not stamps:
             return []
-        # Unmerged duplicates repeat a key; the rows step needs each once.
-        unique = list(dict.fromkeys((ts, eid) for ts, eid in keys))
-        rows = _final_rows(client, database, conds, params, limit=limit, offset=offset, keys=unique)
-        if len(rows) == limit or len(keys) < ask:
+        rows = _final_rows(
+            client, database, exact, params, limit=limit, offset=offset, stamps=list(dict.fromkeys(stamps))
+        )
+        if len(rows) == limit or len(stamps) < ask:
             return rows
         ask *= 8
-    return _final_rows(client, database, conds, params, limit=limit, offset=offset)
+    return _final_rows(client, database, exact, params, limit=limit, offset=offset)
 
 
-def _keys(
-    client: Any, database: str, conds: Sequence[str], params: dict[str, Any], *, ask: int
-) -> list[tuple[Any, str]]:
-    """The newest `ask` raw keys matching `conds` (with repeats while duplicates are unmerged)."""
+def _timestamps(client: Any, database: str, conds: Sequence[str], params: dict[str, Any], *, ask: int) -> list[Any]:
+    """`timestamp` of the newest `ask` raw rows matching `conds` (repeats while duplicates are unmerged)."""
     where = f"WHERE {' AND '.join(conds)}" if conds else ""
-    sql = f"SELECT timestamp, event_id FROM {database}.{EVENTS_TABLE} {where} {_ORDER} LIMIT {int(ask)}"
-    return [(ts, str(eid)) for ts, eid in client.query(sql, parameters=params).result_rows]
+    sql = f"SELECT timestamp FROM {database}.{EVENTS_TABLE} {where} ORDER BY timestamp DESC LIMIT {int(ask)}"
+    return [r[0] for r in client.query(sql, parameters=params).result_rows]
 
 
-def _window(database: str, params: dict[str, Any], span: int | None) -> list[str]:
-    """`timestamp` within `span` seconds of the cursor, or of the newest row (part metadata answers it)."""
-    if span is None:
-        return []
-    anchor = (
-        "{c_ts:DateTime64(3, 'UTC')}" if "c_ts" in params else f"(SELECT max(timestamp) FROM {database}.{EVENTS_TABLE})"
-    )
-    return [f"timestamp >= {anchor} - toIntervalSecond({int(span)})"]
-
-
-def windowed_rows(
-    client: Any, database: str, conds: Sequence[str], params: dict[str, Any], *, limit: int, offset: int
+def _windowed(
+    client: Any,
+    database: str,
+    conds: Sequence[str],
+    params: dict[str, Any],
+    *,
+    limit: int,
+    offset: int,
+    spans: Sequence[int | None],
 ) -> list[tuple[Any, ...]]:
-    """The same page as `FINAL` over the last hour, then day, then everything (deep offsets).
-
-    A window is exact once it holds the whole page, since every row outside it is older.
-    """
+    """The page as `FINAL` over each window in turn (seconds before the newest row or the cursor;
+    None = everything) until one holds it; the last window's rows otherwise."""
     rows: list[tuple[Any, ...]] = []
-    for span in (3600, 86_400, None):
+    for span in spans:
         rows = _final_rows(client, database, conds, params, limit=limit, offset=offset, span=span)
         if len(rows) == limit:
             break
@@ -130,16 +131,19 @@ def _final_rows(
     limit: int,
     offset: int,
     span: int | None = None,
-    keys: list[tuple[Any, str]] | None = None,
+    stamps: list[Any] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """The page read with `FINAL`, optionally within `span` seconds of the newest row (or the
-    cursor) or among the given keys."""
+    """The page read with `FINAL`, within `span` seconds before the newest row (or the cursor)
+    and/or at the given timestamps."""
     table = f"{database}.{EVENTS_TABLE}"
-    bounds = [*conds, *_window(database, params, span)]
-    if keys is not None:
-        # One array parameter: the primary key index turns it into the granules holding them.
-        bounds.insert(0, f"(timestamp, event_id) IN {{page_keys:{_KEYS_TYPE}}}")
-        params = {**params, "page_keys": keys}
+    bounds = list(conds)
+    if span is not None:
+        # max(timestamp) is answered from part metadata.
+        anchor = "{c_ts:DateTime64(3, 'UTC')}" if "c_ts" in params else f"(SELECT max(timestamp) FROM {table})"
+        bounds.append(f"timestamp >= {anchor} - toIntervalSecond({int(span)})")
+    if stamps is not None:
+        bounds.insert(0, "timestamp IN {page_ts:Array(DateTime64(3, 'UTC'))}")
+        params = {**params, "page_ts": stamps}
     where = f"WHERE {' AND '.join(bounds)}" if bounds else ""
     sql = f"SELECT {', '.join(ROW_COLUMNS)} FROM {table} FINAL {where} {_ORDER} LIMIT {int(limit)} OFFSET {int(offset)}"
     return list(client.query(sql, parameters=params).result_rows)

@@ -1,7 +1,7 @@
-"""Keys-first event search (storage/search.py) equals `FINAL` over the whole table, duplicates and all.
+"""Timestamps-first event search (storage/search.py) equals `FINAL` over the whole table, duplicates and all.
 
 Rows are inserted raw (bypassing the writer's dedup), as two processors racing or a redelivery
-before a merge would leave them, so the keys step sees repeated and stale keys.
+before a merge would leave them, so the timestamps step sees repeated and stale keys.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_unmerged_redeliveries_beyond_the_slack_never_show_twice(ch_client: Any,
 
 def test_a_newer_version_that_no_longer_matches_hides_the_key(ch_client: Any, ch_database: str) -> None:
     """`FINAL` semantics: the newest version of a key decides whether it matches. The ten newest
-    events (a day apart) are re-stored with another human; a search for the old human must skip all ten (the keys step
+    events (a day apart) are re-stored with another human; a search for the old human must skip all ten (the timestamps step
     finds their old versions first, so its first ask comes back short and is widened)."""
     base = [(f"ev-{i:03d}", NOW - timedelta(days=i, minutes=i), {"human_id": "h1"}) for i in range(30)]
     _insert(ch_client, ch_database, base)
@@ -93,14 +93,14 @@ def test_past_the_key_budget_pages_read_final_directly(
     q = EventQueries(ch_client, ch_database)
     expected = _final_order(ch_client, ch_database)
     assert [e.id for e in q.events(limit=5, offset=20).events] == expected[20:25]  # 20 + 6 + 8 > 30
-    # The keys step asks 11 raw rows: with four copies each, the rows step gets 3 of the 10 it
+    # The timestamps step asks 11 raw rows: with four copies each, the rows step gets 3 of the 10 it
     # needs, 11 * 8 > 30, so the page is read as FINAL over the table.
     assert _all_pages(q, EventFilter(human_id="h1"), 10) == expected
 
 
 def test_recent_windows_and_keys_first_agree_across_time(ch_client: Any, ch_database: str) -> None:
     """Matches spread from minutes to weeks ago: pages are served by the hour window, the day window
-    and the keys step in turn, and the concatenation equals `FINAL`."""
+    and the timestamps step in turn, and the concatenation equals `FINAL`."""
     times = [NOW - timedelta(minutes=5 * i) for i in range(6)]
     times += [NOW - timedelta(hours=3 + i) for i in range(6)]
     times += [NOW - timedelta(days=2 + i) for i in range(12)]
@@ -113,3 +113,20 @@ def test_recent_windows_and_keys_first_agree_across_time(ch_client: Any, ch_data
         expected = _final_order(ch_client, ch_database, where)
         for limit in (1, 2, 5, 9, 30):
             assert _all_pages(q, f, limit) == expected, (where, limit)
+
+
+def test_many_events_in_one_millisecond_page_exactly(ch_client: Any, ch_database: str) -> None:
+    """The timestamps step bounds by the cursor's time, not its id: twelve events sharing one
+    millisecond (a cursor inside them) come back as extra rows the rows step drops, and paging
+    through them still equals `FINAL`."""
+    same = NOW - timedelta(days=3)
+    rows = [(f"ev-same-{i:02d}", same, {"human_id": "h1"}) for i in range(12)]
+    rows += [(f"ev-{i:03d}", NOW - timedelta(days=i, minutes=i), {"human_id": "h1"}) for i in range(8)]
+    _insert(ch_client, ch_database, rows)
+    _insert(ch_client, ch_database, rows[:5])  # and a few of them twice
+    q = EventQueries(ch_client, ch_database)
+    expected = _final_order(ch_client, ch_database)
+    assert len(expected) == 20
+    for f in (EventFilter(human_id="h1"), EventFilter(session_id="")):
+        for limit in (1, 2, 5, 11):
+            assert _all_pages(q, f, limit) == expected, (f, limit)
