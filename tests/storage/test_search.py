@@ -48,7 +48,7 @@ def _final_order(client: Any, db: str, where: str = "1") -> list[str]:
 
 def test_unmerged_redeliveries_beyond_the_slack_never_show_twice(ch_client: Any, ch_database: str) -> None:
     """A day apart (so no recent window holds a page), each stored three times in three parts: the
-    keys step's first ask is mostly repeats, so it must widen, and every page still equals `FINAL`."""
+    timestamps step's first ask is mostly repeats, so it must widen; every page still equals `FINAL`."""
     rows = [(f"ev-{i:03d}", NOW - timedelta(days=i, minutes=i), {"human_id": "h1", "session_id": "s1"})
             for i in range(40)]  # fmt: skip
     for _ in range(3):
@@ -67,8 +67,9 @@ def test_unmerged_redeliveries_beyond_the_slack_never_show_twice(ch_client: Any,
 
 def test_a_newer_version_that_no_longer_matches_hides_the_key(ch_client: Any, ch_database: str) -> None:
     """`FINAL` semantics: the newest version of a key decides whether it matches. The ten newest
-    events (a day apart) are re-stored with another human; a search for the old human must skip all ten (the timestamps step
-    finds their old versions first, so its first ask comes back short and is widened)."""
+    events (a day apart) are re-stored with another human; a search for the old human must skip
+    all ten (the timestamps step finds their old versions first, so its first ask comes back short
+    and is widened)."""
     base = [(f"ev-{i:03d}", NOW - timedelta(days=i, minutes=i), {"human_id": "h1"}) for i in range(30)]
     _insert(ch_client, ch_database, base)
     _insert(ch_client, ch_database, [(i, ts, {"human_id": "h2"}) for i, ts, _p in base[:10]])  # newer versions
@@ -84,7 +85,7 @@ def test_a_newer_version_that_no_longer_matches_hides_the_key(ch_client: Any, ch
 def test_past_the_key_budget_pages_read_final_directly(
     ch_client: Any, ch_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a tiny key budget, both fallbacks run: deep offsets read windows of `FINAL`, and a keys
+    """With a tiny budget, both fallbacks run: deep offsets read windows of `FINAL`, and a timestamps
     step that keeps coming back short reads `FINAL` over the table; both still equal the reference."""
     rows = [(f"ev-{i:03d}", NOW - timedelta(days=i, minutes=i), {"human_id": "h1"}) for i in range(25)]
     for _ in range(4):
@@ -98,7 +99,7 @@ def test_past_the_key_budget_pages_read_final_directly(
     assert _all_pages(q, EventFilter(human_id="h1"), 10) == expected
 
 
-def test_recent_windows_and_keys_first_agree_across_time(ch_client: Any, ch_database: str) -> None:
+def test_recent_windows_and_timestamps_first_agree_across_time(ch_client: Any, ch_database: str) -> None:
     """Matches spread from minutes to weeks ago: pages are served by the hour window, the day window
     and the timestamps step in turn, and the concatenation equals `FINAL`."""
     times = [NOW - timedelta(minutes=5 * i) for i in range(6)]
