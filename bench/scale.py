@@ -79,6 +79,12 @@ def read_paths(client: Any, db: str) -> list[tuple[str, Callable[[EventQueries],
     ]
     paths += [
         ("events(decision=deny)", lambda q: q.events(EventFilter(decision="deny")), False),
+        # Sparse: the rarest human's denials, ~40 a day at 10M, so no recent window holds a page.
+        (
+            "events(human_id=rarest, decision=deny)",
+            lambda q: q.events(EventFilter(human_id="human-299@example.com", decision="deny")),
+            False,
+        ),
         ("events(team_id=…, tool_name=…)", lambda q: q.events(EventFilter(team_id=team, tool_name="tool-3")), False),
         ("server_events(ns, server)", lambda q: q.server_events(s["namespace"], s["server"]), False),
         ("events() cursor page 2", lambda q: q.events(cursor=_cursor(q)), False),

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from bench.scale import read_paths
+from bench.scale import _pct, read_paths
 from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.queries import EventQueries
 
@@ -51,6 +51,12 @@ def main() -> None:
     ap.add_argument("--against", required=True, help="git revision whose queries.py is the baseline")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-skip-indexes", action="store_true")
+    ap.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        help="only read paths whose name contains this text (repeatable; default: all)",
+    )
     a = ap.parse_args()
     client = clickhouse_client_from_url(a.url, a.database, send_receive_timeout=3600)
     old_mod = load_queries(a.against)
@@ -63,8 +69,10 @@ def main() -> None:
         "new": (EventQueries(client, a.database), new_mod),
     }
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores); baseline {a.against}")
-    print("| read path | before p50 ms | after p50 ms | speed-up |\n|---|---|---|---|")
+    print("| read path | before p50 / p95 ms | after p50 / p95 ms | speed-up (p50) |\n|---|---|---|---|")
     for name, call, _aggregate in read_paths(client, a.database):
+        if a.match and not any(m in name for m in a.match):
+            continue
         times: dict[str, list[float]] = {"old": [], "new": []}
         for side in ("old", "new"):  # warm both
             q, mod = sides[side]
@@ -74,7 +82,8 @@ def main() -> None:
                 q, mod = sides[side]
                 times[side].append(_ms(partial(_with_usage, mod, partial(call, q))))
         o, n = statistics.median(times["old"]), statistics.median(times["new"])
-        print(f"| {name} | {o:,.0f} | {n:,.0f} | ×{o / n:.1f} |", flush=True)
+        op, np_ = _pct(times["old"], 0.95), _pct(times["new"], 0.95)
+        print(f"| {name} | {o:,.0f} / {op:,.0f} | {n:,.0f} / {np_:,.0f} | ×{o / n:.1f} |", flush=True)
     if a.no_skip_indexes:
         plain = clickhouse_client_from_url(a.url, a.database, settings={"use_skip_indexes": 0})
         q_on, q_off = EventQueries(client, a.database), EventQueries(plain, a.database)
@@ -93,7 +102,8 @@ def _with_usage(mod: types.ModuleType, fn: Callable[[], Any]) -> Any:
     import bench.scale as scale
 
     saved = scale.__dict__["usage"]
-    scale.__dict__["usage"] = mod.usage
+    # Since usage() moved to storage/usage.py, queries.py no longer has it: both sides use this tree's.
+    scale.__dict__["usage"] = getattr(mod, "usage", saved)
     try:
         return fn()
     finally:

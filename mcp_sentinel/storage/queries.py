@@ -18,15 +18,13 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from mcp_sentinel.storage import rollups
+from mcp_sentinel.storage import rollups, search
 from mcp_sentinel.storage.client import validate_database
-from mcp_sentinel.storage.schema import EVENTS_TABLE, MATERIALIZED_COLUMNS
+from mcp_sentinel.storage.schema import EVENTS_TABLE
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 100_000
-# The envelope columns, every payload field the events table materialises (by its schema name), the payload.
-_ROW_COLUMNS = ("event_id", "timestamp", "trace_id", "source", "event_type", *(c for c, _t in MATERIALIZED_COLUMNS),
-                "payload")  # fmt: skip
+_ROW_COLUMNS = search.ROW_COLUMNS
 
 
 def rfc3339(ts: datetime) -> str:
@@ -253,27 +251,18 @@ class EventQueries:
         limit = min(max(limit, 1), MAX_LIMIT)
         offset = min(max(offset, 0), MAX_OFFSET)
         conds, params = (filters or EventFilter()).where()
-        if cursor is not None:
-            conds.append("(timestamp, event_id) < ({c_ts:DateTime64(3, 'UTC')}, {c_id:String})")
-            params.update(c_ts=cursor.timestamp, c_id=cursor.event_id)
-        params.update(lim=limit + 1, off=offset)
-        # Newest first: try the last hour, then day, before the whole table (`FINAL` over 10M rows
-        # costs ~10x an hour's worth). A window is exact once it holds a full page plus the
-        # look-ahead row, since every row outside it is older. Ids unique to one session or trace
-        # are found through their bloom filters at once.
-        newest = f"(SELECT max(timestamp) FROM {self.database}.{EVENTS_TABLE})"
-        anchor = "{c_ts:DateTime64(3, 'UTC')}" if cursor else newest
-        single = filters is not None and bool(filters.trace_id or filters.session_id)
-        for span in (None,) if single else (3600, 86_400, None):
-            window = [] if span is None else [f"timestamp >= {anchor} - toIntervalSecond({span})"]
-            where = f"WHERE {' AND '.join([*conds, *window])}" if conds or window else ""
-            rows = self._rows(
-                f"SELECT {', '.join(_ROW_COLUMNS)} FROM {self.table} {where} "
-                "ORDER BY timestamp DESC, event_id DESC LIMIT {lim:UInt32} OFFSET {off:UInt32}",
-                params,
-            )
-            if len(rows) > limit:
-                break
+        # Ids unique to one session or trace have few rows anywhere in time: no recent windows first.
+        ids = filters is not None and bool(filters.trace_id or filters.session_id)
+        rows = search.page_rows(
+            self.client,
+            self.database,
+            conds,
+            params,
+            limit=limit + 1,
+            offset=offset,
+            cursor=(cursor.timestamp, cursor.event_id) if cursor else None,
+            recent_first=not ids,
+        )
         events = [_row(r) for r in rows[:limit]]
         has_more = len(rows) > limit
         next_cursor = None
