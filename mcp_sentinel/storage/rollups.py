@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mcp_sentinel.storage import usage_rollups
 from mcp_sentinel.storage.client import validate_database
 from mcp_sentinel.storage.schema import (
     EVENTS_TABLE,
@@ -298,6 +299,7 @@ def _seal_inserts(
             f"SELECT DISTINCT {width}, {expr} AS bk, {seal}, tool_name, {sdims} FROM {db}.{EVENTS_TABLE} FINAL {where}",
             params,
         ),
+        *((sql, params) for sql in usage_rollups.seal_inserts(db, width, expr, seal, where)),
     ]
 
 

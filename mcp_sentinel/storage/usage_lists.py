@@ -1,0 +1,117 @@
+"""The usage lists over the per-list rollups (storage/usage_rollups.py): each list reads its own table.
+
+Only the final small lists cross to Python: totals, servers, decisions and series come from one
+`GROUPING SETS` query over the servers rollup (a few thousand rows per month), actors from the
+actors rollup, and the top tools from a pruned query (`top_tools`) that aggregates only the
+combinations that can still reach the top N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mcp_sentinel.storage import rollups, usage_rollups
+from mcp_sentinel.storage.usage_rollups import UsageRollup
+
+Rows = Callable[[str], list[tuple[Any, ...]]]
+Summary = tuple[
+    tuple[int, int, int, int, int, int], list[tuple[Any, ...]], list[tuple[str, int]], list[tuple[Any, ...]]
+]
+
+
+def source(r: UsageRollup, db: str, p: rollups.ReadPlan, conds: Sequence[str], params: dict[str, Any], *,
+           hourly: bool = True) -> str:  # fmt: skip
+    """`r`'s rows for the plan: sealed buckets from its table, the raw ranges from `events FINAL`.
+
+    `hourly=False`: the raw ranges give one row per key (no bucket column), so a key has at most
+    one row per sealed bucket plus one.
+    """
+    sealed = rollups._sealed(p, params) if p.seal_ids else None
+    raw = rollups._raw_ranges(p, params)
+    return usage_rollups.source_sql(r, db, sealed, raw, conds, raw_bucket=rollups.HOUR_EXPR if hourly else None)
+
+
+def summary(rows: Rows, src: str, window: int) -> Summary:
+    """((events, allowed, denied, unique servers, humans, agents), server rows, decisions, series rows).
+
+    Server rows: (server, namespace, team_id, events, allowed, denied, humans, agents, last_seen),
+    every server with events (server != ''); decisions sorted; series rows (bucket, e, a, d) ascending.
+    """
+    bucket_fn = "toStartOfHour" if window <= 2 else "toStartOfDay"
+    got = rows(
+        "SELECT grouping(server, namespace, team_id, decision, b) AS g, server, namespace, team_id, decision, b, "
+        "sum(events), sumIf(events, decision = 'allow'), sumIf(events, decision = 'deny'), max(last_seen), "
+        "uniqExactIfMerge(humans), uniqExactIfMerge(agents) "
+        f"FROM (SELECT *, {bucket_fn}(bucket) AS b FROM ({src})) "
+        "GROUP BY GROUPING SETS ((server, namespace, team_id), (decision, b), ())"
+    )
+    servers_mask, decisions_mask = 0b00011, 0b11100  # grouping(): a bit per column NOT grouped on
+    totals = (0, 0, 0, 0, 0, 0)
+    servers: list[tuple[Any, ...]] = []
+    dec: dict[str, int] = {}
+    series: dict[Any, list[int]] = {}
+    for g, s, ns, team, d, b, e, a, den, last, hs, ags in got:
+        if int(g) == servers_mask:
+            if s:
+                servers.append((str(s), str(ns), str(team), int(e), int(a), int(den), int(hs), int(ags), last))
+        elif int(g) == decisions_mask:
+            key = str(d) or "unknown"
+            dec[key] = dec.get(key, 0) + int(e)
+            acc = series.setdefault(b, [0, 0, 0])
+            acc[0] += int(e)
+            acc[1] += int(a)
+            acc[2] += int(den)
+        else:
+            totals = (int(e), int(a), int(den), 0, int(hs), int(ags))
+    totals = (*totals[:3], len({s[0] for s in servers}), *totals[4:])
+    decisions = sorted(dec.items(), key=lambda kv: (-kv[1], kv[0]))
+    return totals, servers, decisions, [(b, *v) for b, v in sorted(series.items())]
+
+
+def actors(rows: Rows, src: str) -> list[tuple[Any, ...]]:
+    """Top actors `(human, agent, events, servers, tools, denied, last_seen)` from the actors rollup."""
+    return rows(
+        "SELECT human_id, agent_id, sum(events) AS e, uniqExactIfMerge(servers), uniqExactIfMerge(tools), "
+        f"sumIf(events, decision = 'deny'), max(last_seen) FROM ({src}) "
+        "GROUP BY human_id, agent_id ORDER BY e DESC, human_id, agent_id LIMIT {u_limit:UInt32}"
+    )
+
+
+def actors_of_tools(rows: Rows, src: str) -> list[tuple[Any, ...]]:
+    """Top actors from the tools rollup: under a tool filter every matching event is in it."""
+    return rows(
+        "SELECT human_id, agent_id, sum(events) AS e, uniqExactIf(server, server != ''), "
+        f"uniqExactIf(tool_name, tool_name != ''), sum(denied), max(last_seen) FROM ({src}) "
+        "WHERE human_id != '' OR agent_id != '' "
+        "GROUP BY human_id, agent_id ORDER BY e DESC, human_id, agent_id LIMIT {u_limit:UInt32}"
+    )
+
+
+_KEY = "(server, tool_name, human_id, team_id, agent_id)"
+
+
+def top_tools(rows: Rows, src: str, max_rows_per_key: int, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Top `u_limit` tool combinations `(server, tool, human, team, agent, events, denied, last_seen)`.
+
+    Exact top-N without aggregating every combination. Each combination has at most
+    `max_rows_per_key` (B) rows in `src`. (1) The N·B largest rows hold at least N distinct
+    combinations if there are that many; their exact totals give `floor`, the N-th largest, a lower
+    bound of the true N-th largest total T. (2) Any combination with total ≥ T ≥ floor has a row of
+    at least floor / B (pigeonhole), so the combinations with such a row include the whole top N,
+    ties at T included. (3) Only their rows (looked up by primary key) are aggregated and ranked.
+    Skewed usage (a few heavy callers) keeps (2) small; uniform usage degrades to the full
+    aggregation, still exact.
+    """
+    params.update(u_top_rows=params["u_limit"] * max_rows_per_key, u_b=max_rows_per_key)
+    return rows(
+        f"WITH (SELECT groupUniqArray(k) FROM (SELECT {_KEY} AS k FROM ({src}) "
+        "ORDER BY events DESC LIMIT {u_top_rows:UInt32})) AS c0, "
+        "(SELECT if(length(c0) < {u_limit:UInt32}, 0, min(t)) FROM ("
+        f"SELECT sum(events) AS t FROM ({src}) WHERE {_KEY} IN c0 GROUP BY {_KEY} "
+        "ORDER BY t DESC LIMIT {u_limit:UInt32})) AS floor_total "
+        "SELECT server, tool_name, human_id, team_id, agent_id, sum(events) AS e, sum(denied), max(last_seen) "
+        f"FROM ({src}) WHERE {_KEY} IN (SELECT {_KEY} FROM ({src}) WHERE events * {{u_b:UInt64}} >= floor_total) "
+        "GROUP BY server, tool_name, human_id, team_id, agent_id "
+        "ORDER BY e DESC, server, tool_name, human_id, team_id, agent_id LIMIT {u_limit:UInt32}"
+    )
