@@ -3,7 +3,8 @@
 Single runs minutes apart cannot be compared on a shared machine (the load average moves the
 figures 3-10x), so every read path runs old, new, old, new, … against the same database and the
 medians are compared. The older `mcp_sentinel/storage/queries.py` is loaded from git (it uses
-this tree's rollups module, whose functions it calls are unchanged). `--no-skip-indexes` adds
+this tree's rollups module, whose functions it calls are unchanged; since `usage` moved to
+`storage/usage.py`, that file is loaded too). `--no-skip-indexes` adds
 the event searches with `use_skip_indexes=0`, to measure what the skip indexes buy.
 
     python -m bench.scale_ab --url http://127.0.0.1:8123 --database s10m --against 842356e
@@ -27,13 +28,26 @@ from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.queries import EventQueries
 
 
-def load_queries(rev: str) -> types.ModuleType:
-    """`mcp_sentinel/storage/queries.py` as of `rev`, as a module of its own."""
-    src = subprocess.run(["git", "show", f"{rev}:mcp_sentinel/storage/queries.py"], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
-    mod = types.ModuleType(f"queries_{rev}")
+def _load(rev: str, path: str, name: str, replace: dict[str, str]) -> types.ModuleType:
+    src = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=True).stdout
+    for old, new in replace.items():
+        src = src.replace(old, new)
+    mod = types.ModuleType(name)
     sys.modules[mod.__name__] = mod  # dataclasses resolve their module by name
-    exec(compile(src, f"{rev}:queries.py", "exec"), mod.__dict__)
+    exec(compile(src, f"{rev}:{path}", "exec"), mod.__dict__)
+    return mod
+
+
+def load_queries(rev: str) -> types.ModuleType:
+    """`mcp_sentinel/storage/queries.py` as of `rev`, as a module of its own, with that revision's
+    `usage` as its attribute (from `storage/usage.py` once it was split out, importing the old queries)."""
+    mod = _load(rev, "mcp_sentinel/storage/queries.py", f"queries_{rev}", {})
+    has_usage = subprocess.run(["git", "cat-file", "-e", f"{rev}:mcp_sentinel/storage/usage.py"],
+                               capture_output=True, check=False).returncode == 0  # fmt: skip
+    if has_usage:
+        usage_mod = _load(rev, "mcp_sentinel/storage/usage.py", f"usage_{rev}",
+                          {"mcp_sentinel.storage.queries import": f"queries_{rev} import"})  # fmt: skip
+        mod.usage = usage_mod.usage
     return mod
 
 
@@ -51,12 +65,13 @@ def main() -> None:
     ap.add_argument("--against", required=True, help="git revision whose queries.py is the baseline")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-skip-indexes", action="store_true")
+    ap.add_argument("--only", default="", help="time only the read paths whose name contains this")
     a = ap.parse_args()
     client = clickhouse_client_from_url(a.url, a.database, send_receive_timeout=3600)
     old_mod = load_queries(a.against)
     # The old module's functions take its own EventQueries; read_paths' lambdas only call methods
     # and `usage`, so each side gets its own `usage` through this shim.
-    import mcp_sentinel.storage.queries as new_mod
+    import mcp_sentinel.storage.usage as new_mod
 
     sides: dict[str, tuple[Any, types.ModuleType]] = {
         "old": (old_mod.EventQueries(client, a.database), old_mod),
@@ -65,6 +80,8 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores); baseline {a.against}")
     print("| read path | before p50 ms | after p50 ms | speed-up |\n|---|---|---|---|")
     for name, call, _aggregate in read_paths(client, a.database):
+        if a.only not in name:
+            continue
         times: dict[str, list[float]] = {"old": [], "new": []}
         for side in ("old", "new"):  # warm both
             q, mod = sides[side]
