@@ -47,7 +47,7 @@ def load_queries(rev: str) -> types.ModuleType:
     if has_usage:
         usage_mod = _load(rev, "mcp_sentinel/storage/usage.py", f"usage_{rev}",
                           {"mcp_sentinel.storage.queries import": f"queries_{rev} import"})  # fmt: skip
-        mod.usage = usage_mod.usage
+        mod.__dict__["usage"] = usage_mod.usage
     return mod
 
 
