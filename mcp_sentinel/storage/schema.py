@@ -210,11 +210,12 @@ _USAGE_STATEMENTS: tuple[str, ...] = (
         f"    events UInt64, last_seen DateTime64(3, 'UTC'), servers {_STATE}, tools {_STATE}",
         "human_id, agent_id, decision",
     ),
-    # Small granules: the top-tools query looks its candidate combinations up by primary key.
+    # Small granules: the top-tools query reads the names of its few candidate combinations only
+    # (found by `combo` in PREWHERE), so the less around them is read the better.
     _usage_table(
         USAGE_TOOLS_TABLE,
         f"server {_LC}, tool_name {_LC}, human_id {_LC}, team_id {_LC}, agent_id {_LC},\n"
-        "    events UInt64, denied UInt64, last_seen DateTime64(3, 'UTC')",
+        "    events UInt64, denied UInt64, last_seen DateTime64(3, 'UTC'), combo UInt64",
         "server, tool_name, human_id, team_id, agent_id",
         "\nSETTINGS index_granularity = 1024",
     ),

@@ -304,7 +304,7 @@ def _from_rollups(
     actors = [UsageActor(str(h), str(a), int(e), int(us), int(ut), int(d), rfc3339(ls))
               for h, a, e, us, ut, d, ls in actor_rows]  # fmt: skip
     if tools_ok:
-        tool_rows = usage_lists.top_tools(rows, tools_src, len(read.seal_ids) + 1, params)
+        tool_rows = usage_lists.top_tools(rows, db, read, conds, params)
     else:
         tool_rows = _wide_tools(rows, wide)
     tools = [UsageTool(str(s), str(tn), str(h), str(team), str(a), int(e), int(d), rfc3339(ls))

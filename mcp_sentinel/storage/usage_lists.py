@@ -21,15 +21,21 @@ Summary = tuple[
 
 
 def source(r: UsageRollup, db: str, p: rollups.ReadPlan, conds: Sequence[str], params: dict[str, Any], *,
-           hourly: bool = True) -> str:  # fmt: skip
+           hourly: bool = True, raw_rows: str | None = None, also: Sequence[str] = ()) -> str:  # fmt: skip
     """`r`'s rows for the plan: sealed buckets from its table, the raw ranges from `events FINAL`.
 
     `hourly=False`: the raw ranges give one row per key (no bucket column), so a key has at most
-    one row per sealed bucket plus one.
+    one row per sealed bucket plus one. `raw_rows`: see `usage_rollups.source_sql`.
     """
     sealed = rollups._sealed(p, params) if p.seal_ids else None
     raw = rollups._raw_ranges(p, params)
-    return usage_rollups.source_sql(r, db, sealed, raw, conds, raw_bucket=rollups.HOUR_EXPR if hourly else None)
+    bucket = rollups.HOUR_EXPR if hourly else None
+    return usage_rollups.source_sql(r, db, sealed, raw, conds, raw_bucket=bucket, raw_rows=raw_rows, also=also)
+
+
+def raw_array(r: UsageRollup, db: str, p: rollups.ReadPlan, conds: Sequence[str], params: dict[str, Any]) -> str:
+    """`usage_rollups.raw_array_sql` for the plan's raw ranges."""
+    return usage_rollups.raw_array_sql(r, db, rollups._raw_ranges(p, params), conds)
 
 
 def summary(rows: Rows, src: str, window: int) -> Summary:
@@ -88,30 +94,40 @@ def actors_of_tools(rows: Rows, src: str) -> list[tuple[Any, ...]]:
     )
 
 
-_KEY = "(server, tool_name, human_id, team_id, agent_id)"
-
-
-def top_tools(rows: Rows, src: str, max_rows_per_key: int, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def top_tools(
+    rows: Rows, db: str, p: rollups.ReadPlan, conds: Sequence[str], params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
     """Top `u_limit` tool combinations `(server, tool, human, team, agent, events, denied, last_seen)`.
 
-    Exact top-N without aggregating every combination. Each combination has at most
-    `max_rows_per_key` (B) rows in `src`. (1) The N·B largest rows hold at least N distinct
-    combinations if there are that many; their exact totals give `floor`, the N-th largest, a lower
-    bound of the true N-th largest total T. (2) Any combination with total ≥ T ≥ floor has a row of
-    at least floor / B (pigeonhole), so the combinations with such a row include the whole top N,
-    ties at T included. (3) Only their rows (looked up by primary key) are aggregated and ranked.
-    Skewed usage (a few heavy callers) keeps (2) small; uniform usage degrades to the full
+    Exact top-N without aggregating every combination. Each combination has at most one row per
+    sealed bucket plus one for the raw edges: B rows. (1) Any N·B rows among the largest (events ≥
+    the N·B-th largest; only the events column is sorted) hold at least N distinct combinations if
+    there are that many; their exact totals (grouped by name, rows found by `combo`) give `floor`,
+    the N-th largest of them, a lower bound of the true N-th largest total T. (2) A combination
+    with total ≥ T ≥ floor has a row of at least floor / B (pigeonhole), so the combinations with
+    such a row include the whole top N, ties at T included. (3) Only their rows are aggregated and
+    ranked. Skewed usage (a few heavy callers) keeps (2) small; uniform usage degrades to the full
     aggregation, still exact.
     """
+    max_rows_per_key = len(p.seal_ids) + 1
     params.update(u_top_rows=params["u_limit"] * max_rows_per_key, u_b=max_rows_per_key)
+    names = "server, tool_name, human_id, team_id, agent_id"
+    # The source is read four times: its raw edges (events FINAL) are computed once, as a constant,
+    # and each read filters the rollup table directly (`also`), not a UNION of it.
+    raw = raw_array(usage_rollups.TOOLS, db, p, conds, params)
+
+    def src(*also: str) -> str:
+        return source(usage_rollups.TOOLS, db, p, conds, params, hourly=False, raw_rows="raw_tool_rows", also=also)
+
     return rows(
-        f"WITH (SELECT groupUniqArray(k) FROM (SELECT {_KEY} AS k FROM ({src}) "
-        "ORDER BY events DESC LIMIT {u_top_rows:UInt32})) AS c0, "
-        "(SELECT if(length(c0) < {u_limit:UInt32}, 0, min(t)) FROM ("
-        f"SELECT sum(events) AS t FROM ({src}) WHERE {_KEY} IN c0 GROUP BY {_KEY} "
+        f"WITH ({raw}) AS raw_tool_rows, (SELECT min(events) FROM (SELECT events FROM ({src()}) "
+        "ORDER BY events DESC LIMIT {u_top_rows:UInt32})) AS top_row, "
+        f"(SELECT groupUniqArray(combo) FROM (SELECT combo FROM ({src('events >= top_row')}) "
+        "LIMIT {u_top_rows:UInt32})) AS c0, "
+        "(SELECT if(count() < {u_limit:UInt32}, 0, min(t)) FROM ("
+        f"SELECT sum(events) AS t FROM ({src('combo IN c0')}) GROUP BY {names} "
         "ORDER BY t DESC LIMIT {u_limit:UInt32})) AS floor_total "
-        "SELECT server, tool_name, human_id, team_id, agent_id, sum(events) AS e, sum(denied), max(last_seen) "
-        f"FROM ({src}) WHERE {_KEY} IN (SELECT {_KEY} FROM ({src}) WHERE events * {{u_b:UInt64}} >= floor_total) "
-        "GROUP BY server, tool_name, human_id, team_id, agent_id "
-        "ORDER BY e DESC, server, tool_name, human_id, team_id, agent_id LIMIT {u_limit:UInt32}"
+        f"SELECT {names}, sum(events) AS e, sum(denied), max(last_seen) FROM ("
+        + src(f"combo IN (SELECT combo FROM ({src('events * {u_b:UInt64} >= floor_total')}))")
+        + f") GROUP BY {names} ORDER BY e DESC, {names} LIMIT {{u_limit:UInt32}}"
     )

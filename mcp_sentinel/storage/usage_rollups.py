@@ -54,11 +54,14 @@ ACTORS = UsageRollup(
 """The actors list with no filter or a decision filter."""
 TOOLS = UsageRollup(
     USAGE_TOOLS_TABLE, ("server", "tool_name", "human_id", "team_id", "agent_id"),
-    (("events", "count()"), ("denied", "countIf(decision = 'deny')"), ("last_seen", "max(timestamp)")),
+    (("events", "count()"), ("denied", "countIf(decision = 'deny')"), ("last_seen", "max(timestamp)"),
+     ("combo", "cityHash64(server, tool_name, human_id, team_id, agent_id)")),
     "tool_name != ''",
 )  # fmt: skip
 """The top-tools list (and actors under a tool filter) with server, team and tool filters:
-one row per tool combination and bucket, which the top-N pruning relies on."""
+one row per tool combination and bucket, which the top-N pruning relies on. `combo` hashes the
+combination: one 8-byte column to find a combination's rows by (a collision only adds another
+combination's rows, which are grouped by name and stay exact)."""
 
 ALL = (SERVERS, TOOL_SERVERS, ACTORS, TOOLS)
 
@@ -80,24 +83,50 @@ def seal_inserts(db: str, width: int, bucket_expr: str, seal_expr: str, where: s
 
 
 def source_sql(
-    r: UsageRollup, db: str, sealed: str | None, raw: str, conds: Sequence[str], *, raw_bucket: str | None
-) -> str:
+    r: UsageRollup, db: str, sealed: str | None, raw: str, conds: Sequence[str], *, raw_bucket: str | None,
+    raw_rows: str | None = None, also: Sequence[str] = (),
+) -> str:  # fmt: skip
     """Rows `[bucket,] <keys>, <values>` of `r`: sealed rows (`sealed`: the seal condition, None for
     none) plus the raw ranges (`raw`) from `events FINAL`, grouped by `raw_bucket` (None: one raw row
-    per key, and no bucket column), all filtered by `conds` (columns of `r.keys` only)."""
+    per key, and no bucket column), all filtered by `conds` (columns of `r.keys` only).
+
+    `raw_rows`: the name of a `WITH` alias holding `raw_array_sql`'s result, read instead of
+    `events FINAL` (a query that reads the source several times then reads the raw edges once);
+    `also`: conditions on any column, value columns too, applied inside both parts (only with
+    `raw_rows`), so the sealed part filters its table directly.
+    """
     keys = ", ".join(r.keys)
     cols = ", ".join(c for c, _ in r.values)
-    aggs = ", ".join(f"{a} AS {c}" for c, a in r.values)
-    extra = "".join(f" AND {c}" for c in ([r.where] if r.where else []) + list(conds))
-    head, group = ("bucket, ", f"{raw_bucket} AS bucket, ") if raw_bucket else ("", "")
-    parts = [
-        f"SELECT {group}{keys}, {aggs} FROM {db}.{EVENTS_TABLE} FINAL WHERE ({raw}){extra} "
-        f"GROUP BY {'bucket, ' if raw_bucket else ''}{keys}"
-    ]
+    head = "bucket, " if raw_bucket else ""
+    if raw_rows is not None:
+        names = [*(["bucket"] if raw_bucket else []), *r.keys, *(c for c, _ in r.values)]
+        picks = ", ".join(f"tupleElement(raw_row, {i + 1}) AS {n}" for i, n in enumerate(names))
+        where = " WHERE " + " AND ".join(also) if also else ""
+        parts = [f"SELECT * FROM (SELECT {picks} FROM (SELECT arrayJoin({raw_rows}) AS raw_row)){where}"]
+    else:
+        assert not also, "value conditions need raw_rows"
+        parts = [_raw_select(r, db, raw, conds, raw_bucket)]
     if sealed is not None:
-        conds_only = "".join(f" AND {c}" for c in conds)
+        conds_only = "".join(f" AND {c}" for c in [*conds, *also])
         parts.insert(0, f"SELECT {head}{keys}, {cols} FROM {db}.{r.table} WHERE {sealed}{conds_only}")
     return " UNION ALL ".join(parts)
+
+
+def _raw_select(r: UsageRollup, db: str, raw: str, conds: Sequence[str], raw_bucket: str | None) -> str:
+    keys = ", ".join(r.keys)
+    aggs = ", ".join(f"{a} AS {c}" for c, a in r.values)
+    extra = "".join(f" AND {c}" for c in ([r.where] if r.where else []) + list(conds))
+    group = f"{raw_bucket} AS bucket, " if raw_bucket else ""
+    return (
+        f"SELECT {group}{keys}, {aggs} FROM {db}.{EVENTS_TABLE} FINAL WHERE ({raw}){extra} "
+        f"GROUP BY {'bucket, ' if raw_bucket else ''}{keys}"
+    )
+
+
+def raw_array_sql(r: UsageRollup, db: str, raw: str, conds: Sequence[str]) -> str:
+    """One value: the raw ranges' rows of `r` (one per key) as an array of tuples, for `raw_rows`."""
+    names = ", ".join([*r.keys, *(c for c, _ in r.values)])
+    return f"SELECT groupArray(tuple({names})) FROM ({_raw_select(r, db, raw, conds, None)})"
 
 
 def usable(r: UsageRollup, columns: set[str]) -> bool:
