@@ -210,13 +210,14 @@ _USAGE_STATEMENTS: tuple[str, ...] = (
         f"    events UInt64, last_seen DateTime64(3, 'UTC'), servers {_STATE}, tools {_STATE}",
         "human_id, agent_id, decision",
     ),
-    # Small granules: the top-tools query reads the names of its few candidate combinations only
-    # (found by `combo` in PREWHERE), so the less around them is read the better.
+    # Ordered by `events` within a seal, in small granules: the pruned top-tools query (usage_lists.
+    # top_tools) reads the largest rows of each bucket by primary key, and finds its few candidate
+    # combinations' rows (`combo`) mostly in those same granules.
     _usage_table(
         USAGE_TOOLS_TABLE,
         f"server {_LC}, tool_name {_LC}, human_id {_LC}, team_id {_LC}, agent_id {_LC},\n"
         "    events UInt64, denied UInt64, last_seen DateTime64(3, 'UTC'), combo UInt64",
-        "server, tool_name, human_id, team_id, agent_id",
+        "events",
         "\nSETTINGS index_granularity = 1024",
     ),
 )
