@@ -216,7 +216,7 @@ _USAGE_STATEMENTS: tuple[str, ...] = (
     _usage_table(
         USAGE_TOOLS_TABLE,
         f"server {_LC}, tool_name {_LC}, human_id {_LC}, team_id {_LC}, agent_id {_LC},\n"
-        "    events UInt64, denied UInt64, last_seen DateTime64(3, 'UTC'), combo UInt64",
+        "    events UInt64, denied UInt64, last_seen DateTime64(3, 'UTC'), combo UInt32",
         "events",
         "\nSETTINGS index_granularity = 1024",
     ),

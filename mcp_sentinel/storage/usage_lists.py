@@ -128,7 +128,7 @@ def top_tools(
     params["u_c0"] = list(c0)
     floor_total = rows(
         f"{raw}SELECT if(count() < {{u_limit:UInt32}}, 0, min(t)) FROM (SELECT sum(events) AS t "
-        f"FROM ({src('combo IN {u_c0:Array(UInt64)}')}) GROUP BY {names} ORDER BY t DESC LIMIT {{u_limit:UInt32}})"
+        f"FROM ({src('combo IN {u_c0:Array(UInt32)}')}) GROUP BY {names} ORDER BY t DESC LIMIT {{u_limit:UInt32}})"
     )[0][0]
     params["u_floor"] = int(floor_total)
     candidates = f"combo IN (SELECT combo FROM ({src('events * {u_b:UInt64} >= {u_floor:UInt64}')}))"

@@ -55,13 +55,13 @@ ACTORS = UsageRollup(
 TOOLS = UsageRollup(
     USAGE_TOOLS_TABLE, ("server", "tool_name", "human_id", "team_id", "agent_id"),
     (("events", "count()"), ("denied", "countIf(decision = 'deny')"), ("last_seen", "max(timestamp)"),
-     ("combo", "cityHash64(server, tool_name, human_id, team_id, agent_id)")),
+     ("combo", "toUInt32(cityHash64(server, tool_name, human_id, team_id, agent_id))")),
     "tool_name != ''",
 )  # fmt: skip
 """The top-tools list (and actors under a tool filter) with server, team and tool filters:
 one row per tool combination and bucket, which the top-N pruning relies on. `combo` hashes the
-combination: one 8-byte column to find a combination's rows by (a collision only adds another
-combination's rows, which are grouped by name and stay exact)."""
+combination: one 4-byte column to find a combination's rows by (a collision only adds another
+combination's rows, which are grouped by name and stay exact, so 32 bits are plenty)."""
 
 ALL = (SERVERS, TOOL_SERVERS, ACTORS, TOOLS)
 
