@@ -31,8 +31,13 @@ USAGE_ACTORS_TABLE = "events_usage_actors"
 USAGE_TOOLS_TABLE = "events_usage_tools"
 USAGE_TABLES = (USAGE_SERVERS_TABLE, USAGE_TOOL_SERVERS_TABLE, USAGE_ACTORS_TABLE, USAGE_TOOLS_TABLE)
 SEAL_LAYOUT = 4
-"""Seals record the migration version whose rollup tables they fill; readers trust only this one's
-(a seal by an older writer, e.g. mid rolling upgrade, has no rows in the newer tables)."""
+"""Seals record the migration version whose rollup tables they fill; a seal fills every table of its
+layout and of the layouts before it (a seal by an older writer, e.g. mid rolling upgrade, has no
+rows in the newer tables). The writer seals with this layout and reseals buckets sealed before it."""
+ROLLUP_LAYOUT = 3
+"""The oldest layout whose seals fill the wide, totals and sessions rollups: their readers trust
+seals of this layout or newer, so they stay fast while an upgrade reseals (the usage rollups need
+`SEAL_LAYOUT`)."""
 
 # (column, type) for every column materialised from the payload JSON: the payload key of the same
 # name, as the one audit payload schema declares it (mcp_sentinel/audit_payload.py).

@@ -13,6 +13,7 @@ from typing import Any
 
 from mcp_sentinel.storage import rollups, usage_lists, usage_rollups
 from mcp_sentinel.storage.queries import EventQueries, rfc3339
+from mcp_sentinel.storage.schema import SEAL_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,10 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
             conds.append(f"{name} = {{u_{name}:String}}")
             params[f"u_{name}"] = getattr(q, name)
     # Aggregates read pre-aggregated rows (rollup + raw edges): counts are sum(events).
-    read = queries.plan(since, now, daily=window > 2)  # hourly series need hourly rows
+    # Hourly series need hourly rows; the usage rollups hold rows of SEAL_LAYOUT seals only.
+    read = None
+    if queries.use_rollups:
+        read = rollups.plan(queries.client, queries.database, since, now, daily=window > 2, min_layout=SEAL_LAYOUT)
 
     def rows(sql: str) -> list[tuple[Any, ...]]:
         return queries._rows(sql, params)

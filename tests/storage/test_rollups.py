@@ -23,7 +23,7 @@ from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.events import EventRecord, EventWriter
 from mcp_sentinel.storage.migrations import applied_versions, migrate
 from mcp_sentinel.storage.queries import EventQueries
-from mcp_sentinel.storage.schema import MIGRATIONS
+from mcp_sentinel.storage.schema import MIGRATIONS, SEAL_LAYOUT, USAGE_TABLES
 from mcp_sentinel.storage.usage import UsageQuery, usage
 
 
@@ -283,3 +283,22 @@ def test_usage_lists_are_read_from_the_per_list_rollups(ch_client: Any, ch_datab
         usage(fast, scoped, now=now).actors
         == usage(EventQueries(ch_client, ch_database, use_rollups=False), scoped, now=now).actors
     )
+
+
+def test_mid_upgrade_counts_keep_layout3_seals_and_usage_reads_raw(ch_client: Any, ch_database: str) -> None:
+    """Right after migration 4 every seal is layout 3 (no rows in the usage rollups): count, sources and the
+    dashboard keep reading the rollups they fill, usage reads raw until resealed; all stay exact."""
+    now = _now(ch_client)
+    EventWriter(ch_client, ch_database).write(_records(300, now))
+    sealed = rollups.seal_pending(ch_client, ch_database, now=now)
+    ch_client.command(f"ALTER TABLE {ch_database}.events_rollup_seals UPDATE layout = 3 WHERE 1",
+                      settings={"mutations_sync": 2})  # fmt: skip
+    for table in USAGE_TABLES:
+        ch_client.command(f"TRUNCATE TABLE {ch_database}.{table}")
+    assert rollups.plan(ch_client, ch_database, None, now).seal_ids, "layout-3 seals serve the older rollups"
+    assert not rollups.plan(ch_client, ch_database, None, now, min_layout=SEAL_LAYOUT).seal_ids
+    assert usage(EventQueries(ch_client, ch_database), UsageQuery(window_days=30), now=now).totals.events == 300
+    _same(ch_client, ch_database, now)
+    assert rollups.seal_pending(ch_client, ch_database, now=now) == sealed  # the writer reseals every bucket
+    assert rollups.plan(ch_client, ch_database, None, now, min_layout=SEAL_LAYOUT).seal_ids
+    _same(ch_client, ch_database, now)
