@@ -1,4 +1,4 @@
-"""Usage analytics (the Analytics page): one read of the usage rows, over sealed rollups where they exist.
+"""Usage analytics (the Analytics page): each list from the rollup that keys its filters, raw elsewhere.
 
 Split from `queries.py` (event search, counts, pages); exactness under redelivery is the same:
 rollups are only read for sealed hours, the rest from `events FINAL`.
@@ -194,7 +194,7 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
     src = queries.source(read, since, conds, params) + " WHERE 1"
     allow, deny = "sumIf(events, decision = 'allow')", "sumIf(events, decision = 'deny')"
     # The raw-table path keeps the original one-query-per-list form: the independent reference the
-    # one-pass form (above) is tested against.
+    # rollup form (`_from_rollups`, usage_lists.py) is tested against.
     t = rows(
         f"SELECT sum(events), {allow}, {deny}, uniqExactIf(server, server != ''), "
         f"uniqExactIf(human_id, human_id != ''), uniqExactIf(agent_id, agent_id != '') {src}"
