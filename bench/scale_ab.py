@@ -3,7 +3,8 @@
 Single runs minutes apart cannot be compared on a shared machine (the load average moves the
 figures 3-10x), so every read path runs old, new, old, new, … against the same database and the
 medians are compared. The older `mcp_sentinel/storage/queries.py` is loaded from git (it uses
-this tree's rollups module, whose functions it calls are unchanged). `--no-skip-indexes` adds
+this tree's rollups module, whose functions it calls are unchanged; since `usage` moved to
+`storage/usage.py`, that file is loaded too). `--no-skip-indexes` adds
 the event searches with `use_skip_indexes=0`, to measure what the skip indexes buy.
 
     python -m bench.scale_ab --url http://127.0.0.1:8123 --database s10m --against 842356e
@@ -27,13 +28,26 @@ from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.queries import EventQueries
 
 
-def load_queries(rev: str) -> types.ModuleType:
-    """`mcp_sentinel/storage/queries.py` as of `rev`, as a module of its own."""
-    src = subprocess.run(["git", "show", f"{rev}:mcp_sentinel/storage/queries.py"], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
-    mod = types.ModuleType(f"queries_{rev}")
+def _load(rev: str, path: str, name: str, replace: dict[str, str]) -> types.ModuleType:
+    src = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=True).stdout
+    for old, new in replace.items():
+        src = src.replace(old, new)
+    mod = types.ModuleType(name)
     sys.modules[mod.__name__] = mod  # dataclasses resolve their module by name
-    exec(compile(src, f"{rev}:queries.py", "exec"), mod.__dict__)
+    exec(compile(src, f"{rev}:{path}", "exec"), mod.__dict__)
+    return mod
+
+
+def load_queries(rev: str) -> types.ModuleType:
+    """`mcp_sentinel/storage/queries.py` as of `rev`, as a module of its own, with that revision's
+    `usage` as its attribute (from `storage/usage.py` once it was split out, importing the old queries)."""
+    mod = _load(rev, "mcp_sentinel/storage/queries.py", f"queries_{rev}", {})
+    has_usage = subprocess.run(["git", "cat-file", "-e", f"{rev}:mcp_sentinel/storage/usage.py"],
+                               capture_output=True, check=False).returncode == 0  # fmt: skip
+    if has_usage:
+        usage_mod = _load(rev, "mcp_sentinel/storage/usage.py", f"usage_{rev}",
+                          {"mcp_sentinel.storage.queries import": f"queries_{rev} import"})  # fmt: skip
+        mod.__dict__["usage"] = usage_mod.usage
     return mod
 
 
@@ -52,7 +66,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-skip-indexes", action="store_true")
     ap.add_argument(
-        "--match",
+        "--match", "--only",
+        dest="match",
         action="append",
         default=[],
         help="only read paths whose name contains this text (repeatable; default: all)",
@@ -62,7 +77,7 @@ def main() -> None:
     old_mod = load_queries(a.against)
     # The old module's functions take its own EventQueries; read_paths' lambdas only call methods
     # and `usage`, so each side gets its own `usage` through this shim.
-    import mcp_sentinel.storage.queries as new_mod
+    import mcp_sentinel.storage.usage as new_mod
 
     sides: dict[str, tuple[Any, types.ModuleType]] = {
         "old": (old_mod.EventQueries(client, a.database), old_mod),
@@ -102,7 +117,7 @@ def _with_usage(mod: types.ModuleType, fn: Callable[[], Any]) -> Any:
     import bench.scale as scale
 
     saved = scale.__dict__["usage"]
-    # Since usage() moved to storage/usage.py, queries.py no longer has it: both sides use this tree's.
+    # Each side runs its own revision's usage() (load_queries attaches it from storage/usage.py).
     scale.__dict__["usage"] = getattr(mod, "usage", saved)
     try:
         return fn()

@@ -20,6 +20,7 @@ from mcp_sentinel.storage.schema import (
     SESSIONS_TABLE,
     TOOL_SESSIONS_TABLE,
     TOTALS_TABLE,
+    USAGE_TABLES,
     Migration,
 )
 
@@ -74,7 +75,7 @@ def migrate(
         applied.append(mig.version)
     if not keep_ttl:
         apply_retention(client, db, retention_days)
-    if {2, 3} & set(applied) and not keep_ttl:
+    if {2, 3, 4} & set(applied) and not keep_ttl:
         # Backfill: roll up every closed hour and day of the events already stored. Only the
         # writer does it (minutes at 10M events); a reader's start-up must not wait for it, and
         # until it is done reads stay exact, reading the raw table. The processor's periodic
@@ -99,7 +100,7 @@ def apply_retention(client: Any, database: str, retention_days: int) -> bool:
         f"ALTER TABLE {db}.{EVENTS_TABLE} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY"
     )
     # Rollups outlive their events by a day.
-    for table in (ROLLUP_TABLE, SESSIONS_TABLE, TOTALS_TABLE, TOOL_SESSIONS_TABLE):
+    for table in (ROLLUP_TABLE, SESSIONS_TABLE, TOTALS_TABLE, TOOL_SESSIONS_TABLE, *USAGE_TABLES):
         exists = client.query(
             "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
             parameters={"db": db, "t": table},

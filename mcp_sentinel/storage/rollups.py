@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mcp_sentinel.storage import usage_rollups
 from mcp_sentinel.storage.client import validate_database
 from mcp_sentinel.storage.schema import (
     EVENTS_TABLE,
+    ROLLUP_LAYOUT,
     ROLLUP_TABLE,
     SEAL_LAYOUT,
     SEALS_TABLE,
@@ -95,8 +97,8 @@ def bucket_fingerprints(hours: dict[datetime, Fingerprint]) -> dict[Bucket, Fing
     return out
 
 
-def _seals_sql(db: str, since: datetime | None, params: dict[str, Any]) -> str:
-    where = f"WHERE layout = {SEAL_LAYOUT}"
+def _seals_sql(db: str, since: datetime | None, params: dict[str, Any], min_layout: int) -> str:
+    where = f"WHERE layout >= {int(min_layout)}"
     if since is not None:
         where += " AND bucket >= {s_since:DateTime('UTC')}"
         params["s_since"] = since
@@ -110,19 +112,22 @@ def _seals(rows: Any) -> dict[Bucket, tuple[int, Fingerprint]]:
     return {(int(w), _utc(b)): (int(sid), (int(n), int(s))) for w, b, sid, n, s in rows}
 
 
-def current_seals(client: Any, database: str, since: datetime | None = None) -> dict[Bucket, tuple[int, Fingerprint]]:
+def current_seals(
+    client: Any, database: str, since: datetime | None = None, *, min_layout: int = SEAL_LAYOUT
+) -> dict[Bucket, tuple[int, Fingerprint]]:
     """`{(width, bucket): (seal_id, fingerprint)}` of the newest seal of each bucket."""
     params: dict[str, Any] = {}
-    return _seals(client.query(_seals_sql(validate_database(database), since, params), parameters=params).result_rows)
+    sql = _seals_sql(validate_database(database), since, params, min_layout)
+    return _seals(client.query(sql, parameters=params).result_rows)
 
 
 def _plan_inputs(
-    client: Any, db: str, since: datetime | None
+    client: Any, db: str, since: datetime | None, min_layout: int
 ) -> tuple[datetime, dict[datetime, Fingerprint], dict[Bucket, tuple[int, Fingerprint]]]:
     """The server's clock, hour fingerprints and seals in one round trip (each costs one under load)."""
     params: dict[str, Any] = {}
     fp = _fingerprints_sql(db, floor_hour(since) if since is not None else None, params)
-    seals = _seals_sql(db, floor_day(since) if since is not None else None, params)
+    seals = _seals_sql(db, floor_day(since) if since is not None else None, params, min_layout)
     now, fps, sealed = client.query(
         f"SELECT now64(3), (SELECT groupArray(tuple(*)) FROM ({fp})), (SELECT groupArray(tuple(*)) FROM ({seals}))",
         parameters=params,
@@ -140,7 +145,10 @@ class ReadPlan:
     raw_ranges: tuple[tuple[datetime | None, datetime | None], ...] = ()
 
 
-def plan(client: Any, database: str, since: datetime | None, now: datetime | None, *, daily: bool = True) -> ReadPlan:
+def plan(
+    client: Any, database: str, since: datetime | None, now: datetime | None, *, daily: bool = True,
+    min_layout: int = ROLLUP_LAYOUT,
+) -> ReadPlan:  # fmt: skip
     """Split `[since, ∞)` (all time when `since` is None) into sealed buckets and raw ranges.
 
     A whole day inside the window uses its daily seal, else its hours' seals; an hour uses its
@@ -148,8 +156,10 @@ def plan(client: Any, database: str, since: datetime | None, now: datetime | Non
     fingerprint unchanged (`daily=False`: hours only, for hourly series). Everything else that
     holds rows is read raw; hours without rows are skipped; adjacent raw hours merge into one range.
     `now=None` uses the server's clock, read in the same round trip as the fingerprints and seals.
+    `min_layout`: the oldest seal layout whose rows the caller's tables hold (schema.SEAL_LAYOUT
+    for the usage rollups).
     """
-    server_now, hours, seals = _plan_inputs(client, validate_database(database), since)
+    server_now, hours, seals = _plan_inputs(client, validate_database(database), since, min_layout)
     now_hour = floor_hour(now or server_now)
     first_full: datetime | None = None
     if since is not None:
@@ -298,6 +308,7 @@ def _seal_inserts(
             f"SELECT DISTINCT {width}, {expr} AS bk, {seal}, tool_name, {sdims} FROM {db}.{EVENTS_TABLE} FINAL {where}",
             params,
         ),
+        *((sql, params) for sql in usage_rollups.seal_inserts(db, width, expr, seal, where)),
     ]
 
 

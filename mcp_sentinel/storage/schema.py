@@ -25,9 +25,19 @@ SESSIONS_TABLE = "events_rollup_sessions"
 SEALS_TABLE = "events_rollup_seals"
 TOTALS_TABLE = "events_rollup_totals"
 TOOL_SESSIONS_TABLE = "events_rollup_tool_sessions"
-SEAL_LAYOUT = 3
-"""Seals record the migration version whose rollup tables they fill; readers trust only this one's
-(a seal by an older writer, e.g. mid rolling upgrade, has no rows in the newer tables)."""
+USAGE_SERVERS_TABLE = "events_usage_servers"
+USAGE_TOOL_SERVERS_TABLE = "events_usage_tool_servers"
+USAGE_ACTORS_TABLE = "events_usage_actors"
+USAGE_TOOLS_TABLE = "events_usage_tools"
+USAGE_TABLES = (USAGE_SERVERS_TABLE, USAGE_TOOL_SERVERS_TABLE, USAGE_ACTORS_TABLE, USAGE_TOOLS_TABLE)
+SEAL_LAYOUT = 4
+"""Seals record the migration version whose rollup tables they fill; a seal fills every table of its
+layout and of the layouts before it (a seal by an older writer, e.g. mid rolling upgrade, has no
+rows in the newer tables). The writer seals with this layout and reseals buckets sealed before it."""
+ROLLUP_LAYOUT = 3
+"""The oldest layout whose seals fill the wide, totals and sessions rollups: their readers trust
+seals of this layout or newer, so they stay fast while an upgrade reseals (the usage rollups need
+`SEAL_LAYOUT`)."""
 
 # (column, type) for every column materialised from the payload JSON: the payload key of the same
 # name, as the one audit payload schema declares it (mcp_sentinel/audit_payload.py).
@@ -170,8 +180,56 @@ TTL bucket + INTERVAL {{retention_days}} DAY + INTERVAL 1 DAY""",
     f"ALTER TABLE {{db}}.{SEALS_TABLE} ADD COLUMN IF NOT EXISTS layout UInt8 DEFAULT 0",
 )
 
+_STATE = "AggregateFunction(uniqExactIf, String, UInt8)"
+_USAGE_TTL = "TTL bucket + INTERVAL {retention_days} DAY + INTERVAL 1 DAY"
+
+
+def _usage_table(name: str, columns: str, order: str, settings: str = "") -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {{db}}.{name} (\n    width UInt8, bucket DateTime('UTC'), seal_id UInt64,\n"
+        f"    {columns}\n)\nENGINE = MergeTree\nPARTITION BY toYYYYMM(bucket)\n"
+        f"ORDER BY (width, bucket, seal_id, {order})\n{_USAGE_TTL}{settings}"
+    )
+
+
+# Version 4: per-list usage rollups (storage/usage_rollups.py, decisions/audit-pipeline.md "Scale 5").
+# Each holds only the keys its list groups or filters on, with `uniqExact` states for the distinct
+# counts it reports, so a 30-day window reads thousands of rows instead of the wide rollup's
+# millions. Seals of layout 3 have no rows here: readers ignore them and the writer reseals.
+_USAGE_STATEMENTS: tuple[str, ...] = (
+    _usage_table(
+        USAGE_SERVERS_TABLE,
+        f"server {_LC}, namespace {_LC}, team_id {_LC}, decision {_LC},\n"
+        f"    events UInt64, last_seen DateTime64(3, 'UTC'), humans {_STATE}, agents {_STATE}",
+        "server, namespace, team_id, decision",
+    ),
+    _usage_table(
+        USAGE_TOOL_SERVERS_TABLE,
+        f"tool_name {_LC}, server {_LC}, namespace {_LC}, team_id {_LC}, decision {_LC},\n"
+        f"    events UInt64, last_seen DateTime64(3, 'UTC'), humans {_STATE}, agents {_STATE}",
+        "tool_name, server, namespace, team_id, decision",
+    ),
+    _usage_table(
+        USAGE_ACTORS_TABLE,
+        f"human_id {_LC}, agent_id {_LC}, decision {_LC},\n"
+        f"    events UInt64, last_seen DateTime64(3, 'UTC'), servers {_STATE}, tools {_STATE}",
+        "human_id, agent_id, decision",
+    ),
+    # Ordered by `events` within a seal, in small granules: the pruned top-tools query (usage_lists.
+    # top_tools) reads the largest rows of each bucket by primary key, and finds its few candidate
+    # combinations' rows (`combo`) mostly in those same granules.
+    _usage_table(
+        USAGE_TOOLS_TABLE,
+        f"server {_LC}, tool_name {_LC}, human_id {_LC}, team_id {_LC}, agent_id {_LC},\n"
+        "    events UInt64, denied UInt64, last_seen DateTime64(3, 'UTC'), combo UInt32",
+        "events",
+        "\nSETTINGS index_granularity = 1024",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create events table", (_events_ddl(),)),
     Migration(2, "sealed hourly rollups and read projections", _ROLLUP_STATEMENTS),
     Migration(3, "totals and tool-sessions rollups; seals record their layout", _TOTALS_STATEMENTS),
+    Migration(4, "per-list usage rollups with uniqExact states", _USAGE_STATEMENTS),
 )

@@ -1,4 +1,4 @@
-"""Usage analytics (the Analytics page): one read of the usage rows, over sealed rollups where they exist.
+"""Usage analytics (the Analytics page): each list from the rollup that keys its filters, raw elsewhere.
 
 Split from `queries.py` (event search, counts, pages); exactness under redelivery is the same:
 rollups are only read for sealed hours, the rest from `events FINAL`.
@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from mcp_sentinel.storage import rollups
+from mcp_sentinel.storage import rollups, usage_lists, usage_rollups
 from mcp_sentinel.storage.queries import EventQueries, rfc3339
+from mcp_sentinel.storage.schema import SEAL_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -178,22 +179,22 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
             conds.append(f"{name} = {{u_{name}:String}}")
             params[f"u_{name}"] = getattr(q, name)
     # Aggregates read pre-aggregated rows (rollup + raw edges): counts are sum(events).
-    read = queries.plan(since, now, daily=window > 2)  # hourly series need hourly rows
-    src = queries.source(read, since, conds, params) + " WHERE 1"
-    allow, deny = "sumIf(events, decision = 'allow')", "sumIf(events, decision = 'deny')"
+    # Hourly series need hourly rows; the usage rollups hold rows of SEAL_LAYOUT seals only.
+    read = None
+    if queries.use_rollups:
+        read = rollups.plan(queries.client, queries.database, since, now, daily=window > 2, min_layout=SEAL_LAYOUT)
 
     def rows(sql: str) -> list[tuple[Any, ...]]:
         return queries._rows(sql, params)
 
     if read is not None:
-        totals, servers, actors, decisions, series = usage_one_pass(rows, src, window, limit)
-        sess_total = _unique_sessions(queries, read, conds, params, by_tool=bool(q.tool_name))
-        totals = replace(totals, unique_sessions=sess_total)
-        tools = _top_tools(rows, src)
+        response = _from_rollups(queries, q, read, conds, params, window)
         recent = _recent(queries, rows, since, conds, params)
-        return UsageResponse(window, totals, servers, actors, tools, decisions, series, recent, filters)
+        return replace(response, recent=recent, filters=filters)
+    src = queries.source(read, since, conds, params) + " WHERE 1"
+    allow, deny = "sumIf(events, decision = 'allow')", "sumIf(events, decision = 'deny')"
     # The raw-table path keeps the original one-query-per-list form: the independent reference the
-    # one-pass form (above) is tested against.
+    # rollup form (`_from_rollups`, usage_lists.py) is tested against.
     t = rows(
         f"SELECT sum(events), {allow}, {deny}, uniqExactIf(server, server != ''), "
         f"uniqExactIf(human_id, human_id != ''), uniqExactIf(agent_id, agent_id != '') {src}"
@@ -260,94 +261,70 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
 
 
 _Rows = Callable[[str], list[tuple[Any, ...]]]
-# One GROUPING SETS pass over the usage rows; every list and total is derived from these small
-# sets, so the (rollup + raw edge) rows are read once instead of five times, and distinct counts
-# are counts of group keys (exact) instead of uniqExact over LowCardinality strings (~10x dearer).
-_GROUP_COLUMNS = ("server", "namespace", "team_id", "human_id", "agent_id", "tool_name", "decision", "b")
-_SETS = {
-    "servers": ("server", "namespace", "team_id", "human_id", "agent_id"),
-    "actor_servers": ("human_id", "agent_id", "server"),
-    "actor_tools": ("human_id", "agent_id", "tool_name"),
-    "decisions": ("decision",),
-    "series": ("b",),
-}
 
 
-def _mask(columns: tuple[str, ...]) -> int:
-    """`grouping(<_GROUP_COLUMNS>)` of a set: bit set (MSB first) for every column not grouped on."""
-    out = 0
-    for col in _GROUP_COLUMNS:
-        out = (out << 1) | (col not in columns)
-    return out
+def _filtered_columns(q: UsageQuery) -> set[str]:
+    """The columns `usage`'s conditions reference (a rollup serves a list only if it keys them all)."""
+    cols = {name for name in ("server", "decision", "tool_name") if getattr(q, name)}
+    if q.scoped:
+        cols |= {"namespace", "team_id"}
+    cols |= {"namespace"} if q.namespaces else set()
+    cols |= {"team_id"} if q.team_ids else set()
+    return cols
 
 
-_BY_MASK = {_mask(cols): name for name, cols in _SETS.items()}
+def _from_rollups(
+    queries: EventQueries, q: UsageQuery, read: rollups.ReadPlan, conds: list[str], params: dict[str, Any],
+    window: int,
+) -> UsageResponse:  # fmt: skip
+    """Every list from the rollup that keys its filters: the per-list usage rollups where they do
+    (usage_rollups.py), else the wide rollup (`queries.source`), plus the raw edges of the plan."""
+    db, cols = queries.database, _filtered_columns(q)
 
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        return queries._rows(sql, params)
 
-def usage_one_pass(
-    rows: _Rows, src: str, window: int, limit: int
-) -> tuple[UsageTotals, list[UsageServer], list[UsageActor], list[UsageDecision], list[UsageBucket]]:
-    """Totals (without sessions), servers, actors, decisions and series from one read of `src`."""
-    bucket_fn = "toStartOfHour" if window <= 2 else "toStartOfDay"
-    sets = ", ".join(f"({', '.join(cols)})" for cols in _SETS.values())
-    got = rows(
-        f"SELECT grouping({', '.join(_GROUP_COLUMNS)}) AS g, {', '.join(_GROUP_COLUMNS[:-1])}, b, "
-        "sum(events), sumIf(events, decision = 'allow'), sumIf(events, decision = 'deny'), max(last_seen) "
-        f"FROM (SELECT *, {bucket_fn}(bucket) AS b {src}) GROUP BY GROUPING SETS ({sets})"
-    )
-    by: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _SETS}
-    for r in got:
-        by[_BY_MASK[int(r[0])]].append(r[1:])
-    # servers set: (server, namespace, team_id, human_id, agent_id) → e, a, d, last
-    srv: dict[tuple[str, str, str], list[Any]] = {}
-    humans: set[str] = set()
-    agents: set[str] = set()
-    server_names: set[str] = set()
-    events = allowed = denied = 0
-    for s, ns, team, h, ag, _t, _d, _b, e, a, d, last in by["servers"]:
-        events, allowed, denied = events + int(e), allowed + int(a), denied + int(d)
-        humans.update((h,) if h else ())
-        agents.update((ag,) if ag else ())
-        if not s:
-            continue
-        server_names.add(s)
-        acc = srv.setdefault((s, ns, team), [0, 0, 0, set(), set(), last])
-        acc[0] += int(e)
-        acc[1] += int(a)
-        acc[2] += int(d)
-        acc[3].update((h,) if h else ())
-        acc[4].update((ag,) if ag else ())
-        acc[5] = max(acc[5], last)
-    totals = UsageTotals(events, allowed, denied, len(server_names), len(humans), len(agents), 0)
-    top_srv = sorted(srv.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    by_tool = bool(q.tool_name)
+    srv = usage_rollups.TOOL_SERVERS if by_tool else usage_rollups.SERVERS
+    t, srv_rows, dec, series = usage_lists.summary(rows, usage_lists.source(srv, db, read, conds, params), window)
+    sessions = _unique_sessions(queries, read, conds, params, by_tool=by_tool)
+    totals = UsageTotals(*t, sessions)
+    limit = int(params["u_limit"])
     servers = [
-        UsageServer(s, ns, team, e, a, d, len(hs), len(ags), rfc3339(last))
-        for (s, ns, team), (e, a, d, hs, ags, last) in top_srv
+        UsageServer(s, ns, team, e, a, d, h, ag, rfc3339(ls))
+        for s, ns, team, e, a, d, h, ag, ls in sorted(srv_rows, key=lambda r: (-r[3], r[:3]))[:limit]
     ]
-    act: dict[tuple[str, str], list[Any]] = {}
-    for _s, _ns, _team, h, ag, _t, _d, _b, e, _a, d, last in by["actor_servers"]:
-        if not h and not ag:
-            continue
-        acc = act.setdefault((h, ag), [0, 0, set(), set(), last])
-        acc[0] += int(e)
-        acc[1] += int(d)
-        acc[2].update((_s,) if _s else ())
-        acc[4] = max(acc[4], last)
-    for _s, _ns, _team, h, ag, t, *_rest in by["actor_tools"]:
-        if (h or ag) and t:
-            act[(h, ag)][3].add(t)
-    top_act = sorted(act.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
-    actors = [UsageActor(h, ag, e, len(ss), len(ts), d, rfc3339(last)) for (h, ag), (e, d, ss, ts, last) in top_act]
-    dec: dict[str, int] = {}
-    for *_k, dv, _b, e, _a, _d, _l in by["decisions"]:
-        key = dv or "unknown"
-        dec[key] = dec.get(key, 0) + int(e)
-    decisions = [UsageDecision(k, e) for k, e in sorted(dec.items(), key=lambda kv: (-kv[1], kv[0]))]
-    series = [
-        UsageBucket(rfc3339(b), int(e), int(a), int(d))
-        for *_k, b, e, a, d, _l in sorted(by["series"], key=lambda r: r[7])
-    ]
-    return totals, servers, actors, decisions, series
+    decisions = [UsageDecision(dv, e) for dv, e in dec]
+    buckets = [UsageBucket(rfc3339(b), e, a, d) for b, e, a, d in series]
+    wide = queries.source(read, None, conds, params) + " WHERE 1"
+    tools_ok = usage_rollups.usable(usage_rollups.TOOLS, cols)
+    tools_src = usage_lists.source(usage_rollups.TOOLS, db, read, conds, params, hourly=False)
+    if usage_rollups.usable(usage_rollups.ACTORS, cols):
+        actor_rows = usage_lists.actors(rows, usage_lists.source(usage_rollups.ACTORS, db, read, conds, params))
+    elif by_tool and tools_ok:
+        actor_rows = usage_lists.actors_of_tools(rows, tools_src)
+    else:
+        actor_rows = _wide_actors(rows, wide)
+    actors = [UsageActor(str(h), str(a), int(e), int(us), int(ut), int(d), rfc3339(ls))
+              for h, a, e, us, ut, d, ls in actor_rows]  # fmt: skip
+    # The pruned top-N pays for itself on long windows of daily rows (30 d: 1.6M rows, 260k
+    # combinations here); on a few days, or one tool's rows, the plain aggregation is cheaper.
+    if tools_ok and window > 7 and not by_tool:
+        tool_rows = usage_lists.top_tools(rows, db, read, conds, params)
+    else:
+        tool_rows = _wide_tools(rows, wide)
+    tools = [UsageTool(str(s), str(tn), str(h), str(team), str(a), int(e), int(d), rfc3339(ls))
+             for s, tn, h, team, a, e, d, ls in tool_rows]  # fmt: skip
+    return UsageResponse(window, totals, servers, actors, tools, decisions, buckets)
+
+
+def _wide_actors(rows: _Rows, src: str) -> list[tuple[Any, ...]]:
+    return rows(
+        "SELECT human_id, agent_id, sum(events) AS e, uniqExactIf(server, server != ''), "
+        f"uniqExactIf(tool_name, tool_name != ''), sumIf(events, decision = 'deny'), max(last_seen) {src} "
+        "AND (human_id != '' OR agent_id != '') GROUP BY human_id, agent_id "
+        "ORDER BY e DESC, human_id, agent_id LIMIT {u_limit:UInt32}"
+    )
 
 
 def _unique_sessions(
@@ -359,16 +336,13 @@ def _unique_sessions(
     return int(queries._rows(sql, params)[0][0])
 
 
-def _top_tools(rows: _Rows, src: str) -> list[UsageTool]:
-    return [
-        UsageTool(str(s), str(tn), str(h), str(team), str(a), int(e), int(d), rfc3339(ls))
-        for s, tn, h, team, a, e, d, ls in rows(
-            "SELECT server, tool_name, human_id, team_id, agent_id, sum(events) AS e, "
-            f"sumIf(events, decision = 'deny'), max(last_seen) {src} "
-            "AND tool_name != '' GROUP BY server, tool_name, human_id, team_id, agent_id "
-            "ORDER BY e DESC, server, tool_name, human_id, team_id, agent_id LIMIT {u_limit:UInt32}"
-        )
-    ]
+def _wide_tools(rows: _Rows, src: str) -> list[tuple[Any, ...]]:
+    return rows(
+        "SELECT server, tool_name, human_id, team_id, agent_id, sum(events) AS e, "
+        f"sumIf(events, decision = 'deny'), max(last_seen) {src} "
+        "AND tool_name != '' GROUP BY server, tool_name, human_id, team_id, agent_id "
+        "ORDER BY e DESC, server, tool_name, human_id, team_id, agent_id LIMIT {u_limit:UInt32}"
+    )
 
 
 def _recent(

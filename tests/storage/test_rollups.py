@@ -23,7 +23,7 @@ from mcp_sentinel.storage.client import clickhouse_client_from_url
 from mcp_sentinel.storage.events import EventRecord, EventWriter
 from mcp_sentinel.storage.migrations import applied_versions, migrate
 from mcp_sentinel.storage.queries import EventQueries
-from mcp_sentinel.storage.schema import MIGRATIONS
+from mcp_sentinel.storage.schema import MIGRATIONS, SEAL_LAYOUT, USAGE_TABLES
 from mcp_sentinel.storage.usage import UsageQuery, usage
 
 
@@ -71,8 +71,8 @@ def test_upgrade_backfills_existing_events(clickhouse_url: str) -> None:
             time.sleep(to_next_hour + 1)
             now = _now(client)
         EventWriter(client, db).write(_records(600, now))
-        assert migrate(admin, db) == [2, 3]
-        assert applied_versions(admin, db) == [1, 2, 3]
+        assert migrate(admin, db) == [2, 3, 4]
+        assert applied_versions(admin, db) == [1, 2, 3, 4]
         seals = rollups.current_seals(client, db)
         assert {w for w, _ in seals} == {1, 24}  # closed hours and at least one closed day
         # The hour may have turned while the migration ran on a loaded machine (it took over 90 s in a
@@ -212,3 +212,95 @@ def test_usage_equals_the_raw_table_for_any_filters(scale_db: tuple[Any, str, da
 def test_counts_and_dashboard_equal_the_raw_table(scale_db: tuple[Any, str, datetime]) -> None:
     client, db, now = scale_db
     _same(client, db, now)
+
+
+def _calls(now: datetime, who: str, tool: str, per_hour: int, hours: range, salt: str) -> list[EventRecord]:
+    body = {"server": "srv-0", "namespace": "ns-0", "team_id": "team-0", "human_id": who, "agent_id": f"{who}-a",
+            "session_id": f"s-{who}", "decision": "allow", "tool_name": tool}  # fmt: skip
+    return [
+        EventRecord(
+            f"ev-{salt}-{h}-{i}",
+            now - timedelta(hours=h, minutes=i % 50 + 1),
+            "",
+            "mcp-gateway",
+            "mcp.request",
+            json.dumps(body),
+        )  # fmt: skip
+        for h in hours
+        for i in range(per_hour)
+    ]
+
+
+def test_top_tools_pruning_keeps_a_light_but_steady_combination(ch_client: Any, ch_database: str) -> None:
+    """The pruned top-N (usage_lists.top_tools) must not drop a combination whose every bucket is small but
+    whose total wins: 2 calls an hour for 60 hours (120) beat 100 calls in one hour, and ties rank by name."""
+    now = _now(ch_client)
+    events = _calls(now, "burst", "tool-a", 100, range(30, 31), "b")
+    events += _calls(now, "steady", "tool-b", 2, range(3, 63), "s")
+    events += [e for k in range(8) for e in _calls(now, f"tie{k}", "tool-c", 1, range(5, 9), f"t{k}")]
+    EventWriter(ch_client, ch_database).write(events)
+    assert rollups.seal_pending(ch_client, ch_database, now=now) > 0
+    fast, raw = EventQueries(ch_client, ch_database), EventQueries(ch_client, ch_database, use_rollups=False)
+    for window, limit in ((8, 1), (8, 2), (8, 5), (8, 50), (30, 4), (365, 3), (3, 2)):  # > 7 d: pruned
+        q = UsageQuery(window_days=window, limit=limit)
+        got = usage(fast, q, now=now)
+        assert got == usage(raw, q, now=now), (window, limit)
+    top = usage(fast, UsageQuery(window_days=8, limit=2), now=now).tools
+    assert [(t.human_id, t.events) for t in top] == [("steady", 120), ("burst", 100)]
+
+
+def test_usage_lists_are_read_from_the_per_list_rollups(ch_client: Any, ch_database: str) -> None:
+    """The wiring: with the usage rollups sealed, totals, actors and tools come from them (a row added under
+    a current seal id shows up), and a filter none of them keys (namespace) still answers exactly."""
+    now = _now(ch_client)
+    EventWriter(ch_client, ch_database).write(_records(300, now))
+    rollups.seal_pending(ch_client, ch_database, now=now)
+    fast = EventQueries(ch_client, ch_database)
+    q = UsageQuery(window_days=30, limit=50)
+    before = usage(fast, q, now=now)
+    read = rollups.plan(ch_client, ch_database, now - timedelta(days=30), now)
+    sid, bucket = read.seal_ids[0], read.first_bucket
+    width = 24 if bucket is not None and bucket.hour == 0 and bucket in {b for (w, b) in rollups.current_seals(
+        ch_client, ch_database) if w == 24} else 1  # fmt: skip
+    cols = "width, bucket, seal_id"
+    ch_client.command(
+        f"INSERT INTO {ch_database}.events_usage_servers ({cols}, server, events) "
+        f"SELECT {width}, toDateTime('{bucket:%Y-%m-%d %H:%M:%S}', 'UTC'), {sid}, 'srv-planted', 7"
+    )
+    ch_client.command(
+        f"INSERT INTO {ch_database}.events_usage_actors ({cols}, human_id, events) "
+        f"SELECT {width}, toDateTime('{bucket:%Y-%m-%d %H:%M:%S}', 'UTC'), {sid}, 'h-planted', 1000"
+    )
+    ch_client.command(
+        f"INSERT INTO {ch_database}.events_usage_tools ({cols}, server, tool_name, events) "
+        f"SELECT {width}, toDateTime('{bucket:%Y-%m-%d %H:%M:%S}', 'UTC'), {sid}, 's', 't', 1000"
+    )
+    after = usage(fast, q, now=now)
+    assert after.totals.events == before.totals.events + 7
+    assert "srv-planted" in {s.server for s in after.servers}
+    assert after.actors[0].human_id == "h-planted"
+    assert (after.tools[0].server, after.tools[0].tool_name) == ("s", "t")
+    scoped = UsageQuery(window_days=30, namespaces=("ns-1",), scoped=True)
+    assert (
+        usage(fast, scoped, now=now).actors
+        == usage(EventQueries(ch_client, ch_database, use_rollups=False), scoped, now=now).actors
+    )
+
+
+def test_mid_upgrade_counts_keep_layout3_seals_and_usage_reads_raw(ch_client: Any, ch_database: str) -> None:
+    """Right after migration 4 every seal is layout 3 (no rows in the usage rollups): count, sources and the
+    dashboard keep reading the rollups they fill, usage reads raw until resealed; all stay exact."""
+    now = _now(ch_client)
+    EventWriter(ch_client, ch_database).write(_records(300, now))
+    sealed = rollups.seal_pending(ch_client, ch_database, now=now)
+    ch_client.command(f"ALTER TABLE {ch_database}.events_rollup_seals UPDATE layout = 3 WHERE 1",
+                      settings={"mutations_sync": 2})  # fmt: skip
+    for table in USAGE_TABLES:
+        ch_client.command(f"TRUNCATE TABLE {ch_database}.{table}")
+    assert rollups.plan(ch_client, ch_database, None, now).seal_ids, "layout-3 seals serve the older rollups"
+    assert not rollups.plan(ch_client, ch_database, None, now, min_layout=SEAL_LAYOUT).seal_ids
+    assert usage(EventQueries(ch_client, ch_database), UsageQuery(window_days=30), now=now).totals.events == 300
+    _same(ch_client, ch_database, now)
+    assert rollups.seal_pending(ch_client, ch_database, now=now) == sealed  # the writer reseals every bucket
+    assert rollups.plan(ch_client, ch_database, None, now, min_layout=SEAL_LAYOUT).seal_ids
+    _same(ch_client, ch_database, now)

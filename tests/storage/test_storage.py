@@ -12,7 +12,7 @@ from mcp_sentinel.storage.client import ClickHouseSettings, clickhouse_client_fr
 from mcp_sentinel.storage.events import EventRecord, EventWriter
 from mcp_sentinel.storage.migrations import applied_versions, apply_retention, migrate
 from mcp_sentinel.storage.queries import FILTER_NAMES, Cursor, EventFilter, EventQueries
-from mcp_sentinel.storage.schema import MIGRATIONS, Migration
+from mcp_sentinel.storage.schema import MIGRATIONS, USAGE_TABLES, Migration
 from mcp_sentinel.storage.usage import UsageQuery, usage
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -65,6 +65,11 @@ def test_retention_is_configurable(clickhouse_url: str, ch_database: str) -> Non
         f"SELECT create_table_query FROM system.tables WHERE database='{ch_database}' AND name='events_rollup'"
     ).result_rows[0][0]
     assert "toIntervalDay(7)" in rollup  # the rollups follow the events' retention
+    for table in USAGE_TABLES:
+        ddl = client.query(
+            f"SELECT create_table_query FROM system.tables WHERE database='{ch_database}' AND name='{table}'"
+        ).result_rows[0][0]
+        assert "toIntervalDay(7)" in ddl, table
 
 
 def test_settings_from_env_validate() -> None:
