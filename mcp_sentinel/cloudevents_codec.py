@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -52,6 +52,10 @@ TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
 """W3C trace-context headers copied beside the ce_* headers on Kafka records (processor reads these)."""
 
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+# The form producers write (version 00, lowercase, unpadded): checked without copies on the fast path.
+_TRACEPARENT_CANONICAL = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 _JSON_CT_RE = re.compile(r"^(application|text)/([a-z0-9.+-]+\+)?json$")
 _EXT_NAME_RE = re.compile(r"^[a-z0-9]{1,20}$")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")  # the envelope's own rule for id/source/type
@@ -234,7 +238,8 @@ def _clean_text(value: Any, max_len: int) -> str | None:
     if type(value) is not str:
         return None
     text = value.strip()
-    if not text or len(text) > max_len or _CONTROL_CHARS.search(text):
+    # isprintable() (C, one pass) is False for every control character: the regex runs only then.
+    if not text or len(text) > max_len or (not text.isprintable() and _CONTROL_CHARS.search(text)):
         return None
     return text
 
@@ -274,10 +279,14 @@ def _fast_structured(obj: Any) -> DecodedEvent | None:
     if traceparent is not None:
         if type(traceparent) is not str:
             return None
-        tid = traceparent_trace_id(traceparent)
-        if tid is None:
-            return None
-        trace_id = tid
+        m = _TRACEPARENT_CANONICAL.fullmatch(traceparent)
+        if m is not None and m.group(1) != _ZERO_TRACE and m.group(2) != _ZERO_SPAN:
+            trace_id = m.group(1)  # what traceparent_trace_id returns, without strip/lower copies
+        else:
+            tid = traceparent_trace_id(traceparent)
+            if tid is None:
+                return None
+            trace_id = tid
     tracestate = obj.get("tracestate")
     if tracestate is not None and type(tracestate) is not str:
         return None
@@ -291,9 +300,9 @@ def _fast_structured(obj: Any) -> DecodedEvent | None:
     return DecodedEvent(env, traceparent if trace_id else None, tracestate)
 
 
-def _loads(body: bytes) -> Any:
+def _loads(body: bytes, parse: Callable[[bytes], Any] = json.loads) -> Any:
     try:
-        return json.loads(body)
+        return parse(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError([FieldError("$", f"body is not valid JSON ({exc})")]) from None
     except RecursionError:
@@ -330,7 +339,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def decode_http(headers: Mapping[str, str], body: bytes) -> DecodedRequest:
+def decode_http(
+    headers: Mapping[str, str], body: bytes, *, loads: Callable[[bytes], Any] = json.loads
+) -> DecodedRequest:
     """Decode an ingest `POST /events` body in any accepted mode.
 
     * `Content-Type: application/cloudevents-batch+json` → batch (JSON array of structured events);
@@ -339,23 +350,25 @@ def decode_http(headers: Mapping[str, str], body: bytes) -> DecodedRequest:
     * otherwise JSON: an object with `specversion` is structured, anything else the seed's plain envelope.
 
     Raises EnvelopeError naming every bad field; a batch with one bad element is rejected whole.
+    `loads` parses JSON bodies; it must behave exactly like `json.loads` (the processor passes
+    `mcp_sentinel.fast_json.loads`).
     """
     ct = (_header(headers, "content-type") or "").split(";")[0].strip().lower()
     if ct == BATCH_CONTENT_TYPE:
-        return DecodedRequest("batch", decode_batch(_loads(body)))
+        return DecodedRequest("batch", decode_batch(_loads(body, loads)))
     if ct == STRUCTURED_CONTENT_TYPE:
-        return DecodedRequest("structured", (_structured(_loads(body)),))
+        return DecodedRequest("structured", (_structured(_loads(body, loads)),))
     ce = {k.lower()[3:]: v for k, v in headers.items() if k.lower().startswith("ce-")}
     if ce:
         attrs: dict[str, Any] = {name: unquote(value) for name, value in ce.items()}
         if ct:
             attrs["datacontenttype"] = ct
         has_data = bool(body.strip())
-        data = _loads(body) if has_data else None
+        data = _loads(body, loads) if has_data else None
         return DecodedRequest("binary", (envelope_from_cloudevent(attrs, data, has_data=has_data),))
     if ct and not _JSON_CT_RE.fullmatch(ct):
         raise EnvelopeError([FieldError("content-type", f"unsupported content type {ct!r}")])
-    obj = _loads(body)
+    obj = _loads(body, loads)
     if isinstance(obj, dict) and "specversion" in obj:
         return DecodedRequest("structured", (_structured(obj),))
     if isinstance(obj, list):

@@ -43,6 +43,7 @@ from starlette.routing import Route
 from functions.processor.batcher import MicroBatcher
 from functions.processor.delivery_auth import DeliveryAuth
 from functions.processor.settings import ProcessorSettings
+from mcp_sentinel import fast_json
 from mcp_sentinel.cloudevents_codec import decode_http
 from mcp_sentinel.envelope import EnvelopeError
 from mcp_sentinel.storage import rollups
@@ -322,7 +323,7 @@ def create_app(
                                 headers=extra)  # fmt: skip
         body = await request.body()
         try:
-            decoded = decode_http(dict(headers.items()), body)
+            decoded = decode_http(dict(headers.items()), body, loads=fast_json.loads)
         except EnvelopeError as exc:
             metrics.rejected.labels(reason="invalid_event").inc()
             return JSONResponse(
