@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -36,13 +37,14 @@ def outcome(parse: Any, body: bytes) -> tuple[str, str]:
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values, st.sampled_from(["compact", "ascii", "indent", "utf-16", "bom"]))
 def test_equals_the_stdlib_on_encoded_values(value: Any, style: str) -> None:
-    text = {
+    encoders: dict[str, Callable[[Any], str]] = {
         "compact": lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
         "ascii": json.dumps,
         "indent": lambda v: json.dumps(v, indent=1, ensure_ascii=False),
         "utf-16": lambda v: json.dumps(v, ensure_ascii=False),
         "bom": lambda v: "\ufeff" + json.dumps(v, ensure_ascii=False),
-    }[style](value)
+    }
+    text = encoders[style](value)
     body = text.encode("utf-16" if style == "utf-16" else "utf-8", "surrogatepass")
     assert outcome(fast_json.loads, body) == outcome(json.loads, body)
 
