@@ -59,7 +59,7 @@ class EventRecord(NamedTuple):
 
     @classmethod
     def from_envelope(cls, env: Any) -> EventRecord:
-        """Build from an `mcp_sentinel.envelope.Envelope` (duck-typed to keep this module light)."""
+        """Build from an `Envelope` or `EventFields` (duck-typed by field name to keep this module light)."""
         return cls(env.id, env.timestamp, env.trace_id, env.source, env.event_type, payload_text(env.payload))
 
 
