@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -332,9 +332,9 @@ def _fast_fields(obj: Any) -> EventFields | None:
                        tracestate)  # fmt: skip
 
 
-def _loads(body: bytes, parse: Callable[[bytes], Any] = json.loads) -> Any:
+def _loads(body: bytes) -> Any:
     try:
-        return parse(body)
+        return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError([FieldError("$", f"body is not valid JSON ({exc})")]) from None
     except RecursionError:
@@ -364,9 +364,7 @@ def decode_batch(items: Any) -> tuple[DecodedEvent, ...]:
     return tuple(out)
 
 
-def decode_http_fields(
-    headers: Mapping[str, str], body: bytes, *, loads: Callable[[bytes], Any] = json.loads
-) -> tuple[EventFields, ...]:
+def decode_http_fields(headers: Mapping[str, str], body: bytes) -> tuple[EventFields, ...]:
     """`decode_http(...).events` as `EventFields`: the same events, or the same EnvelopeError.
 
     For callers that need each event's fields, not an `Envelope` (the processor writes one row
@@ -374,7 +372,7 @@ def decode_http_fields(
     (≈1 µs per event). Anything else goes through `decode_http`'s rules.
     """
     if (_header(headers, "content-type") or "").split(";")[0].strip().lower() == BATCH_CONTENT_TYPE:
-        items = _loads(body, loads)
+        items = _loads(body)
         if type(items) is list and items:
             out = []
             for item in items:
@@ -385,7 +383,7 @@ def decode_http_fields(
             else:
                 return tuple(out)
         return tuple(EventFields.of(ev) for ev in decode_batch(items))
-    return tuple(EventFields.of(ev) for ev in decode_http(headers, body, loads=loads).events)
+    return tuple(EventFields.of(ev) for ev in decode_http(headers, body).events)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -395,9 +393,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def decode_http(
-    headers: Mapping[str, str], body: bytes, *, loads: Callable[[bytes], Any] = json.loads
-) -> DecodedRequest:
+def decode_http(headers: Mapping[str, str], body: bytes) -> DecodedRequest:
     """Decode an ingest `POST /events` body in any accepted mode.
 
     * `Content-Type: application/cloudevents-batch+json` → batch (JSON array of structured events);
@@ -406,25 +402,23 @@ def decode_http(
     * otherwise JSON: an object with `specversion` is structured, anything else the seed's plain envelope.
 
     Raises EnvelopeError naming every bad field; a batch with one bad element is rejected whole.
-    `loads` parses JSON bodies; it must behave exactly like `json.loads` (the processor passes
-    `mcp_sentinel.fast_json.loads`).
     """
     ct = (_header(headers, "content-type") or "").split(";")[0].strip().lower()
     if ct == BATCH_CONTENT_TYPE:
-        return DecodedRequest("batch", decode_batch(_loads(body, loads)))
+        return DecodedRequest("batch", decode_batch(_loads(body)))
     if ct == STRUCTURED_CONTENT_TYPE:
-        return DecodedRequest("structured", (_structured(_loads(body, loads)),))
+        return DecodedRequest("structured", (_structured(_loads(body)),))
     ce = {k.lower()[3:]: v for k, v in headers.items() if k.lower().startswith("ce-")}
     if ce:
         attrs: dict[str, Any] = {name: unquote(value) for name, value in ce.items()}
         if ct:
             attrs["datacontenttype"] = ct
         has_data = bool(body.strip())
-        data = _loads(body, loads) if has_data else None
+        data = _loads(body) if has_data else None
         return DecodedRequest("binary", (envelope_from_cloudevent(attrs, data, has_data=has_data),))
     if ct and not _JSON_CT_RE.fullmatch(ct):
         raise EnvelopeError([FieldError("content-type", f"unsupported content type {ct!r}")])
-    obj = _loads(body, loads)
+    obj = _loads(body)
     if isinstance(obj, dict) and "specversion" in obj:
         return DecodedRequest("structured", (_structured(obj),))
     if isinstance(obj, list):

@@ -43,7 +43,6 @@ from starlette.routing import Route
 from functions.processor.batcher import MicroBatcher
 from functions.processor.delivery_auth import DeliveryAuth
 from functions.processor.settings import ProcessorSettings
-from mcp_sentinel import fast_json
 from mcp_sentinel.cloudevents_codec import decode_http_fields
 from mcp_sentinel.envelope import EnvelopeError
 from mcp_sentinel.storage import rollups
@@ -323,7 +322,7 @@ def create_app(
                                 headers=extra)  # fmt: skip
         body = await request.body()
         try:
-            events = decode_http_fields(dict(headers.items()), body, loads=fast_json.loads)
+            events = decode_http_fields(dict(headers.items()), body)
         except EnvelopeError as exc:
             metrics.rejected.labels(reason="invalid_event").inc()
             return JSONResponse(

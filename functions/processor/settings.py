@@ -23,9 +23,10 @@ class ProcessorSettings:
     `BATCH_MAX_EVENTS` (10000) and `BATCH_MAX_WAIT_MS` (0) bound one INSERT; with 0 the batcher is
     a group commit (a delivery arriving while the writer is idle is written at once, deliveries
     arriving during an INSERT share the next one), which halves single-delivery latency
-    compared with a 20 ms linger and still batches under load. `BATCH_BUSY_WAIT_MS` (50, 0 = off)
-    lets a batch fill for at most as long as the previous INSERT took, only while INSERTs run
-    back to back (fewer, larger INSERTs: the fixed cost per INSERT dominates, batcher.py). `MAX_PENDING_EVENTS`
+    compared with a 20 ms linger and still batches under load. `BATCH_BUSY_WAIT_MS` (50, 0 = off):
+    until that long after an INSERT ended, the next INSERT waits for as many deliveries as were
+    in flight then (senders deliver in a closed loop; fewer, larger INSERTs: the fixed cost per
+    INSERT dominates, batcher.py). `MAX_PENDING_EVENTS`
     (50000) is where intake pauses (requests wait) until ClickHouse catches up.
     `DEDUP_RECENT_IDS` (200000, 0 = off) bounds the set of recently stored ids that are skipped
     and counted as duplicates, warmed on start-up with the ids stored in the last
