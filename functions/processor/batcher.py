@@ -7,12 +7,12 @@ fails exactly the deliveries in that batch; nothing is acknowledged before it is
 
 Under load (`busy_wait`): senders deliver in a closed loop (a KafkaSource sends a partition's
 next batch once the previous one is acknowledged), so the deliveries an INSERT just answered are
-about to come back. Until `busy_wait` after an INSERT ended, the next one waits for as many
-deliveries as were in flight then (those it stored plus those queued meanwhile), or a full
-`max_events`. Without it the in-flight deliveries
-split into alternating small INSERTs, and an INSERT's fixed cost (~20 ms on the embedded server)
-dwarfs its per-row cost at a few thousand rows. A delivery arriving later than that (an idle
-writer) is written at once.
+about to come back. When the first of them queues within `busy_wait` of an INSERT's end, the
+next INSERT waits for as many deliveries as were in flight then (those it stored plus those
+queued meanwhile), or a full `max_events`, as long as each arrives within `busy_wait` of the
+previous one. Without it the in-flight deliveries split into alternating small INSERTs, and an
+INSERT's fixed cost (~20 ms on the embedded server) dwarfs its per-row cost at a few thousand
+rows. A delivery arriving later than that (an idle writer) is written at once.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class MicroBatcher(Generic[T, R]):
         # The last INSERT: when it ended (loop time) and how many deliveries were in flight then.
         self._last_end = float("-inf")
         self._last_deliveries = 0
+        self._last_arrival = float("-inf")  # when the newest delivery queued (loop time)
 
     def start(self) -> None:
         """Start the flusher task on the running loop."""
@@ -109,6 +110,7 @@ class MicroBatcher(Generic[T, R]):
             fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
             self._queue.append(_Pending(items, fut, meta))
             self.stats.pending_events += len(items)
+            self._last_arrival = asyncio.get_running_loop().time()
         self._wakeup.set()
         return await fut
 
@@ -119,17 +121,24 @@ class MicroBatcher(Generic[T, R]):
             if self.max_wait > 0:
                 await self._fill(asyncio.get_running_loop().time() + self.max_wait)
             while self._queue:
-                if self.busy_wait > 0:
+                if self.busy_wait > 0 and asyncio.get_running_loop().time() < self._last_end + self.busy_wait:
                     # The closed loop (module docstring): wait for the deliveries just answered.
-                    await self._fill(self._last_end + self.busy_wait, self._last_deliveries)
+                    await self._fill(0.0, self._last_deliveries)
                 await self._flush_once()
 
     async def _fill(self, deadline: float, deliveries: int = 0) -> None:
-        """Until loop time `deadline`, wait for `max_events` queued events (or `deliveries` queued deliveries)."""
+        """Wait for `max_events` queued events until loop time `deadline`.
+
+        With `deliveries`: wait for that many queued deliveries instead, for as long as the
+        previous one arrived (or the last INSERT ended) less than `busy_wait` ago: each returning
+        delivery is decoded before it queues, and that takes longer on a loaded machine.
+        """
         loop = asyncio.get_running_loop()
         while sum(len(p.items) for p in self._queue) < self.max_events and not (
             deliveries and len(self._queue) >= deliveries
         ):
+            if deliveries:
+                deadline = max(self._last_end, self._last_arrival) + self.busy_wait
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
