@@ -62,7 +62,8 @@ def make_events(n: int) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def baseline(url: str, events: list[dict[str, object]]) -> float:
+def baseline(url: str, events: list[dict[str, object]]) -> tuple[float, float]:
+    """(events/s, CPU seconds this process spent in the timed inserts)."""
     db = "bench_raw"
     admin = clickhouse_client_from_url(url)
     migrate(admin, db)
@@ -71,10 +72,10 @@ def baseline(url: str, events: list[dict[str, object]]) -> float:
         [e["id"], datetime.fromisoformat(str(e["time"])), "", e["source"], e["type"], json.dumps(e["data"])]
         for e in events
     ]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, len(rows), BATCH * CONCURRENCY):
         client.insert(f"{db}.events", rows[i : i + BATCH * CONCURRENCY], column_names=list(INSERT_COLUMNS))
-    return len(rows) / (time.perf_counter() - t0)
+    return len(rows) / (time.perf_counter() - t0), time.process_time() - c0
 
 
 # The processor accepts only the event source: the benchmark presents the local dispatcher's token.
@@ -202,7 +203,11 @@ def main() -> None:
             asyncio.run(through_processor(cfg.url("processor"), warm))  # connect + migrate outside timing
             proc_pids = [sup.running["processor"].process.pid]
             ch_pids = [sup.running["clickhouse"].process.pid]
-            cpu: dict[str, list[float]] = {"baseline: clickhouse": [], "processor": [], "processor: clickhouse": []}
+            # CPU of each process on the measured path (the driver is this process: what it spends
+            # competes for the same two cores).
+            cpu: dict[str, list[float]] = {"baseline: driver (clickhouse-connect)": [], "baseline: clickhouse": [],
+                                           "processor: driver (httpx)": [], "processor": [],
+                                           "processor: clickhouse": []}  # fmt: skip
             round_cpu: dict[str, float] = {}
             round_time = {"baseline": 0.0, "processor": 0.0}
             batch_totals = [0.0, 0.0]
@@ -210,14 +215,18 @@ def main() -> None:
             def run_baseline(events: list[dict[str, object]]) -> None:
                 _quiesce(ch_url)
                 c0 = _cpu(ch_pids)
-                round_time["baseline"] += len(events) / baseline(ch_url, events)
+                rate, driver_cpu = baseline(ch_url, events)
+                round_time["baseline"] += len(events) / rate
                 round_cpu["baseline: clickhouse"] += _cpu(ch_pids) - c0
+                round_cpu["baseline: driver (clickhouse-connect)"] += driver_cpu
 
             def run_processor(events: list[dict[str, object]]) -> None:
                 _quiesce(ch_url)
                 p0, c0 = _cpu(proc_pids), _cpu(ch_pids)
                 b0 = _batch_totals(cfg.url("processor"))
+                d0 = time.process_time()
                 round_time["processor"] += len(events) / asyncio.run(through_processor(cfg.url("processor"), events))
+                round_cpu["processor: driver (httpx)"] += time.process_time() - d0
                 b1 = _batch_totals(cfg.url("processor"))
                 batch_totals[0] += b1[0] - b0[0]
                 batch_totals[1] += b1[1] - b0[1]
