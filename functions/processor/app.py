@@ -295,6 +295,7 @@ def create_app(
         max_wait=settings.batch_max_wait_ms / 1000,
         max_pending=settings.max_pending_events,
         busy_wait=settings.batch_busy_wait_ms / 1000,
+        groups=settings.batch_groups,
     )
     batcher.stats.on_pause_change.append(metrics.on_pause)
 

@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from functions.processor.batcher import MicroBatcher
 
 CLIENTS = 4
@@ -77,7 +79,7 @@ async def test_an_idle_writer_stores_a_lone_delivery_at_once() -> None:
     assert sizes == [1, 1, 1]
 
 
-async def _staggered_returns(busy_wait: float) -> list[int]:
+async def _staggered_returns(busy_wait: float, groups: int = 1) -> list[int]:
     """Deliveries answered by one INSERT come back one after another (decoding takes a while)."""
     sizes: list[int] = []
 
@@ -87,7 +89,7 @@ async def _staggered_returns(busy_wait: float) -> list[int]:
         return [len(g) for g in groups]
 
     batcher: MicroBatcher[int, int] = MicroBatcher(flush, max_events=100, max_wait=0, max_pending=1000,
-                                                   busy_wait=busy_wait)  # fmt: skip
+                                                   busy_wait=busy_wait, groups=groups)  # fmt: skip
     batcher.start()
 
     async def client(i: int) -> None:
@@ -108,6 +110,19 @@ async def test_deliveries_answered_together_come_back_as_one_insert() -> None:
     sizes = await _staggered_returns(busy_wait=2.0)
     assert sizes.count(CLIENTS) >= ROUNDS - 2, sizes
     assert (await _staggered_returns(busy_wait=0)).count(CLIENTS) < ROUNDS - 2
+
+
+async def test_two_groups_alternate_half_of_the_deliveries_each() -> None:
+    """`groups=2`: each INSERT waits for half of the in-flight deliveries, never fewer, never all at once."""
+    sizes = await _staggered_returns(busy_wait=2.0, groups=2)
+    steady = sizes[2:-2]
+    assert steady and all(s >= CLIENTS // 2 for s in steady), sizes
+    assert steady.count(CLIENTS) < len(steady), sizes
+
+
+def test_groups_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="groups"):
+        MicroBatcher(lambda g, m: [], max_events=1, max_wait=0, max_pending=1, groups=0)
 
 
 async def test_busy_wait_ends_at_its_deadline_when_fewer_deliveries_return() -> None:
