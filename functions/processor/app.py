@@ -43,7 +43,7 @@ from starlette.routing import Route
 from functions.processor.batcher import MicroBatcher
 from functions.processor.delivery_auth import DeliveryAuth
 from functions.processor.settings import ProcessorSettings
-from mcp_sentinel.cloudevents_codec import decode_http
+from mcp_sentinel.cloudevents_codec import decode_http_fields
 from mcp_sentinel.envelope import EnvelopeError
 from mcp_sentinel.storage import rollups
 from mcp_sentinel.storage.client import clickhouse_client_from_url
@@ -295,6 +295,7 @@ def create_app(
         max_wait=settings.batch_max_wait_ms / 1000,
         max_pending=settings.max_pending_events,
         busy_wait=settings.batch_busy_wait_ms / 1000,
+        groups=settings.batch_groups,
     )
     batcher.stats.on_pause_change.append(metrics.on_pause)
 
@@ -322,7 +323,7 @@ def create_app(
                                 headers=extra)  # fmt: skip
         body = await request.body()
         try:
-            decoded = decode_http(dict(headers.items()), body)
+            events = decode_http_fields(dict(headers.items()), body)
         except EnvelopeError as exc:
             metrics.rejected.labels(reason="invalid_event").inc()
             return JSONResponse(
@@ -336,7 +337,7 @@ def create_app(
             attrs: dict[str, Any] = {"kafka.topic": topic, "kafka.partition": partition}
             if offset is not None:
                 attrs["kafka.offset"] = offset
-            for ev in decoded.events:
+            for ev in events:
                 carrier = {"traceparent": ev.traceparent} if ev.traceparent else {}
                 if ev.tracestate:
                     carrier["tracestate"] = ev.tracestate
@@ -347,7 +348,7 @@ def create_app(
                 recording = recording or span.is_recording()
                 contexts.append(span.get_span_context())
                 span.end()
-        records = [EventRecord.from_envelope(ev.envelope) for ev in decoded.events]
+        records = [EventRecord.from_envelope(ev) for ev in events]
         meta = DeliveryMeta(tuple(contexts), topic, partition, offset, recording)
         try:
             result = await batcher.submit(records, meta)

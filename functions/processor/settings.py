@@ -23,9 +23,11 @@ class ProcessorSettings:
     `BATCH_MAX_EVENTS` (10000) and `BATCH_MAX_WAIT_MS` (0) bound one INSERT; with 0 the batcher is
     a group commit (a delivery arriving while the writer is idle is written at once, deliveries
     arriving during an INSERT share the next one), which halves single-delivery latency
-    compared with a 20 ms linger and still batches under load. `BATCH_BUSY_WAIT_MS` (50, 0 = off)
-    lets a batch fill for at most as long as the previous INSERT took, only while INSERTs run
-    back to back (fewer, larger INSERTs: the fixed cost per INSERT dominates, batcher.py). `MAX_PENDING_EVENTS`
+    compared with a 20 ms linger and still batches under load. `BATCH_BUSY_WAIT_MS` (50, 0 = off):
+    until that long after an INSERT ended, the next INSERT waits for as many deliveries as were
+    in flight then (senders deliver in a closed loop; fewer, larger INSERTs: the fixed cost per
+    INSERT dominates, batcher.py); `BATCH_GROUPS` (1) splits those in-flight deliveries into
+    that many alternating INSERTs (2: decoding overlaps inserting). `MAX_PENDING_EVENTS`
     (50000) is where intake pauses (requests wait) until ClickHouse catches up.
     `DEDUP_RECENT_IDS` (200000, 0 = off) bounds the set of recently stored ids that are skipped
     and counted as duplicates, warmed on start-up with the ids stored in the last
@@ -40,6 +42,7 @@ class ProcessorSettings:
     batch_max_events: int = 10_000
     batch_max_wait_ms: int = 0
     batch_busy_wait_ms: int = 50
+    batch_groups: int = 1
     max_pending_events: int = 50_000
     service_name: str = "mcp-sentinel-processor"
     dedup_recent_ids: int = 200_000
@@ -72,6 +75,7 @@ class ProcessorSettings:
             batch_max_events=integer(env, "BATCH_MAX_EVENTS", 10_000, minimum=1),
             batch_max_wait_ms=integer(env, "BATCH_MAX_WAIT_MS", 0, minimum=0),
             batch_busy_wait_ms=integer(env, "BATCH_BUSY_WAIT_MS", 50, minimum=0),
+            batch_groups=integer(env, "BATCH_GROUPS", 1, minimum=1, maximum=8),
             max_pending_events=integer(env, "MAX_PENDING_EVENTS", 50_000, minimum=1),
             service_name=text(env, "OTEL_SERVICE_NAME", "mcp-sentinel-processor"),
             dedup_recent_ids=integer(env, "DEDUP_RECENT_IDS", 200_000, minimum=0),

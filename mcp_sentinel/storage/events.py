@@ -23,10 +23,11 @@ Native conversion, and the embedded server hands the body to the engine untouche
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -59,7 +60,7 @@ class EventRecord(NamedTuple):
 
     @classmethod
     def from_envelope(cls, env: Any) -> EventRecord:
-        """Build from an `mcp_sentinel.envelope.Envelope` (duck-typed to keep this module light)."""
+        """Build from an `Envelope` or `EventFields` (duck-typed by field name to keep this module light)."""
         return cls(env.id, env.timestamp, env.trace_id, env.source, env.event_type, payload_text(env.payload))
 
 
@@ -191,22 +192,26 @@ class RecentIds:
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._ids
 
+    def known(self) -> Container[str]:
+        """A live view for membership tests in a loop (a C lookup, not a call of `__contains__`)."""
+        return self._ids.keys()
+
     def add(self, ids: Iterable[str]) -> None:
         """Remember ids, forgetting the oldest beyond capacity."""
         if not self.capacity:
             return
         store = self._ids
-        for i in ids:
-            store.pop(i, None)  # re-adding moves it to the young end
-            store[i] = None
+        fresh = dict.fromkeys(ids)  # C loops: this runs for every stored event
+        for i in store.keys() & fresh.keys():
+            del store[i]  # re-adding moves it to the young end
+        store.update(fresh)
         excess = len(store) - self.capacity
         if excess > 0:
             for old in self._oldest(excess):
                 del store[old]
 
     def _oldest(self, n: int) -> list[str]:
-        it = iter(self._ids)
-        return [next(it) for _ in range(n)]
+        return list(itertools.islice(self._ids, n))
 
 
 class EventWriter:
@@ -265,8 +270,9 @@ class EventWriter:
         duplicates: list[str] = []
         with self._lock:
             recent = self.recent
+            known = recent.known()
             for rec in records:
-                if rec.event_id in unique or rec.event_id in recent:
+                if rec.event_id in unique or rec.event_id in known:
                     duplicates.append(rec.event_id)
                 else:
                     unique[rec.event_id] = rec

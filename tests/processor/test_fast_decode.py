@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from mcp_sentinel.cloudevents_codec import (
     BATCH_CONTENT_TYPE,
+    EventFields,
     _fast_structured,
     _structured,
     decode_http,
+    decode_http_fields,
     to_structured,
 )
 from mcp_sentinel.envelope import EnvelopeError, new_envelope
@@ -78,6 +80,38 @@ def test_fast_path_declines_or_equals_the_full_validation(obj: Any) -> None:
     fast = _fast_structured(obj)
     if fast is not None:
         assert fast == _slow(obj)
+
+
+def _decoded(headers: dict[str, str], body: bytes, fields: bool) -> Any:
+    try:
+        if fields:
+            return decode_http_fields(headers, body)
+        return tuple(EventFields.of(ev) for ev in decode_http(headers, body).events)
+    except EnvelopeError as exc:
+        return ["errors", *exc.errors]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(elements(), max_size=4), st.sampled_from([BATCH_CONTENT_TYPE, "application/cloudevents+json"]))
+def test_fields_equal_decode_http_for_every_batch(items: list[Any], content_type: str) -> None:
+    """`decode_http_fields` (the processor's path): the same events, or the same errors, as `decode_http`."""
+    headers = {"content-type": content_type}
+    sent = items if content_type == BATCH_CONTENT_TYPE else (items or [valid])[:1]
+    body = json.dumps(sent if content_type == BATCH_CONTENT_TYPE else sent[0]).encode()
+    fast, slow = _decoded(headers, body, True), _decoded(headers, body, False)
+    if any(not (isinstance(i.get("time"), str) and i["time"].strip()) for i in sent) and isinstance(fast, tuple):
+        # A missing time means "now", read once per decode: equal up to the clock.
+        fast, slow = (tuple(f._replace(timestamp=None) for f in x) for x in (fast, slow))
+    assert fast == slow
+
+
+def test_fields_of_an_all_valid_batch_skip_envelopes() -> None:
+    """Guard: the common batch takes the fast path (the property above would pass with only the slow one)."""
+    env = new_envelope("mcp-gateway", "mcp.request", {"server": "s"}, trace_id=TP[3:35])
+    body = json.dumps([to_structured(env, traceparent=TP), valid]).encode()
+    got = decode_http_fields({"content-type": BATCH_CONTENT_TYPE}, body)
+    assert [f.id for f in got] == [env.id, "e1"] and got[0].traceparent == TP and got[1].payload == valid["data"]
+    assert all(_fast_structured(obj) is not None for obj in json.loads(body))
 
 
 def test_fast_path_takes_the_common_events() -> None:

@@ -135,6 +135,10 @@ def test_settings_from_env() -> None:
     assert ProcessorSettings.from_env({"BATCH_BUSY_WAIT_MS": "0"}).batch_busy_wait_ms == 0  # off
     with pytest.raises(ValueError, match="BATCH_BUSY_WAIT_MS"):
         ProcessorSettings.from_env({"BATCH_BUSY_WAIT_MS": "-1"})
+    assert (s.batch_groups, ProcessorSettings.from_env({"BATCH_GROUPS": "2"}).batch_groups) == (1, 2)
+    for bad in ("0", "9"):
+        with pytest.raises(ValueError, match="BATCH_GROUPS"):
+            ProcessorSettings.from_env({"BATCH_GROUPS": bad})
 
 
 async def test_unencodable_event_fails_only_its_own_delivery(proc: Proc) -> None:
