@@ -115,12 +115,39 @@ def _message(obj: Any) -> Message | tuple[str, int, Any]:
     return Message(kind=kind, id=msg_id, method=method, tool_name=tool_name, params=params, target=target)
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Duplicate keys are a parser differential: this gateway (like most parsers) keeps the last
+    # value, an upstream may keep the first, so `{"name":"delete","name":"search"}` would be decided
+    # as `search` and run as `delete`. Refused at every depth (arguments feed approvals and pins too).
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(f"duplicate key {key!r} in a JSON object")
+            seen.add(key)
+    return obj
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def loads_unique(body: bytes | str) -> Any:
+    """`json.loads` that refuses objects with a repeated key (DuplicateKeyError, a ValueError)."""
+    text = body.decode(json.detect_encoding(body), "surrogatepass") if isinstance(body, bytes) else body
+    return _DECODER.decode(text)
+
+
 def inspect_body(body: bytes) -> Inspection:
     """Parse a POST body as one JSON-RPC message or a batch; never raises."""
     if not body.strip():
         return Inspection(error="empty request body", error_code=INVALID_REQUEST)
     try:
-        doc = json.loads(body)
+        doc = loads_unique(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return Inspection(error=f"malformed JSON: {exc}", error_code=PARSE_ERROR)
     except RecursionError:

@@ -82,6 +82,27 @@ def test_a_body_on_get_is_refused_even_when_the_call_would_be_allowed(rig: Rig) 
     assert r.status_code == 200 and _executed(rig, n) == [("PUT", "tools/call")]  # PUT/PATCH: decided like POST
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # decided as `search` by a last-wins parser, run as `delete_document` by a first-wins upstream
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_document","name":"search"}}',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/list","params":{"name":"delete_document"}}',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"a","q":"b"}}}',
+        '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/call",'
+        '"params":{"n\\u0061me":"delete_document","name":"search"}}]',
+    ],
+)
+def test_repeated_json_keys_are_refused_and_audited(rig: Rig, body: str) -> None:
+    n, a = len(rig.upstream.seen), len(rig.audit())
+    r = httpx2.post(rig.url, content=body, headers={**JSON_HDRS, **ALICE_ID}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert "duplicate key" in r.json()["error"]["message"]
+    assert _executed(rig, n) == []
+    events = rig.audit()[a:]
+    assert len(events) == 1 and events[0]["decision"] == "deny", events
+
+
 # -- item 1: request content codings -----------------------------------------------------------------
 
 

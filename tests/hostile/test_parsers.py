@@ -122,6 +122,49 @@ def test_base64_mcp_name_agrees_exactly_when_the_decoded_name_is_the_body_name(n
     assert bool(jsonrpc.header_mismatch(insp, "tools/call", _sentinel(other))) == (other != name)
 
 
+def _dumps_with_duplicate(value: Any, target: int, extra: Any, counter: list[int]) -> str:
+    """JSON text of `value` where the `target`-th non-empty object (walk order) repeats its first key."""
+    if isinstance(value, dict):
+        parts = [f"{json.dumps(k)}:{_dumps_with_duplicate(v, target, extra, counter)}" for k, v in value.items()]
+        if value:
+            if counter[0] == target:
+                parts.append(f"{json.dumps(next(iter(value)))}:{json.dumps(extra)}")
+            counter[0] += 1
+        return "{" + ",".join(parts) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_dumps_with_duplicate(v, target, extra, counter) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _objects(value: Any) -> int:
+    if isinstance(value, dict):
+        return (1 if value else 0) + sum(_objects(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_objects(v) for v in value)
+    return 0
+
+
+@FAST
+@given(rpc_messages() | json_values, st.integers(0, 50), json_scalars)
+def test_a_repeated_key_at_any_depth_is_refused(doc: Any, pick: int, extra: Any) -> None:
+    """Duplicate keys are a parser differential (the gateway keeps the last, an upstream may keep the
+    first): whatever object repeats a key, the body is refused before anything is decided."""
+    n = _objects(doc)
+    assume(n > 0)
+    text = _dumps_with_duplicate(doc, pick % n, extra, [0])
+    json.loads(text)  # a last-wins parser accepts it
+    insp = jsonrpc.inspect_body(text.encode())
+    assert insp.error and "duplicate key" in insp.error and insp.error_code == jsonrpc.PARSE_ERROR
+    assert insp.messages == []
+
+
+@FAST
+@given(rpc_messages() | json_values)
+def test_bodies_without_repeated_keys_parse_as_before(doc: Any) -> None:
+    raw = json.dumps(doc).encode()
+    assert jsonrpc.loads_unique(raw) == json.loads(raw)
+
+
 def test_header_value_decoding() -> None:
     decode = jsonrpc.decode_header_value
     assert decode("list_documents") == "list_documents"
