@@ -83,12 +83,38 @@ class Inspection:
         return ""
 
 
+# An upstream that decodes into structs may match keys case-insensitively (Go's encoding/json does,
+# so Go MCP servers read `METHOD` or `Name` as `method`/`name`, and `paramſ` as `params`), while this
+# gateway reads only the exact key: a differential like a repeated key. Such keys are refused in the
+# envelope and in params; argument objects are maps in every SDK and keep their keys as sent.
+_ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params", "result", "error"})
+_PARAM_KEYS = frozenset({"name", "uri", "arguments", "_meta", "cursor"})
+
+
+def _fold(key: str) -> str:
+    # Go's EqualFold also folds the long s and the Kelvin sign onto ASCII letters.
+    return key.replace("\u017f", "s").replace("\u212a", "k").lower()
+
+
+def _case_variant(obj: dict[str, Any], known: frozenset[str]) -> str:
+    """The first key that is not one of `known` but a case-insensitive decoder would take for one ("" if none)."""
+    for key in obj:
+        if key not in known and _fold(key) in known:
+            return key
+    return ""
+
+
 def _message(obj: Any) -> Message | tuple[str, int, Any]:
     if not isinstance(obj, dict):
         return ("JSON-RPC message must be an object", INVALID_REQUEST, None)
     msg_id = obj.get("id")
     if isinstance(msg_id, (dict, list, bool)):
         return ("JSON-RPC id must be a string, number or null", INVALID_REQUEST, None)
+    variant = _case_variant(obj, _ENVELOPE_KEYS)
+    if not variant and isinstance(obj.get("params"), dict):
+        variant = _case_variant(obj["params"], _PARAM_KEYS)
+    if variant:
+        return (f"JSON-RPC key {variant!r} differs from a protocol key only in case", INVALID_REQUEST, msg_id)
     method = obj.get("method")
     if method is None:
         if "id" in obj and ("result" in obj or "error" in obj):

@@ -103,6 +103,26 @@ def test_repeated_json_keys_are_refused_and_audited(rig: Rig, body: str) -> None
     assert len(events) == 1 and events[0]["decision"] == "deny", events
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a Go upstream matches keys case-insensitively: it reads `NAME` (the last) as the tool name
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","NAME":"delete_document"}}',
+        # ... and `METHOD` as the method of what this gateway would take for a response
+        '{"jsonrpc":"2.0","id":1,"result":{},"METHOD":"tools/call","PARAMS":{"NAME":"delete_document"}}',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","param\u017f":{"name":"delete_document"}}',
+    ],
+)
+def test_protocol_keys_in_another_case_are_refused_and_audited(rig: Rig, body: str) -> None:
+    n, a, sent = len(rig.upstream.seen), len(rig.audit()), len(rig.upstream.requests)
+    r = httpx2.post(rig.url, content=body.encode(), headers={**JSON_HDRS, **ALICE_ID}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert "only in case" in r.json()["error"]["message"]
+    assert _executed(rig, n) == [] and rig.upstream.requests[sent:] == []
+    events = rig.audit()[a:]
+    assert len(events) == 1 and events[0]["decision"] == "deny", events
+
+
 # -- item 1: request content codings -----------------------------------------------------------------
 
 

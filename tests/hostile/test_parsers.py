@@ -165,6 +165,36 @@ def test_bodies_without_repeated_keys_parse_as_before(doc: Any) -> None:
     assert jsonrpc.loads_unique(raw) == json.loads(raw)
 
 
+def _case_variants(key: str) -> st.SearchStrategy[str]:
+    swaps = {"s": ["s", "S", "\u017f"], "k": ["k", "K", "\u212a"]}
+    letters = [st.sampled_from(swaps.get(c, [c, c.upper()])) for c in key]
+    return st.tuples(*letters).map("".join).filter(lambda v: v != key)
+
+
+@FAST
+@given(st.data(), rpc_messages())
+def test_a_protocol_key_in_another_case_is_refused(data: st.DataObject, msg: dict[str, Any]) -> None:
+    """Go decoders match struct keys case-insensitively (`METHOD` is `method` to a Go MCP server): any
+    spelling of an envelope or params key other than the exact one is refused, alone or beside it."""
+    envelope = data.draw(st.booleans())
+    key = data.draw(st.sampled_from(["jsonrpc", "id", "method", "params", "result", "error"] if envelope
+                                    else ["name", "uri", "arguments", "_meta", "cursor"]))  # fmt: skip
+    variant = data.draw(_case_variants(key))
+    value = data.draw(json_values)
+    if envelope:
+        msg[variant] = value
+    else:
+        params = msg["params"] = msg["params"] if isinstance(msg.get("params"), dict) else {}
+        params[variant] = value
+    insp = jsonrpc.inspect_body(json.dumps(msg).encode())
+    assert insp.error and insp.messages == [], (msg, insp)
+
+
+def test_argument_keys_keep_their_case() -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "s", "arguments": {"Name": 1}}}
+    assert jsonrpc.inspect_body(json.dumps(body).encode()).ok
+
+
 def test_header_value_decoding() -> None:
     decode = jsonrpc.decode_header_value
     assert decode("list_documents") == "list_documents"
