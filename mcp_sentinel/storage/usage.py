@@ -291,9 +291,13 @@ def _from_rollups(
     def bound(prm: dict[str, Any]) -> _Rows:
         return lambda sql: queries._rows(sql, prm)
 
-    def summary(prm: dict[str, Any]) -> usage_lists.Summary:
-        srv = usage_rollups.TOOL_SERVERS if by_tool else usage_rollups.SERVERS
-        return usage_lists.summary(bound(prm), usage_lists.source(srv, db, read, conds, prm), window)
+    srv = usage_rollups.TOOL_SERVERS if by_tool else usage_rollups.SERVERS
+
+    def counts(prm: dict[str, Any]) -> usage_lists.Counts:
+        return usage_lists.counts(bound(prm), usage_lists.source(srv, db, read, conds, prm), window)
+
+    def people(prm: dict[str, Any]) -> usage_lists.People:
+        return usage_lists.people(bound(prm), usage_lists.source(srv, db, read, conds, prm))
 
     def sessions(prm: dict[str, Any]) -> int:
         return _unique_sessions(queries, read, conds, prm, by_tool=by_tool)
@@ -317,13 +321,15 @@ def _from_rollups(
         return _recent(queries, bound(prm), since, conds, prm)
 
     # Slowest first (top tools is three round trips), so the pool never waits on a late start.
-    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="usage") as pool:
+    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="usage") as pool:
         f_tools = pool.submit(tool_rows, dict(params))
-        f_summary = pool.submit(summary, dict(params))
+        f_people = pool.submit(people, dict(params))
+        f_counts = pool.submit(counts, dict(params))
         f_sessions = pool.submit(sessions, dict(params))
         f_actors = pool.submit(actor_rows, dict(params))
         f_recent = pool.submit(recent, dict(params))
-        (t, srv_rows, dec, series), n_sessions = f_summary.result(), f_sessions.result()
+        t, srv_rows, dec, series = usage_lists.joined(f_counts.result(), f_people.result())
+        n_sessions = f_sessions.result()
         actor_list, tool_list, recent_list = f_actors.result(), f_tools.result(), f_recent.result()
     servers = [
         UsageServer(s, ns, team, e, a, d, h, ag, rfc3339(ls))
