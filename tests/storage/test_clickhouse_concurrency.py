@@ -3,6 +3,9 @@ as a real server does (the usage view sends its independent list queries at once
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -63,3 +66,14 @@ def test_concurrent_requests_each_see_only_their_own_settings(clickhouse_url: st
 def test_engine_needs_at_least_one_connection(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Engine(tmp_path, connections=0)
+
+
+@pytest.mark.parametrize("value", ["0", "four"])
+def test_a_bad_connections_setting_stops_the_server_naming_it(tmp_path: Path, value: str) -> None:
+    env = {**os.environ, "CLICKHOUSE_CONNECTIONS": value}
+    done = subprocess.run(
+        [sys.executable, "-m", "localstack.clickhouse_server", "--port", "0", "--path", str(tmp_path / "ch")],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "clickhouse server: CLICKHOUSE_CONNECTIONS" in done.stderr
