@@ -23,9 +23,13 @@ def main(argv: list[str] | None = None) -> int:
                         lambda: integer(os.environ, "CLICKHOUSE_HTTP_PORT", 8123, minimum=0, maximum=65535))
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--path", type=Path, default=Path(os.environ.get("CLICKHOUSE_PATH", "clickhouse-data")))
+    connections = load_or_exit("clickhouse server",
+                               lambda: integer(os.environ, "CLICKHOUSE_CONNECTIONS", 4, minimum=1, maximum=64))
+    # Statements that run at once (one chdb session each); 1 serialises every request.
+    parser.add_argument("--connections", type=int, default=connections)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
-    engine = Engine(args.path)
+    engine = Engine(args.path, connections=max(1, args.connections))
     server = create_server(engine, args.host, args.port)
     stop = threading.Event()
 

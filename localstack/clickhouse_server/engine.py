@@ -1,4 +1,11 @@
-"""The chdb session, serialised behind one lock, with per-request settings and database.
+"""chdb sessions over one data folder, with per-request settings and database.
+
+A real ClickHouse runs concurrent HTTP requests concurrently, and the API relies on that (a usage
+view sends its independent list queries at once). One chdb connection runs one query at a time,
+but several connections on the same folder share its data and run in parallel, each with its own
+session (settings, `USE`). So the engine keeps a small pool of connections (`connections`,
+default 4) and a request checks one out for its whole statement; the scoping below is per
+connection.
 
 chdb keeps `SET` values and `USE` on the session, so a request's settings would leak into the
 next request. `Engine.execute` therefore brings the session to exactly "baseline + this
@@ -13,10 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,72 +75,97 @@ def quote_setting(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class Engine:
-    """One chdb connection owning `path`; every call is serialised by a lock."""
+class _Session:
+    """One chdb connection and what its session currently differs from the baseline by."""
 
-    def __init__(self, path: Path, *, tmp_dir: Path | None = None) -> None:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.database = "default"
+        # Settings currently differing from the baseline: name -> value (None = unknown, e.g.
+        # after a bare `SET` statement; always reset before the next request).
+        self.applied: dict[str, str | None] = {}
+
+
+class Engine:
+    """A pool of `connections` chdb connections owning `path`; a request holds one at a time."""
+
+    def __init__(self, path: Path, *, tmp_dir: Path | None = None, connections: int = 4) -> None:
         import chdb  # imported here so importing the package stays cheap
 
+        if connections < 1:
+            raise ValueError("connections must be at least 1")
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         shm = Path("/dev/shm")
         self.tmp_dir = tmp_dir or (shm if shm.is_dir() and os.access(shm, os.W_OK) else path / "tmp_http")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self._conn: Any = chdb.connect(str(path))  # type: ignore[no-untyped-call]
-        self._lock = threading.Lock()
-        self._database = "default"
+        self._sessions = [_Session(chdb.connect(str(path))) for _ in range(connections)]  # type: ignore[no-untyped-call]
+        self._free: queue.SimpleQueue[_Session] = queue.SimpleQueue()
+        for session in self._sessions:
+            self._free.put(session)
+        self._baseline_lock = threading.Lock()
         # Session defaults (value, changed) per setting, read once: requests only ever change
-        # settings through `_applied`, so the baseline never moves.
+        # settings through `applied`, so the baseline never moves (the same for every session).
         self._baseline: dict[str, tuple[str, bool]] = {}
-        # Settings currently differing from the baseline: name -> value (None = unknown, e.g.
-        # after a bare `SET` statement; always reset before the next request).
-        self._applied: dict[str, str | None] = {}
 
     def close(self) -> None:
-        """Release the data directory."""
-        with self._lock, contextlib.suppress(Exception):
-            self._conn.close()
+        """Release the data directory (waits for running statements to return their connection)."""
+        for _ in self._sessions:
+            session = self._free.get()
+            with contextlib.suppress(Exception):
+                session.conn.close()
 
-    def _raw(self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
+    @contextlib.contextmanager
+    def _checkout(self) -> Iterator[_Session]:
+        session = self._free.get()
         try:
-            return self._conn.query(sql, fmt, params=dict(params or {}))
+            yield session
+        finally:
+            self._free.put(session)
+
+    @staticmethod
+    def _raw(session: _Session, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
+        try:
+            return session.conn.query(sql, fmt, params=dict(params or {}))
         except Exception as exc:  # chdb raises a plain ChdbError/RuntimeError for every DB error
             raise error_from(exc) from exc
 
-    def _baseline_of(self, names: list[str]) -> None:
-        missing = [n for n in names if n not in self._baseline]
-        if not missing:
-            return
-        rows = self._raw(
-            "SELECT name, value, changed FROM system.settings WHERE name IN {names:Array(String)}",
-            params={"names": "[" + ",".join(f"'{n}'" for n in missing) + "]"},  # names checked by _NAME_RE
-        ).bytes()
-        for line in rows.decode().splitlines():
-            name, value, changed = line.split("\t")
-            self._baseline[name] = (value, changed == "1")
+    def _baseline_of(self, session: _Session, names: list[str]) -> None:
+        with self._baseline_lock:
+            missing = [n for n in names if n not in self._baseline]
+            if not missing:
+                return
+            rows = self._raw(
+                session,
+                "SELECT name, value, changed FROM system.settings WHERE name IN {names:Array(String)}",
+                params={"names": "[" + ",".join(f"'{n}'" for n in missing) + "]"},  # names checked by _NAME_RE
+            ).bytes()
+            for line in rows.decode().splitlines():
+                name, value, changed = line.split("\t")
+                self._baseline[name] = (value, changed == "1")
 
-    def _set(self, name: str, value: str) -> None:
+    def _set(self, session: _Session, name: str, value: str) -> None:
         if not _NAME_RE.match(name):
             raise EngineError(115, f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)")
-        self._raw(f"SET {name} = {quote_setting(value)}")
+        self._raw(session, f"SET {name} = {quote_setting(value)}")
 
-    def _restore(self, names: list[str]) -> None:
+    def _restore(self, session: _Session, names: list[str]) -> None:
         for name in names:
-            self._applied.pop(name, None)
+            session.applied.pop(name, None)
             base = self._baseline.get(name)
             with contextlib.suppress(EngineError):
                 if base is not None and base[1]:
-                    self._raw(f"SET {name} = {quote_setting(base[0])}")
+                    self._raw(session, f"SET {name} = {quote_setting(base[0])}")
                 else:
-                    self._raw(f"SET {name} = DEFAULT")
+                    self._raw(session, f"SET {name} = DEFAULT")
 
-    def _use(self, database: str) -> None:
-        if database == self._database:
+    def _use(self, session: _Session, database: str) -> None:
+        if database == session.database:
             return
         if not _NAME_RE.match(database):
             raise EngineError(81, f"Code: 81. DB::Exception: Database {database} does not exist. (UNKNOWN_DATABASE)")
-        self._raw(f"USE {database}")
-        self._database = database
+        self._raw(session, f"USE {database}")
+        session.database = database
 
     def execute(
         self,
@@ -152,22 +185,23 @@ class Engine:
         settings = dict(settings or {})
         set_stmt = _SET_RE.match(sql)
         set_names = _SET_NAME_RE.findall(set_stmt.group(1)) if set_stmt else []
-        with self._lock:
-            self._baseline_of([n for n in [*settings, *set_names] if _NAME_RE.match(n)])
-            self._use(database)
+        with self._checkout() as session:
+            self._baseline_of(session, [n for n in [*settings, *set_names] if _NAME_RE.match(n)])
+            self._use(session, database)
             # Reset what an earlier request left that this one does not ask for.
-            self._restore([n for n in self._applied if n not in settings or self._applied[n] != settings[n]])
+            applied = session.applied
+            self._restore(session, [n for n in applied if n not in settings or applied[n] != settings[n]])
             for name, value in settings.items():
-                if name not in self._applied:
-                    self._set(name, value)
-                    self._applied[name] = value
+                if name not in applied:
+                    self._set(session, name, value)
+                    applied[name] = value
             if set_stmt:
                 # A SET without a session only lasts for its own request on a real server.
-                self._applied.update(dict.fromkeys(n for n in set_names if _NAME_RE.match(n)))
+                applied.update(dict.fromkeys(n for n in set_names if _NAME_RE.match(n)))
             if insert_data is None:
-                res = self._raw(sql, fmt, params)
+                res = self._raw(session, sql, fmt, params)
             else:
-                res = self._insert(sql, insert_data, params)
+                res = self._insert(session, sql, insert_data, params)
             return Result(
                 data=res.bytes(),
                 read_rows=int(res.rows_read()),
@@ -177,7 +211,7 @@ class Engine:
                 elapsed_ns=int(res.elapsed() * 1e9),
             )
 
-    def _insert(self, head: str, data: bytes, params: Mapping[str, str] | None) -> Any:
+    def _insert(self, session: _Session, head: str, data: bytes, params: Mapping[str, str] | None) -> Any:
         match = re.search(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*$", head, re.IGNORECASE)
         if match is None:
             msg = "Code: 62. DB::Exception: INSERT with data must end with FORMAT <name>. (SYNTAX_ERROR)"
@@ -193,7 +227,8 @@ class Engine:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             quoted = "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
-            return self._raw(f"{prefix} FROM INFILE {quoted}{settings_clause} FORMAT {fmt}", "TabSeparated", params)
+            sql = f"{prefix} FROM INFILE {quoted}{settings_clause} FORMAT {fmt}"
+            return self._raw(session, sql, "TabSeparated", params)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)

@@ -7,6 +7,7 @@ rollups are only read for sealed hours, the rest from `events FINAL`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -188,9 +189,7 @@ def usage(queries: EventQueries, q: UsageQuery, *, now: datetime | None = None) 
         return queries._rows(sql, params)
 
     if read is not None:
-        response = _from_rollups(queries, q, read, conds, params, window)
-        recent = _recent(queries, rows, since, conds, params)
-        return replace(response, recent=recent, filters=filters)
+        return replace(_from_rollups(queries, q, read, conds, params, window, since), filters=filters)
     src = queries.source(read, since, conds, params) + " WHERE 1"
     allow, deny = "sumIf(events, decision = 'allow')", "sumIf(events, decision = 'deny')"
     # The raw-table path keeps the original one-query-per-list form: the independent reference the
@@ -275,47 +274,75 @@ def _filtered_columns(q: UsageQuery) -> set[str]:
 
 def _from_rollups(
     queries: EventQueries, q: UsageQuery, read: rollups.ReadPlan, conds: list[str], params: dict[str, Any],
-    window: int,
+    window: int, since: datetime,
 ) -> UsageResponse:  # fmt: skip
     """Every list from the rollup that keys its filters: the per-list usage rollups where they do
-    (usage_rollups.py), else the wide rollup (`queries.source`), plus the raw edges of the plan."""
+    (usage_rollups.py), else the wide rollup (`queries.source`), plus the raw edges of the plan.
+
+    The lists are independent, so they are sent at once: the view costs its slowest list, not the
+    sum (a ClickHouse server runs concurrent HTTP requests in parallel, and so does the embedded
+    one). Each list gets its own copy of the parameters because building its SQL adds to them.
+    """
     db, cols = queries.database, _filtered_columns(q)
-
-    def rows(sql: str) -> list[tuple[Any, ...]]:
-        return queries._rows(sql, params)
-
     by_tool = bool(q.tool_name)
-    srv = usage_rollups.TOOL_SERVERS if by_tool else usage_rollups.SERVERS
-    t, srv_rows, dec, series = usage_lists.summary(rows, usage_lists.source(srv, db, read, conds, params), window)
-    sessions = _unique_sessions(queries, read, conds, params, by_tool=by_tool)
-    totals = UsageTotals(*t, sessions)
     limit = int(params["u_limit"])
+    tools_ok = usage_rollups.usable(usage_rollups.TOOLS, cols)
+
+    def bound(prm: dict[str, Any]) -> _Rows:
+        return lambda sql: queries._rows(sql, prm)
+
+    srv = usage_rollups.TOOL_SERVERS if by_tool else usage_rollups.SERVERS
+
+    def counts(prm: dict[str, Any]) -> usage_lists.Counts:
+        return usage_lists.counts(bound(prm), usage_lists.source(srv, db, read, conds, prm), window)
+
+    def people(prm: dict[str, Any]) -> usage_lists.People:
+        return usage_lists.people(bound(prm), usage_lists.source(srv, db, read, conds, prm))
+
+    def sessions(prm: dict[str, Any]) -> int:
+        return _unique_sessions(queries, read, conds, prm, by_tool=by_tool)
+
+    def actor_rows(prm: dict[str, Any]) -> list[tuple[Any, ...]]:
+        if usage_rollups.usable(usage_rollups.ACTORS, cols):
+            return usage_lists.actors(bound(prm), usage_lists.source(usage_rollups.ACTORS, db, read, conds, prm))
+        if by_tool and tools_ok:
+            src = usage_lists.source(usage_rollups.TOOLS, db, read, conds, prm, hourly=False)
+            return usage_lists.actors_of_tools(bound(prm), src)
+        return _wide_actors(bound(prm), queries.source(read, None, conds, prm) + " WHERE 1")
+
+    def tool_rows(prm: dict[str, Any]) -> list[tuple[Any, ...]]:
+        # The pruned top-N pays for itself on long windows of daily rows (30 d: 1.6M rows, 260k
+        # combinations here); on a few days, or one tool's rows, the plain aggregation is cheaper.
+        if tools_ok and window > 7 and not by_tool:
+            return usage_lists.top_tools(bound(prm), db, read, conds, prm)
+        return _wide_tools(bound(prm), queries.source(read, None, conds, prm) + " WHERE 1")
+
+    def recent(prm: dict[str, Any]) -> list[UsageRecent]:
+        return _recent(queries, bound(prm), since, conds, prm)
+
+    # Slowest first (top tools is three round trips), so the pool never waits on a late start.
+    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="usage") as pool:
+        f_tools = pool.submit(tool_rows, dict(params))
+        f_people = pool.submit(people, dict(params))
+        f_counts = pool.submit(counts, dict(params))
+        f_sessions = pool.submit(sessions, dict(params))
+        f_actors = pool.submit(actor_rows, dict(params))
+        f_recent = pool.submit(recent, dict(params))
+        t, srv_rows, dec, series = usage_lists.joined(f_counts.result(), f_people.result())
+        n_sessions = f_sessions.result()
+        actor_list, tool_list, recent_list = f_actors.result(), f_tools.result(), f_recent.result()
     servers = [
         UsageServer(s, ns, team, e, a, d, h, ag, rfc3339(ls))
         for s, ns, team, e, a, d, h, ag, ls in sorted(srv_rows, key=lambda r: (-r[3], r[:3]))[:limit]
     ]
+    actors = [UsageActor(str(h), str(a), int(e), int(us), int(ut), int(d), rfc3339(ls))
+              for h, a, e, us, ut, d, ls in actor_list]  # fmt: skip
+    tools = [UsageTool(str(s), str(tn), str(h), str(team), str(a), int(e), int(d), rfc3339(ls))
+             for s, tn, h, team, a, e, d, ls in tool_list]  # fmt: skip
     decisions = [UsageDecision(dv, e) for dv, e in dec]
     buckets = [UsageBucket(rfc3339(b), e, a, d) for b, e, a, d in series]
-    wide = queries.source(read, None, conds, params) + " WHERE 1"
-    tools_ok = usage_rollups.usable(usage_rollups.TOOLS, cols)
-    tools_src = usage_lists.source(usage_rollups.TOOLS, db, read, conds, params, hourly=False)
-    if usage_rollups.usable(usage_rollups.ACTORS, cols):
-        actor_rows = usage_lists.actors(rows, usage_lists.source(usage_rollups.ACTORS, db, read, conds, params))
-    elif by_tool and tools_ok:
-        actor_rows = usage_lists.actors_of_tools(rows, tools_src)
-    else:
-        actor_rows = _wide_actors(rows, wide)
-    actors = [UsageActor(str(h), str(a), int(e), int(us), int(ut), int(d), rfc3339(ls))
-              for h, a, e, us, ut, d, ls in actor_rows]  # fmt: skip
-    # The pruned top-N pays for itself on long windows of daily rows (30 d: 1.6M rows, 260k
-    # combinations here); on a few days, or one tool's rows, the plain aggregation is cheaper.
-    if tools_ok and window > 7 and not by_tool:
-        tool_rows = usage_lists.top_tools(rows, db, read, conds, params)
-    else:
-        tool_rows = _wide_tools(rows, wide)
-    tools = [UsageTool(str(s), str(tn), str(h), str(team), str(a), int(e), int(d), rfc3339(ls))
-             for s, tn, h, team, a, e, d, ls in tool_rows]  # fmt: skip
-    return UsageResponse(window, totals, servers, actors, tools, decisions, buckets)
+    totals = UsageTotals(*t, n_sessions)
+    return UsageResponse(window, totals, servers, actors, tools, decisions, buckets, recent_list)
 
 
 def _wide_actors(rows: _Rows, src: str) -> list[tuple[Any, ...]]:

@@ -1,7 +1,8 @@
 """The usage lists over the per-list rollups (storage/usage_rollups.py): each list reads its own table.
 
-Only the final small lists cross to Python: totals, servers, decisions and series come from one
-`GROUPING SETS` query over the servers rollup (a few thousand rows per month), actors from the
+Only the final small lists cross to Python: totals, servers, decisions and series come from two
+queries over the servers rollup (a few thousand rows per month: sums in one, the distinct-count
+state merges in the other, sent at the same time), actors from the
 actors rollup, and the top tools from a pruned query (`top_tools`) that aggregates only the
 combinations that can still reach the top N.
 """
@@ -38,29 +39,34 @@ def raw_array(r: UsageRollup, db: str, p: rollups.ReadPlan, conds: Sequence[str]
     return usage_rollups.raw_array_sql(r, db, rollups._raw_ranges(p, params), conds)
 
 
-def summary(rows: Rows, src: str, window: int) -> Summary:
-    """((events, allowed, denied, unique servers, humans, agents), server rows, decisions, series rows).
+Counts = tuple[tuple[int, int, int], list[tuple[Any, ...]], list[tuple[str, int]], list[tuple[Any, ...]]]
+People = tuple[tuple[int, int], dict[tuple[str, str, str], tuple[int, int]]]
 
-    Server rows: (server, namespace, team_id, events, allowed, denied, humans, agents, last_seen),
-    every server with events (server != ''); decisions sorted; series rows (bucket, e, a, d) ascending.
+
+def counts(rows: Rows, src: str, window: int) -> Counts:
+    """((events, allowed, denied), server rows, decisions, series rows), no distinct counts.
+
+    Server rows: (server, namespace, team_id, events, allowed, denied, last_seen) for every server
+    with events (server != ''); decisions sorted; series rows (bucket, e, a, d) ascending. Summing
+    is cheap; merging the distinct-count states is not, so `people` does that in its own query
+    (sent at the same time) and only for the sets that show them, not for every series bucket.
     """
     bucket_fn = "toStartOfHour" if window <= 2 else "toStartOfDay"
     got = rows(
         "SELECT grouping(server, namespace, team_id, decision, b) AS g, server, namespace, team_id, decision, b, "
-        "sum(events), sumIf(events, decision = 'allow'), sumIf(events, decision = 'deny'), max(last_seen), "
-        "uniqExactIfMerge(humans), uniqExactIfMerge(agents) "
+        "sum(events), sumIf(events, decision = 'allow'), sumIf(events, decision = 'deny'), max(last_seen) "
         f"FROM (SELECT *, {bucket_fn}(bucket) AS b FROM ({src})) "
         "GROUP BY GROUPING SETS ((server, namespace, team_id), (decision, b), ())"
     )
     servers_mask, decisions_mask = 0b00011, 0b11100  # grouping(): a bit per column NOT grouped on
-    totals = (0, 0, 0, 0, 0, 0)
+    totals = (0, 0, 0)
     servers: list[tuple[Any, ...]] = []
     dec: dict[str, int] = {}
     series: dict[Any, list[int]] = {}
-    for g, s, ns, team, d, b, e, a, den, last, hs, ags in got:
+    for g, s, ns, team, d, b, e, a, den, last in got:
         if int(g) == servers_mask:
             if s:
-                servers.append((str(s), str(ns), str(team), int(e), int(a), int(den), int(hs), int(ags), last))
+                servers.append((str(s), str(ns), str(team), int(e), int(a), int(den), last))
         elif int(g) == decisions_mask:
             key = str(d) or "unknown"
             dec[key] = dec.get(key, 0) + int(e)
@@ -69,10 +75,44 @@ def summary(rows: Rows, src: str, window: int) -> Summary:
             acc[1] += int(a)
             acc[2] += int(den)
         else:
-            totals = (int(e), int(a), int(den), 0, int(hs), int(ags))
-    totals = (*totals[:3], len({s[0] for s in servers}), *totals[4:])
+            totals = (int(e), int(a), int(den))
     decisions = sorted(dec.items(), key=lambda kv: (-kv[1], kv[0]))
     return totals, servers, decisions, [(b, *v) for b, v in sorted(series.items())]
+
+
+def people(rows: Rows, src: str) -> People:
+    """((unique humans, unique agents) of the window, the same per (server, namespace, team))."""
+    got = rows(
+        "SELECT grouping(server, namespace, team_id) AS g, server, namespace, team_id, "
+        f"uniqExactIfMerge(humans), uniqExactIfMerge(agents) FROM ({src}) "
+        "GROUP BY GROUPING SETS ((server, namespace, team_id), ())"
+    )
+    total = (0, 0)
+    per_server: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for g, s, ns, team, hs, ags in got:
+        if int(g) == 0:
+            per_server[(str(s), str(ns), str(team))] = (int(hs), int(ags))
+        else:
+            total = (int(hs), int(ags))
+    return total, per_server
+
+
+def summary(rows: Rows, src: str, window: int) -> Summary:
+    """`counts` then `people`, one after the other: the form for a caller without a pool (older
+    `usage.py` revisions call it so, which `bench.scale_ab` loads against this module)."""
+    return joined(counts(rows, src, window), people(rows, src))
+
+
+def joined(c: Counts, p: People) -> Summary:
+    """`counts` and `people` joined: ((events, allowed, denied, unique servers, humans, agents),
+    server rows (server, namespace, team_id, events, allowed, denied, humans, agents, last_seen),
+    decisions, series rows)."""
+    (events, allowed, denied), server_rows, decisions, series = c
+    (humans, agents), per_server = p
+    servers = [(s, ns, team, e, a, d, *per_server.get((s, ns, team), (0, 0)), last)
+               for s, ns, team, e, a, d, last in server_rows]  # fmt: skip
+    totals = (events, allowed, denied, len({s[0] for s in servers}), humans, agents)
+    return totals, servers, decisions, series
 
 
 def actors(rows: Rows, src: str) -> list[tuple[Any, ...]]:
