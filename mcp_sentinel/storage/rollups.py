@@ -312,9 +312,12 @@ def _seal_inserts(
     ]
 
 
+SETTLE = timedelta(minutes=2)
+"""How long after its end a bucket counts as closed (stragglers still arriving would only force a reseal)."""
+
+
 def seal_pending(
-    client: Any, database: str, *, now: datetime | None = None, settle: timedelta = timedelta(minutes=2),
-    per_insert: int = 24,
+    client: Any, database: str, *, now: datetime | None = None, settle: timedelta = SETTLE, per_insert: int = 24,
 ) -> int:  # fmt: skip
     """Seal every closed hour and day whose rows changed since its seal (or never sealed); returns how many.
 
