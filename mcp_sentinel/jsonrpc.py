@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_sentinel.go_json import key_fold
 from mcp_sentinel.policy.types import TOOL_CALL_METHODS
 
 # JSON-RPC / MCP error codes used by the sidecar.
@@ -91,15 +92,10 @@ _ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params", "result", "erro
 _PARAM_KEYS = frozenset({"name", "uri", "arguments", "_meta", "cursor"})
 
 
-def _fold(key: str) -> str:
-    # Go's EqualFold also folds the long s and the Kelvin sign onto ASCII letters.
-    return key.replace("\u017f", "s").replace("\u212a", "k").lower()
-
-
 def _case_variant(obj: dict[str, Any], known: frozenset[str]) -> str:
     """The first key that is not one of `known` but a case-insensitive decoder would take for one ("" if none)."""
     for key in obj:
-        if key not in known and _fold(key) in known:
+        if key not in known and key_fold(key) in known:
             return key
     return ""
 

@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, TypeVar
 
+from mcp_sentinel.go_json import key_fold
 from mcp_sentinel.policy.document import PolicyDocument
 from mcp_sentinel.policy.errors import PolicyError
 
@@ -23,11 +24,6 @@ _LEADING_WS = " \t\r\n"
 
 def _reject_constant(name: str) -> Any:
     raise PolicyError(f"policy document is not valid JSON: {name} is not a JSON value")
-
-
-def _key_fold(key: str) -> str:
-    # Go's EqualFold also folds the long s and the Kelvin sign onto ASCII letters.
-    return key.replace("\u017f", "s").replace("\u212a", "k").lower()
 
 
 def _clean(value: str) -> str:
@@ -100,7 +96,7 @@ def _lookup(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
     tables = _LOOKUPS.get(cls)
     if tables is None:
         fields = dataclasses.fields(cls)
-        tables = ({f.metadata["json"]: f for f in fields}, {_key_fold(f.metadata["json"]): f for f in fields})
+        tables = ({f.metadata["json"]: f for f in fields}, {key_fold(f.metadata["json"]): f for f in fields})
         _LOOKUPS[cls] = tables
     return tables
 
@@ -111,7 +107,7 @@ def _decode_object(cls: type[T], value: Any, path: str) -> T:
     exact, folded = _lookup(cls)
     out: dict[str, Any] = {}
     for key, item in value:
-        fld = exact.get(key) or folded.get(_key_fold(key))
+        fld = exact.get(key) or folded.get(key_fold(key))
         if fld is None:
             continue
         kind = fld.metadata["kind"]
