@@ -11,7 +11,6 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,13 @@ import psycopg
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from functions.api.app import create_app
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.identity.store import IdentityStore
 from tests.helpers.api import base_settings, serve
-from tests.helpers.approvals import TABLES, DevServer
-from workflows.approvals.activities import ApprovalActivities, StoreSink
-from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
+from tests.helpers.approvals import TABLES, DevServer, approvals_worker
+from workflows.approvals.workflows import TASK_QUEUE
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
 
@@ -61,21 +58,18 @@ async def world(temporal_env: WorkflowEnvironment, pg_dsn: str) -> AsyncIterator
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE".encode())
     settings = base_settings(pg_dsn, gateway_secrets=(SECRET,), approvals_ui_url="https://sentinel.example.com")
     app = create_app(settings, temporal=temporal_env.client)
-    acts = ApprovalActivities(StoreSink(pg_dsn))
-    with ThreadPoolExecutor(4) as ex:
-        async with (
-            serve(app) as client,
-            Worker(temporal_env.client, task_queue=TASK_QUEUE, workflows=[ApprovalWorkflow],
-                   activities=[acts.record], activity_executor=ex),  # fmt: skip
-        ):
-            users: dict[str, dict[str, str]] = {}
-            ids: dict[str, str] = {}
-            for who in ("red_owner", "red_member", "blue_owner"):
-                ids[who], users[who] = await _user(client, f"{who}-{uuid.uuid4().hex[:6]}@example.com")
-            red = await store.create_team("red", "Red", ids["red_owner"])
-            await store.add_member(red.id, ids["red_member"], "member")
-            await store.create_team("blue", "Blue", ids["blue_owner"])
-            yield World(client, store, users, red.namespace, red.id)
+    async with (
+        serve(app) as client,
+        approvals_worker(temporal_env.client, TASK_QUEUE, pg_dsn),
+    ):
+        users: dict[str, dict[str, str]] = {}
+        ids: dict[str, str] = {}
+        for who in ("red_owner", "red_member", "blue_owner"):
+            ids[who], users[who] = await _user(client, f"{who}-{uuid.uuid4().hex[:6]}@example.com")
+        red = await store.create_team("red", "Red", ids["red_owner"])
+        await store.add_member(red.id, ids["red_member"], "member")
+        await store.create_team("blue", "Blue", ids["blue_owner"])
+        yield World(client, store, users, red.namespace, red.id)
     await store.close()
 
 

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +77,14 @@ class DevServer:
                 await asyncio.sleep(0.3)
 
 
-def approvals_worker(client: Client, task_queue: str, dsn: str, ex: ThreadPoolExecutor) -> Worker:
-    """A worker running ApprovalWorkflow with its audit activity writing to Postgres at `dsn`."""
+@asynccontextmanager
+async def approvals_worker(client: Client, task_queue: str, dsn: str) -> AsyncIterator[Worker]:
+    """A running worker for ApprovalWorkflow, its audit activity writing to Postgres at `dsn`."""
     acts = ApprovalActivities(StoreSink(dsn))
-    return Worker(client, task_queue=task_queue, workflows=[ApprovalWorkflow], activities=[acts.record],
-                  activity_executor=ex)  # fmt: skip
+    with ThreadPoolExecutor(4) as ex:
+        async with Worker(client, task_queue=task_queue, workflows=[ApprovalWorkflow], activities=[acts.record],
+                          activity_executor=ex) as worker:  # fmt: skip
+            yield worker
 
 
 def approval_request(tool: str = "delete_document", ttl: int = 600, **args: Any) -> ApprovalRequest:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from functions.api.app import create_app
 from localstack.config import Ports, StackConfig, free_port
@@ -33,10 +31,9 @@ from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from mcp_sentinel.identity.store import IdentityStore
 from tests.fixtures.sidecar import SidecarProcess
 from tests.helpers.api import base_settings
-from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, TABLES, policy_text
+from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, TABLES, approvals_worker, policy_text
 from tests.helpers.approvals import tool_call as call
-from workflows.approvals.activities import ApprovalActivities, StoreSink
-from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
+from workflows.approvals.workflows import TASK_QUEUE
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(240)]
 
@@ -92,24 +89,21 @@ async def world(temporal_env: WorkflowEnvironment, pg_dsn: str, upstream: str,
                      temporal=temporal_env.client)  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     serving = asyncio.create_task(server.serve())
-    acts = ApprovalActivities(StoreSink(pg_dsn))
     try:
         for _ in range(600):  # uvicorn offers no started event to wait on
             if server.started:
                 break
             await asyncio.sleep(0.05)
-        with ThreadPoolExecutor(4) as ex:
-            async with (
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as api,
-                Worker(temporal_env.client, task_queue=TASK_QUEUE, workflows=[ApprovalWorkflow],
-                       activities=[acts.record], activity_executor=ex),  # fmt: skip
-            ):
-                email = f"owner-{uuid.uuid4().hex[:6]}@example.com"
-                await api.post("/api/auth/signup", json={"email": email, "password": "password123"})
-                login = (await api.post("/api/auth/login", json={"email": email, "password": "password123"})).json()
-                team = await store.create_team("red", "Red", login["user"]["id"])
-                yield World(api, {"Authorization": f"Bearer {login['access_token']}"}, team.id, tmp_path, upstream,
-                            f"http://127.0.0.1:{port}")  # fmt: skip
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as api,
+            approvals_worker(temporal_env.client, TASK_QUEUE, pg_dsn),
+        ):
+            email = f"owner-{uuid.uuid4().hex[:6]}@example.com"
+            await api.post("/api/auth/signup", json={"email": email, "password": "password123"})
+            login = (await api.post("/api/auth/login", json={"email": email, "password": "password123"})).json()
+            team = await store.create_team("red", "Red", login["user"]["id"])
+            yield World(api, {"Authorization": f"Bearer {login['access_token']}"}, team.id, tmp_path, upstream,
+                        f"http://127.0.0.1:{port}")  # fmt: skip
     finally:
         server.should_exit = True
         await serving

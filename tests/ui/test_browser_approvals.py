@@ -16,7 +16,6 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from localstack.config import Ports, StackConfig, free_port
 from localstack.parts import api, postgres, sample_mcp, ui
@@ -32,11 +30,10 @@ from localstack.parts.postgres import postgres_dsn
 from localstack.supervisor import Supervisor
 from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from tests.fixtures.sidecar import SidecarProcess
-from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, DevServer, policy_text
+from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, DevServer, approvals_worker, policy_text
 from tests.helpers.approvals import tool_call as call
 from tests.helpers.ui import ADMIN
-from workflows.approvals.activities import ApprovalActivities, StoreSink
-from workflows.approvals.workflows import TASK_QUEUE, ApprovalWorkflow
+from workflows.approvals.workflows import TASK_QUEUE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,12 +62,9 @@ class Stack:
 def _worker_thread(address: str, dsn: str, stop: threading.Event) -> threading.Thread:
     async def main() -> None:
         client = await Client.connect(address)
-        record = ApprovalActivities(StoreSink(dsn)).record
-        with ThreadPoolExecutor(2) as ex:
-            async with Worker(client, task_queue=TASK_QUEUE, workflows=[ApprovalWorkflow], activities=[record],
-                              activity_executor=ex):  # fmt: skip
-                # The threading.Event is set from the test's thread: poll it from this loop.
-                await asyncio.to_thread(stop.wait)
+        async with approvals_worker(client, TASK_QUEUE, dsn):
+            # The threading.Event is set from the test's thread: poll it from this loop.
+            await asyncio.to_thread(stop.wait)
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
     thread.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,25 +28,24 @@ async def test_restarting_worker_and_temporal_mid_approval_loses_nothing(
     dev_server: DevServer, task_queue: str, pg_dsn: str
 ) -> None:
     req = call()
-    with ThreadPoolExecutor(4) as ex:
-        client = await dev_server.client()
-        async with approvals_worker(client, task_queue, pg_dsn, ex):
-            pending = await request_or_consume(client, req, task_queue=task_queue)
-        assert pending.status == "pending"
+    client = await dev_server.client()
+    async with approvals_worker(client, task_queue, pg_dsn):
+        pending = await request_or_consume(client, req, task_queue=task_queue)
+    assert pending.status == "pending"
 
-        dev_server.kill()  # worker stopped above, server killed: both restart with nothing in memory
-        dev_server.start()
-        client = await dev_server.client()
-        async with approvals_worker(client, task_queue, pg_dsn, ex):
-            assert (await get_approval(client, pending.approval_id))["status"] == "pending"
-            assert await decide(client, pending.approval_id, approve=True, by="owner@example.com") == "approved"
+    dev_server.kill()  # worker stopped above, server killed: both restart with nothing in memory
+    dev_server.start()
+    client = await dev_server.client()
+    async with approvals_worker(client, task_queue, pg_dsn):
+        assert (await get_approval(client, pending.approval_id))["status"] == "pending"
+        assert await decide(client, pending.approval_id, approve=True, by="owner@example.com") == "approved"
 
-        dev_server.kill()
-        dev_server.start()
-        client = await dev_server.client()
-        async with approvals_worker(client, task_queue, pg_dsn, ex):
-            assert (await get_approval(client, pending.approval_id))["status"] == "approved"
-            used = await request_or_consume(client, req, task_queue=task_queue)
-            assert used.status == "used" and used.approval_id == pending.approval_id
-            again = await request_or_consume(client, req, task_queue=task_queue)
-            assert again.status == "pending" and again.approval_id != pending.approval_id
+    dev_server.kill()
+    dev_server.start()
+    client = await dev_server.client()
+    async with approvals_worker(client, task_queue, pg_dsn):
+        assert (await get_approval(client, pending.approval_id))["status"] == "approved"
+        used = await request_or_consume(client, req, task_queue=task_queue)
+        assert used.status == "used" and used.approval_id == pending.approval_id
+        again = await request_or_consume(client, req, task_queue=task_queue)
+        assert again.status == "pending" and again.approval_id != pending.approval_id

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_sentinel.identity.store import IdentityStore
@@ -36,13 +34,6 @@ def objects_in(cluster: KubeCluster, ns: str) -> dict[str, bool]:
     return found
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def store(pg_dsn: str) -> AsyncIterator[IdentityStore]:
-    s = await IdentityStore.open(pg_dsn)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 
@@ -52,10 +43,10 @@ def slug() -> str:
 
 
 async def test_provisions_every_step_and_is_idempotent(
-    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, identity_store: IdentityStore
 ) -> None:
-    owner = await store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
-    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=store))
+    owner = await identity_store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
+    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=identity_store))
     s = slug()
     with ThreadPoolExecutor(16) as ex:
         async with new_worker(temporal_env.client, task_queue, acts, ex):
@@ -66,9 +57,9 @@ async def test_provisions_every_step_and_is_idempotent(
     assert first.namespace == ns
     assert all(objects_in(cluster, ns).values()), objects_in(cluster, ns)
     assert first.created[0] == "team record" and f"Namespace {ns}" in first.created
-    team = await store.get_team(s)
+    team = await identity_store.get_team(s)
     assert team is not None and team.id == first.team_id and team.namespace == ns
-    members = await store.list_members(first.team_id)
+    members = await identity_store.list_members(first.team_id)
     assert [(m.user_id, m.role) for m in members] == [(owner.id, "owner")]
     # The second run found everything in place: same team, nothing created.
     assert again.team_id == first.team_id
@@ -80,10 +71,10 @@ async def test_provisions_every_step_and_is_idempotent(
 
 
 async def test_failure_rolls_back_every_step_this_run_created(
-    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, identity_store: IdentityStore
 ) -> None:
-    owner = await store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
-    teams = IdentityTeamStore(store=store)
+    owner = await identity_store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
+    teams = IdentityTeamStore(store=identity_store)
     failing = FailingAt(teams, cluster)
     acts = build_activities(WorkerSettings(), cluster=cluster, teams=teams)
     acts = [a for a in acts if getattr(a, "__name__", "") != "apply_object"] + [failing.apply_object]
@@ -97,7 +88,7 @@ async def test_failure_rolls_back_every_step_this_run_created(
     assert "RoleBinding" in str(err.value) and "admission webhook denied" in str(err.value)
     assert err.value.workflow_id == f"provision-team-{s}"
     assert not any(objects_in(cluster, f"mcp-team-{s}").values())
-    assert await store.get_team(s) is None
+    assert await identity_store.get_team(s) is None
     # The slug is free again: a healthy retry succeeds from scratch.
     with ThreadPoolExecutor(16) as ex:
         async with new_worker(
@@ -108,13 +99,13 @@ async def test_failure_rolls_back_every_step_this_run_created(
 
 
 async def test_existing_objects_are_not_removed_by_a_failed_run(
-    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, identity_store: IdentityStore
 ) -> None:
-    owner = await store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
+    owner = await identity_store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
     s = slug()
     ns = f"mcp-team-{s}"
     cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})  # made by someone else
-    teams = IdentityTeamStore(store=store)
+    teams = IdentityTeamStore(store=identity_store)
     failing = FailingAt(teams, cluster)
     failing.fail_kind = "LimitRange"
     acts = [a for a in build_activities(WorkerSettings(), cluster=cluster, teams=teams) if a.__name__ != "apply_object"]
@@ -126,36 +117,36 @@ async def test_existing_objects_are_not_removed_by_a_failed_run(
     found = objects_in(cluster, ns)
     assert found[f"Namespace {ns}"] is True  # reused, so not ours to delete
     assert found[f"ResourceQuota {ns}/team-quota"] is False
-    assert await store.get_team(s) is None
+    assert await identity_store.get_team(s) is None
 
 
 async def test_slug_taken_by_another_team_fails_without_touching_it(
-    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, identity_store: IdentityStore
 ) -> None:
     s = slug()
-    existing = await store.create_team(s, "Original", None)
-    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=store))
+    existing = await identity_store.create_team(s, "Original", None)
+    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=identity_store))
     with ThreadPoolExecutor(16) as ex:
         async with new_worker(temporal_env.client, task_queue, acts, ex):
             with pytest.raises(WorkflowFailed) as err:
                 await start_provision_team(temporal_env.client, s, "Impostor", str(uuid.uuid4()), task_queue=task_queue)
     assert "already used by team 'Original'" in str(err.value)
     assert "rolled back: nothing" in str(err.value)
-    assert (await store.get_team(s)) == existing
+    assert (await identity_store.get_team(s)) == existing
 
 
 async def test_unknown_creator_is_rolled_back(
-    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, identity_store: IdentityStore
 ) -> None:
     s = slug()
-    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=store))
+    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=identity_store))
     with ThreadPoolExecutor(16) as ex:
         async with new_worker(temporal_env.client, task_queue, acts, ex):
             with pytest.raises(WorkflowFailed) as err:
                 await start_provision_team(temporal_env.client, s, "Ghosts", str(uuid.uuid4()), task_queue=task_queue)
     assert "failed at team record" in str(err.value) and "is not a user" in str(err.value)
     assert not any(objects_in(cluster, f"mcp-team-{s}").values())
-    assert await store.get_team(s) is None
+    assert await identity_store.get_team(s) is None
 
 
 @pytest.mark.parametrize("bad", ["Upper", "-lead", "a_b", "x" * 43, ""])
@@ -165,13 +156,13 @@ async def test_invalid_slug_is_rejected_before_starting(temporal_env: WorkflowEn
 
 
 async def test_api_provisioner_provisions_and_deprovisions_an_existing_team_row(
-    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, identity_store: IdentityStore
 ) -> None:
     # The API writes the team row (with its owner) first, then hands the team to the provisioner.
-    owner = await store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
-    team = await store.create_team(slug(), "Research", owner.id)
+    owner = await identity_store.create_user(f"{uuid.uuid4().hex[:6]}@example.com", "user", None)
+    team = await identity_store.create_team(slug(), "Research", owner.id)
     provisioner = TemporalTeamProvisioner(temporal_env.client, task_queue=task_queue)
-    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=store))
+    acts = build_activities(WorkerSettings(), cluster=cluster, teams=IdentityTeamStore(store=identity_store))
     with ThreadPoolExecutor(16) as ex:
         async with new_worker(temporal_env.client, task_queue, acts, ex):
             await provisioner.provision(team)
@@ -182,14 +173,14 @@ async def test_api_provisioner_provisions_and_deprovisions_an_existing_team_row(
             await provisioner.deprovision(team)
             await provisioner.deprovision(team)  # idempotent
     assert not any(objects_in(cluster, team.namespace).values())
-    assert await store.get_team(team.slug) == team  # the row is the API's to delete
+    assert await identity_store.get_team(team.slug) == team  # the row is the API's to delete
 
 
 async def test_api_provisioner_failure_leaves_the_row_to_the_api(
-    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, store: IdentityStore
+    temporal_env: WorkflowEnvironment, task_queue: str, cluster: KubeCluster, identity_store: IdentityStore
 ) -> None:
-    team = await store.create_team(slug(), "Fragile", None)
-    teams = IdentityTeamStore(store=store)
+    team = await identity_store.create_team(slug(), "Fragile", None)
+    teams = IdentityTeamStore(store=identity_store)
     failing = FailingAt(teams, cluster)
     acts = [a for a in build_activities(WorkerSettings(), cluster=cluster, teams=teams) if a.__name__ != "apply_object"]
     provisioner = TemporalTeamProvisioner(temporal_env.client, task_queue=task_queue)
@@ -198,4 +189,4 @@ async def test_api_provisioner_failure_leaves_the_row_to_the_api(
             with pytest.raises(WorkflowFailed, match="failed at RoleBinding"):
                 await provisioner.provision(team)
     assert not any(objects_in(cluster, team.namespace).values())
-    assert await store.get_team(team.slug) == team
+    assert await identity_store.get_team(team.slug) == team
