@@ -23,3 +23,17 @@ def shot(page: Any, name: str) -> None:
 
 def accept_next_dialog(page: Any) -> None:
     page.once("dialog", lambda d: d.accept())
+
+
+def sign_in(page: Any, base_url: str, who: tuple[str, str]) -> None:
+    """Open the dashboard at `base_url` and sign in with the password dialog as `who` (email, password)."""
+    from playwright.sync_api import expect
+
+    page.goto(base_url.rstrip("/") + "/")
+    dialog = page.locator("#signin")
+    expect(dialog).to_be_visible()
+    page.fill("input[name=email]", who[0])
+    page.fill("input[name=password]", who[1])
+    page.click("#signin-submit")
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("who")).to_contain_text(who[0])

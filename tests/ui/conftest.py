@@ -16,7 +16,7 @@ from functions.ui.app import create_app
 from localstack.config import Ports, StackConfig
 from localstack.parts import api, front_door, kube, postgres, reconciler, sample_mcp, ui
 from localstack.supervisor import Supervisor
-from tests.helpers.browser import ARGS, CHROMIUM
+from tests.helpers.browser import ARGS, CHROMIUM, sign_in
 from tests.helpers.ui import ADMIN, ui_settings
 
 
@@ -96,7 +96,6 @@ def browser(governed_backend: StackConfig) -> Iterator[Any]:
 @pytest.fixture
 def admin_page(browser: Any, governed_backend: StackConfig) -> Iterator[Any]:
     """A signed-in admin page that may use the clipboard; fails the test on script or CSP errors."""
-    from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000},
                                   permissions=["clipboard-read", "clipboard-write"])
@@ -105,12 +104,7 @@ def admin_page(browser: Any, governed_backend: StackConfig) -> Iterator[Any]:
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" and (
         "Content Security Policy" in m.text or "Refused" in m.text) else None)
-    page.goto(governed_backend.url("ui", "/"))
-    expect(page.locator("#signin")).to_be_visible()
-    page.fill("input[name=email]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("#signin-submit")
-    expect(page.get_by_test_id("who")).to_contain_text(ADMIN[0])
+    sign_in(page, governed_backend.url("ui", "/"), ADMIN)
     yield page
     context.close()
     assert not problems, problems

@@ -27,7 +27,7 @@ from localstack.config import REPO_ROOT, Ports, StackConfig
 from localstack.control import serve_pending
 from localstack.supervisor import Supervisor
 from tests.fixtures.sidecar import mcp_client
-from tests.helpers.browser import ARGS, CHROMIUM
+from tests.helpers.browser import ARGS, CHROMIUM, sign_in
 from tests.helpers.ui import ADMIN, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -118,16 +118,6 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "401" not in m.text else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
 
-    def sign_in(page: Any, who: tuple[str, str]) -> None:
-        page.goto(base + "/")
-        dialog = page.locator("#signin")
-        expect(dialog).to_be_visible()
-        page.fill("input[name=email]", who[0])
-        page.fill("input[name=password]", who[1])
-        page.click("#signin-submit")
-        expect(dialog).to_be_hidden()
-        expect(page.get_by_test_id("who")).to_contain_text(who[0])
-
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         try:
@@ -141,7 +131,7 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             page.fill("input[name=password]", "wrong-password")
             page.click("#signin-submit")
             expect(page.locator("#signin-error")).to_contain_text("Wrong")
-            sign_in(page, USER)
+            sign_in(page, base, USER)
             cookie = next(c for c in user.cookies() if c["name"] == "mcp_ui_session")
             assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
             expect(page.locator("[data-server=server-a]")).to_be_visible(timeout=20000)
@@ -171,7 +161,7 @@ def test_dashboard_end_to_end(stack: StackConfig) -> None:
             admin = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = admin.new_page()
             watch(page)
-            sign_in(page, ADMIN)
+            sign_in(page, base, ADMIN)
             page.click("[data-tab=analytics]")
             # Before the first event ClickHouse may have no events table yet: the page shows the API's error.
             first = page.locator("[data-testid=total-events], [data-testid=page-error]").first

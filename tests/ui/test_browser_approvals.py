@@ -32,13 +32,11 @@ from mcp_sentinel.gateway_credentials import GatewayBinding, issue
 from tests.fixtures.sidecar import SidecarProcess
 from tests.helpers.approvals import ALICE, INITIALIZE, NS, SERVER, DevServer, approvals_worker, policy_text
 from tests.helpers.approvals import tool_call as call
+from tests.helpers.browser import ARGS, CHROMIUM, sign_in
 from tests.helpers.ui import ADMIN
 from workflows.approvals.workflows import TASK_QUEUE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 
 @dataclass
@@ -108,19 +106,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def admin_page(stack: Stack) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         problems: list[str] = []
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(stack.cfg.url("ui", "/"))
-        expect(page.locator("#signin")).to_be_visible()
-        page.fill("input[name=email]", ADMIN[0])
-        page.fill("input[name=password]", ADMIN[1])
-        page.click("#signin-submit")
-        expect(page.get_by_test_id("who")).to_contain_text(ADMIN[0])
+        sign_in(page, stack.cfg.url("ui", "/"), ADMIN)
         yield page
         browser.close()
         assert not problems, problems
