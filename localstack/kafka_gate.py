@@ -156,15 +156,6 @@ class Gate:
 
 
 
-def internal_port(settings: GateSettings) -> int:
-    """A free loopback port for tansu that is never the gate's public one (bound by now, but also
-    excluded outright, whatever a probe says)."""
-    while True:
-        port = free_port(settings.host)
-        if port != settings.port:
-            return port
-
-
 def _die_with_parent() -> None:
     # preexec in the tansu child: if the launcher is SIGKILLed, tansu must not outlive it holding the data.
     libc = ctypes.CDLL(None, use_errno=True)
@@ -197,7 +188,7 @@ async def run(settings: GateSettings) -> int:
     # the gate's own port (AddrInUse, tansu exits 0).
     gate = Gate(settings.host, 0)
     server = await loop.create_server(gate.protocol, settings.host, settings.port, reuse_address=True)
-    gate.upstream_port = internal_port(settings)
+    gate.upstream_port = free_port(settings.host)  # its probe cannot bind the public port now
     tansu = settings.tansu or str(tansu_binary())
     proc = await asyncio.create_subprocess_exec(
         tansu, "broker",
